@@ -1,0 +1,124 @@
+//! The response body the proxy hands to hyper: passed through untouched, rewritten, or a
+//! short error page, wrapped so the access line is written when it ends.
+
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::Full;
+use hyper::body::Incoming;
+
+use crate::inject::Skip;
+use crate::rewrite::{BoxError, RewriteBody};
+use crate::telemetry::AccessLog;
+
+/// The three ways a response body can go.
+pub enum ProxyBody {
+    /// The upstream's body, byte for byte: no copy, no parsing.
+    Passthrough(Incoming),
+    /// An HTML page with the widget inserted as it streams.
+    Rewritten(Box<RewriteBody<Incoming>>),
+    /// A body the proxy made itself (error pages).
+    Local(Full<Bytes>),
+}
+
+impl ProxyBody {
+    fn injected(&self) -> bool {
+        matches!(self, ProxyBody::Rewritten(body) if body.injected())
+    }
+}
+
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            ProxyBody::Passthrough(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+            ProxyBody::Rewritten(body) => Pin::new(body.as_mut()).poll_frame(cx),
+            ProxyBody::Local(body) => Pin::new(body)
+                .poll_frame(cx)
+                .map_err(|never| match never {}),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ProxyBody::Passthrough(body) => body.is_end_stream(),
+            ProxyBody::Rewritten(body) => body.is_end_stream(),
+            ProxyBody::Local(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ProxyBody::Passthrough(body) => body.size_hint(),
+            ProxyBody::Rewritten(body) => body.size_hint(),
+            ProxyBody::Local(body) => body.size_hint(),
+        }
+    }
+}
+
+/// A [`ProxyBody`] that counts what it delivers and writes the access line once, when the
+/// body ends, fails, or is dropped because the client went away.
+pub struct LoggedBody {
+    inner: ProxyBody,
+    log: AccessLog,
+    bytes: u64,
+    complete: bool,
+}
+
+impl LoggedBody {
+    pub fn new(inner: ProxyBody, log: AccessLog) -> Self {
+        LoggedBody {
+            inner,
+            log,
+            bytes: 0,
+            complete: false,
+        }
+    }
+}
+
+impl Body for LoggedBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        match &frame {
+            Some(Ok(frame)) => {
+                this.bytes += frame.data_ref().map_or(0, |d| d.len() as u64);
+            }
+            Some(Err(e)) => this.log.error = Some(("upstream_body", e.to_string())),
+            None => this.complete = true,
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for LoggedBody {
+    fn drop(&mut self) {
+        let complete = self.complete || self.inner.is_end_stream();
+        let injected = self.inner.injected();
+        if matches!(self.inner, ProxyBody::Rewritten(_)) && !injected && complete {
+            self.log.skip = Some(Skip::Fragment);
+        }
+        self.log.emit(self.bytes, injected, complete);
+    }
+}

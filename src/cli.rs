@@ -1,0 +1,121 @@
+//! The command line: `run` (the default), `check`, `hash` and `demo`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, DEFAULT_CONFIG_PATH};
+use crate::{demo, identity, server, telemetry};
+
+/// A streaming reverse proxy that adds the Invent assistant to every HTML page of the
+/// site behind it, recognising signed-in visitors from their session JWT.
+#[derive(Debug, Parser)]
+#[command(name = "invent-proxy", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: ConfigArg,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the proxy (the default when no command is given).
+    Run(ConfigArg),
+    /// Load and validate the config (secrets, keys), print a summary without secrets.
+    Check(ConfigArg),
+    /// Print the user-hash the proxy would inject for a user id.
+    Hash {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The user id to hash, exactly as it appears in the session token.
+        #[arg(long, value_name = "ID")]
+        user_id: String,
+    },
+    /// Run a built-in sample legacy site with the proxy in front of it, for a first look.
+    Demo {
+        /// Where the proxy of the demo listens.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+}
+
+#[derive(Debug, Args)]
+struct ConfigArg {
+    /// The YAML config file.
+    #[arg(long, short = 'c', value_name = "FILE", env = "INVENT_PROXY_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
+    config: PathBuf,
+}
+
+/// Parses the command line, runs the command, and maps failures to a one-line reason and
+/// a non-zero exit status.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command.unwrap_or(Command::Run(cli.run)) {
+        Command::Run(args) => run(&args.config),
+        Command::Check(args) => check(&args.config),
+        Command::Hash { config, user_id } => hash(&config.config, &user_id),
+        Command::Demo { listen } => demo(listen),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(reason) => {
+            eprintln!("invent-proxy: {reason}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type CliResult = Result<(), Box<dyn std::error::Error>>;
+
+fn run(path: &Path) -> CliResult {
+    let config = Config::load(path)?;
+    telemetry::init();
+    runtime()?.block_on(async {
+        let proxy = server::start(config).await?;
+        tracing::info!(listen = %proxy.local_addr(), config = %path.display(), "invent-proxy is serving");
+        server::shutdown_signal().await;
+        proxy.shutdown().await;
+        Ok(())
+    })
+}
+
+fn check(path: &Path) -> CliResult {
+    let config = Config::load(path)?;
+    println!("{}: OK\n{}", path.display(), config.summary());
+    Ok(())
+}
+
+fn hash(path: &Path, user_id: &str) -> CliResult {
+    let config = Config::load(path)?;
+    let identity = config.identity.ok_or_else(|| {
+        format!(
+            "{}: identity is not configured, so there is no secret key to hash with",
+            path.display()
+        )
+    })?;
+    println!(
+        "{}",
+        identity::user_hash(identity.secret_key.expose(), user_id)
+    );
+    Ok(())
+}
+
+fn demo(listen: SocketAddr) -> CliResult {
+    telemetry::init();
+    runtime()?.block_on(async {
+        let running = demo::start(listen).await?;
+        println!("{}", running.instructions());
+        server::shutdown_signal().await;
+        running.shutdown().await;
+        Ok(())
+    })
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+}

@@ -1,0 +1,146 @@
+//! JWT verification keys: chosen from `jwt.secret` or `jwt.public_key_file`, checked
+//! against `jwt.algorithms`, and parsed once at start-up.
+
+use std::fmt;
+use std::path::Path;
+
+use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
+use serde_saphyr::Location;
+
+use super::BuildError;
+use super::raw::RawJwt;
+
+/// A parsed verification key. `Debug` shows what kind of key it is, never its bytes.
+#[derive(Clone)]
+pub struct JwtKey {
+    decoding: DecodingKey,
+    description: String,
+}
+
+impl JwtKey {
+    /// The key as jsonwebtoken uses it.
+    pub fn decoding_key(&self) -> &DecodingKey {
+        &self.decoding
+    }
+
+    /// "a shared secret" or "the RSA public key in keys/session.pem": safe to print.
+    pub fn describe(&self) -> &str {
+        &self.description
+    }
+}
+
+impl fmt::Debug for JwtKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "JwtKey({})", self.description)
+    }
+}
+
+pub(crate) struct LoadedKey {
+    pub algorithms: Vec<Algorithm>,
+    pub key: JwtKey,
+}
+
+/// Builds the verification key of `identity.jwt` and the algorithms it accepts.
+pub(crate) fn load(
+    jwt: &RawJwt,
+    jwt_location: Location,
+    base_dir: &Path,
+) -> Result<LoadedKey, BuildError> {
+    let algorithms = algorithms(jwt, jwt_location)?;
+    let family = algorithms[0].family();
+    let key = match (&jwt.secret, &jwt.public_key_file, family) {
+        (Some(_), Some(file), _) => {
+            return Err(BuildError::new(
+                "identity.jwt.public_key_file",
+                Some(file.referenced),
+                "set either `secret` (HS*) or `public_key_file` (RS*, PS*, ES*, EdDSA), not both",
+            ));
+        }
+        (Some(secret), None, AlgorithmFamily::Hmac) => JwtKey {
+            decoding: DecodingKey::from_secret(secret.value.0.expose().as_bytes()),
+            description: "a shared secret".to_owned(),
+        },
+        (None, Some(file), family) if family != AlgorithmFamily::Hmac => {
+            let path = base_dir.join(&file.value.0);
+            public_key(&path, family).map_err(|message| {
+                BuildError::new(
+                    "identity.jwt.public_key_file",
+                    Some(file.referenced),
+                    message,
+                )
+            })?
+        }
+        (_, _, AlgorithmFamily::Hmac) => {
+            return Err(BuildError::new(
+                "identity.jwt.secret",
+                Some(jwt_location),
+                "HS256/HS384/HS512 need `secret`, the key the site signs its sessions with",
+            ));
+        }
+        (_, _, _) => {
+            return Err(BuildError::new(
+                "identity.jwt.public_key_file",
+                Some(jwt_location),
+                format!(
+                    "{:?} needs `public_key_file`, a PEM public key",
+                    algorithms[0]
+                ),
+            ));
+        }
+    };
+    Ok(LoadedKey { algorithms, key })
+}
+
+/// The listed algorithms (default `[HS256]`), which must all be of one family.
+fn algorithms(jwt: &RawJwt, jwt_location: Location) -> Result<Vec<Algorithm>, BuildError> {
+    let Some(listed) = &jwt.algorithms else {
+        if jwt.public_key_file.is_some() {
+            return Err(BuildError::new(
+                "identity.jwt.algorithms",
+                Some(jwt_location),
+                "list the algorithms the public key verifies, e.g. [RS256]",
+            ));
+        }
+        return Ok(vec![Algorithm::HS256]);
+    };
+    let algorithms: Vec<Algorithm> = listed.value.iter().map(|a| a.0.0).collect();
+    let Some(first) = algorithms.first() else {
+        return Err(BuildError::new(
+            "identity.jwt.algorithms",
+            Some(listed.referenced),
+            "must list at least one algorithm",
+        ));
+    };
+    if algorithms.iter().any(|a| a.family() != first.family()) {
+        return Err(BuildError::new(
+            "identity.jwt.algorithms",
+            Some(listed.referenced),
+            "all algorithms must use the same key: HS* (secret), RS*/PS* (RSA), ES* (EC) or EdDSA",
+        ));
+    }
+    Ok(algorithms)
+}
+
+fn public_key(path: &Path, family: AlgorithmFamily) -> Result<JwtKey, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let (parsed, kind) = match family {
+        AlgorithmFamily::Rsa => (DecodingKey::from_rsa_pem(&pem), "RSA"),
+        AlgorithmFamily::Ec => (DecodingKey::from_ec_pem(&pem), "EC"),
+        AlgorithmFamily::Ed => (DecodingKey::from_ed_pem(&pem), "Ed25519"),
+        AlgorithmFamily::Hmac => unreachable_hmac(),
+    };
+    let decoding =
+        parsed.map_err(|e| format!("{} is not a PEM {kind} public key: {e}", path.display()))?;
+    Ok(JwtKey {
+        decoding,
+        description: format!("the {kind} public key in {}", path.display()),
+    })
+}
+
+/// HMAC keys never come from a file; `load` routes them elsewhere.
+fn unreachable_hmac() -> (jsonwebtoken::errors::Result<DecodingKey>, &'static str) {
+    (
+        Err(jsonwebtoken::errors::ErrorKind::InvalidKeyFormat.into()),
+        "HMAC",
+    )
+}

@@ -1,0 +1,272 @@
+//! The YAML file's shape, exactly as written: every key the file may hold, nothing else.
+//!
+//! Unknown keys are rejected (`deny_unknown_fields`). Scalars are parsed as they are read
+//! (see [`super::value`]); what needs several keys at once or the file system is checked
+//! when [`super::Config`] is built from this.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::value::{
+    Appearance, ConfigDuration, HostHeader, JwtAlgorithm, NonEmpty, Parsed, Position, Secret,
+};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub listen: Option<Parsed<SocketAddr>>,
+    pub shutdown_grace_period: Option<Parsed<ConfigDuration>>,
+    pub upstream: RawUpstream,
+    pub assistant: RawAssistant,
+    pub identity: Option<RawIdentity>,
+    pub inject: Option<RawInject>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstream {
+    pub url: Parsed<UpstreamUrl>,
+    pub host_header: Option<Parsed<HostHeader>>,
+    pub connect_timeout: Option<Parsed<ConfigDuration>>,
+    pub response_timeout: Option<Parsed<ConfigDuration>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAssistant {
+    pub id: Parsed<NonEmpty>,
+    pub script_url: Option<Parsed<ScriptUrl>>,
+    pub theme: Option<RawTheme>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTheme {
+    pub appearance: Option<Parsed<Appearance>>,
+    pub button_background_color: Option<Parsed<NonEmpty>>,
+    pub button_color: Option<Parsed<NonEmpty>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIdentity {
+    pub secret_key: Parsed<Secret>,
+    pub jwt: Spanned<RawJwt>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJwt {
+    pub cookie: Parsed<CookieName>,
+    pub algorithms: Option<Spanned<Vec<Parsed<JwtAlgorithm>>>>,
+    pub secret: Option<Spanned<Parsed<Secret>>>,
+    pub public_key_file: Option<Spanned<Parsed<PathBuf>>>,
+    pub issuer: Option<Parsed<NonEmpty>>,
+    pub audience: Option<Parsed<NonEmpty>>,
+    pub leeway: Option<Parsed<ConfigDuration>>,
+    pub claims: Option<RawClaims>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClaims {
+    pub user_id: Option<Parsed<ClaimPath>>,
+    pub user_name: Option<Parsed<ClaimPath>>,
+    pub user_avatar: Option<Parsed<ClaimPath>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInject {
+    pub position: Option<Parsed<Position>>,
+    pub include_paths: Option<Vec<Parsed<PathGlob>>>,
+    pub exclude_paths: Option<Vec<Parsed<PathGlob>>>,
+}
+
+/// `upstream.url`: `http://` or `https://`, a host, an optional port, and no path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamUrl {
+    pub scheme: http::uri::Scheme,
+    pub authority: http::uri::Authority,
+}
+
+impl FromStr for UpstreamUrl {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let uri: http::Uri = s.parse().map_err(|e| format!("invalid URL {s:?}: {e}"))?;
+        let scheme = uri
+            .scheme()
+            .cloned()
+            .ok_or_else(|| format!("{s:?} needs a scheme: http:// or https://"))?;
+        if scheme != http::uri::Scheme::HTTP && scheme != http::uri::Scheme::HTTPS {
+            return Err(format!(
+                "unsupported scheme in {s:?}: use http:// or https://"
+            ));
+        }
+        let authority = uri
+            .authority()
+            .cloned()
+            .ok_or_else(|| format!("{s:?} has no host"))?;
+        if authority.as_str().contains('@') {
+            return Err(format!("{s:?} must not carry credentials"));
+        }
+        let path_is_root = matches!(uri.path(), "" | "/");
+        if !path_is_root || uri.query().is_some() {
+            return Err(format!(
+                "{s:?} has a path or query; the upstream is an origin (scheme://host:port) and requests keep their own path"
+            ));
+        }
+        Ok(UpstreamUrl { scheme, authority })
+    }
+}
+
+/// `assistant.script_url`: an absolute `http(s)://` URL or a path on the site itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptUrl(pub String);
+
+impl FromStr for ScriptUrl {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let is_path = s.starts_with('/') && !s.starts_with("//");
+        let is_absolute = s.starts_with("https://") || s.starts_with("http://");
+        let parses = s.parse::<http::Uri>().is_ok();
+        if (is_path || is_absolute) && parses {
+            Ok(ScriptUrl(s.to_owned()))
+        } else {
+            Err(format!(
+                "{s:?} is not an http(s):// URL or a path starting with /"
+            ))
+        }
+    }
+}
+
+/// A cookie name: an RFC 6265 token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CookieName(pub String);
+
+impl FromStr for CookieName {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let separators = "()<>@,;:\\\"/[]?={} \t";
+        let valid = !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_graphic() && !separators.contains(b as char));
+        if valid {
+            Ok(CookieName(s.to_owned()))
+        } else {
+            Err(format!("{s:?} is not a valid cookie name"))
+        }
+    }
+}
+
+/// A dot path into the JWT payload: `sub`, `user.id`, `user.ids.0`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimPath(pub Vec<String>);
+
+impl FromStr for ClaimPath {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let segments: Vec<String> = s.split('.').map(str::to_owned).collect();
+        if segments.iter().any(String::is_empty) {
+            return Err(format!("{s:?} is not a claim path like `sub` or `user.id`"));
+        }
+        Ok(ClaimPath(segments))
+    }
+}
+
+impl std::fmt::Display for ClaimPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.join("."))
+    }
+}
+
+/// A glob on the request path: `*` stays within one segment, `**` crosses segments.
+#[derive(Debug, Clone)]
+pub struct PathGlob {
+    pub pattern: String,
+    pub glob: globset::Glob,
+}
+
+impl FromStr for PathGlob {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if !s.starts_with('/') {
+            return Err(format!(
+                "{s:?} must start with / (it is matched against the request path)"
+            ));
+        }
+        let glob = globset::GlobBuilder::new(s)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| format!("invalid glob {s:?}: {}", e.kind()))?;
+        Ok(PathGlob {
+            pattern: s.to_owned(),
+            glob,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_urls_are_origins() {
+        let url: UpstreamUrl = "http://127.0.0.1:3000".parse().unwrap();
+        assert_eq!(url.authority.as_str(), "127.0.0.1:3000");
+        assert!("https://app.internal/".parse::<UpstreamUrl>().is_ok());
+        assert!("ftp://x".parse::<UpstreamUrl>().is_err());
+        assert!("127.0.0.1:3000".parse::<UpstreamUrl>().is_err());
+        assert!("http://x/app".parse::<UpstreamUrl>().is_err());
+        assert!("http://user:pw@x".parse::<UpstreamUrl>().is_err());
+    }
+
+    #[test]
+    fn script_urls_are_absolute_or_site_paths() {
+        assert!(
+            "https://www.useinvent.com/button.js"
+                .parse::<ScriptUrl>()
+                .is_ok()
+        );
+        assert!("/static/button.js".parse::<ScriptUrl>().is_ok());
+        assert!("//cdn.example/button.js".parse::<ScriptUrl>().is_err());
+        assert!("javascript:alert(1)".parse::<ScriptUrl>().is_err());
+    }
+
+    #[test]
+    fn cookie_names_are_tokens() {
+        assert!("session".parse::<CookieName>().is_ok());
+        assert!("__Host-sid".parse::<CookieName>().is_ok());
+        assert!("a b".parse::<CookieName>().is_err());
+        assert!("a=b".parse::<CookieName>().is_err());
+    }
+
+    #[test]
+    fn claim_paths_split_on_dots() {
+        assert_eq!(
+            "user.ids.0".parse::<ClaimPath>().unwrap().0,
+            ["user", "ids", "0"]
+        );
+        assert!("user..id".parse::<ClaimPath>().is_err());
+    }
+
+    #[test]
+    fn path_globs_keep_single_stars_within_a_segment() {
+        let matcher = |p: &str| p.parse::<PathGlob>().unwrap().glob.compile_matcher();
+        assert!(matcher("/**").is_match("/"));
+        assert!(matcher("/**").is_match("/a/b/c"));
+        assert!(matcher("/admin/*").is_match("/admin/users"));
+        assert!(!matcher("/admin/*").is_match("/admin/users/1"));
+        assert!(matcher("/admin/**").is_match("/admin/users/1"));
+        assert!("admin/*".parse::<PathGlob>().is_err());
+    }
+}

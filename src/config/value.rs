@@ -1,0 +1,267 @@
+//! Scalar config values: `${NAME}` expansion, durations, secrets and the small enums.
+//!
+//! Every scalar in the YAML file is read as a string, has its `${NAME}` references
+//! replaced from the environment, and is then parsed with [`FromStr`]. Parsing inside
+//! deserialization means each error carries the key path and the line and column.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, de};
+
+/// A scalar parsed with [`FromStr`] after `${NAME}` expansion.
+#[derive(Debug, Clone)]
+pub struct Parsed<T>(pub T);
+
+impl<'de, T> Deserialize<'de> for Parsed<T>
+where
+    T: FromStr,
+    T::Err: fmt::Display,
+{
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        let expanded =
+            expand_env(&raw, |name| std::env::var(name).ok()).map_err(de::Error::custom)?;
+        expanded.parse().map(Parsed).map_err(de::Error::custom)
+    }
+}
+
+/// Replaces each `${NAME}` with the value `lookup` gives for `NAME`.
+///
+/// An unset variable is an error that names it. A `$` not followed by `{` is kept as is.
+pub fn expand_env(input: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(input.len());
+    let mut rest = input;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| format!("unterminated `${{` in {input:?}"))?;
+        let name = &after[..end];
+        if !is_env_name(name) {
+            return Err(format!(
+                "`${{{name}}}` is not a valid environment variable reference"
+            ));
+        }
+        let value =
+            lookup(name).ok_or_else(|| format!("environment variable `{name}` is not set"))?;
+        out.push_str(&value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
+        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
+}
+
+/// A duration written with a unit: `250ms`, `5s`, `2m`, `1h`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConfigDuration(pub Duration);
+
+impl FromStr for ConfigDuration {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        humantime::parse_duration(s.trim())
+            .map(ConfigDuration)
+            .map_err(|e| {
+                format!("invalid duration {s:?} ({e}); write it with a unit, like 250ms, 5s or 2m")
+            })
+    }
+}
+
+/// A secret value: never printed, never logged, never formatted by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret's bytes, for the code that must use them (HMAC, JWT verification).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = &'static str;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.is_empty() {
+            Err("must not be empty")
+        } else {
+            Ok(Secret(s.to_owned()))
+        }
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Secret(s.to_owned())
+    }
+}
+
+/// A string that must not be empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NonEmpty(pub String);
+
+impl FromStr for NonEmpty {
+    type Err = &'static str;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.trim().is_empty() {
+            Err("must not be empty")
+        } else {
+            Ok(NonEmpty(s.to_owned()))
+        }
+    }
+}
+
+/// Declares a config enum with its YAML spellings, `FromStr` and `Display`.
+macro_rules! config_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $name { $($(#[$vmeta])* $variant),+ }
+
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok(Self::$variant),)+
+                    other => Err(format!(
+                        "unknown value {other:?}; expected one of: {}",
+                        [$($text),+].join(", ")
+                    )),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(match self { $(Self::$variant => $text),+ })
+            }
+        }
+    };
+}
+
+config_enum! {
+    /// Which `Host` header the upstream receives.
+    HostHeader {
+        /// The client's own `Host` (or HTTP/2 `:authority`).
+        Preserve => "preserve",
+        /// The authority of `upstream.url`.
+        Upstream => "upstream",
+    }
+}
+
+config_enum! {
+    /// Where in the page the widget goes.
+    Position {
+        /// Before `</body>`.
+        BodyEnd => "body_end",
+        /// Before `</head>`.
+        HeadEnd => "head_end",
+    }
+}
+
+config_enum! {
+    /// The widget's `theme-appearance`.
+    Appearance {
+        Auto => "auto",
+        Light => "light",
+        Dark => "dark",
+    }
+}
+
+/// A JWT signature algorithm, by its JOSE name. `none` is not one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JwtAlgorithm(pub jsonwebtoken::Algorithm);
+
+impl FromStr for JwtAlgorithm {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        jsonwebtoken::Algorithm::from_str(s).map(JwtAlgorithm).map_err(|_| {
+            format!(
+                "unknown algorithm {s:?}; expected one of: HS256, HS384, HS512, RS256, RS384, RS512, \
+                 PS256, PS384, PS512, ES256, ES384, EdDSA"
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "KEY" => Some("sk_1".into()),
+            "EMPTY" => Some(String::new()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn expands_known_variables_and_keeps_plain_dollars() {
+        assert_eq!(expand_env("a ${KEY} b", env).unwrap(), "a sk_1 b");
+        assert_eq!(expand_env("${KEY}${KEY}", env).unwrap(), "sk_1sk_1");
+        assert_eq!(expand_env("$5 and $HOME", env).unwrap(), "$5 and $HOME");
+        assert_eq!(expand_env("x${EMPTY}y", env).unwrap(), "xy");
+    }
+
+    #[test]
+    fn an_unset_variable_is_named_in_the_error() {
+        let err = expand_env("${NOPE_NOT_SET}", env).unwrap_err();
+        assert!(err.contains("NOPE_NOT_SET"), "{err}");
+        assert!(expand_env("${unterminated", env).is_err());
+        assert!(expand_env("${1BAD}", env).is_err());
+    }
+
+    #[test]
+    fn durations_need_a_unit() {
+        assert_eq!(
+            "250ms".parse::<ConfigDuration>().unwrap().0,
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            "5s".parse::<ConfigDuration>().unwrap().0,
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            "2m".parse::<ConfigDuration>().unwrap().0,
+            Duration::from_secs(120)
+        );
+        assert!("5".parse::<ConfigDuration>().is_err());
+        assert!("soon".parse::<ConfigDuration>().is_err());
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let secret: Secret = "sk_live_abc".parse().unwrap();
+        assert!(!format!("{secret:?}").contains("sk_live_abc"));
+    }
+
+    #[test]
+    fn enums_list_their_spellings_on_error() {
+        assert_eq!("head_end".parse::<Position>().unwrap(), Position::HeadEnd);
+        let err = "middle".parse::<Position>().unwrap_err();
+        assert!(err.contains("body_end, head_end"), "{err}");
+        assert!("none".parse::<JwtAlgorithm>().is_err());
+        assert_eq!(
+            "RS256".parse::<JwtAlgorithm>().unwrap().0,
+            jsonwebtoken::Algorithm::RS256
+        );
+    }
+}

@@ -1,0 +1,77 @@
+//! The request path's one error type and its one mapping to a status code and page.
+
+use bytes::Bytes;
+use http::{Response, StatusCode, header};
+use http_body_util::Full;
+
+use crate::rewrite::BoxError;
+
+/// Everything that can stop a request from being proxied, tagged by where it came from.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// The client sent something the proxy cannot forward.
+    #[error("bad request: {0}")]
+    BadRequest(&'static str),
+    /// No connection to the upstream could be made (refused, unreachable, connect timeout).
+    #[error("upstream unreachable: {0}")]
+    UpstreamConnect(#[source] BoxError),
+    /// The upstream accepted the request but sent no response headers in time.
+    #[error("upstream sent no response headers within {0:?}")]
+    UpstreamTimeout(std::time::Duration),
+    /// The upstream failed after connecting: closed early, sent an invalid response.
+    #[error("upstream failed: {0}")]
+    Upstream(#[source] BoxError),
+}
+
+impl ProxyError {
+    /// The status the client receives.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ProxyError::UpstreamConnect(_) | ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
+            ProxyError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// A stable name for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProxyError::BadRequest(_) => "bad_request",
+            ProxyError::UpstreamConnect(_) => "upstream_connect",
+            ProxyError::UpstreamTimeout(_) => "upstream_timeout",
+            ProxyError::Upstream(_) => "upstream",
+        }
+    }
+
+    /// A short HTML page for the client. It names the status only: details, which may
+    /// reveal internal addresses, go to the log.
+    pub fn to_response(&self) -> Response<Full<Bytes>> {
+        let status = self.status();
+        let reason = status.canonical_reason().unwrap_or("Error");
+        let body = format!(
+            "<!DOCTYPE html>\n<html><head><title>{code} {reason}</title></head>\
+             <body><h1>{code} {reason}</h1><p>{explanation}</p></body></html>\n",
+            code = status.as_u16(),
+            explanation = match self {
+                ProxyError::BadRequest(_) => "The request could not be forwarded.",
+                ProxyError::UpstreamConnect(_) | ProxyError::Upstream(_) => {
+                    "The site behind this proxy could not be reached. Please try again shortly."
+                }
+                ProxyError::UpstreamTimeout(_) =>
+                    "The site behind this proxy took too long to answer.",
+            }
+        );
+        let mut response = Response::new(Full::new(Bytes::from(body)));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        headers.insert(
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static("no-store"),
+        );
+        response
+    }
+}

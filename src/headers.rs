@@ -1,0 +1,245 @@
+//! Pure header helpers: hop-by-hop removal, `X-Forwarded-*`, media types, cache headers.
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1, plus the legacy `Keep-Alive` and
+/// `Proxy-Connection`): meaningful for one connection only, never forwarded.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+];
+
+/// Removes hop-by-hop headers, including every header the `Connection` header names.
+/// `Upgrade` goes too: a proxied upgrade is handled by the caller, not by copying it.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+    headers.remove(header::UPGRADE);
+}
+
+/// Sets `X-Forwarded-For` (appending the peer to any list the client sent, as nginx's
+/// `$proxy_add_x_forwarded_for` does), `X-Forwarded-Proto` and `X-Forwarded-Host`.
+pub fn set_forwarded(
+    headers: &mut HeaderMap,
+    peer: IpAddr,
+    proto: &'static str,
+    host: Option<&HeaderValue>,
+) {
+    const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
+    let prior: Vec<&str> = headers
+        .get_all(&XFF)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let chain = if prior.is_empty() {
+        peer.to_string()
+    } else {
+        format!("{}, {peer}", prior.join(", "))
+    };
+    if let Ok(value) = HeaderValue::from_str(&chain) {
+        headers.insert(XFF, value);
+    }
+    headers.insert(
+        HeaderName::from_static("x-forwarded-proto"),
+        HeaderValue::from_static(proto),
+    );
+    match host {
+        Some(host) => headers.insert(HeaderName::from_static("x-forwarded-host"), host.clone()),
+        None => headers.remove(HeaderName::from_static("x-forwarded-host")),
+    };
+}
+
+/// The media type of `Content-Type`, lowercased, and its `charset` parameter if any.
+pub fn media_type(headers: &HeaderMap) -> Option<(String, Option<String>)> {
+    let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    let mut parts = value.split(';');
+    let essence = parts.next()?.trim().to_ascii_lowercase();
+    let charset = parts.find_map(|p| {
+        let (name, value) = p.split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("charset")
+            .then(|| value.trim().trim_matches('"').to_ascii_lowercase())
+    });
+    Some((essence, charset))
+}
+
+/// Whether the request is a top-level navigation rather than a subresource, XHR/fetch or
+/// htmx request (spec: "What gets rewritten").
+pub fn is_navigation(headers: &HeaderMap) -> bool {
+    let dest_ok = headers
+        .get("sec-fetch-dest")
+        .is_none_or(|v| v.as_bytes().eq_ignore_ascii_case(b"document"));
+    let xhr = headers
+        .get("x-requested-with")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"xmlhttprequest"));
+    dest_ok && !xhr && !headers.contains_key("hx-request")
+}
+
+/// `"abc"` → `W/"abc"`: the rewritten body is no longer byte-identical to the upstream's.
+pub fn weaken_etag(headers: &mut HeaderMap) {
+    let Some(etag) = headers.get(header::ETAG) else {
+        return;
+    };
+    if etag.as_bytes().starts_with(b"W/") {
+        return;
+    }
+    let mut weak = b"W/".to_vec();
+    weak.extend_from_slice(etag.as_bytes());
+    match HeaderValue::from_bytes(&weak) {
+        Ok(value) => headers.insert(header::ETAG, value),
+        Err(_) => headers.remove(header::ETAG),
+    };
+}
+
+/// Marks a personalised response as unfit for shared caches: `private` in, `public` and
+/// `s-maxage` out (RFC 9111 §5.2.2).
+pub fn make_private(headers: &mut HeaderMap) {
+    let mut directives: Vec<String> = headers
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|d| d.trim().to_owned())
+        .filter(|d| {
+            let name = d
+                .split('=')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            !d.is_empty() && name != "public" && name != "s-maxage"
+        })
+        .collect();
+    if !directives.iter().any(|d| d.eq_ignore_ascii_case("private")) {
+        directives.insert(0, "private".to_owned());
+    }
+    if let Ok(value) = HeaderValue::from_str(&directives.join(", ")) {
+        headers.insert(header::CACHE_CONTROL, value);
+    }
+}
+
+/// Adds `name` to `Vary` unless it is already there (or `Vary: *`).
+pub fn add_vary(headers: &mut HeaderMap, name: &'static str) {
+    let present = headers
+        .get_all(header::VARY)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|v| v.trim() == "*" || v.trim().eq_ignore_ascii_case(name));
+    if !present {
+        headers.append(header::VARY, HeaderValue::from_static(name));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(*name, HeaderValue::from_static(value));
+        }
+        headers
+    }
+
+    #[test]
+    fn hop_by_hop_headers_and_those_named_in_connection_are_removed() {
+        let mut headers = map(&[
+            ("connection", "keep-alive, x-secret-hop"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret-hop", "1"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "websocket"),
+            ("cookie", "a=b"),
+        ]);
+        remove_hop_by_hop(&mut headers);
+        assert_eq!(headers.len(), 1);
+        assert!(headers.contains_key("cookie"));
+    }
+
+    #[test]
+    fn forwarded_for_appends_the_peer() {
+        let mut headers = map(&[("x-forwarded-for", "203.0.113.9")]);
+        let host = HeaderValue::from_static("shop.example");
+        set_forwarded(
+            &mut headers,
+            "10.1.2.3".parse().unwrap(),
+            "http",
+            Some(&host),
+        );
+        assert_eq!(headers["x-forwarded-for"], "203.0.113.9, 10.1.2.3");
+        assert_eq!(headers["x-forwarded-proto"], "http");
+        assert_eq!(headers["x-forwarded-host"], "shop.example");
+    }
+
+    #[test]
+    fn media_type_is_lowercased_with_its_charset() {
+        let headers = map(&[("content-type", "Text/HTML; Charset=\"UTF-8\"")]);
+        assert_eq!(
+            media_type(&headers),
+            Some(("text/html".into(), Some("utf-8".into())))
+        );
+        assert_eq!(
+            media_type(&map(&[("content-type", "application/json")])),
+            Some(("application/json".into(), None))
+        );
+    }
+
+    #[test]
+    fn navigation_excludes_fetches_xhr_and_htmx() {
+        assert!(is_navigation(&map(&[])));
+        assert!(is_navigation(&map(&[("sec-fetch-dest", "document")])));
+        assert!(!is_navigation(&map(&[("sec-fetch-dest", "iframe")])));
+        assert!(!is_navigation(&map(&[("sec-fetch-dest", "empty")])));
+        assert!(!is_navigation(&map(&[(
+            "x-requested-with",
+            "XMLHttpRequest"
+        )])));
+        assert!(!is_navigation(&map(&[("hx-request", "true")])));
+    }
+
+    #[test]
+    fn strong_etags_are_weakened() {
+        let mut headers = map(&[("etag", "\"v1\"")]);
+        weaken_etag(&mut headers);
+        assert_eq!(headers["etag"], "W/\"v1\"");
+        weaken_etag(&mut headers);
+        assert_eq!(headers["etag"], "W/\"v1\"");
+    }
+
+    #[test]
+    fn private_replaces_shared_cache_directives() {
+        let mut headers = map(&[("cache-control", "public, max-age=60, s-maxage=600")]);
+        make_private(&mut headers);
+        assert_eq!(headers["cache-control"], "private, max-age=60");
+        let mut empty = HeaderMap::new();
+        make_private(&mut empty);
+        assert_eq!(empty["cache-control"], "private");
+    }
+
+    #[test]
+    fn vary_gains_cookie_once() {
+        let mut headers = map(&[("vary", "Accept-Encoding")]);
+        add_vary(&mut headers, "Cookie");
+        add_vary(&mut headers, "Cookie");
+        let values: Vec<_> = headers.get_all("vary").iter().collect();
+        assert_eq!(values, ["Accept-Encoding", "Cookie"]);
+    }
+}

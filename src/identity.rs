@@ -1,0 +1,306 @@
+//! Identity: the session cookie → a verified JWT → the visitor's id, name and avatar,
+//! and the `user-hash` the assistant checks them with.
+//!
+//! Any failure makes the visitor anonymous; the reason is kept for the access log, the
+//! token never is. Key-location headers (`jku`, `x5u`, `jwk`, `x5c`) are ignored: only the
+//! configured key verifies.
+
+use std::fmt;
+
+use hmac::{Hmac, Mac};
+use http::HeaderMap;
+use http::header::COOKIE;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{DecodingKey, Validation};
+use serde_json::Value;
+use sha2::Sha256;
+
+use crate::config::{self, ClaimPath};
+
+/// Tokens longer than this are rejected unread (spec: "longer than 8 KiB").
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// A visitor whose session verified, with what the widget shows of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Visitor {
+    pub user_id: String,
+    /// Lowercase hex HMAC-SHA256 of `user_id`, keyed with the assistant's secret key.
+    pub user_hash: String,
+    pub user_name: Option<String>,
+    /// Only ever an absolute `https://` URL.
+    pub user_avatar: Option<String>,
+}
+
+/// What identification concluded, for the access log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// No identity configured, or no session cookie.
+    None,
+    Verified,
+    Rejected(Rejection),
+}
+
+/// Why a session token did not identify the visitor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    TooLarge,
+    Malformed,
+    AlgorithmNotAllowed,
+    BadSignature,
+    Expired,
+    NotYetValid,
+    WrongIssuer,
+    WrongAudience,
+    MissingClaim,
+    NoUserId,
+    InvalidUserId,
+}
+
+impl Rejection {
+    /// A stable, lowercase name for logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rejection::TooLarge => "too_large",
+            Rejection::Malformed => "malformed",
+            Rejection::AlgorithmNotAllowed => "algorithm_not_allowed",
+            Rejection::BadSignature => "bad_signature",
+            Rejection::Expired => "expired",
+            Rejection::NotYetValid => "not_yet_valid",
+            Rejection::WrongIssuer => "wrong_issuer",
+            Rejection::WrongAudience => "wrong_audience",
+            Rejection::MissingClaim => "missing_claim",
+            Rejection::NoUserId => "no_user_id",
+            Rejection::InvalidUserId => "invalid_user_id",
+        }
+    }
+
+    fn from_jwt_error(kind: &ErrorKind) -> Self {
+        match kind {
+            ErrorKind::InvalidSignature
+            | ErrorKind::InvalidEcdsaKey
+            | ErrorKind::InvalidEddsaKey
+            | ErrorKind::InvalidRsaKey(_) => Rejection::BadSignature,
+            ErrorKind::InvalidAlgorithm
+            | ErrorKind::MissingAlgorithm
+            | ErrorKind::UnsupportedAlgorithm => Rejection::AlgorithmNotAllowed,
+            ErrorKind::ExpiredSignature => Rejection::Expired,
+            ErrorKind::ImmatureSignature => Rejection::NotYetValid,
+            ErrorKind::InvalidIssuer => Rejection::WrongIssuer,
+            ErrorKind::InvalidAudience => Rejection::WrongAudience,
+            ErrorKind::MissingRequiredClaim(_) => Rejection::MissingClaim,
+            _ => Rejection::Malformed,
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::None => f.write_str("none"),
+            Outcome::Verified => f.write_str("verified"),
+            Outcome::Rejected(reason) => write!(f, "rejected:{}", reason.as_str()),
+        }
+    }
+}
+
+/// Verifies session tokens and computes user hashes. Built once from the config.
+pub struct Identifier {
+    cookie: String,
+    key: DecodingKey,
+    validation: Validation,
+    claims: config::Claims,
+    /// HMAC state with the secret key already absorbed; cloned per visitor.
+    hasher: Hmac<Sha256>,
+}
+
+impl fmt::Debug for Identifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Identifier")
+            .field("cookie", &self.cookie)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Identifier {
+    pub fn new(identity: &config::Identity) -> Self {
+        let jwt = &identity.jwt;
+        let mut validation = Validation::new(jwt.algorithms[0]);
+        validation.algorithms = jwt.algorithms.clone();
+        validation.leeway = jwt.leeway.as_secs();
+        validation.validate_nbf = true;
+        validation.set_required_spec_claims(&["exp"]);
+        match &jwt.issuer {
+            Some(issuer) => validation.set_issuer(&[issuer]),
+            None => validation.iss = None,
+        }
+        match &jwt.audience {
+            Some(audience) => validation.set_audience(&[audience]),
+            None => validation.validate_aud = false,
+        }
+        Identifier {
+            cookie: jwt.cookie.clone(),
+            key: jwt.key.decoding_key().clone(),
+            validation,
+            claims: jwt.claims.clone(),
+            hasher: hmac_for(identity.secret_key.expose()),
+        }
+    }
+
+    /// Identifies the visitor of a request from its `Cookie` headers.
+    pub fn identify(&self, headers: &HeaderMap) -> (Option<Visitor>, Outcome) {
+        let Some(token) = session_cookie(headers, &self.cookie) else {
+            return (None, Outcome::None);
+        };
+        match self.verify(&token) {
+            Ok(visitor) => (Some(visitor), Outcome::Verified),
+            Err(reason) => (None, Outcome::Rejected(reason)),
+        }
+    }
+
+    fn verify(&self, token: &str) -> Result<Visitor, Rejection> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(Rejection::TooLarge);
+        }
+        let data = jsonwebtoken::decode::<Value>(token, &self.key, &self.validation)
+            .map_err(|e| Rejection::from_jwt_error(e.kind()))?;
+        let payload = data.claims;
+        let user_id = claim(&payload, &self.claims.user_id).ok_or(Rejection::NoUserId)?;
+        let user_id = user_id_text(user_id)?;
+        let user_name = self
+            .claims
+            .user_name
+            .as_ref()
+            .and_then(|p| claim(&payload, p))
+            .and_then(Value::as_str);
+        let user_avatar = self
+            .claims
+            .user_avatar
+            .as_ref()
+            .and_then(|p| claim(&payload, p))
+            .and_then(Value::as_str);
+        Ok(Visitor {
+            user_hash: self.hash(&user_id),
+            user_id,
+            user_name: user_name.filter(|n| !n.is_empty()).map(str::to_owned),
+            user_avatar: user_avatar.filter(|a| is_https_url(a)).map(str::to_owned),
+        })
+    }
+
+    /// The `user-hash` for `user_id`.
+    pub fn hash(&self, user_id: &str) -> String {
+        let mut mac = self.hasher.clone();
+        mac.update(user_id.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+}
+
+/// `user-hash`: lowercase hex HMAC-SHA256 of `user_id` (UTF-8) keyed with `secret_key` (UTF-8).
+pub fn user_hash(secret_key: &str, user_id: &str) -> String {
+    let mut mac = hmac_for(secret_key);
+    mac.update(user_id.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+fn hmac_for(secret_key: &str) -> Hmac<Sha256> {
+    // HMAC accepts keys of any length (RFC 2104 §3), so this cannot fail.
+    <Hmac<Sha256> as Mac>::new_from_slice(secret_key.as_bytes()).unwrap_or_else(|_| unreachable!())
+}
+
+/// The value of the first cookie called `name` across all `Cookie` headers (HTTP/2 may
+/// split cookies over several).
+pub fn session_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// Follows a dot path through objects (by key) and arrays (by index).
+fn claim<'a>(payload: &'a Value, path: &ClaimPath) -> Option<&'a Value> {
+    path.0
+        .iter()
+        .try_fold(payload, |value, segment| match value {
+            Value::Object(map) => map.get(segment),
+            Value::Array(items) => segment.parse::<usize>().ok().and_then(|i| items.get(i)),
+            _ => None,
+        })
+}
+
+/// A user id is a non-empty string or an integer, written in decimal.
+fn user_id_text(value: &Value) -> Result<String, Rejection> {
+    match value {
+        Value::String(s) if !s.is_empty() => Ok(s.clone()),
+        Value::String(_) => Err(Rejection::NoUserId),
+        Value::Number(n) if n.is_i64() || n.is_u64() => Ok(n.to_string()),
+        _ => Err(Rejection::InvalidUserId),
+    }
+}
+
+fn is_https_url(candidate: &str) -> bool {
+    candidate.starts_with("https://")
+        && candidate
+            .parse::<http::Uri>()
+            .is_ok_and(|u| u.host().is_some_and(|h| !h.is_empty()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+    use serde_json::json;
+
+    #[test]
+    fn user_hash_matches_the_published_vectors() {
+        assert_eq!(
+            user_hash("sk_test_123", "user_42"),
+            "45bb144b8ebbe9876600b63739423f010f4ea3d43771ea3fee1329d463683b59"
+        );
+        assert_eq!(
+            user_hash("sk_test_123", "Zoë-7"),
+            "04a33c483382739aca1dc954e79aac17831e5595be959c9dbe91cec509dcc2b5"
+        );
+    }
+
+    #[test]
+    fn session_cookie_is_found_across_cookie_headers() {
+        let mut headers = HeaderMap::new();
+        headers.append(COOKIE, HeaderValue::from_static("theme=dark; other=1"));
+        headers.append(COOKIE, HeaderValue::from_static("session=abc.def.ghi"));
+        assert_eq!(
+            session_cookie(&headers, "session").as_deref(),
+            Some("abc.def.ghi")
+        );
+        assert_eq!(session_cookie(&headers, "missing"), None);
+    }
+
+    #[test]
+    fn claim_paths_reach_into_objects_and_arrays() {
+        let payload = json!({"sub": 7, "user": {"ids": ["u-1", "u-2"], "name": "Ada"}});
+        let path = |p: &str| p.parse::<ClaimPath>().unwrap();
+        assert_eq!(claim(&payload, &path("user.ids.1")), Some(&json!("u-2")));
+        assert_eq!(claim(&payload, &path("user.name.x")), None);
+        assert_eq!(
+            user_id_text(claim(&payload, &path("sub")).unwrap()),
+            Ok("7".into())
+        );
+        assert_eq!(user_id_text(&json!(1.5)), Err(Rejection::InvalidUserId));
+        assert_eq!(
+            user_id_text(&json!({"id": 1})),
+            Err(Rejection::InvalidUserId)
+        );
+        assert_eq!(user_id_text(&json!("")), Err(Rejection::NoUserId));
+    }
+
+    #[test]
+    fn only_https_avatars_are_kept() {
+        assert!(is_https_url("https://cdn.example/a.png"));
+        assert!(!is_https_url("http://cdn.example/a.png"));
+        assert!(!is_https_url("javascript:alert(1)"));
+        assert!(!is_https_url("https://"));
+    }
+}

@@ -1,0 +1,30 @@
+//! invent-proxy: a streaming reverse proxy that adds the Invent assistant to every HTML
+//! page of the site behind it, with a verified identity for signed-in visitors.
+//!
+//! A request flows through [`proxy::Proxy::handle`]:
+//! 1. **plan** — does the request qualify (GET, path globs, a top-level navigation)?
+//! 2. **forward** — to the upstream over a pooled connection ([`upstream`]); 502/504 on failure ([`error`]).
+//! 3. **identify** — only for a page that will be rewritten: session cookie → JWT → `user-hash` ([`identity`]).
+//! 4. **inject** — the body streams through lol_html, which inserts the widget ([`inject`], [`rewrite`]).
+//! 5. **log** — one access line when the body ends ([`body`], [`telemetry`]).
+//!
+//! Module map: [`cli`] commands · [`config`] YAML → typed config · [`server`] accept loop and
+//! graceful shutdown · [`headers`] pure header helpers · [`demo`] the built-in sample site.
+#![forbid(unsafe_code)]
+
+pub mod body;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod headers;
+pub mod identity;
+pub mod inject;
+pub mod proxy;
+pub mod rewrite;
+pub mod server;
+pub mod telemetry;
+pub mod upstream;
+
+pub use config::{Config, ConfigError};
+pub use server::{RunningProxy, StartError, start};

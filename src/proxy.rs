@@ -1,0 +1,149 @@
+//! The per-request pipeline, in phases: `plan` (does the request qualify?) → `forward`
+//! (to the upstream) → `identify` (only for a page that will be rewritten) → `inject`
+//! (stream the rewrite) — with one access line at the end.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::{HeaderMap, Request, Response, header};
+use hyper::body::Incoming;
+
+use crate::body::{LoggedBody, ProxyBody};
+use crate::config::Config;
+use crate::error::ProxyError;
+use crate::identity::{Identifier, Outcome, Visitor};
+use crate::inject::{self, Skip, Widget};
+use crate::rewrite::{Injection, RewriteBody};
+use crate::telemetry::AccessLog;
+use crate::upstream::{self, UpstreamClient};
+
+/// Everything a request needs, built once from the config and shared by all requests.
+pub struct Proxy {
+    config: Arc<Config>,
+    client: UpstreamClient,
+    /// `None` when identity is not configured: every visitor is anonymous.
+    identifier: Option<Identifier>,
+    widget: Arc<Widget>,
+}
+
+/// The `Cookie` headers of a request that qualifies for injection, kept for `identify`.
+struct Cookies(HeaderMap);
+
+impl Proxy {
+    /// Builds the proxy: upstream client, verifier and widget markup.
+    pub fn new(config: Config) -> std::io::Result<Self> {
+        let client = upstream::client(&config.upstream)?;
+        let identifier = config.identity.as_ref().map(Identifier::new);
+        let widget = Arc::new(Widget::new(&config.assistant));
+        Ok(Proxy {
+            config: Arc::new(config),
+            client,
+            identifier,
+            widget,
+        })
+    }
+
+    /// The config this proxy runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Proxies one request. Never fails: upstream failures become 502/504 pages.
+    pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<LoggedBody> {
+        let mut log = AccessLog::start(req.method(), req.uri().path(), peer);
+        let plan = self.plan(&req);
+        let response = match self.forward(req, peer).await {
+            Ok(response) => self.inject(response, plan, &mut log),
+            Err(err) => {
+                log.error = Some((err.kind(), error_chain(&err)));
+                err.to_response().map(ProxyBody::Local)
+            }
+        };
+        log.status = response.status().as_u16();
+        response.map(|body| LoggedBody::new(body, log))
+    }
+
+    /// Decides from the request alone whether its response may get the widget.
+    fn plan(&self, req: &Request<Incoming>) -> Result<Cookies, Skip> {
+        inject::request_qualifies(
+            req.method(),
+            req.uri().path(),
+            req.headers(),
+            &self.config.inject,
+        )?;
+        let cookies = req
+            .headers()
+            .get_all(header::COOKIE)
+            .iter()
+            .map(|v| (header::COOKIE, v.clone()))
+            .collect();
+        Ok(Cookies(cookies))
+    }
+
+    async fn forward(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Result<Response<Incoming>, ProxyError> {
+        let req = upstream::prepare(req, peer, &self.config.upstream)?;
+        upstream::send(&self.client, req, &self.config.upstream).await
+    }
+
+    fn identify(&self, cookies: &Cookies) -> (Option<Visitor>, Outcome) {
+        match &self.identifier {
+            Some(identifier) => identifier.identify(&cookies.0),
+            None => (None, Outcome::None),
+        }
+    }
+
+    /// Passes the response through, or sets it up to be rewritten as it streams.
+    fn inject(
+        &self,
+        response: Response<Incoming>,
+        plan: Result<Cookies, Skip>,
+        log: &mut AccessLog,
+    ) -> Response<ProxyBody> {
+        let qualified = plan.and_then(|cookies| {
+            inject::response_qualifies(response.status(), response.headers()).map(|()| cookies)
+        });
+        let cookies = match qualified {
+            Ok(cookies) => cookies,
+            Err(skip) => {
+                log.skip = Some(skip);
+                return response.map(ProxyBody::Passthrough);
+            }
+        };
+        let (visitor, outcome) = self.identify(&cookies);
+        log.identity = outcome;
+        let (mut parts, body) = response.into_parts();
+        inject::rewrite_headers(
+            &mut parts.headers,
+            self.identifier.is_some(),
+            visitor.is_some(),
+        );
+        let injection = Injection {
+            widget: Arc::clone(&self.widget),
+            visitor,
+            position: self.config.inject.position,
+        };
+        Response::from_parts(
+            parts,
+            ProxyBody::Rewritten(Box::new(RewriteBody::new(body, injection))),
+        )
+    }
+}
+
+/// An error and its sources on one line: hyper's errors say little without their causes.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

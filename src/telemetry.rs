@@ -1,0 +1,87 @@
+//! Logs: `tracing` set-up, and the one access line each request leaves behind.
+//!
+//! The access line carries the request path without its query string and never a header
+//! value, so cookies, tokens and secrets cannot reach the log.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use http::Method;
+use tracing_subscriber::EnvFilter;
+
+use crate::identity::Outcome;
+use crate::inject::Skip;
+
+/// The `tracing` target of access lines, for filtering (`RUST_LOG=access=off`).
+pub const ACCESS_TARGET: &str = "access";
+
+/// Installs the global subscriber: `RUST_LOG` if set, otherwise `info`.
+pub fn init() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // A second call (tests run the proxy more than once) keeps the first subscriber.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .try_init();
+}
+
+/// What one request did, gathered along the pipeline and written once when its response
+/// body ends or is dropped.
+#[derive(Debug)]
+pub struct AccessLog {
+    started: Instant,
+    method: Method,
+    path: String,
+    peer: SocketAddr,
+    pub status: u16,
+    pub identity: Outcome,
+    /// Why the widget was not injected, once known.
+    pub skip: Option<Skip>,
+    /// The failure behind an error response or a broken body, already rendered.
+    pub error: Option<(&'static str, String)>,
+}
+
+impl AccessLog {
+    pub fn start(method: &Method, path: &str, peer: SocketAddr) -> Self {
+        AccessLog {
+            started: Instant::now(),
+            method: method.clone(),
+            path: path.to_owned(),
+            peer,
+            status: 0,
+            identity: Outcome::None,
+            skip: None,
+            error: None,
+        }
+    }
+
+    /// Writes the access line. `complete`: the whole body reached the client.
+    pub fn emit(&self, bytes: u64, injected: bool, complete: bool) {
+        let duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        let skip = self.skip.map_or("-", Skip::as_str);
+        macro_rules! access {
+            ($level:ident $(, $field:ident = $value:expr)*) => {
+                tracing::$level!(
+                    target: ACCESS_TARGET,
+                    method = %self.method,
+                    path = %self.path,
+                    status = self.status,
+                    bytes,
+                    duration_ms = format_args!("{duration_ms:.1}"),
+                    injected,
+                    skip,
+                    identity = %self.identity,
+                    complete,
+                    peer = %self.peer,
+                    $($field = $value,)*
+                )
+            };
+        }
+        match &self.error {
+            Some((kind, message)) => access!(warn, error_kind = *kind, error = message.as_str()),
+            None if self.status >= 500 => access!(warn),
+            None => access!(info),
+        }
+    }
+}
