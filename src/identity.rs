@@ -52,6 +52,8 @@ pub enum Rejection {
     WrongIssuer,
     WrongAudience,
     MissingClaim,
+    /// A registered claim (`exp`, `nbf`, `sub`, …) has the wrong type.
+    InvalidClaim,
     NoUserId,
     InvalidUserId,
 }
@@ -69,6 +71,7 @@ impl Rejection {
             Rejection::WrongIssuer => "wrong_issuer",
             Rejection::WrongAudience => "wrong_audience",
             Rejection::MissingClaim => "missing_claim",
+            Rejection::InvalidClaim => "invalid_claim",
             Rejection::NoUserId => "no_user_id",
             Rejection::InvalidUserId => "invalid_user_id",
         }
@@ -88,6 +91,7 @@ impl Rejection {
             ErrorKind::InvalidIssuer => Rejection::WrongIssuer,
             ErrorKind::InvalidAudience => Rejection::WrongAudience,
             ErrorKind::MissingRequiredClaim(_) => Rejection::MissingClaim,
+            ErrorKind::InvalidClaimFormat(_) => Rejection::InvalidClaim,
             _ => Rejection::Malformed,
         }
     }

@@ -1,1 +1,12 @@
+//! invent-proxy's integration tests: the real proxy and real upstreams on loopback ports
+//! the OS picks, talking over sockets.
 
+mod chunking;
+mod cli;
+mod config_errors;
+mod identity;
+mod injection;
+mod logs;
+mod proxying;
+mod streaming;
+mod support;

@@ -1,0 +1,141 @@
+//! The rewrite is the same however the upstream splits the page into chunks, and it never
+//! changes a byte of the page it did not add. Failing splits are replayed from
+//! `proptest-regressions/`.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame};
+use http_body_util::BodyExt;
+use invent_proxy::config::Position;
+use invent_proxy::identity::Visitor;
+use invent_proxy::inject::Widget;
+use invent_proxy::rewrite::{Injection, RewriteBody};
+use proptest::prelude::*;
+
+use crate::support::{config, proxy_yaml};
+
+/// A body that yields the given chunks, one frame each.
+struct Chunks(VecDeque<Bytes>);
+
+impl Body for Chunks {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Poll::Ready(self.0.pop_front().map(|chunk| Ok(Frame::data(chunk))))
+    }
+}
+
+fn widget() -> Arc<Widget> {
+    let config = config(&proxy_yaml("127.0.0.1:9".parse().unwrap(), ""));
+    Arc::new(Widget::new(&config.assistant))
+}
+
+fn visitor() -> Visitor {
+    Visitor {
+        user_id: "user_42".into(),
+        user_hash: "45bb144b8ebbe9876600b63739423f010f4ea3d43771ea3fee1329d463683b59".into(),
+        user_name: Some("Zoë \"<b>\"".into()),
+        user_avatar: None,
+    }
+}
+
+/// Rewrites `page`, delivered in pieces cut at `cuts`.
+fn rewrite(page: &[u8], cuts: &[usize], position: Position) -> Vec<u8> {
+    let mut bounds: Vec<usize> = cuts.iter().map(|c| c % (page.len() + 1)).collect();
+    bounds.extend([0, page.len()]);
+    bounds.sort_unstable();
+    bounds.dedup();
+    let chunks = bounds
+        .windows(2)
+        .map(|w| Bytes::copy_from_slice(&page[w[0]..w[1]]))
+        .collect();
+    let injection = Injection {
+        widget: widget(),
+        visitor: Some(visitor()),
+        position,
+    };
+    let body = RewriteBody::new(Chunks(chunks), injection);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime
+        .block_on(body.collect())
+        .unwrap()
+        .to_bytes()
+        .to_vec()
+}
+
+const PIECES: &[&str] = &[
+    "<!DOCTYPE html>",
+    "<html lang=\"en\">",
+    "<head>",
+    "<meta charset=\"utf-8\">",
+    "<title>Café — ünïcödé</title>",
+    "</head>",
+    "<body class=\"x\">",
+    "<p>Some text &amp; entities &lt;ok&gt;</p>",
+    "<script>if (a < b && c > d) { document.write('</p>'); }</script>",
+    "<!-- a comment with </body> inside -->",
+    "<textarea></body></textarea>",
+    "<div data-x='1'>日本語のテキスト</div>",
+    "<br/>",
+    "\n  ",
+    "</body>",
+    "</html>",
+];
+
+fn page() -> impl Strategy<Value = String> {
+    prop::collection::vec(prop::sample::select(PIECES), 0..24).prop_map(|pieces| pieces.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_output_does_not_depend_on_chunk_boundaries(
+        page in page(),
+        cuts in prop::collection::vec(any::<usize>(), 0..40),
+        head_end in any::<bool>(),
+    ) {
+        let position = if head_end { Position::HeadEnd } else { Position::BodyEnd };
+        let whole = rewrite(page.as_bytes(), &[], position);
+        let split = rewrite(page.as_bytes(), &cuts, position);
+        prop_assert_eq!(String::from_utf8_lossy(&split), String::from_utf8_lossy(&whole));
+    }
+
+    #[test]
+    fn only_the_widget_is_added_and_at_most_once(
+        page in page(),
+        cuts in prop::collection::vec(any::<usize>(), 0..40),
+    ) {
+        let output = String::from_utf8(rewrite(page.as_bytes(), &cuts, Position::BodyEnd)).unwrap();
+        let markup = widget().markup(Some(&visitor()), true, true);
+        prop_assert!(output.matches("<invent-assistant").count() <= 1);
+        prop_assert_eq!(output.replacen(&markup, "", 1), page);
+    }
+}
+
+#[test]
+fn every_single_byte_split_of_a_page_gives_the_same_output() {
+    let page = PIECES.concat();
+    let whole = rewrite(page.as_bytes(), &[], Position::BodyEnd);
+    let every_byte: Vec<usize> = (1..page.len()).collect();
+    assert_eq!(
+        rewrite(page.as_bytes(), &every_byte, Position::BodyEnd),
+        whole
+    );
+    assert!(
+        String::from_utf8(whole)
+            .unwrap()
+            .contains("user-hash=\"45bb144b")
+    );
+}

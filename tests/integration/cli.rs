@@ -1,0 +1,239 @@
+//! The command line, run as a user would: `--help`, `check`, `hash`, the default config
+//! path and `INVENT_PROXY_CONFIG`, and `demo`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
+
+use invent_proxy::demo::{DEMO_SECRET_KEY, DEMO_USER_ID};
+use invent_proxy::identity::user_hash;
+
+use crate::support::process::TempPath;
+use crate::support::*;
+
+fn repo() -> &'static str {
+    env!("CARGO_MANIFEST_DIR")
+}
+
+/// Environment the shipped configs expect.
+pub const CONFIG_ENV: [(&str, &str); 2] = [
+    ("INVENT_SECRET_KEY", SECRET_KEY),
+    ("SESSION_JWT_SECRET", JWT_SECRET),
+];
+
+fn invent_proxy(args: &[&str]) -> Output {
+    Command::new(binary())
+        .args(args)
+        .current_dir(repo())
+        .env_remove("INVENT_PROXY_CONFIG")
+        .envs(CONFIG_ENV)
+        .output()
+        .unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn every_command_has_help() {
+    for (args, expected) in [
+        (vec!["--help"], "check"),
+        (vec!["run", "--help"], "--config"),
+        (vec!["check", "--help"], "--config"),
+        (vec!["hash", "--help"], "--user-id"),
+        (vec!["demo", "--help"], "--listen"),
+    ] {
+        let output = invent_proxy(&args);
+        assert!(output.status.success(), "{args:?}");
+        assert!(
+            stdout(&output).contains(expected),
+            "{args:?}: {}",
+            stdout(&output)
+        );
+    }
+    assert!(stdout(&invent_proxy(&["--help"])).contains("INVENT_PROXY_CONFIG"));
+}
+
+#[test]
+fn check_validates_the_default_config_and_never_prints_secrets() {
+    let output = invent_proxy(&["check"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let summary = stdout(&output);
+    assert!(
+        summary.contains("config/invent-proxy.yaml: OK"),
+        "{summary}"
+    );
+    assert!(summary.contains("secret key set"), "{summary}");
+    assert!(
+        !summary.contains(SECRET_KEY) && !summary.contains(JWT_SECRET),
+        "{summary}"
+    );
+}
+
+#[test]
+fn check_reports_a_bad_config_on_one_line_with_key_and_line() {
+    let file = TempPath::with_contents(
+        "upstream:\n  url: http://127.0.0.1:3000\n  conect_timeout: 5s\nassistant:\n  id: a\n",
+    );
+    let output = invent_proxy(&["check", "--config", file.path()]);
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert_eq!(message.lines().count(), 1, "{message}");
+    assert!(
+        message.contains(&format!(
+            "{}:3:3: upstream.conect_timeout: unknown field `conect_timeout`",
+            file.path()
+        )),
+        "{message}"
+    );
+}
+
+#[test]
+fn the_config_env_variable_overrides_the_default_path() {
+    let file = TempPath::with_contents(
+        "upstream:\n  url: http://127.0.0.1:3000\nassistant:\n  id: from_env\n",
+    );
+    let output = Command::new(binary())
+        .arg("check")
+        .current_dir(std::env::temp_dir())
+        .env("INVENT_PROXY_CONFIG", file.path())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).contains("from_env"));
+    let missing = Command::new(binary())
+        .arg("check")
+        .current_dir(std::env::temp_dir())
+        .env_remove("INVENT_PROXY_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        stderr(&missing).contains("config/invent-proxy.yaml"),
+        "{}",
+        stderr(&missing)
+    );
+}
+
+#[test]
+fn hash_prints_the_user_hash_of_the_spec_vectors() {
+    let output = invent_proxy(&["hash", "--user-id", "user_42"]);
+    assert_eq!(
+        stdout(&output).trim(),
+        "45bb144b8ebbe9876600b63739423f010f4ea3d43771ea3fee1329d463683b59"
+    );
+    let output = invent_proxy(&[
+        "hash",
+        "--config",
+        "config/invent-proxy.yaml",
+        "--user-id",
+        "Zoë-7",
+    ]);
+    assert_eq!(
+        stdout(&output).trim(),
+        "04a33c483382739aca1dc954e79aac17831e5595be959c9dbe91cec509dcc2b5"
+    );
+}
+
+#[test]
+fn every_shipped_config_passes_check() {
+    let mut files = vec![];
+    let mut dirs = vec![std::path::Path::new(repo()).join("config")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                files.push(path);
+            }
+        }
+    }
+    assert!(
+        files.len() >= 4,
+        "the default config and examples: {files:?}"
+    );
+    for file in files {
+        let output = invent_proxy(&["check", "--config", file.to_str().unwrap()]);
+        assert!(
+            output.status.success(),
+            "{}: {}",
+            file.display(),
+            stderr(&output)
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_demo_shows_the_widget_and_a_verified_identity_after_login() {
+    let mut demo = Command::new(binary())
+        .args(["demo", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(demo.stdout.take().unwrap()).lines();
+    let url = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.split_whitespace()
+                .find(|w| w.starts_with("http://127.0.0.1:") && l.contains("open this"))
+                .map(str::to_owned)
+        })
+        .expect("the demo prints where to open it");
+    std::thread::spawn(move || for _ in lines {});
+    let http = client();
+    let fetch = |path: &str, cookie: Option<&str>| {
+        let mut req = http::Request::get(format!("{}{}", url.trim_end_matches('/'), path));
+        if let Some(cookie) = cookie {
+            req = req.header("cookie", cookie);
+        }
+        let req = req
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap();
+        let http = http.clone();
+        async move {
+            use http_body_util::BodyExt;
+            let response = http.request(req).await.unwrap();
+            let headers = response.headers().clone();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            (headers, String::from_utf8_lossy(&body).into_owned())
+        }
+    };
+    let (_, home) = fetch("/", None).await;
+    assert_eq!(home.matches("<invent-assistant").count(), 1, "{home}");
+    assert_eq!(widget_attribute(&home, "user-id"), None);
+    let (headers, _) = fetch("/login", None).await;
+    let cookie = headers["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let (_, account) = fetch("/account", Some(&cookie)).await;
+    assert_eq!(
+        widget_attribute(&account, "user-id").as_deref(),
+        Some(DEMO_USER_ID)
+    );
+    assert_eq!(
+        widget_attribute(&account, "user-hash"),
+        Some(user_hash(DEMO_SECRET_KEY, DEMO_USER_ID))
+    );
+    let (_, legacy) = fetch("/legacy", None).await;
+    assert!(
+        legacy.trim_end().ends_with("async defer></script>"),
+        "{legacy}"
+    );
+    let (_, json) = fetch("/api/status", None).await;
+    assert!(!json.contains("invent-assistant"));
+    let (_, script) = fetch("/__invent-demo/button.js", None).await;
+    assert!(script.contains("customElements.define(\"invent-assistant\""));
+    let _ = demo.kill();
+    let _ = demo.wait();
+}

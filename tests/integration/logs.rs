@@ -1,0 +1,144 @@
+//! The real binary's logs and signals: one access line per request with the spec's
+//! fields, never a token or secret, and a graceful exit on SIGTERM and SIGINT.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use invent_proxy::identity::user_hash;
+
+use crate::support::process::ProxyProcess;
+use crate::support::tokens::{self, claims};
+use crate::support::*;
+
+fn raw_get(addr: std::net::SocketAddr, path: &str, cookie: &str) -> String {
+    let mut socket = TcpStream::connect(addr).unwrap();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nhost: shop\r\ncookie: {cookie}\r\nconnection: close\r\n\r\n"
+    );
+    socket.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    socket.read_to_string(&mut response).unwrap();
+    response
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn access_lines_carry_the_outcome_and_never_a_token_or_secret() {
+    let upstream = spawn_html_upstream("<!doctype html><html><body>account</body></html>").await;
+    let yaml = proxy_yaml(
+        upstream.addr,
+        "identity:\n  secret_key: ${TEST_SECRET_KEY}\n  jwt:\n    cookie: session\n    secret: ${TEST_JWT_SECRET}\n",
+    );
+    let mut proxy = ProxyProcess::start(
+        &yaml,
+        &[
+            ("TEST_SECRET_KEY", SECRET_KEY),
+            ("TEST_JWT_SECRET", JWT_SECRET),
+        ],
+    );
+    let valid = tokens::hs256(&claims("user_42"));
+    let expired = tokens::hs256(&serde_json::json!({"sub": "user_42", "exp": 1_000_000}));
+    let addr = proxy.addr;
+    let (valid_cookie, expired_cookie) = (format!("session={valid}"), format!("session={expired}"));
+    tokio::task::spawn_blocking(move || {
+        let page = raw_get(addr, "/account?token=querysecret", &valid_cookie);
+        assert!(page.contains(&user_hash(SECRET_KEY, "user_42")));
+        raw_get(addr, "/expired", &expired_cookie);
+        raw_get(addr, "/style.css", "session=garbage");
+    })
+    .await
+    .unwrap();
+    let verified = proxy.wait_for_log("path=/account");
+    for field in [
+        "method=GET",
+        "status=200",
+        "bytes=",
+        "duration_ms=",
+        "injected=true",
+        "identity=verified",
+    ] {
+        assert!(verified.contains(field), "{field} in {verified}");
+    }
+    let rejected = proxy.wait_for_log("path=/expired");
+    assert!(rejected.contains("identity=rejected:expired"), "{rejected}");
+    proxy.wait_for_log("path=/style.css");
+    proxy.signal("TERM");
+    proxy.wait();
+    let logs = proxy.logs().join("\n");
+    assert_eq!(
+        logs.matches("path=").count(),
+        3,
+        "one access line per request:\n{logs}"
+    );
+    for secret in [
+        SECRET_KEY,
+        JWT_SECRET,
+        &valid,
+        &expired,
+        "querysecret",
+        "garbage",
+    ] {
+        assert!(
+            !logs.contains(secret),
+            "{secret} leaked into the logs:\n{logs}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upstream_failures_are_logged_once_with_their_cause() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = listener.local_addr().unwrap();
+    drop(listener);
+    let mut proxy = ProxyProcess::start(&proxy_yaml(dead, ""), &[]);
+    let addr = proxy.addr;
+    let response = tokio::task::spawn_blocking(move || raw_get(addr, "/", "a=b"))
+        .await
+        .unwrap();
+    assert!(response.starts_with("HTTP/1.1 502"), "{response}");
+    let line = proxy.wait_for_log("status=502");
+    assert!(
+        line.contains("WARN") && line.contains("error_kind=\"upstream_connect\""),
+        "{line}"
+    );
+    assert!(
+        line.contains("Connection refused") || line.contains("connect"),
+        "{line}"
+    );
+    assert_eq!(
+        proxy
+            .logs()
+            .iter()
+            .filter(|l| l.contains("502") || l.contains("refused"))
+            .count(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_and_sigint_finish_in_flight_requests_then_exit_cleanly() {
+    for signal in ["TERM", "INT"] {
+        let upstream = spawn_upstream(|_| async {
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            html("<!doctype html><body>slow but complete</body>")
+        })
+        .await;
+        let mut proxy = ProxyProcess::start(&proxy_yaml(upstream.addr, ""), &[]);
+        let addr = proxy.addr;
+        let in_flight = tokio::task::spawn_blocking(move || raw_get(addr, "/", "a=b"));
+        while upstream.seen().is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        proxy.signal(signal);
+        let response = in_flight.await.unwrap();
+        assert!(
+            response.contains("slow but complete<invent-assistant"),
+            "SIG{signal}: {response}"
+        );
+        assert!(proxy.wait().success(), "SIG{signal}: exit status");
+        assert!(
+            TcpStream::connect(addr).is_err(),
+            "SIG{signal}: no longer listening"
+        );
+    }
+}

@@ -1,0 +1,300 @@
+//! Proxy behaviour: what is forwarded each way, upstream failures, aborted bodies, HTTP/2
+//! and graceful shutdown.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn method_path_query_headers_and_body_reach_the_upstream() {
+    let upstream = spawn_upstream(|req| async move {
+        let body = req.into_body().collect().await.unwrap().to_bytes();
+        respond(StatusCode::CREATED, "text/plain", body)
+    })
+    .await;
+    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
+    let req = Request::post("/orders?id=7&q=a%20b")
+        .header("x-custom", "kept")
+        .header("connection", "x-drop-me")
+        .header("x-drop-me", "gone")
+        .header("keep-alive", "timeout=5")
+        .header("x-forwarded-for", "203.0.113.7")
+        .header("host", "shop.example")
+        .body(Full::new(Bytes::from_static(b"item=shoes&qty=2")))
+        .unwrap();
+    let received = send(&proxy, req).await;
+    assert_eq!(received.status, StatusCode::CREATED);
+    assert_eq!(received.text(), "item=shoes&qty=2");
+    let seen = &upstream.seen()[0];
+    assert_eq!(seen.method, http::Method::POST);
+    assert_eq!(seen.uri.to_string(), "/orders?id=7&q=a%20b");
+    assert_eq!(seen.headers["x-custom"], "kept");
+    assert!(!seen.headers.contains_key("x-drop-me") && !seen.headers.contains_key("keep-alive"));
+    assert_eq!(seen.headers["x-forwarded-for"], "203.0.113.7, 127.0.0.1");
+    assert_eq!(seen.headers["x-forwarded-proto"], "http");
+    assert_eq!(seen.headers["x-forwarded-host"], "shop.example");
+    assert_eq!(
+        seen.headers["host"], "shop.example",
+        "host_header: preserve is the default"
+    );
+}
+
+#[tokio::test]
+async fn host_header_upstream_sends_the_upstream_authority() {
+    let upstream = spawn_html_upstream("ok").await;
+    let yaml = proxy_yaml(upstream.addr, "").replace(
+        "  response_timeout",
+        "  host_header: upstream\n  response_timeout",
+    );
+    let proxy = spawn_proxy(&yaml).await;
+    get_with(&proxy, "/", &[("host", "shop.example")]).await;
+    assert_eq!(
+        upstream.seen()[0].headers["host"],
+        upstream.addr.to_string().as_str()
+    );
+}
+
+#[tokio::test]
+async fn every_set_cookie_header_survives() {
+    let upstream = spawn_upstream(|_| async {
+        let mut response = html("<!doctype html><body>hi</body>");
+        for cookie in [
+            "a=1; Path=/",
+            "b=2; HttpOnly",
+            "c=3; Expires=Wed, 21 Oct 2026 07:28:00 GMT",
+        ] {
+            response
+                .headers_mut()
+                .append(header::SET_COOKIE, cookie.parse().unwrap());
+        }
+        response
+    })
+    .await;
+    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
+    let received = get(&proxy, "/").await;
+    let cookies: Vec<_> = received
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .collect();
+    assert_eq!(
+        cookies,
+        [
+            "a=1; Path=/",
+            "b=2; HttpOnly",
+            "c=3; Expires=Wed, 21 Oct 2026 07:28:00 GMT"
+        ]
+    );
+    assert_eq!(received.widgets(), 1);
+}
+
+#[tokio::test]
+async fn upstream_connections_are_kept_alive_and_reused() {
+    let upstream = spawn_html_upstream("<!doctype html><body>x</body>").await;
+    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
+    for _ in 0..5 {
+        assert_eq!(get(&proxy, "/").await.status, StatusCode::OK);
+    }
+    assert_eq!(upstream.connections(), 1);
+}
+
+#[tokio::test]
+async fn an_unreachable_upstream_is_a_502_and_the_proxy_recovers() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let proxy = spawn_proxy(&proxy_yaml(addr, "")).await;
+    let failed = get(&proxy, "/").await;
+    assert_eq!(failed.status, StatusCode::BAD_GATEWAY);
+    assert!(
+        failed.text().contains("502 Bad Gateway"),
+        "{}",
+        failed.text()
+    );
+    assert_eq!(
+        failed.headers[header::CONTENT_TYPE],
+        "text/html; charset=utf-8"
+    );
+    assert!(
+        !failed.text().contains(&addr.to_string()),
+        "internal addresses stay in the log"
+    );
+
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        read_head(&mut socket).await;
+        socket
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            .await
+            .unwrap();
+    });
+    let recovered = get(&proxy, "/").await;
+    assert_eq!(
+        (recovered.status, recovered.text().as_str()),
+        (StatusCode::OK, "ok")
+    );
+}
+
+#[tokio::test]
+async fn a_slow_upstream_is_a_504_and_the_next_request_is_served() {
+    let upstream = spawn_upstream(|req| async move {
+        if req.uri().path() == "/slow" {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+        }
+        html("fast")
+    })
+    .await;
+    let yaml =
+        proxy_yaml(upstream.addr, "").replace("response_timeout: 5s", "response_timeout: 300ms");
+    let proxy = spawn_proxy(&yaml).await;
+    let timed_out = get(&proxy, "/slow").await;
+    assert_eq!(timed_out.status, StatusCode::GATEWAY_TIMEOUT);
+    assert!(timed_out.text().contains("504 Gateway Timeout"));
+    assert_eq!(get(&proxy, "/fast").await.text(), "fast");
+}
+
+async fn read_head(socket: &mut TcpStream) {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if socket.read(&mut byte).await.unwrap_or(0) == 0 {
+            return;
+        }
+        head.push(byte[0]);
+    }
+}
+
+#[tokio::test]
+async fn an_upstream_closing_mid_body_ends_that_response_only() {
+    let upstream = spawn_raw_upstream(|mut socket| async move {
+        read_head(&mut socket).await;
+        let head = "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: 100000\r\n\r\n";
+        let _ = socket.write_all(head.as_bytes()).await;
+        let _ = socket
+            .write_all(b"<!doctype html><html><body><p>partial")
+            .await;
+    })
+    .await;
+    let proxy = spawn_proxy(&proxy_yaml(upstream, "")).await;
+    let uri = format!("http://{}/", proxy.local_addr());
+    let response = client().get(uri.parse().unwrap()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = response.into_body().collect().await;
+    assert!(
+        body.is_err(),
+        "a truncated upstream body must not look complete to the client"
+    );
+
+    let healthy = spawn_html_upstream("<!doctype html><body>fine</body>").await;
+    let other = spawn_proxy(&proxy_yaml(healthy.addr, "")).await;
+    assert_eq!(get(&other, "/").await.widgets(), 1);
+    let uri = format!("http://{}/", proxy.local_addr());
+    assert_eq!(
+        client().get(uri.parse().unwrap()).await.unwrap().status(),
+        StatusCode::OK,
+        "still serving"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_goes_away_stops_the_upstream_transfer() {
+    let (closed_tx, mut closed_rx) = tokio::sync::mpsc::channel::<()>(1);
+    let upstream = spawn_upstream(move |req| {
+        let closed_tx = closed_tx.clone();
+        async move {
+            if req.uri().path() == "/small" {
+                return html("small");
+            }
+            let (tx, response) = streamed_html();
+            tokio::spawn(async move {
+                let chunk = Bytes::from(vec![b'x'; 16 * 1024]);
+                let _ = tx
+                    .send(Ok(Bytes::from_static(b"<!doctype html><body>")))
+                    .await;
+                // Streams until the proxy stops reading: then the channel closes.
+                while tx.send(Ok(chunk.clone())).await.is_ok() {}
+                let _ = closed_tx.send(()).await;
+            });
+            response
+        }
+    })
+    .await;
+    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
+    let mut socket = TcpStream::connect(proxy.local_addr()).await.unwrap();
+    socket
+        .write_all(b"GET / HTTP/1.1\r\nhost: shop\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut read = 0;
+    while read < 100_000 {
+        let n = socket.read(&mut buffer).await.unwrap();
+        assert!(n > 0, "the proxy ended the response early");
+        read += n;
+    }
+    drop(socket);
+    tokio::time::timeout(Duration::from_secs(10), closed_rx.recv())
+        .await
+        .expect("the upstream body is dropped once the client is gone");
+    assert_eq!(
+        get(&proxy, "/small").await.text(),
+        "small",
+        "and the proxy keeps serving"
+    );
+}
+
+#[tokio::test]
+async fn http2_clients_are_served_with_the_widget() {
+    let upstream = spawn_html_upstream("<!doctype html><html><body>h2</body></html>").await;
+    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
+    let h2: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http();
+    let uri = format!("http://{}/", proxy.local_addr());
+    let response = h2.get(uri.parse().unwrap()).await.unwrap();
+    assert_eq!(response.version(), http::Version::HTTP_2);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&body).contains("h2<invent-assistant"));
+    assert_eq!(
+        upstream.seen()[0].headers["host"],
+        proxy.local_addr().to_string().as_str()
+    );
+}
+
+#[tokio::test]
+async fn shutdown_lets_in_flight_requests_finish_and_refuses_new_ones() {
+    let upstream = spawn_upstream(|_| async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        html("<!doctype html><body>done</body>")
+    })
+    .await;
+    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
+    let addr = proxy.local_addr();
+    let in_flight = tokio::spawn(async move {
+        let response = client()
+            .get(format!("http://{addr}/").parse().unwrap())
+            .await
+            .unwrap();
+        response.into_body().collect().await.unwrap().to_bytes()
+    });
+    while upstream.seen().is_empty() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    proxy.shutdown().await;
+    let body = in_flight.await.unwrap();
+    assert!(String::from_utf8_lossy(&body).contains("done<invent-assistant"));
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "the listener is closed"
+    );
+}

@@ -1,0 +1,301 @@
+//! Test harness: real upstream servers and the real proxy on ports the OS picks, and a
+//! client that talks to them over sockets.
+
+pub mod process;
+pub mod tokens;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, StatusCode, header};
+use http_body::{Body, Frame};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use invent_proxy::{Config, RunningProxy};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub type TestBody = BoxBody<Bytes, BoxError>;
+type Handler = Arc<
+    dyn Fn(Request<Incoming>) -> Pin<Box<dyn Future<Output = Response<TestBody>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// The assistant secret key of the spec's test vectors.
+pub const SECRET_KEY: &str = "sk_test_123";
+/// The HS256 key test sessions are signed with.
+pub const JWT_SECRET: &str = "jwt-test-secret-0123456789abcdef";
+
+/// What an upstream saw of one request.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: http::Method,
+    pub uri: http::Uri,
+    pub headers: HeaderMap,
+}
+
+/// A real HTTP/1.1 server on loopback that answers with a handler and records requests.
+pub struct Upstream {
+    pub addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    connections: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Upstream {
+    /// The requests received so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts an upstream whose every request is answered by `handler`.
+pub async fn spawn_upstream<F, Fut>(handler: F) -> Upstream
+where
+    F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Response<TestBody>> + Send + 'static,
+{
+    let handler: Handler = Arc::new(move |req| Box::pin(handler(req)));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let connections = Arc::new(AtomicUsize::new(0));
+    let (seen2, connections2) = (Arc::clone(&seen), Arc::clone(&connections));
+    let task = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            connections2.fetch_add(1, Ordering::SeqCst);
+            let (handler, seen) = (Arc::clone(&handler), Arc::clone(&seen2));
+            tokio::spawn(async move {
+                let service = service_fn(move |req: Request<Incoming>| {
+                    seen.lock().unwrap().push(Seen {
+                        method: req.method().clone(),
+                        uri: req.uri().clone(),
+                        headers: req.headers().clone(),
+                    });
+                    let response = handler(req);
+                    async move { Ok::<_, Infallible>(response.await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Upstream {
+        addr,
+        seen,
+        connections,
+        task,
+    }
+}
+
+/// An upstream that serves one fixed HTML page on every path.
+pub async fn spawn_html_upstream(page: &'static str) -> Upstream {
+    spawn_upstream(move |_| async move { html(page) }).await
+}
+
+/// A raw TCP upstream: `handler` gets each accepted socket, to misbehave at will.
+pub async fn spawn_raw_upstream<F, Fut>(handler: F) -> SocketAddr
+where
+    F: Fn(TcpStream) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handler = Arc::new(handler);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(handler(stream));
+        }
+    });
+    addr
+}
+
+pub fn full(body: impl Into<Bytes>) -> TestBody {
+    Full::new(body.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+pub fn respond(
+    status: StatusCode,
+    content_type: &str,
+    body: impl Into<Bytes>,
+) -> Response<TestBody> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, content_type)
+        .body(full(body))
+        .unwrap()
+}
+
+pub fn html(body: impl Into<Bytes>) -> Response<TestBody> {
+    respond(StatusCode::OK, "text/html; charset=utf-8", body)
+}
+
+/// A body fed chunk by chunk from a channel: the test decides when each chunk goes.
+pub struct ChannelBody(pub mpsc::Receiver<Result<Bytes, BoxError>>);
+
+impl Body for ChannelBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|item| item.map(|r| r.map(Frame::data)))
+    }
+}
+
+/// A streaming HTML response and the sender that feeds it.
+pub fn streamed_html() -> (mpsc::Sender<Result<Bytes, BoxError>>, Response<TestBody>) {
+    let (tx, rx) = mpsc::channel(1);
+    let response = Response::builder()
+        .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+        .body(ChannelBody(rx).boxed())
+        .unwrap();
+    (tx, response)
+}
+
+/// The YAML of a proxy on a free loopback port in front of `upstream`, plus `extra`.
+pub fn proxy_yaml(upstream: SocketAddr, extra: &str) -> String {
+    format!(
+        "listen: 127.0.0.1:0\nshutdown_grace_period: 5s\nupstream:\n  url: http://{upstream}\n  \
+         response_timeout: 5s\nassistant:\n  id: ast_test\n{extra}"
+    )
+}
+
+/// The identity block tests use: HS256 sessions in the `session` cookie.
+pub fn identity_yaml() -> String {
+    format!(
+        "identity:\n  secret_key: {SECRET_KEY}\n  jwt:\n    cookie: session\n    algorithms: [HS256]\n    \
+         secret: {JWT_SECRET}\n    claims:\n      user_id: sub\n      user_name: name\n      user_avatar: picture\n"
+    )
+}
+
+pub fn config(yaml: &str) -> Config {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    Config::from_yaml(yaml, "test.yaml", &fixtures).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Starts the real proxy from YAML.
+pub async fn spawn_proxy(yaml: &str) -> RunningProxy {
+    invent_proxy::start(config(yaml)).await.unwrap()
+}
+
+/// A proxy in front of `upstream` with identity on.
+pub async fn spawn_identity_proxy(upstream: &Upstream) -> RunningProxy {
+    spawn_proxy(&proxy_yaml(upstream.addr, &identity_yaml())).await
+}
+
+/// What a client received.
+#[derive(Debug)]
+pub struct Received {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Received {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// How many widgets the page carries.
+    pub fn widgets(&self) -> usize {
+        self.text().matches("<invent-assistant").count()
+    }
+}
+
+/// An HTTP/1.1 client with keep-alive, like a browser's.
+pub fn client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new()).build(HttpConnector::new())
+}
+
+/// Sends a request through `proxy` and reads the whole response.
+pub async fn send(proxy: &RunningProxy, req: Request<Full<Bytes>>) -> Received {
+    let (mut parts, body) = req.into_parts();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    parts.uri = format!("http://{}{path}", proxy.local_addr())
+        .parse()
+        .unwrap();
+    let response = client()
+        .request(Request::from_parts(parts, body))
+        .await
+        .unwrap();
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    Received {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
+}
+
+/// `GET path` through `proxy` with extra headers.
+pub async fn get_with(proxy: &RunningProxy, path: &str, headers: &[(&str, &str)]) -> Received {
+    let mut builder = Request::get(path);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    send(proxy, builder.body(Full::new(Bytes::new())).unwrap()).await
+}
+
+pub async fn get(proxy: &RunningProxy, path: &str) -> Received {
+    get_with(proxy, path, &[]).await
+}
+
+/// `GET path` with the session cookie set to `token`.
+pub async fn get_as(proxy: &RunningProxy, path: &str, token: &str) -> Received {
+    get_with(
+        proxy,
+        path,
+        &[("cookie", &format!("theme=dark; session={token}"))],
+    )
+    .await
+}
+
+/// The value of attribute `name` on the page's `<invent-assistant>` element.
+pub fn widget_attribute(page: &str, name: &str) -> Option<String> {
+    let start = page.find("<invent-assistant")?;
+    let tag = &page[start..start + page[start..].find('>')?];
+    let needle = format!(" {name}=\"");
+    let at = tag.find(&needle)? + needle.len();
+    Some(tag[at..at + tag[at..].find('"')?].to_owned())
+}
+
+/// The path of the real `invent-proxy` binary.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_invent-proxy")
+}

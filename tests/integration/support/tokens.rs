@@ -1,0 +1,78 @@
+//! Session tokens for tests: valid ones with each kind of key, and each kind of bad one.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode, get_current_timestamp};
+use serde_json::{Value, json};
+
+use super::JWT_SECRET;
+
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/keys")
+        .join(name);
+    std::fs::read(path).unwrap()
+}
+
+/// Claims for `sub`, valid for an hour.
+pub fn claims(sub: impl Into<Value>) -> Value {
+    json!({"sub": sub.into(), "exp": get_current_timestamp() + 3600})
+}
+
+/// Adds or replaces one claim.
+pub fn with(mut claims: Value, name: &str, value: impl Into<Value>) -> Value {
+    claims[name] = value.into();
+    claims
+}
+
+pub fn sign(alg: Algorithm, key: &EncodingKey, claims: &Value) -> String {
+    encode(&Header::new(alg), claims, key).unwrap()
+}
+
+/// An HS256 token signed with the test sessions' key.
+pub fn hs256(claims: &Value) -> String {
+    sign(
+        Algorithm::HS256,
+        &EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+        claims,
+    )
+}
+
+pub fn rs256(claims: &Value) -> String {
+    sign(
+        Algorithm::RS256,
+        &EncodingKey::from_rsa_pem(&fixture("rsa_private.pem")).unwrap(),
+        claims,
+    )
+}
+
+pub fn es256(claims: &Value) -> String {
+    sign(
+        Algorithm::ES256,
+        &EncodingKey::from_ec_pem(&fixture("ec_private.pem")).unwrap(),
+        claims,
+    )
+}
+
+pub fn eddsa(claims: &Value) -> String {
+    sign(
+        Algorithm::EdDSA,
+        &EncodingKey::from_ed_pem(&fixture("ed_private.pem")).unwrap(),
+        claims,
+    )
+}
+
+/// A token with any header and no signature check possible: `{"alg":"none"}` and friends.
+pub fn unsigned(header: &Value, claims: &Value) -> String {
+    let part = |v: &Value| URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap());
+    format!("{}.{}.", part(header), part(claims))
+}
+
+/// The classic key-confusion attack: HS256 "signed" with the RSA public key's PEM bytes.
+pub fn hs256_with_rsa_public_key(claims: &Value) -> String {
+    sign(
+        Algorithm::HS256,
+        &EncodingKey::from_secret(&fixture("rsa_public.pem")),
+        claims,
+    )
+}
