@@ -9,7 +9,8 @@
 //! 5. **log** — one access line when the body ends ([`body`], [`telemetry`]).
 //!
 //! Module map: [`cli`] commands · [`config`] YAML → typed config · [`server`] accept loop and
-//! graceful shutdown · [`headers`] pure header helpers · [`demo`] the built-in sample site.
+//! graceful shutdown · [`headers`] pure header helpers · [`upgrade`] WebSocket tunnels ·
+//! [`demo`] the built-in sample site.
 #![forbid(unsafe_code)]
 
 pub mod body;
@@ -24,6 +25,7 @@ pub mod proxy;
 pub mod rewrite;
 pub mod server;
 pub mod telemetry;
+pub mod upgrade;
 pub mod upstream;
 
 pub use config::{Config, ConfigError};

@@ -1,6 +1,7 @@
 //! The per-request pipeline, in phases: `plan` (does the request qualify?) → `forward`
 //! (to the upstream) → `identify` (only for a page that will be rewritten) → `inject`
-//! (stream the rewrite) — with one access line at the end.
+//! (stream the rewrite) — with one access line at the end. Upgrades (WebSocket) skip
+//! the rewrite and become a byte tunnel ([`crate::upgrade`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use crate::identity::{Identifier, Outcome, Visitor};
 use crate::inject::{self, Skip, Widget};
 use crate::rewrite::{Injection, RewriteBody};
 use crate::telemetry::AccessLog;
+use crate::upgrade;
 use crate::upstream::{self, UpstreamClient};
 
 /// Everything a request needs, built once from the config and shared by all requests.
@@ -49,10 +51,22 @@ impl Proxy {
     }
 
     /// Proxies one request. Never fails: upstream failures become 502/504 pages.
-    pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<LoggedBody> {
+    pub async fn handle(
+        &self,
+        mut req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<LoggedBody> {
         let mut log = AccessLog::start(req.method(), req.uri().path(), peer);
         let plan = self.plan(&req);
+        let client_upgrade =
+            upgrade::requested_protocol(req.headers()).map(|_| hyper::upgrade::on(&mut req));
         let response = match self.forward(req, peer).await {
+            Ok(mut response) if response.status() == http::StatusCode::SWITCHING_PROTOCOLS => {
+                if let Some(client) = client_upgrade {
+                    tokio::spawn(upgrade::tunnel(client, hyper::upgrade::on(&mut response)));
+                }
+                response.map(ProxyBody::Passthrough)
+            }
             Ok(response) => self.inject(response, plan, &mut log),
             Err(err) => {
                 log.error = Some((err.kind(), error_chain(&err)));

@@ -14,6 +14,7 @@ use hyper_util::rt::TokioExecutor;
 use crate::config::{self, HostHeader};
 use crate::error::ProxyError;
 use crate::headers;
+use crate::upgrade;
 
 /// The pooled client every request to the upstream goes through.
 pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, Incoming>;
@@ -66,7 +67,11 @@ pub fn prepare(
     if parts.version == Version::HTTP_2 {
         join_cookie_headers(&mut parts.headers);
     }
+    let upgrade = upgrade::requested_protocol(&parts.headers);
     headers::remove_hop_by_hop(&mut parts.headers);
+    if let Some(protocol) = upgrade {
+        upgrade::restore_headers(&mut parts.headers, protocol);
+    }
     headers::set_forwarded(&mut parts.headers, peer.ip(), "http", client_host.as_ref());
     let upstream_host = || HeaderValue::from_str(upstream.url.authority.as_str()).ok();
     let host = match upstream.host_header {
@@ -115,7 +120,13 @@ pub async fn send(
         Ok(Err(e)) if e.is_connect() => Err(ProxyError::UpstreamConnect(e.into())),
         Ok(Err(e)) => Err(ProxyError::Upstream(e.into())),
         Ok(Ok(mut response)) => {
+            let upgrade = (response.status() == http::StatusCode::SWITCHING_PROTOCOLS)
+                .then(|| upgrade::requested_protocol(response.headers()))
+                .flatten();
             headers::remove_hop_by_hop(response.headers_mut());
+            if let Some(protocol) = upgrade {
+                upgrade::restore_headers(response.headers_mut(), protocol);
+            }
             Ok(response)
         }
     }

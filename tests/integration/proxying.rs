@@ -163,15 +163,17 @@ async fn a_slow_upstream_is_a_504_and_the_next_request_is_served() {
     assert_eq!(get(&proxy, "/fast").await.text(), "fast");
 }
 
-async fn read_head(socket: &mut TcpStream) {
+/// Reads an HTTP head byte by byte, so nothing after it is consumed.
+async fn read_head(socket: &mut TcpStream) -> String {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
         if socket.read(&mut byte).await.unwrap_or(0) == 0 {
-            return;
+            break;
         }
         head.push(byte[0]);
     }
+    String::from_utf8_lossy(&head).to_ascii_lowercase()
 }
 
 #[tokio::test]
@@ -297,4 +299,45 @@ async fn shutdown_lets_in_flight_requests_finish_and_refuses_new_ones() {
         TcpStream::connect(addr).await.is_err(),
         "the listener is closed"
     );
+}
+
+#[tokio::test]
+async fn websocket_upgrades_become_a_byte_tunnel() {
+    let upstream = spawn_raw_upstream(|mut socket| async move {
+        let head = read_head(&mut socket).await;
+        if !(head.contains("\r\nupgrade: websocket\r\n") && head.contains("\r\nconnection: upgrade\r\n")) {
+            let _ = socket.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n").await;
+            return;
+        }
+        let switch = "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\
+                      sec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+        socket.write_all(switch.as_bytes()).await.unwrap();
+        let (mut from_client, mut to_client) = socket.split();
+        let _ = tokio::io::copy(&mut from_client, &mut to_client).await;
+    })
+    .await;
+    let proxy = spawn_proxy(&proxy_yaml(upstream, "")).await;
+    let mut client = TcpStream::connect(proxy.local_addr()).await.unwrap();
+    let handshake = "GET /chat HTTP/1.1\r\nhost: shop\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\
+                     sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n";
+    client.write_all(handshake.as_bytes()).await.unwrap();
+    let head = read_head(&mut client).await;
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(
+        head.contains("upgrade: websocket")
+            && head.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
+        "{head}"
+    );
+    for message in [&b"\x81\x05hello"[..], &[0x82, 0x03, 0, 1, 255]] {
+        client.write_all(message).await.unwrap();
+        let mut echoed = vec![0u8; message.len()];
+        tokio::time::timeout(Duration::from_secs(10), client.read_exact(&mut echoed))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            echoed, message,
+            "bytes cross the tunnel unchanged both ways"
+        );
+    }
 }
