@@ -27,6 +27,17 @@ impl ProxyBody {
     fn injected(&self) -> bool {
         matches!(self, ProxyBody::Rewritten(body) if body.injected())
     }
+
+    /// Why a body that was set up for rewriting ended without the widget.
+    fn skip_reason(&self) -> Option<Skip> {
+        match self {
+            ProxyBody::Rewritten(body) if !body.injected() && body.bailed_out() => {
+                Some(Skip::RewriteFailed)
+            }
+            ProxyBody::Rewritten(body) if !body.injected() => Some(Skip::Fragment),
+            _ => None,
+        }
+    }
 }
 
 impl Body for ProxyBody {
@@ -116,8 +127,8 @@ impl Drop for LoggedBody {
     fn drop(&mut self) {
         let complete = self.complete || self.inner.is_end_stream();
         let injected = self.inner.injected();
-        if matches!(self.inner, ProxyBody::Rewritten(_)) && !injected && complete {
-            self.log.skip = Some(Skip::Fragment);
+        if complete {
+            self.log.skip = self.log.skip.or(self.inner.skip_reason());
         }
         self.log.emit(self.bytes, injected, complete);
     }

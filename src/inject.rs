@@ -23,7 +23,8 @@ pub enum Skip {
     Charset,
     /// The body had no doctype, `<html>` or `<body>`: a fragment.
     Fragment,
-    /// The body could not be rewritten; it passed through as the upstream sent it.
+    /// The rewriter gave up (e.g. its memory cap); the page passed through as the upstream
+    /// sent it.
     RewriteFailed,
 }
 
@@ -108,6 +109,16 @@ pub fn rewrite_headers(headers: &mut HeaderMap, varies_by_cookie: bool, personal
     }
     if personalised {
         headers::make_private(headers);
+    }
+}
+
+/// Header changes of a `304 Not Modified` for a request whose `200` would be rewritten:
+/// its validators and `Vary` must describe the rewritten page the client has cached, or a
+/// strong ETag would let a range request splice upstream bytes into it.
+pub fn not_modified_headers(headers: &mut HeaderMap, varies_by_cookie: bool) {
+    headers::weaken_etag(headers);
+    if varies_by_cookie {
+        headers::add_vary(headers, "Cookie");
     }
 }
 

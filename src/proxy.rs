@@ -113,10 +113,13 @@ impl Proxy {
     /// Passes the response through, or sets it up to be rewritten as it streams.
     fn inject(
         &self,
-        response: Response<Incoming>,
+        mut response: Response<Incoming>,
         plan: Result<Cookies, Skip>,
         log: &mut AccessLog,
     ) -> Response<ProxyBody> {
+        if plan.is_ok() && response.status() == http::StatusCode::NOT_MODIFIED {
+            inject::not_modified_headers(response.headers_mut(), self.identifier.is_some());
+        }
         let qualified = plan.and_then(|cookies| {
             inject::response_qualifies(response.status(), response.headers()).map(|()| cookies)
         });

@@ -11,7 +11,8 @@ use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use lol_html::html_content::{ContentType, DocumentEnd, EndTag};
 use lol_html::send::{Element, HtmlRewriter, Settings};
-use lol_html::{OutputSink, doctype, element, end, end_tag};
+use lol_html::{MemorySettings, OutputSink, doctype, element, end, end_tag};
+use tracing::debug;
 
 use crate::config::Position;
 use crate::identity::Visitor;
@@ -42,6 +43,8 @@ struct PageState {
     injected: AtomicBool,
     added_element: AtomicBool,
     added_script: AtomicBool,
+    /// The rewriter failed at the very end; what it had not processed went out as-is.
+    bailed_out: AtomicBool,
 }
 
 impl PageState {
@@ -86,12 +89,25 @@ impl OutputSink for Sink {
     }
 }
 
+/// lol_html's memory budget per page. A page that needs more (a pathological tag or
+/// attribute megabytes long) is not rewritten: it passes through unchanged, never truncated.
+pub const REWRITER_MAX_MEMORY: usize = 1024 * 1024;
+
+/// Where a page's rewrite stands.
+enum Stage {
+    Rewriting(Box<HtmlRewriter<'static, Sink>>),
+    /// The rewriter gave up (memory cap, or any error): the rest streams as it comes.
+    PassingThrough,
+    Finished,
+}
+
 /// A body that rewrites an HTML page from `upstream` as it streams.
 pub struct RewriteBody<B> {
     upstream: B,
-    rewriter: Option<HtmlRewriter<'static, Sink>>,
+    stage: Stage,
     output: Arc<Mutex<BytesMut>>,
     state: Arc<PageState>,
+    /// Upstream trailers, held until the rewriter's last bytes are out.
     trailers: Option<HeaderMap>,
 }
 
@@ -103,7 +119,7 @@ impl<B> RewriteBody<B> {
         let rewriter = HtmlRewriter::new(settings, Sink(Arc::clone(&output)));
         RewriteBody {
             upstream,
-            rewriter: Some(rewriter),
+            stage: Stage::Rewriting(Box::new(rewriter)),
             output,
             state,
             trailers: None,
@@ -115,6 +131,11 @@ impl<B> RewriteBody<B> {
         PageState::flag(&self.state.injected)
     }
 
+    /// Whether the rewriter gave up and the page passed through unchanged from some point.
+    pub fn bailed_out(&self) -> bool {
+        matches!(self.stage, Stage::PassingThrough) || PageState::flag(&self.state.bailed_out)
+    }
+
     fn take_output(&self) -> Bytes {
         self.output
             .lock()
@@ -123,15 +144,32 @@ impl<B> RewriteBody<B> {
             .freeze()
     }
 
-    fn finish(&mut self) -> Result<Option<Frame<Bytes>>, BoxError> {
-        if let Some(rewriter) = self.rewriter.take() {
-            rewriter.end()?;
+    /// Feeds one chunk to the rewriter and returns what it produced. On a rewriter error
+    /// lol_html has already flushed the unprocessed input as-is; the rest passes through.
+    fn rewrite(&mut self, data: &[u8]) -> Bytes {
+        if let Stage::Rewriting(rewriter) = &mut self.stage
+            && let Err(error) = rewriter.write(data)
+        {
+            debug!(%error, "rewriter gave up; the rest of the page passes through unchanged");
+            self.stage = Stage::PassingThrough;
+        }
+        self.take_output()
+    }
+
+    /// Ends the rewrite: the rewriter's last bytes, then any trailers.
+    fn finish(&mut self) -> Option<Frame<Bytes>> {
+        if let Stage::Rewriting(rewriter) = std::mem::replace(&mut self.stage, Stage::Finished)
+            && let Err(error) = rewriter.end()
+        {
+            debug!(%error, "rewriter gave up at the end of the page");
+            PageState::set(&self.state.bailed_out);
         }
         let rest = self.take_output();
-        if !rest.is_empty() {
-            return Ok(Some(Frame::data(rest)));
+        if rest.is_empty() {
+            self.trailers.take().map(Frame::trailers)
+        } else {
+            Some(Frame::data(rest))
         }
-        Ok(self.trailers.take().map(Frame::trailers))
     }
 }
 
@@ -149,40 +187,46 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
         loop {
-            let Some(rewriter) = this.rewriter.as_mut() else {
-                // The page is done; only held-back trailers may remain.
-                return Poll::Ready(this.trailers.take().map(|t| Ok(Frame::trailers(t))));
-            };
+            if let Stage::Finished = this.stage {
+                return Poll::Ready(this.finish().map(Ok));
+            }
             let frame = match ready!(Pin::new(&mut this.upstream).poll_frame(cx)) {
-                None => return Poll::Ready(this.finish().transpose()),
+                None => return Poll::Ready(this.finish().map(Ok)),
                 Some(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
                 Some(Ok(frame)) => frame,
             };
-            match frame.into_data() {
-                Ok(data) => {
-                    if let Err(e) = rewriter.write(&data) {
-                        return Poll::Ready(Some(Err(e.into())));
-                    }
-                    let out = this.take_output();
-                    if !out.is_empty() {
-                        return Poll::Ready(Some(Ok(Frame::data(out))));
-                    }
-                }
+            let data = match frame.into_data() {
+                Ok(data) => data,
                 Err(frame) => {
-                    if let Ok(trailers) = frame.into_trailers() {
-                        this.trailers = Some(trailers);
-                    }
+                    this.trailers = frame.into_trailers().ok();
+                    continue;
                 }
+            };
+            let out = match this.stage {
+                Stage::Rewriting(_) => this.rewrite(&data),
+                _ => data,
+            };
+            if !out.is_empty() {
+                return Poll::Ready(Some(Ok(Frame::data(out))));
             }
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.rewriter.is_none() && self.trailers.is_none()
+        matches!(self.stage, Stage::Finished) && self.trailers.is_none() && self.output_is_empty()
     }
 
     fn size_hint(&self) -> SizeHint {
         SizeHint::default()
+    }
+}
+
+impl<B> RewriteBody<B> {
+    fn output_is_empty(&self) -> bool {
+        self.output
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty()
     }
 }
 
@@ -227,6 +271,13 @@ fn settings(injection: Arc<Injection>, state: Arc<PageState>) -> Settings<'stati
         // Never abort a page over markup that is merely ambiguous to a streaming parser:
         // the widget's placement does not depend on it.
         .with_strict(false)
+        // Fail open: on any error, flush what was not processed as-is instead of truncating.
+        .with_graceful_bail_out_on_content_handler_error(true)
+        .with_memory_settings(
+            MemorySettings::new()
+                .with_max_allowed_memory_usage(REWRITER_MAX_MEMORY)
+                .with_graceful_bail_out_on_memory_limit_exceeded(true),
+        )
 }
 
 /// Inserts the widget before an end tag (`</head>` or `</body>`) if it is due.

@@ -295,3 +295,41 @@ async fn personalised_pages_are_private_and_vary_by_cookie() {
         "the page depends on the cookie"
     );
 }
+
+#[tokio::test]
+async fn a_not_modified_answer_keeps_the_validators_of_the_rewritten_page() {
+    let upstream = spawn_upstream(|req| async move {
+        let status = if req.headers().contains_key(header::IF_NONE_MATCH) {
+            StatusCode::NOT_MODIFIED
+        } else {
+            StatusCode::OK
+        };
+        let mut response = respond(
+            status,
+            "text/html",
+            if status == StatusCode::OK { PAGE } else { "" },
+        );
+        response
+            .headers_mut()
+            .insert(header::ETAG, "\"v7\"".parse().unwrap());
+        response
+    })
+    .await;
+    let proxy = spawn_identity_proxy(&upstream).await;
+    let page = get(&proxy, "/").await;
+    assert_eq!(page.headers[header::ETAG], "W/\"v7\"");
+    let revalidated = get_with(&proxy, "/", &[("if-none-match", "W/\"v7\"")]).await;
+    assert_eq!(revalidated.status, StatusCode::NOT_MODIFIED);
+    assert_eq!(
+        revalidated.headers[header::ETAG],
+        "W/\"v7\"",
+        "the cached rewritten page keeps a weak validator"
+    );
+    assert!(
+        revalidated
+            .headers
+            .get_all(header::VARY)
+            .iter()
+            .any(|v| v == "Cookie")
+    );
+}
