@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
+use crate::proxy::Proxy;
 use crate::{demo, identity, server, telemetry};
 
 /// A streaming reverse proxy that adds the Invent assistant to every HTML page of the
@@ -82,9 +83,13 @@ fn run(path: &Path) -> CliResult {
     })
 }
 
+/// Validates exactly what `run` would build — config, keys, upstream client (and its TLS
+/// roots) — without binding a port.
 fn check(path: &Path) -> CliResult {
     let config = Config::load(path)?;
-    println!("{}: OK\n{}", path.display(), config.summary());
+    let proxy =
+        Proxy::new(config).map_err(|e| format!("cannot set up the upstream client: {e}"))?;
+    println!("{}: OK\n{}", path.display(), proxy.config().summary());
     Ok(())
 }
 
@@ -106,7 +111,12 @@ fn hash(path: &Path, user_id: &str) -> CliResult {
 fn demo(listen: SocketAddr) -> CliResult {
     telemetry::init();
     runtime()?.block_on(async {
-        let running = demo::start(listen).await?;
+        let running = demo::start(listen).await.map_err(|e| match e {
+            server::StartError::Bind { .. } => {
+                format!("{e} (choose another address with --listen)")
+            }
+            other => other.to_string(),
+        })?;
         println!("{}", running.instructions());
         server::shutdown_signal().await;
         running.shutdown().await;

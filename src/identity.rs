@@ -170,18 +170,13 @@ impl Identifier {
         let payload = data.claims;
         let user_id = claim(&payload, &self.claims.user_id).ok_or(Rejection::NoUserId)?;
         let user_id = user_id_text(user_id)?;
-        let user_name = self
-            .claims
-            .user_name
-            .as_ref()
-            .and_then(|p| claim(&payload, p))
-            .and_then(Value::as_str);
-        let user_avatar = self
-            .claims
-            .user_avatar
-            .as_ref()
-            .and_then(|p| claim(&payload, p))
-            .and_then(Value::as_str);
+        let optional_text = |path: &Option<ClaimPath>| {
+            path.as_ref()
+                .and_then(|p| claim(&payload, p))
+                .and_then(Value::as_str)
+        };
+        let user_name = optional_text(&self.claims.user_name);
+        let user_avatar = optional_text(&self.claims.user_avatar);
         Ok(Visitor {
             user_hash: self.hash(&user_id),
             user_id,
@@ -192,15 +187,16 @@ impl Identifier {
 
     /// The `user-hash` for `user_id`.
     pub fn hash(&self, user_id: &str) -> String {
-        let mut mac = self.hasher.clone();
-        mac.update(user_id.as_bytes());
-        hex::encode(mac.finalize().into_bytes())
+        hash_with(self.hasher.clone(), user_id)
     }
 }
 
 /// `user-hash`: lowercase hex HMAC-SHA256 of `user_id` (UTF-8) keyed with `secret_key` (UTF-8).
 pub fn user_hash(secret_key: &str, user_id: &str) -> String {
-    let mut mac = hmac_for(secret_key);
+    hash_with(hmac_for(secret_key), user_id)
+}
+
+fn hash_with(mut mac: Hmac<Sha256>, user_id: &str) -> String {
     mac.update(user_id.as_bytes());
     hex::encode(mac.finalize().into_bytes())
 }
