@@ -31,9 +31,7 @@ impl ProxyBody {
     /// Why a body that was set up for rewriting ended without the widget.
     fn skip_reason(&self) -> Option<Skip> {
         match self {
-            ProxyBody::Rewritten(body) if !body.injected() && body.bailed_out() => {
-                Some(Skip::RewriteFailed)
-            }
+            ProxyBody::Rewritten(body) if !body.injected() && body.bailed_out() => Some(Skip::RewriteFailed),
             ProxyBody::Rewritten(body) if !body.injected() => Some(Skip::Fragment),
             _ => None,
         }
@@ -44,16 +42,11 @@ impl Body for ProxyBody {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             ProxyBody::Passthrough(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
             ProxyBody::Rewritten(body) => Pin::new(body.as_mut()).poll_frame(cx),
-            ProxyBody::Local(body) => Pin::new(body)
-                .poll_frame(cx)
-                .map_err(|never| match never {}),
+            ProxyBody::Local(body) => Pin::new(body).poll_frame(cx).map_err(|never| match never {}),
         }
     }
 
@@ -85,12 +78,7 @@ pub struct LoggedBody {
 
 impl LoggedBody {
     pub fn new(inner: ProxyBody, log: AccessLog) -> Self {
-        LoggedBody {
-            inner,
-            log,
-            bytes: 0,
-            complete: false,
-        }
+        LoggedBody { inner, log, bytes: 0, complete: false }
     }
 }
 
@@ -98,10 +86,7 @@ impl Body for LoggedBody {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
         let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
         match &frame {

@@ -87,8 +87,7 @@ fn run(path: &Path) -> CliResult {
 /// roots) — without binding a port.
 fn check(path: &Path) -> CliResult {
     let config = Config::load(path)?;
-    let proxy =
-        Proxy::new(config).map_err(|e| format!("cannot set up the upstream client: {e}"))?;
+    let proxy = Proxy::new(config).map_err(|e| format!("cannot set up the upstream client: {e}"))?;
     println!("{}: OK\n{}", path.display(), proxy.config().summary());
     Ok(())
 }
@@ -96,15 +95,9 @@ fn check(path: &Path) -> CliResult {
 fn hash(path: &Path, user_id: &str) -> CliResult {
     let config = Config::load(path)?;
     let identity = config.identity.ok_or_else(|| {
-        format!(
-            "{}: identity is not configured, so there is no secret key to hash with",
-            path.display()
-        )
+        format!("{}: identity is not configured, so there is no secret key to hash with", path.display())
     })?;
-    println!(
-        "{}",
-        identity::user_hash(identity.secret_key.expose(), user_id)
-    );
+    println!("{}", identity::user_hash(identity.secret_key.expose(), user_id));
     Ok(())
 }
 
@@ -125,7 +118,5 @@ fn demo(listen: SocketAddr) -> CliResult {
 }
 
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()
 }

@@ -57,21 +57,14 @@ impl ProxyError {
                 ProxyError::UpstreamConnect(_) | ProxyError::Upstream(_) => {
                     "The site behind this proxy could not be reached. Please try again shortly."
                 }
-                ProxyError::UpstreamTimeout(_) =>
-                    "The site behind this proxy took too long to answer.",
+                ProxyError::UpstreamTimeout(_) => "The site behind this proxy took too long to answer.",
             }
         );
         let mut response = Response::new(Full::new(Bytes::from(body)));
         *response.status_mut() = status;
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            header::HeaderValue::from_static("text/html; charset=utf-8"),
-        );
-        headers.insert(
-            header::CACHE_CONTROL,
-            header::HeaderValue::from_static("no-store"),
-        );
+        headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/html; charset=utf-8"));
+        headers.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
         response
     }
 }

@@ -35,30 +35,14 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
 
 /// Sets `X-Forwarded-For` (appending the peer to any list the client sent, as nginx's
 /// `$proxy_add_x_forwarded_for` does), `X-Forwarded-Proto` and `X-Forwarded-Host`.
-pub fn set_forwarded(
-    headers: &mut HeaderMap,
-    peer: IpAddr,
-    proto: &'static str,
-    host: Option<&HeaderValue>,
-) {
+pub fn set_forwarded(headers: &mut HeaderMap, peer: IpAddr, proto: &'static str, host: Option<&HeaderValue>) {
     const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
-    let prior: Vec<&str> = headers
-        .get_all(&XFF)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    let chain = if prior.is_empty() {
-        peer.to_string()
-    } else {
-        format!("{}, {peer}", prior.join(", "))
-    };
+    let prior: Vec<&str> = headers.get_all(&XFF).iter().filter_map(|v| v.to_str().ok()).collect();
+    let chain = if prior.is_empty() { peer.to_string() } else { format!("{}, {peer}", prior.join(", ")) };
     if let Ok(value) = HeaderValue::from_str(&chain) {
         headers.insert(XFF, value);
     }
-    headers.insert(
-        HeaderName::from_static("x-forwarded-proto"),
-        HeaderValue::from_static(proto),
-    );
+    headers.insert(HeaderName::from_static("x-forwarded-proto"), HeaderValue::from_static(proto));
     match host {
         Some(host) => headers.insert(HeaderName::from_static("x-forwarded-host"), host.clone()),
         None => headers.remove(HeaderName::from_static("x-forwarded-host")),
@@ -72,9 +56,7 @@ pub fn media_type(headers: &HeaderMap) -> Option<(String, Option<String>)> {
     let essence = parts.next()?.trim().to_ascii_lowercase();
     let charset = parts.find_map(|p| {
         let (name, value) = p.split_once('=')?;
-        name.trim()
-            .eq_ignore_ascii_case("charset")
-            .then(|| value.trim().trim_matches('"').to_ascii_lowercase())
+        name.trim().eq_ignore_ascii_case("charset").then(|| value.trim().trim_matches('"').to_ascii_lowercase())
     });
     Some((essence, charset))
 }
@@ -82,12 +64,8 @@ pub fn media_type(headers: &HeaderMap) -> Option<(String, Option<String>)> {
 /// Whether the request is a top-level navigation rather than a subresource, XHR/fetch or
 /// htmx request (spec: "What gets rewritten").
 pub fn is_navigation(headers: &HeaderMap) -> bool {
-    let dest_ok = headers
-        .get("sec-fetch-dest")
-        .is_none_or(|v| v.as_bytes().eq_ignore_ascii_case(b"document"));
-    let xhr = headers
-        .get("x-requested-with")
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"xmlhttprequest"));
+    let dest_ok = headers.get("sec-fetch-dest").is_none_or(|v| v.as_bytes().eq_ignore_ascii_case(b"document"));
+    let xhr = headers.get("x-requested-with").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"xmlhttprequest"));
     dest_ok && !xhr && !headers.contains_key("hx-request")
 }
 
@@ -117,12 +95,7 @@ pub fn make_private(headers: &mut HeaderMap) {
         .flat_map(|v| v.split(','))
         .map(|d| d.trim().to_owned())
         .filter(|d| {
-            let name = d
-                .split('=')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
+            let name = d.split('=').next().unwrap_or("").trim().to_ascii_lowercase();
             !d.is_empty() && name != "public" && name != "s-maxage"
         })
         .collect();
@@ -132,6 +105,35 @@ pub fn make_private(headers: &mut HeaderMap) {
     if let Ok(value) = HeaderValue::from_str(&directives.join(", ")) {
         headers.insert(header::CACHE_CONTROL, value);
     }
+    // Targeted cache controls (RFC 9213 `CDN-Cache-Control`, vendor `*-CDN-Cache-Control`,
+    // `Surrogate-Control`) override Cache-Control at a CDN: they must not let it store the page.
+    let targeted: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| name.as_str().ends_with("cdn-cache-control") || name.as_str() == "surrogate-control")
+        .cloned()
+        .collect();
+    for name in targeted {
+        headers.remove(name);
+    }
+}
+
+/// Whether a comma-separated header (e.g. `Cache-Control`) carries `directive`.
+pub fn has_directive(headers: &HeaderMap, name: HeaderName, directive: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|d| d.split('=').next().unwrap_or("").trim().eq_ignore_ascii_case(directive))
+}
+
+/// `Content-Disposition: attachment` (RFC 6266): the body is a download.
+pub fn is_attachment(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_DISPOSITION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|kind| kind.trim().eq_ignore_ascii_case("attachment"))
 }
 
 /// Adds `name` to `Vary` unless it is already there (or `Vary: *`).
@@ -178,12 +180,7 @@ mod tests {
     fn forwarded_for_appends_the_peer() {
         let mut headers = map(&[("x-forwarded-for", "203.0.113.9")]);
         let host = HeaderValue::from_static("shop.example");
-        set_forwarded(
-            &mut headers,
-            "10.1.2.3".parse().unwrap(),
-            "http",
-            Some(&host),
-        );
+        set_forwarded(&mut headers, "10.1.2.3".parse().unwrap(), "http", Some(&host));
         assert_eq!(headers["x-forwarded-for"], "203.0.113.9, 10.1.2.3");
         assert_eq!(headers["x-forwarded-proto"], "http");
         assert_eq!(headers["x-forwarded-host"], "shop.example");
@@ -192,14 +189,8 @@ mod tests {
     #[test]
     fn media_type_is_lowercased_with_its_charset() {
         let headers = map(&[("content-type", "Text/HTML; Charset=\"UTF-8\"")]);
-        assert_eq!(
-            media_type(&headers),
-            Some(("text/html".into(), Some("utf-8".into())))
-        );
-        assert_eq!(
-            media_type(&map(&[("content-type", "application/json")])),
-            Some(("application/json".into(), None))
-        );
+        assert_eq!(media_type(&headers), Some(("text/html".into(), Some("utf-8".into()))));
+        assert_eq!(media_type(&map(&[("content-type", "application/json")])), Some(("application/json".into(), None)));
     }
 
     #[test]
@@ -208,10 +199,7 @@ mod tests {
         assert!(is_navigation(&map(&[("sec-fetch-dest", "document")])));
         assert!(!is_navigation(&map(&[("sec-fetch-dest", "iframe")])));
         assert!(!is_navigation(&map(&[("sec-fetch-dest", "empty")])));
-        assert!(!is_navigation(&map(&[(
-            "x-requested-with",
-            "XMLHttpRequest"
-        )])));
+        assert!(!is_navigation(&map(&[("x-requested-with", "XMLHttpRequest")])));
         assert!(!is_navigation(&map(&[("hx-request", "true")])));
     }
 
@@ -226,9 +214,15 @@ mod tests {
 
     #[test]
     fn private_replaces_shared_cache_directives() {
-        let mut headers = map(&[("cache-control", "public, max-age=60, s-maxage=600")]);
+        let mut headers = map(&[
+            ("cache-control", "public, max-age=60, s-maxage=600"),
+            ("cdn-cache-control", "max-age=600"),
+            ("cloudflare-cdn-cache-control", "max-age=600"),
+            ("surrogate-control", "max-age=600"),
+        ]);
         make_private(&mut headers);
         assert_eq!(headers["cache-control"], "private, max-age=60");
+        assert_eq!(headers.len(), 1, "targeted cache controls are gone: {headers:?}");
         let mut empty = HeaderMap::new();
         make_private(&mut empty);
         assert_eq!(empty["cache-control"], "private");

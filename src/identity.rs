@@ -83,9 +83,9 @@ impl Rejection {
             | ErrorKind::InvalidEcdsaKey
             | ErrorKind::InvalidEddsaKey
             | ErrorKind::InvalidRsaKey(_) => Rejection::BadSignature,
-            ErrorKind::InvalidAlgorithm
-            | ErrorKind::MissingAlgorithm
-            | ErrorKind::UnsupportedAlgorithm => Rejection::AlgorithmNotAllowed,
+            ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm | ErrorKind::UnsupportedAlgorithm => {
+                Rejection::AlgorithmNotAllowed
+            }
             ErrorKind::ExpiredSignature => Rejection::Expired,
             ErrorKind::ImmatureSignature => Rejection::NotYetValid,
             ErrorKind::InvalidIssuer => Rejection::WrongIssuer,
@@ -119,9 +119,7 @@ pub struct Identifier {
 
 impl fmt::Debug for Identifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Identifier")
-            .field("cookie", &self.cookie)
-            .finish_non_exhaustive()
+        f.debug_struct("Identifier").field("cookie", &self.cookie).finish_non_exhaustive()
     }
 }
 
@@ -170,11 +168,8 @@ impl Identifier {
         let payload = data.claims;
         let user_id = claim(&payload, &self.claims.user_id).ok_or(Rejection::NoUserId)?;
         let user_id = user_id_text(user_id)?;
-        let optional_text = |path: &Option<ClaimPath>| {
-            path.as_ref()
-                .and_then(|p| claim(&payload, p))
-                .and_then(Value::as_str)
-        };
+        let optional_text =
+            |path: &Option<ClaimPath>| path.as_ref().and_then(|p| claim(&payload, p)).and_then(Value::as_str);
         let user_name = optional_text(&self.claims.user_name);
         let user_avatar = optional_text(&self.claims.user_avatar);
         Ok(Visitor {
@@ -222,13 +217,11 @@ pub fn session_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 
 /// Follows a dot path through objects (by key) and arrays (by index).
 fn claim<'a>(payload: &'a Value, path: &ClaimPath) -> Option<&'a Value> {
-    path.0
-        .iter()
-        .try_fold(payload, |value, segment| match value {
-            Value::Object(map) => map.get(segment),
-            Value::Array(items) => segment.parse::<usize>().ok().and_then(|i| items.get(i)),
-            _ => None,
-        })
+    path.0.iter().try_fold(payload, |value, segment| match value {
+        Value::Object(map) => map.get(segment),
+        Value::Array(items) => segment.parse::<usize>().ok().and_then(|i| items.get(i)),
+        _ => None,
+    })
 }
 
 /// A user id is a non-empty string or an integer, written in decimal.
@@ -243,9 +236,7 @@ fn user_id_text(value: &Value) -> Result<String, Rejection> {
 
 fn is_https_url(candidate: &str) -> bool {
     candidate.starts_with("https://")
-        && candidate
-            .parse::<http::Uri>()
-            .is_ok_and(|u| u.host().is_some_and(|h| !h.is_empty()))
+        && candidate.parse::<http::Uri>().is_ok_and(|u| u.host().is_some_and(|h| !h.is_empty()))
 }
 
 #[cfg(test)]
@@ -271,10 +262,7 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.append(COOKIE, HeaderValue::from_static("theme=dark; other=1"));
         headers.append(COOKIE, HeaderValue::from_static("session=abc.def.ghi"));
-        assert_eq!(
-            session_cookie(&headers, "session").as_deref(),
-            Some("abc.def.ghi")
-        );
+        assert_eq!(session_cookie(&headers, "session").as_deref(), Some("abc.def.ghi"));
         assert_eq!(session_cookie(&headers, "missing"), None);
     }
 
@@ -284,15 +272,9 @@ mod tests {
         let path = |p: &str| p.parse::<ClaimPath>().unwrap();
         assert_eq!(claim(&payload, &path("user.ids.1")), Some(&json!("u-2")));
         assert_eq!(claim(&payload, &path("user.name.x")), None);
-        assert_eq!(
-            user_id_text(claim(&payload, &path("sub")).unwrap()),
-            Ok("7".into())
-        );
+        assert_eq!(user_id_text(claim(&payload, &path("sub")).unwrap()), Ok("7".into()));
         assert_eq!(user_id_text(&json!(1.5)), Err(Rejection::InvalidUserId));
-        assert_eq!(
-            user_id_text(&json!({"id": 1})),
-            Err(Rejection::InvalidUserId)
-        );
+        assert_eq!(user_id_text(&json!({"id": 1})), Err(Rejection::InvalidUserId));
         assert_eq!(user_id_text(&json!("")), Err(Rejection::NoUserId));
     }
 

@@ -21,6 +21,10 @@ pub enum Skip {
     NotHtml,
     Encoding,
     Charset,
+    /// `Cache-Control: no-transform`: intermediaries must not change the content (RFC 9111 §5.2.2.6).
+    NoTransform,
+    /// `Content-Disposition: attachment`: a download, not a page to show.
+    Attachment,
     /// The body had no doctype, `<html>` or `<body>`: a fragment.
     Fragment,
     /// The rewriter gave up (e.g. its memory cap); the page passed through as the upstream
@@ -38,6 +42,8 @@ impl Skip {
             Skip::NotHtml => "not_html",
             Skip::Encoding => "encoding",
             Skip::Charset => "charset",
+            Skip::NoTransform => "no_transform",
+            Skip::Attachment => "attachment",
             Skip::Fragment => "fragment",
             Skip::RewriteFailed => "rewrite_failed",
         }
@@ -52,12 +58,7 @@ impl fmt::Display for Skip {
 
 /// The request rules: `GET`, a path in `include_paths` and not in `exclude_paths`, and a
 /// top-level navigation.
-pub fn request_qualifies(
-    method: &Method,
-    path: &str,
-    headers: &HeaderMap,
-    rules: &config::Inject,
-) -> Result<(), Skip> {
+pub fn request_qualifies(method: &Method, path: &str, headers: &HeaderMap, rules: &config::Inject) -> Result<(), Skip> {
     if method != Method::GET {
         return Err(Skip::Method);
     }
@@ -70,27 +71,39 @@ pub fn request_qualifies(
     Ok(())
 }
 
+/// How the browser parses the page, which decides how attributes may be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Syntax {
+    Html,
+    /// `application/xhtml+xml`: an XML parser, so every attribute needs a value.
+    Xhtml,
+}
+
 /// The response rules: `200`, an HTML media type, an encoding and charset the rewriter
-/// handles. Whether the body is a whole page is decided while it streams.
-pub fn response_qualifies(status: StatusCode, headers: &HeaderMap) -> Result<(), Skip> {
+/// handles, and nothing that forbids a change. Whether the body is a whole page is decided
+/// while it streams.
+pub fn response_qualifies(status: StatusCode, headers: &HeaderMap) -> Result<Syntax, Skip> {
     if status != StatusCode::OK {
         return Err(Skip::Status);
     }
-    let Some((media_type, charset)) = headers::media_type(headers) else {
-        return Err(Skip::NotHtml);
+    let (syntax, charset) = match headers::media_type(headers) {
+        Some((media_type, charset)) if media_type == "text/html" => (Syntax::Html, charset),
+        Some((media_type, charset)) if media_type == "application/xhtml+xml" => (Syntax::Xhtml, charset),
+        _ => return Err(Skip::NotHtml),
     };
-    if media_type != "text/html" && media_type != "application/xhtml+xml" {
-        return Err(Skip::NotHtml);
+    if headers::has_directive(headers, header::CACHE_CONTROL, "no-transform") {
+        return Err(Skip::NoTransform);
     }
-    let encoded = headers
-        .get_all(header::CONTENT_ENCODING)
-        .iter()
-        .any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
+    if headers::is_attachment(headers) {
+        return Err(Skip::Attachment);
+    }
+    let encoded =
+        headers.get_all(header::CONTENT_ENCODING).iter().any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
     if encoded {
         return Err(Skip::Encoding);
     }
     match charset.as_deref() {
-        None | Some("utf-8" | "utf8" | "us-ascii" | "ascii") => Ok(()),
+        None | Some("utf-8" | "utf8" | "us-ascii" | "ascii") => Ok(syntax),
         Some(_) => Err(Skip::Charset),
     }
 }
@@ -128,6 +141,8 @@ pub struct Widget {
     /// `<invent-assistant assistant-id=".." theme-..=".."` without its closing `>`.
     element_open: String,
     script_tag: String,
+    /// The same tag with attribute values, for XHTML.
+    xhtml_script_tag: String,
     script_url: String,
     assistant_id: String,
 }
@@ -138,11 +153,7 @@ impl Widget {
         push_attribute(&mut element_open, "assistant-id", &assistant.id);
         let theme = &assistant.theme;
         if let Some(appearance) = theme.appearance {
-            push_attribute(
-                &mut element_open,
-                "theme-appearance",
-                &appearance.to_string(),
-            );
+            push_attribute(&mut element_open, "theme-appearance", &appearance.to_string());
         }
         if let Some(color) = &theme.button_background_color {
             push_attribute(&mut element_open, "theme-button-background-color", color);
@@ -150,12 +161,12 @@ impl Widget {
         if let Some(color) = &theme.button_color {
             push_attribute(&mut element_open, "theme-button-color", color);
         }
-        let mut script_tag = String::from("<script type=\"text/javascript\"");
-        push_attribute(&mut script_tag, "src", &assistant.script_url);
-        script_tag.push_str(" async defer></script>");
+        let mut script_open = String::from("<script type=\"text/javascript\"");
+        push_attribute(&mut script_open, "src", &assistant.script_url);
         Widget {
             element_open,
-            script_tag,
+            script_tag: format!("{script_open} async defer></script>"),
+            xhtml_script_tag: format!("{script_open} async=\"async\" defer=\"defer\"></script>"),
             script_url: assistant.script_url.clone(),
             assistant_id: assistant.id.clone(),
         }
@@ -166,14 +177,20 @@ impl Widget {
         &self.assistant_id
     }
 
-    /// The URL of the widget's script, to recognise a page that already loads it.
-    pub fn script_url(&self) -> &str {
-        &self.script_url
+    /// Whether a page's `<script src>` value loads the widget's script: `&amp;` decoded,
+    /// and a scheme-relative `//host/...` counting as the same URL.
+    pub fn is_widget_script(&self, src: &str) -> bool {
+        let without_scheme = |url: &str| {
+            let url = url.trim();
+            url.strip_prefix("https:").or_else(|| url.strip_prefix("http:")).unwrap_or(url).to_owned()
+        };
+        let src = src.replace("&amp;", "&");
+        without_scheme(&src) == without_scheme(&self.script_url)
     }
 
     /// The markup to insert: the element (unless the page has one) and the script tag
     /// (unless the page loads it already).
-    pub fn markup(&self, visitor: Option<&Visitor>, element: bool, script: bool) -> String {
+    pub fn markup(&self, visitor: Option<&Visitor>, syntax: Syntax, element: bool, script: bool) -> String {
         let mut out = String::with_capacity(self.element_open.len() + self.script_tag.len() + 256);
         if element {
             out.push_str(&self.element_open);
@@ -183,7 +200,10 @@ impl Widget {
             out.push_str("></invent-assistant>");
         }
         if script {
-            out.push_str(&self.script_tag);
+            out.push_str(match syntax {
+                Syntax::Html => &self.script_tag,
+                Syntax::Xhtml => &self.xhtml_script_tag,
+            });
         }
         out
     }
@@ -192,10 +212,7 @@ impl Widget {
 /// The identity attributes of a visitor, in the order the widget documents them.
 pub fn identity_attributes(visitor: Option<&Visitor>) -> Vec<(&'static str, &str)> {
     let Some(v) = visitor else { return Vec::new() };
-    let mut attributes = vec![
-        ("user-id", v.user_id.as_str()),
-        ("user-hash", v.user_hash.as_str()),
-    ];
+    let mut attributes = vec![("user-id", v.user_id.as_str()), ("user-hash", v.user_hash.as_str())];
     if let Some(name) = &v.user_name {
         attributes.push(("user-name", name));
     }
@@ -238,25 +255,14 @@ mod tests {
     use http::HeaderValue;
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        pairs
-            .iter()
-            .map(|(n, v)| {
-                (
-                    header::HeaderName::from_static(n),
-                    HeaderValue::from_static(v),
-                )
-            })
-            .collect()
+        pairs.iter().map(|(n, v)| (header::HeaderName::from_static(n), HeaderValue::from_static(v))).collect()
     }
 
     #[test]
     fn attribute_values_cannot_break_out() {
         let mut out = String::new();
         escape_attribute(&mut out, "\"><script>alert('x')</script>&");
-        assert_eq!(
-            out,
-            "&quot;&gt;&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;"
-        );
+        assert_eq!(out, "&quot;&gt;&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;");
         let mut out = String::new();
         escape_attribute(&mut out, "Zoë 日本\n");
         assert_eq!(out, "Zo&#xeb; &#x65e5;&#x672c;&#xa;");
@@ -265,32 +271,40 @@ mod tests {
     #[test]
     fn only_plain_utf8_html_200s_qualify() {
         let html = headers(&[("content-type", "text/html; charset=utf-8")]);
-        assert_eq!(response_qualifies(StatusCode::OK, &html), Ok(()));
-        assert_eq!(
-            response_qualifies(StatusCode::NOT_FOUND, &html),
-            Err(Skip::Status)
-        );
+        assert_eq!(response_qualifies(StatusCode::OK, &html), Ok(Syntax::Html));
+        assert_eq!(response_qualifies(StatusCode::NOT_FOUND, &html), Err(Skip::Status));
         let xhtml = headers(&[("content-type", "application/xhtml+xml")]);
-        assert_eq!(response_qualifies(StatusCode::OK, &xhtml), Ok(()));
+        assert_eq!(response_qualifies(StatusCode::OK, &xhtml), Ok(Syntax::Xhtml));
         let json = headers(&[("content-type", "application/json")]);
-        assert_eq!(
-            response_qualifies(StatusCode::OK, &json),
-            Err(Skip::NotHtml)
-        );
+        assert_eq!(response_qualifies(StatusCode::OK, &json), Err(Skip::NotHtml));
         let gzip = headers(&[("content-type", "text/html"), ("content-encoding", "gzip")]);
-        assert_eq!(
-            response_qualifies(StatusCode::OK, &gzip),
-            Err(Skip::Encoding)
-        );
+        assert_eq!(response_qualifies(StatusCode::OK, &gzip), Err(Skip::Encoding));
         let latin = headers(&[("content-type", "text/html; charset=windows-1252")]);
-        assert_eq!(
-            response_qualifies(StatusCode::OK, &latin),
-            Err(Skip::Charset)
-        );
-        assert_eq!(
-            response_qualifies(StatusCode::OK, &HeaderMap::new()),
-            Err(Skip::NotHtml)
-        );
+        assert_eq!(response_qualifies(StatusCode::OK, &latin), Err(Skip::Charset));
+        assert_eq!(response_qualifies(StatusCode::OK, &HeaderMap::new()), Err(Skip::NotHtml));
+    }
+
+    #[test]
+    fn no_transform_and_downloads_are_left_alone() {
+        let no_transform = headers(&[("content-type", "text/html"), ("cache-control", "public, No-Transform")]);
+        assert_eq!(response_qualifies(StatusCode::OK, &no_transform), Err(Skip::NoTransform));
+        let download =
+            headers(&[("content-type", "text/html"), ("content-disposition", "Attachment; filename=\"a.html\"")]);
+        assert_eq!(response_qualifies(StatusCode::OK, &download), Err(Skip::Attachment));
+        let inline = headers(&[("content-type", "text/html"), ("content-disposition", "inline")]);
+        assert_eq!(response_qualifies(StatusCode::OK, &inline), Ok(Syntax::Html));
+    }
+
+    #[test]
+    fn the_widget_script_is_recognised_however_the_page_writes_it() {
+        let widget = Widget::new(&config::Assistant {
+            id: "a".into(),
+            script_url: "https://cdn.example/button.js?v=1&x=2".into(),
+            theme: config::Theme::default(),
+        });
+        assert!(widget.is_widget_script("https://cdn.example/button.js?v=1&amp;x=2"));
+        assert!(widget.is_widget_script("//cdn.example/button.js?v=1&x=2"));
+        assert!(!widget.is_widget_script("https://cdn.example/other.js"));
     }
 
     #[test]

@@ -37,12 +37,7 @@ impl Proxy {
         let client = upstream::client(&config.upstream)?;
         let identifier = config.identity.as_ref().map(Identifier::new);
         let widget = Arc::new(Widget::new(&config.assistant));
-        Ok(Proxy {
-            config: Arc::new(config),
-            client,
-            identifier,
-            widget,
-        })
+        Ok(Proxy { config: Arc::new(config), client, identifier, widget })
     }
 
     /// The config this proxy runs with.
@@ -51,15 +46,10 @@ impl Proxy {
     }
 
     /// Proxies one request. Never fails: upstream failures become 502/504 pages.
-    pub async fn handle(
-        &self,
-        mut req: Request<Incoming>,
-        peer: SocketAddr,
-    ) -> Response<LoggedBody> {
+    pub async fn handle(&self, mut req: Request<Incoming>, peer: SocketAddr) -> Response<LoggedBody> {
         let mut log = AccessLog::start(req.method(), req.uri().path(), peer);
         let plan = self.plan(&req);
-        let client_upgrade =
-            upgrade::requested_protocol(req.headers()).map(|_| hyper::upgrade::on(&mut req));
+        let client_upgrade = upgrade::requested_protocol(req.headers()).map(|_| hyper::upgrade::on(&mut req));
         let response = match self.forward(req, peer).await {
             Ok(mut response) if response.status() == http::StatusCode::SWITCHING_PROTOCOLS => {
                 if let Some(client) = client_upgrade {
@@ -74,31 +64,22 @@ impl Proxy {
             }
         };
         log.status = response.status().as_u16();
-        response.map(|body| LoggedBody::new(body, log))
+        let mut response = response.map(|body| LoggedBody::new(body, log));
+        // The client speaks to this proxy, not to the upstream: an HTTP/1.0 upstream must
+        // not turn the client's connection into HTTP/1.0 (hyper answers in the client's
+        // own version on HTTP/2).
+        *response.version_mut() = http::Version::HTTP_11;
+        response
     }
 
     /// Decides from the request alone whether its response may get the widget.
     fn plan(&self, req: &Request<Incoming>) -> Result<Cookies, Skip> {
-        inject::request_qualifies(
-            req.method(),
-            req.uri().path(),
-            req.headers(),
-            &self.config.inject,
-        )?;
-        let cookies = req
-            .headers()
-            .get_all(header::COOKIE)
-            .iter()
-            .map(|v| (header::COOKIE, v.clone()))
-            .collect();
+        inject::request_qualifies(req.method(), req.uri().path(), req.headers(), &self.config.inject)?;
+        let cookies = req.headers().get_all(header::COOKIE).iter().map(|v| (header::COOKIE, v.clone())).collect();
         Ok(Cookies(cookies))
     }
 
-    async fn forward(
-        &self,
-        req: Request<Incoming>,
-        peer: SocketAddr,
-    ) -> Result<Response<Incoming>, ProxyError> {
+    async fn forward(&self, req: Request<Incoming>, peer: SocketAddr) -> Result<Response<Incoming>, ProxyError> {
         let req = upstream::prepare(req, peer, &self.config.upstream)?;
         upstream::send(&self.client, req, &self.config.upstream).await
     }
@@ -121,10 +102,10 @@ impl Proxy {
             inject::not_modified_headers(response.headers_mut(), self.identifier.is_some());
         }
         let qualified = plan.and_then(|cookies| {
-            inject::response_qualifies(response.status(), response.headers()).map(|()| cookies)
+            inject::response_qualifies(response.status(), response.headers()).map(|syntax| (cookies, syntax))
         });
-        let cookies = match qualified {
-            Ok(cookies) => cookies,
+        let (cookies, syntax) = match qualified {
+            Ok(qualified) => qualified,
             Err(skip) => {
                 log.skip = Some(skip);
                 return response.map(ProxyBody::Passthrough);
@@ -133,20 +114,10 @@ impl Proxy {
         let (visitor, outcome) = self.identify(&cookies);
         log.identity = outcome;
         let (mut parts, body) = response.into_parts();
-        inject::rewrite_headers(
-            &mut parts.headers,
-            self.identifier.is_some(),
-            visitor.is_some(),
-        );
-        let injection = Injection {
-            widget: Arc::clone(&self.widget),
-            visitor,
-            position: self.config.inject.position,
-        };
-        Response::from_parts(
-            parts,
-            ProxyBody::Rewritten(Box::new(RewriteBody::new(body, injection))),
-        )
+        inject::rewrite_headers(&mut parts.headers, self.identifier.is_some(), visitor.is_some());
+        let injection =
+            Injection { widget: Arc::clone(&self.widget), visitor, position: self.config.inject.position, syntax };
+        Response::from_parts(parts, ProxyBody::Rewritten(Box::new(RewriteBody::new(body, injection))))
     }
 }
 

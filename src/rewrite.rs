@@ -16,7 +16,7 @@ use tracing::debug;
 
 use crate::config::Position;
 use crate::identity::Visitor;
-use crate::inject::{self, Widget};
+use crate::inject::{self, Syntax, Widget};
 
 /// The error of a body on the request path: whatever the upstream body failed with.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -27,6 +27,7 @@ pub struct Injection {
     pub widget: Arc<Widget>,
     pub visitor: Option<Visitor>,
     pub position: Position,
+    pub syntax: Syntax,
 }
 
 /// What the rewriter has seen and done on one page. Handlers run one at a time on the
@@ -69,11 +70,7 @@ impl PageState {
         if script {
             Self::set(&self.added_script);
         }
-        Some(
-            injection
-                .widget
-                .markup(injection.visitor.as_ref(), element, script),
-        )
+        Some(injection.widget.markup(injection.visitor.as_ref(), injection.syntax, element, script))
     }
 }
 
@@ -82,10 +79,7 @@ struct Sink(Arc<Mutex<BytesMut>>);
 
 impl OutputSink for Sink {
     fn handle_chunk(&mut self, chunk: &[u8]) {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend_from_slice(chunk);
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).extend_from_slice(chunk);
     }
 }
 
@@ -117,13 +111,7 @@ impl<B> RewriteBody<B> {
         let state = Arc::new(PageState::default());
         let settings = settings(Arc::new(injection), Arc::clone(&state));
         let rewriter = HtmlRewriter::new(settings, Sink(Arc::clone(&output)));
-        RewriteBody {
-            upstream,
-            stage: Stage::Rewriting(Box::new(rewriter)),
-            output,
-            state,
-            trailers: None,
-        }
+        RewriteBody { upstream, stage: Stage::Rewriting(Box::new(rewriter)), output, state, trailers: None }
     }
 
     /// Whether the widget went into the page (so far).
@@ -137,11 +125,7 @@ impl<B> RewriteBody<B> {
     }
 
     fn take_output(&self) -> Bytes {
-        self.output
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .split()
-            .freeze()
+        self.output.lock().unwrap_or_else(PoisonError::into_inner).split().freeze()
     }
 
     /// Feeds one chunk to the rewriter and returns what it produced. On a rewriter error
@@ -165,11 +149,7 @@ impl<B> RewriteBody<B> {
             PageState::set(&self.state.bailed_out);
         }
         let rest = self.take_output();
-        if rest.is_empty() {
-            self.trailers.take().map(Frame::trailers)
-        } else {
-            Some(Frame::data(rest))
-        }
+        if rest.is_empty() { self.trailers.take().map(Frame::trailers) } else { Some(Frame::data(rest)) }
     }
 }
 
@@ -181,10 +161,7 @@ where
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
         loop {
             if let Stage::Finished = this.stage {
@@ -223,10 +200,7 @@ where
 
 impl<B> RewriteBody<B> {
     fn output_is_empty(&self) -> bool {
-        self.output
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_empty()
+        self.output.lock().unwrap_or_else(PoisonError::into_inner).is_empty()
     }
 }
 
@@ -246,22 +220,13 @@ fn settings(injection: Arc<Injection>, state: Arc<PageState>) -> Settings<'stati
             Ok(())
         }))
         .append_element_content_handler(element!("html", mark_page(&state)))
-        .append_element_content_handler(element!(
-            "head",
-            on_head(Arc::clone(&injection), Arc::clone(&state))
-        ))
-        .append_element_content_handler(element!(
-            "body",
-            on_body(Arc::clone(&injection), Arc::clone(&state))
-        ))
+        .append_element_content_handler(element!("head", on_head(Arc::clone(&injection), Arc::clone(&state))))
+        .append_element_content_handler(element!("body", on_body(Arc::clone(&injection), Arc::clone(&state))))
         .append_element_content_handler(element!(
             "invent-assistant",
             on_existing_element(Arc::clone(&injection), Arc::clone(&state))
         ))
-        .append_element_content_handler(element!(
-            "script[src]",
-            on_script(Arc::clone(&injection), Arc::clone(&state))
-        ))
+        .append_element_content_handler(element!("script[src]", on_script(Arc::clone(&injection), Arc::clone(&state))))
         .append_document_content_handler(end!(move |end: &mut DocumentEnd<'_>| {
             if let Some(markup) = state.take_markup(&injection) {
                 end.append(&markup, ContentType::Html);
@@ -354,7 +319,7 @@ fn on_script(
     state: Arc<PageState>,
 ) -> impl FnMut(&mut Element<'_, '_>) -> lol_html::HandlerResult + Send + 'static {
     move |el| {
-        if el.get_attribute("src").as_deref() != Some(injection.widget.script_url()) {
+        if !el.get_attribute("src").is_some_and(|src| injection.widget.is_widget_script(&src)) {
             return Ok(());
         }
         if PageState::flag(&state.added_script) {

@@ -22,19 +22,12 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Binds the proxy's listening socket.
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Bind { addr, source })
+    TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })
 }
 
 /// Serves `listener` until `shutdown` completes, then drains connections for at most
 /// `grace`.
-pub async fn serve(
-    listener: TcpListener,
-    proxy: Arc<Proxy>,
-    shutdown: impl Future<Output = ()>,
-    grace: Duration,
-) {
+pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, shutdown: impl Future<Output = ()>, grace: Duration) {
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -50,22 +43,14 @@ pub async fn serve(
         }
     }
     drop(listener);
-    info!(
-        open_connections = graceful.count(),
-        "shutting down: listener closed, finishing in-flight requests"
-    );
+    info!(open_connections = graceful.count(), "shutting down: listener closed, finishing in-flight requests");
     tokio::select! {
         () = graceful.shutdown() => info!("all connections finished"),
         () = tokio::time::sleep(grace) => warn!(grace = ?grace, "grace period over; closing the remaining connections"),
     }
 }
 
-fn serve_connection(
-    stream: TcpStream,
-    peer: SocketAddr,
-    proxy: Arc<Proxy>,
-    graceful: &GracefulShutdown,
-) {
+fn serve_connection(stream: TcpStream, peer: SocketAddr, proxy: Arc<Proxy>, graceful: &GracefulShutdown) {
     let _ = stream.set_nodelay(true);
     let service = service_fn(move |req| {
         let proxy = Arc::clone(&proxy);
@@ -75,9 +60,7 @@ fn serve_connection(
     // A timer enables hyper's limit on how long a request head may take to arrive.
     builder.http1().timer(TokioTimer::new());
     builder.http2().timer(TokioTimer::new());
-    let connection = builder
-        .serve_connection_with_upgrades(TokioIo::new(stream), service)
-        .into_owned();
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
     let connection = graceful.watch(connection);
     tokio::spawn(async move {
         if let Err(error) = connection.await {
@@ -119,10 +102,7 @@ pub enum StartError {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: SocketAddr, source: std::io::Error },
     #[error("cannot set up the upstream client: {0}")]
     Client(#[source] std::io::Error),
 }
@@ -151,10 +131,7 @@ impl RunningProxy {
 /// Binds `config.listen` and serves in a background task until [`RunningProxy::shutdown`].
 pub async fn start(config: crate::config::Config) -> Result<RunningProxy, StartError> {
     let listener = bind(config.listen).await?;
-    let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: config.listen,
-        source,
-    })?;
+    let local_addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
     let grace = config.shutdown_grace_period;
     let proxy = Arc::new(Proxy::new(config).map_err(StartError::Client)?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -166,9 +143,5 @@ pub async fn start(config: crate::config::Config) -> Result<RunningProxy, StartE
         },
         grace,
     ));
-    Ok(RunningProxy {
-        local_addr,
-        stop,
-        task,
-    })
+    Ok(RunningProxy { local_addr, stop, task })
 }

@@ -15,9 +15,7 @@ pub fn requested_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
-    connection_says_upgrade
-        .then(|| headers.get(header::UPGRADE).cloned())
-        .flatten()
+    connection_says_upgrade.then(|| headers.get(header::UPGRADE).cloned()).flatten()
 }
 
 /// Puts back the two headers an upgrade needs after hop-by-hop headers were removed.
@@ -53,14 +51,8 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         assert_eq!(requested_protocol(&headers), None);
-        headers.insert(
-            header::CONNECTION,
-            HeaderValue::from_static("keep-alive, Upgrade"),
-        );
-        assert_eq!(
-            requested_protocol(&headers),
-            Some(HeaderValue::from_static("websocket"))
-        );
+        headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, Upgrade"));
+        assert_eq!(requested_protocol(&headers), Some(HeaderValue::from_static("websocket")));
         headers.remove(header::UPGRADE);
         assert_eq!(requested_protocol(&headers), None);
     }

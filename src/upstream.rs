@@ -34,15 +34,11 @@ pub fn client(upstream: &config::Upstream) -> std::io::Result<UpstreamClient> {
         builder.with_tls_config(empty_tls_config())
     };
     let connector = builder.https_or_http().enable_http1().wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(std::time::Duration::from_secs(90))
-        .build(connector))
+    Ok(Client::builder(TokioExecutor::new()).pool_idle_timeout(std::time::Duration::from_secs(90)).build(connector))
 }
 
 fn empty_tls_config() -> rustls::ClientConfig {
-    rustls::ClientConfig::builder()
-        .with_root_certificates(rustls::RootCertStore::empty())
-        .with_no_client_auth()
+    rustls::ClientConfig::builder().with_root_certificates(rustls::RootCertStore::empty()).with_no_client_auth()
 }
 
 /// Turns the client's request into the upstream's: same method, path, query, headers
@@ -54,16 +50,13 @@ pub fn prepare(
 ) -> Result<Request<Incoming>, ProxyError> {
     let (mut parts, body) = req.into_parts();
     if parts.method == http::Method::CONNECT {
-        return Err(ProxyError::BadRequest(
-            "CONNECT is not supported by a reverse proxy",
-        ));
+        return Err(ProxyError::BadRequest("CONNECT is not supported by a reverse proxy"));
     }
-    let client_host = parts.headers.get(header::HOST).cloned().or_else(|| {
-        parts
-            .uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    });
+    let client_host = parts
+        .headers
+        .get(header::HOST)
+        .cloned()
+        .or_else(|| parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
     if parts.version == Version::HTTP_2 {
         join_cookie_headers(&mut parts.headers);
     }
@@ -95,11 +88,7 @@ pub fn prepare(
 /// HTTP/2 clients may split `Cookie` over several fields; an HTTP/1.1 upstream needs one
 /// (RFC 9113 §8.2.3).
 fn join_cookie_headers(headers: &mut http::HeaderMap) {
-    let cookies: Vec<&[u8]> = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .map(HeaderValue::as_bytes)
-        .collect();
+    let cookies: Vec<&[u8]> = headers.get_all(header::COOKIE).iter().map(HeaderValue::as_bytes).collect();
     if cookies.len() < 2 {
         return;
     }

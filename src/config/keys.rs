@@ -41,11 +41,7 @@ pub(crate) struct LoadedKey {
 }
 
 /// Builds the verification key of `identity.jwt` and the algorithms it accepts.
-pub(crate) fn load(
-    jwt: &RawJwt,
-    jwt_location: Location,
-    base_dir: &Path,
-) -> Result<LoadedKey, BuildError> {
+pub(crate) fn load(jwt: &RawJwt, jwt_location: Location, base_dir: &Path) -> Result<LoadedKey, BuildError> {
     let algorithms = algorithms(jwt, jwt_location)?;
     let family = algorithms[0].family();
     let key = match (&jwt.secret, &jwt.public_key_file, family) {
@@ -62,13 +58,8 @@ pub(crate) fn load(
         },
         (None, Some(file), family) if family != AlgorithmFamily::Hmac => {
             let path = base_dir.join(&file.value.0);
-            public_key(&path, family).map_err(|message| {
-                BuildError::new(
-                    "identity.jwt.public_key_file",
-                    Some(file.referenced),
-                    message,
-                )
-            })?
+            public_key(&path, family)
+                .map_err(|message| BuildError::new("identity.jwt.public_key_file", Some(file.referenced), message))?
         }
         (_, _, AlgorithmFamily::Hmac) => {
             return Err(BuildError::new(
@@ -81,10 +72,7 @@ pub(crate) fn load(
             return Err(BuildError::new(
                 "identity.jwt.public_key_file",
                 Some(jwt_location),
-                format!(
-                    "{:?} needs `public_key_file`, a PEM public key",
-                    algorithms[0]
-                ),
+                format!("{:?} needs `public_key_file`, a PEM public key", algorithms[0]),
             ));
         }
     };
@@ -129,18 +117,11 @@ fn public_key(path: &Path, family: AlgorithmFamily) -> Result<JwtKey, String> {
         AlgorithmFamily::Ed => (DecodingKey::from_ed_pem(&pem), "Ed25519"),
         AlgorithmFamily::Hmac => unreachable_hmac(),
     };
-    let decoding =
-        parsed.map_err(|e| format!("{} is not a PEM {kind} public key: {e}", path.display()))?;
-    Ok(JwtKey {
-        decoding,
-        description: format!("the {kind} public key in {}", path.display()),
-    })
+    let decoding = parsed.map_err(|e| format!("{} is not a PEM {kind} public key: {e}", path.display()))?;
+    Ok(JwtKey { decoding, description: format!("the {kind} public key in {}", path.display()) })
 }
 
 /// HMAC keys never come from a file; `load` routes them elsewhere.
 fn unreachable_hmac() -> (jsonwebtoken::errors::Result<DecodingKey>, &'static str) {
-    (
-        Err(jsonwebtoken::errors::ErrorKind::InvalidKeyFormat.into()),
-        "HMAC",
-    )
+    (Err(jsonwebtoken::errors::ErrorKind::InvalidKeyFormat.into()), "HMAC")
 }

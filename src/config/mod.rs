@@ -121,10 +121,7 @@ impl PathGlobs {
             builder.add(glob.glob.clone());
         }
         let set = builder.build().map_err(|e| e.to_string())?;
-        Ok(PathGlobs {
-            patterns: globs.into_iter().map(|g| g.pattern).collect(),
-            set,
-        })
+        Ok(PathGlobs { patterns: globs.into_iter().map(|g| g.pattern).collect(), set })
     }
 
     /// Whether any glob matches `path`.
@@ -142,17 +139,9 @@ impl PathGlobs {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("{}", format_invalid(.file, .key, .location, .message))]
-    Invalid {
-        file: String,
-        key: String,
-        location: Option<(u64, u64)>,
-        message: String,
-    },
+    Invalid { file: String, key: String, location: Option<(u64, u64)>, message: String },
 }
 
 fn format_invalid(file: &str, key: &str, location: &Option<(u64, u64)>, message: &str) -> String {
@@ -160,11 +149,7 @@ fn format_invalid(file: &str, key: &str, location: &Option<(u64, u64)>, message:
         Some((line, column)) => format!("{file}:{line}:{column}"),
         None => file.to_owned(),
     };
-    if key.is_empty() {
-        format!("{place}: {message}")
-    } else {
-        format!("{place}: {key}: {message}")
-    }
+    if key.is_empty() { format!("{place}: {message}") } else { format!("{place}: {key}: {message}") }
 }
 
 /// A problem found while building [`Config`] from the raw file: key, place, message.
@@ -175,16 +160,8 @@ pub(crate) struct BuildError {
 }
 
 impl BuildError {
-    pub(crate) fn new(
-        key: &'static str,
-        location: Option<Location>,
-        message: impl Into<String>,
-    ) -> Self {
-        BuildError {
-            key,
-            location,
-            message: message.into(),
-        }
+    pub(crate) fn new(key: &'static str, location: Option<Location>, message: impl Into<String>) -> Self {
+        BuildError { key, location, message: message.into() }
     }
 }
 
@@ -192,10 +169,8 @@ impl Config {
     /// Reads and validates the config file at `path`. Relative paths inside it (key files)
     /// are resolved against the file's directory.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
         let base = path.parent().unwrap_or_else(|| Path::new("."));
         Config::from_yaml(&text, &path.display().to_string(), base)
     }
@@ -215,10 +190,7 @@ impl Config {
     fn build(raw: RawConfig, base_dir: &Path) -> Result<Config, BuildError> {
         let upstream = Upstream {
             url: raw.upstream.url.0,
-            host_header: raw
-                .upstream
-                .host_header
-                .map_or(HostHeader::Preserve, |v| v.0),
+            host_header: raw.upstream.host_header.map_or(HostHeader::Preserve, |v| v.0),
             connect_timeout: duration_or(raw.upstream.connect_timeout, 5),
             response_timeout: duration_or(raw.upstream.response_timeout, 60),
         };
@@ -229,21 +201,13 @@ impl Config {
         });
         let assistant = Assistant {
             id: raw.assistant.id.0.0,
-            script_url: raw
-                .assistant
-                .script_url
-                .map_or_else(|| DEFAULT_SCRIPT_URL.to_owned(), |v| v.0.0),
+            script_url: raw.assistant.script_url.map_or_else(|| DEFAULT_SCRIPT_URL.to_owned(), |v| v.0.0),
             theme,
         };
-        let identity = raw
-            .identity
-            .map(|raw| build_identity(raw, base_dir))
-            .transpose()?;
+        let identity = raw.identity.map(|raw| build_identity(raw, base_dir)).transpose()?;
         let inject = build_inject(raw.inject)?;
         Ok(Config {
-            listen: raw
-                .listen
-                .map_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8080)), |v| v.0),
+            listen: raw.listen.map_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8080)), |v| v.0),
             shutdown_grace_period: duration_or(raw.shutdown_grace_period, 30),
             upstream,
             assistant,
@@ -266,33 +230,16 @@ impl Config {
             humantime::format_duration(self.upstream.connect_timeout),
             humantime::format_duration(self.upstream.response_timeout),
         );
-        let _ = writeln!(
-            s,
-            "assistant:        {} (script {})",
-            self.assistant.id, self.assistant.script_url
-        );
-        let _ = writeln!(
-            s,
-            "inject:           {} on {:?}",
-            self.inject.position,
-            self.inject.include_paths.patterns()
-        );
+        let _ = writeln!(s, "assistant:        {} (script {})", self.assistant.id, self.assistant.script_url);
+        let _ = writeln!(s, "inject:           {} on {:?}", self.inject.position, self.inject.include_paths.patterns());
         if !self.inject.exclude_paths.patterns().is_empty() {
-            let _ = writeln!(
-                s,
-                "  except:         {:?}",
-                self.inject.exclude_paths.patterns()
-            );
+            let _ = writeln!(s, "  except:         {:?}", self.inject.exclude_paths.patterns());
         }
         match &self.identity {
             None => s.push_str("identity:         off (every visitor is anonymous)\n"),
             Some(identity) => write_identity_summary(&mut s, identity),
         }
-        let _ = write!(
-            s,
-            "shutdown grace:   {}",
-            humantime::format_duration(self.shutdown_grace_period)
-        );
+        let _ = write!(s, "shutdown grace:   {}", humantime::format_duration(self.shutdown_grace_period));
         s
     }
 }
@@ -300,17 +247,8 @@ impl Config {
 fn write_identity_summary(s: &mut String, identity: &Identity) {
     let jwt = &identity.jwt;
     let algorithms: Vec<String> = jwt.algorithms.iter().map(|a| format!("{a:?}")).collect();
-    let _ = writeln!(
-        s,
-        "identity:         secret key set; session JWT from cookie `{}`",
-        jwt.cookie
-    );
-    let _ = writeln!(
-        s,
-        "  algorithms:     {} with {}",
-        algorithms.join(", "),
-        jwt.key.describe()
-    );
+    let _ = writeln!(s, "identity:         secret key set; session JWT from cookie `{}`", jwt.cookie);
+    let _ = writeln!(s, "  algorithms:     {} with {}", algorithms.join(", "), jwt.key.describe());
     let _ = writeln!(
         s,
         "  checks:         issuer {}, audience {}, leeway {}",
@@ -318,10 +256,7 @@ fn write_identity_summary(s: &mut String, identity: &Identity) {
         jwt.audience.as_deref().unwrap_or("(any)"),
         humantime::format_duration(jwt.leeway)
     );
-    let optional = |p: &Option<ClaimPath>| {
-        p.as_ref()
-            .map_or_else(|| "-".to_owned(), ToString::to_string)
-    };
+    let optional = |p: &Option<ClaimPath>| p.as_ref().map_or_else(|| "-".to_owned(), ToString::to_string);
     let _ = writeln!(
         s,
         "  claims:         user_id={} user_name={} user_avatar={}",
@@ -340,11 +275,7 @@ fn build_identity(raw: raw::RawIdentity, base_dir: &Path) -> Result<Identity, Bu
     let jwt = raw.jwt.value;
     let key = keys::load(&jwt, jwt_location, base_dir)?;
     let claims = jwt.claims.map_or_else(
-        || Claims {
-            user_id: default_user_id_claim(),
-            user_name: None,
-            user_avatar: None,
-        },
+        || Claims { user_id: default_user_id_claim(), user_name: None, user_avatar: None },
         |c| Claims {
             user_id: c.user_id.map_or_else(default_user_id_claim, |v| v.0),
             user_name: c.user_name.map(|v| v.0),
@@ -374,14 +305,13 @@ fn build_inject(raw: Option<raw::RawInject>) -> Result<Inject, BuildError> {
         None => (None, None, None),
         Some(r) => (r.position, r.include_paths, r.exclude_paths),
     };
-    let globs =
-        |list: Option<Vec<value::Parsed<PathGlob>>>, default: &[&str], key: &'static str| {
-            let globs = match list {
-                Some(list) => list.into_iter().map(|g| g.0).collect(),
-                None => default.iter().filter_map(|p| p.parse().ok()).collect(),
-            };
-            PathGlobs::new(globs).map_err(|e| BuildError::new(key, None, e))
+    let globs = |list: Option<Vec<value::Parsed<PathGlob>>>, default: &[&str], key: &'static str| {
+        let globs = match list {
+            Some(list) => list.into_iter().map(|g| g.0).collect(),
+            None => default.iter().filter_map(|p| p.parse().ok()).collect(),
         };
+        PathGlobs::new(globs).map_err(|e| BuildError::new(key, None, e))
+    };
     Ok(Inject {
         position: position.map_or(Position::BodyEnd, |v| v.0),
         include_paths: globs(include, &["/**"], "inject.include_paths")?,
@@ -392,12 +322,7 @@ fn build_inject(raw: Option<raw::RawInject>) -> Result<Inject, BuildError> {
 /// Deserializes the raw config, turning serde errors into [`ConfigError`] with the key path.
 fn parse_raw(text: &str, file: &str) -> Result<RawConfig, ConfigError> {
     if text.trim().is_empty() {
-        return Err(invalid(
-            file,
-            "",
-            None,
-            "the config is empty; `upstream` and `assistant` are required",
-        ));
+        return Err(invalid(file, "", None, "the config is empty; `upstream` and `assistant` are required"));
     }
     let mut failed_key = String::new();
     let result = serde_saphyr::with_deserializer_from_str(text, |de| {
@@ -414,26 +339,14 @@ fn parse_raw(text: &str, file: &str) -> Result<RawConfig, ConfigError> {
 }
 
 fn invalid(file: &str, key: &str, location: Option<(u64, u64)>, message: &str) -> ConfigError {
-    ConfigError::Invalid {
-        file: file.to_owned(),
-        key: key.to_owned(),
-        location,
-        message: message.to_owned(),
-    }
+    ConfigError::Invalid { file: file.to_owned(), key: key.to_owned(), location, message: message.to_owned() }
 }
 
 /// `identity.jwt.value.secret` → `identity.jwt.secret` (`value` is the span wrapper's field).
 fn display_key(path: &str) -> String {
-    let key: Vec<&str> = path
-        .split('.')
-        .filter(|s| *s != "value" && *s != "?")
-        .collect();
+    let key: Vec<&str> = path.split('.').filter(|s| *s != "value" && *s != "?").collect();
     let key = key.join(".");
-    if key.is_empty() || key == "." {
-        String::new()
-    } else {
-        key
-    }
+    if key.is_empty() || key == "." { String::new() } else { key }
 }
 
 /// serde-saphyr ends messages with "at line L, column C" (or starts them with "error: line

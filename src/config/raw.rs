@@ -11,9 +11,7 @@ use std::str::FromStr;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::value::{
-    Appearance, ConfigDuration, HostHeader, JwtAlgorithm, NonEmpty, Parsed, Position, Secret,
-};
+use super::value::{Appearance, ConfigDuration, HostHeader, JwtAlgorithm, NonEmpty, Parsed, Position, Secret};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -99,19 +97,11 @@ impl FromStr for UpstreamUrl {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let uri: http::Uri = s.parse().map_err(|e| format!("invalid URL {s:?}: {e}"))?;
-        let scheme = uri
-            .scheme()
-            .cloned()
-            .ok_or_else(|| format!("{s:?} needs a scheme: http:// or https://"))?;
+        let scheme = uri.scheme().cloned().ok_or_else(|| format!("{s:?} needs a scheme: http:// or https://"))?;
         if scheme != http::uri::Scheme::HTTP && scheme != http::uri::Scheme::HTTPS {
-            return Err(format!(
-                "unsupported scheme in {s:?}: use http:// or https://"
-            ));
+            return Err(format!("unsupported scheme in {s:?}: use http:// or https://"));
         }
-        let authority = uri
-            .authority()
-            .cloned()
-            .ok_or_else(|| format!("{s:?} has no host"))?;
+        let authority = uri.authority().cloned().ok_or_else(|| format!("{s:?} has no host"))?;
         if authority.as_str().contains('@') {
             return Err(format!("{s:?} must not carry credentials"));
         }
@@ -139,9 +129,7 @@ impl FromStr for ScriptUrl {
         if (is_path || is_absolute) && parses {
             Ok(ScriptUrl(s.to_owned()))
         } else {
-            Err(format!(
-                "{s:?} is not an http(s):// URL or a path starting with /"
-            ))
+            Err(format!("{s:?} is not an http(s):// URL or a path starting with /"))
         }
     }
 }
@@ -155,14 +143,8 @@ impl FromStr for CookieName {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let separators = "()<>@,;:\\\"/[]?={} \t";
-        let valid = !s.is_empty()
-            && s.bytes()
-                .all(|b| b.is_ascii_graphic() && !separators.contains(b as char));
-        if valid {
-            Ok(CookieName(s.to_owned()))
-        } else {
-            Err(format!("{s:?} is not a valid cookie name"))
-        }
+        let valid = !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic() && !separators.contains(b as char));
+        if valid { Ok(CookieName(s.to_owned())) } else { Err(format!("{s:?} is not a valid cookie name")) }
     }
 }
 
@@ -200,18 +182,13 @@ impl FromStr for PathGlob {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if !s.starts_with('/') {
-            return Err(format!(
-                "{s:?} must start with / (it is matched against the request path)"
-            ));
+            return Err(format!("{s:?} must start with / (it is matched against the request path)"));
         }
         let glob = globset::GlobBuilder::new(s)
             .literal_separator(true)
             .build()
             .map_err(|e| format!("invalid glob {s:?}: {}", e.kind()))?;
-        Ok(PathGlob {
-            pattern: s.to_owned(),
-            glob,
-        })
+        Ok(PathGlob { pattern: s.to_owned(), glob })
     }
 }
 
@@ -232,11 +209,7 @@ mod tests {
 
     #[test]
     fn script_urls_are_absolute_or_site_paths() {
-        assert!(
-            "https://www.useinvent.com/button.js"
-                .parse::<ScriptUrl>()
-                .is_ok()
-        );
+        assert!("https://www.useinvent.com/button.js".parse::<ScriptUrl>().is_ok());
         assert!("/static/button.js".parse::<ScriptUrl>().is_ok());
         assert!("//cdn.example/button.js".parse::<ScriptUrl>().is_err());
         assert!("javascript:alert(1)".parse::<ScriptUrl>().is_err());
@@ -252,10 +225,7 @@ mod tests {
 
     #[test]
     fn claim_paths_split_on_dots() {
-        assert_eq!(
-            "user.ids.0".parse::<ClaimPath>().unwrap().0,
-            ["user", "ids", "0"]
-        );
+        assert_eq!("user.ids.0".parse::<ClaimPath>().unwrap().0, ["user", "ids", "0"]);
         assert!("user..id".parse::<ClaimPath>().is_err());
     }
 

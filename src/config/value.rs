@@ -21,8 +21,7 @@ where
 {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(deserializer)?;
-        let expanded =
-            expand_env(&raw, |name| std::env::var(name).ok()).map_err(de::Error::custom)?;
+        let expanded = expand_env(&raw, |name| std::env::var(name).ok()).map_err(de::Error::custom)?;
         expanded.parse().map(Parsed).map_err(de::Error::custom)
     }
 }
@@ -36,17 +35,12 @@ pub fn expand_env(input: &str, lookup: impl Fn(&str) -> Option<String>) -> Resul
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after
-            .find('}')
-            .ok_or_else(|| format!("unterminated `${{` in {input:?}"))?;
+        let end = after.find('}').ok_or_else(|| format!("unterminated `${{` in {input:?}"))?;
         let name = &after[..end];
         if !is_env_name(name) {
-            return Err(format!(
-                "`${{{name}}}` is not a valid environment variable reference"
-            ));
+            return Err(format!("`${{{name}}}` is not a valid environment variable reference"));
         }
-        let value =
-            lookup(name).ok_or_else(|| format!("environment variable `{name}` is not set"))?;
+        let value = lookup(name).ok_or_else(|| format!("environment variable `{name}` is not set"))?;
         out.push_str(&value);
         rest = &after[end + 1..];
     }
@@ -70,9 +64,7 @@ impl FromStr for ConfigDuration {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         humantime::parse_duration(s.trim())
             .map(ConfigDuration)
-            .map_err(|e| {
-                format!("invalid duration {s:?} ({e}); write it with a unit, like 250ms, 5s or 2m")
-            })
+            .map_err(|e| format!("invalid duration {s:?} ({e}); write it with a unit, like 250ms, 5s or 2m"))
     }
 }
 
@@ -97,11 +89,7 @@ impl FromStr for Secret {
     type Err = &'static str;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.is_empty() {
-            Err("must not be empty")
-        } else {
-            Ok(Secret(s.to_owned()))
-        }
+        if s.is_empty() { Err("must not be empty") } else { Ok(Secret(s.to_owned())) }
     }
 }
 
@@ -119,11 +107,7 @@ impl FromStr for NonEmpty {
     type Err = &'static str;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.trim().is_empty() {
-            Err("must not be empty")
-        } else {
-            Ok(NonEmpty(s.to_owned()))
-        }
+        if s.trim().is_empty() { Err("must not be empty") } else { Ok(NonEmpty(s.to_owned())) }
     }
 }
 
@@ -231,18 +215,9 @@ mod tests {
 
     #[test]
     fn durations_need_a_unit() {
-        assert_eq!(
-            "250ms".parse::<ConfigDuration>().unwrap().0,
-            Duration::from_millis(250)
-        );
-        assert_eq!(
-            "5s".parse::<ConfigDuration>().unwrap().0,
-            Duration::from_secs(5)
-        );
-        assert_eq!(
-            "2m".parse::<ConfigDuration>().unwrap().0,
-            Duration::from_secs(120)
-        );
+        assert_eq!("250ms".parse::<ConfigDuration>().unwrap().0, Duration::from_millis(250));
+        assert_eq!("5s".parse::<ConfigDuration>().unwrap().0, Duration::from_secs(5));
+        assert_eq!("2m".parse::<ConfigDuration>().unwrap().0, Duration::from_secs(120));
         assert!("5".parse::<ConfigDuration>().is_err());
         assert!("soon".parse::<ConfigDuration>().is_err());
     }
@@ -259,9 +234,6 @@ mod tests {
         let err = "middle".parse::<Position>().unwrap_err();
         assert!(err.contains("body_end, head_end"), "{err}");
         assert!("none".parse::<JwtAlgorithm>().is_err());
-        assert_eq!(
-            "RS256".parse::<JwtAlgorithm>().unwrap().0,
-            jsonwebtoken::Algorithm::RS256
-        );
+        assert_eq!("RS256".parse::<JwtAlgorithm>().unwrap().0, jsonwebtoken::Algorithm::RS256);
     }
 }

@@ -14,9 +14,7 @@ use jsonwebtoken::{EncodingKey, Header, encode};
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use super::{
-    DEMO_SCRIPT_PATH, DEMO_SESSION_COOKIE, DEMO_SESSION_SECRET, DEMO_USER_ID, DEMO_USER_NAME,
-};
+use super::{DEMO_SCRIPT_PATH, DEMO_SESSION_COOKIE, DEMO_SESSION_SECRET, DEMO_USER_ID, DEMO_USER_NAME};
 use crate::identity::session_cookie;
 use crate::server::StartError;
 
@@ -42,19 +40,14 @@ impl RunningSite {
 
 pub async fn start() -> Result<RunningSite, StartError> {
     let addr = SocketAddr::from(([127, 0, 0, 1], 0));
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Bind { addr, source })?;
-    let local_addr = listener
-        .local_addr()
-        .map_err(|source| StartError::Bind { addr, source })?;
+    let listener = TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
+    let local_addr = listener.local_addr().map_err(|source| StartError::Bind { addr, source })?;
     let task = tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             tokio::spawn(async move {
                 let service = service_fn(|req| async move { Ok::<_, Infallible>(route(&req)) });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+                let _ =
+                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
             });
         }
     });
@@ -73,19 +66,9 @@ fn route(req: &Request<Incoming>) -> Response<Full<Bytes>> {
             json!({"status": "ok", "signed_in": user.is_some()}).to_string(),
         ),
         "/login" => redirect("/account", &session_cookie_header(&mint_session())),
-        "/logout" => redirect(
-            "/",
-            &format!("{DEMO_SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax"),
-        ),
-        DEMO_SCRIPT_PATH => respond(
-            StatusCode::OK,
-            "text/javascript; charset=utf-8",
-            BUTTON_JS.to_owned(),
-        ),
-        _ => html(
-            StatusCode::NOT_FOUND,
-            &layout("Not found", "<p>There is no such page.</p>", None),
-        ),
+        "/logout" => redirect("/", &format!("{DEMO_SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax")),
+        DEMO_SCRIPT_PATH => respond(StatusCode::OK, "text/javascript; charset=utf-8", BUTTON_JS.to_owned()),
+        _ => html(StatusCode::NOT_FOUND, &layout("Not found", "<p>There is no such page.</p>", None)),
     }
 }
 
@@ -93,19 +76,13 @@ fn route(req: &Request<Incoming>) -> Response<Full<Bytes>> {
 fn signed_in_user(req: &Request<Incoming>) -> Option<String> {
     let token = session_cookie(req.headers(), DEMO_SESSION_COOKIE)?;
     let key = jsonwebtoken::DecodingKey::from_secret(DEMO_SESSION_SECRET.as_bytes());
-    let data = jsonwebtoken::decode::<serde_json::Value>(
-        &token,
-        &key,
-        &jsonwebtoken::Validation::default(),
-    )
-    .ok()?;
+    let data = jsonwebtoken::decode::<serde_json::Value>(&token, &key, &jsonwebtoken::Validation::default()).ok()?;
     data.claims.get("name")?.as_str().map(str::to_owned)
 }
 
 fn mint_session() -> String {
     let now = jsonwebtoken::get_current_timestamp();
-    let claims =
-        json!({"sub": DEMO_USER_ID, "name": DEMO_USER_NAME, "iat": now, "exp": now + 3600});
+    let claims = json!({"sub": DEMO_USER_ID, "name": DEMO_USER_NAME, "iat": now, "exp": now + 3600});
     let key = EncodingKey::from_secret(DEMO_SESSION_SECRET.as_bytes());
     // HS256 over a JSON object cannot fail to sign.
     encode(&Header::default(), &claims, &key).unwrap_or_default()
@@ -133,8 +110,7 @@ fn account(user: Option<&str>) -> String {
              in a signed JWT cookie; invent-proxy verified it and gave the bubble your <code>user-id</code> \
              and a fresh <code>user-hash</code>.</p><p><a href=\"/logout\">Log out</a></p>"
         ),
-        None => "<p>You are not signed in. <a href=\"/login\">Log in</a> as the demo user.</p>"
-            .to_owned(),
+        None => "<p>You are not signed in. <a href=\"/login\">Log in</a> as the demo user.</p>".to_owned(),
     };
     layout("Your account", &body, user)
 }
@@ -162,10 +138,7 @@ fn html(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
 fn respond(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static(content_type),
-    );
+    response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
     response
 }
 

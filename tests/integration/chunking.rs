@@ -13,7 +13,7 @@ use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 use invent_proxy::config::Position;
 use invent_proxy::identity::Visitor;
-use invent_proxy::inject::Widget;
+use invent_proxy::inject::{Syntax, Widget};
 use invent_proxy::rewrite::{Injection, RewriteBody};
 use proptest::prelude::*;
 
@@ -26,10 +26,7 @@ impl Body for Chunks {
     type Data = Bytes;
     type Error = Infallible;
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         Poll::Ready(self.0.pop_front().map(|chunk| Ok(Frame::data(chunk))))
     }
 }
@@ -54,24 +51,11 @@ fn rewrite(page: &[u8], cuts: &[usize], position: Position) -> Vec<u8> {
     bounds.extend([0, page.len()]);
     bounds.sort_unstable();
     bounds.dedup();
-    let chunks = bounds
-        .windows(2)
-        .map(|w| Bytes::copy_from_slice(&page[w[0]..w[1]]))
-        .collect();
-    let injection = Injection {
-        widget: widget(),
-        visitor: Some(visitor()),
-        position,
-    };
+    let chunks = bounds.windows(2).map(|w| Bytes::copy_from_slice(&page[w[0]..w[1]])).collect();
+    let injection = Injection { widget: widget(), visitor: Some(visitor()), position, syntax: Syntax::Html };
     let body = RewriteBody::new(Chunks(chunks), injection);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    runtime
-        .block_on(body.collect())
-        .unwrap()
-        .to_bytes()
-        .to_vec()
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    runtime.block_on(body.collect()).unwrap().to_bytes().to_vec()
 }
 
 const PIECES: &[&str] = &[
@@ -118,7 +102,7 @@ proptest! {
         cuts in prop::collection::vec(any::<usize>(), 0..40),
     ) {
         let output = String::from_utf8(rewrite(page.as_bytes(), &cuts, Position::BodyEnd)).unwrap();
-        let markup = widget().markup(Some(&visitor()), true, true);
+        let markup = widget().markup(Some(&visitor()), Syntax::Html, true, true);
         prop_assert!(output.matches("<invent-assistant").count() <= 1);
         prop_assert_eq!(output.replacen(&markup, "", 1), page);
     }
@@ -129,36 +113,20 @@ fn every_single_byte_split_of_a_page_gives_the_same_output() {
     let page = PIECES.concat();
     let whole = rewrite(page.as_bytes(), &[], Position::BodyEnd);
     let every_byte: Vec<usize> = (1..page.len()).collect();
-    assert_eq!(
-        rewrite(page.as_bytes(), &every_byte, Position::BodyEnd),
-        whole
-    );
-    assert!(
-        String::from_utf8(whole)
-            .unwrap()
-            .contains("user-hash=\"45bb144b")
-    );
+    assert_eq!(rewrite(page.as_bytes(), &every_byte, Position::BodyEnd), whole);
+    assert!(String::from_utf8(whole).unwrap().contains("user-hash=\"45bb144b"));
 }
 
 #[test]
 fn a_page_too_big_for_the_rewriter_passes_through_unchanged() {
     let huge = "a".repeat(3 * invent_proxy::rewrite::REWRITER_MAX_MEMORY);
-    let page = format!(
-        "<!doctype html><html><body><div title=\"{huge}\">x</div><p>after</p></body></html>"
-    );
+    let page = format!("<!doctype html><html><body><div title=\"{huge}\">x</div><p>after</p></body></html>");
     // Delivered in 64 KiB chunks, the tag must be buffered across chunks: past the memory
     // cap the rewriter gives up, and the page continues exactly as the upstream sent it.
     let cuts: Vec<usize> = (1..60).map(|i| i * 64 * 1024).collect();
     let output = rewrite(page.as_bytes(), &cuts, Position::BodyEnd);
-    assert_eq!(
-        output.len(),
-        page.len(),
-        "never truncated, nothing added after the bail-out"
-    );
-    assert!(
-        output == page.as_bytes(),
-        "every byte as the upstream sent it"
-    );
+    assert_eq!(output.len(), page.len(), "never truncated, nothing added after the bail-out");
+    assert!(output == page.as_bytes(), "every byte as the upstream sent it");
     // In one chunk nothing needs buffering, so the page is rewritten as usual.
     let whole = String::from_utf8(rewrite(page.as_bytes(), &[], Position::BodyEnd)).unwrap();
     assert!(whole.ends_with("async defer></script></body></html>"));

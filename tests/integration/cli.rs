@@ -15,10 +15,7 @@ fn repo() -> &'static str {
 }
 
 /// Environment the shipped configs expect.
-pub const CONFIG_ENV: [(&str, &str); 2] = [
-    ("INVENT_SECRET_KEY", SECRET_KEY),
-    ("SESSION_JWT_SECRET", JWT_SECRET),
-];
+pub const CONFIG_ENV: [(&str, &str); 2] = [("INVENT_SECRET_KEY", SECRET_KEY), ("SESSION_JWT_SECRET", JWT_SECRET)];
 
 fn invent_proxy(args: &[&str]) -> Output {
     Command::new(binary())
@@ -49,11 +46,7 @@ fn every_command_has_help() {
     ] {
         let output = invent_proxy(&args);
         assert!(output.status.success(), "{args:?}");
-        assert!(
-            stdout(&output).contains(expected),
-            "{args:?}: {}",
-            stdout(&output)
-        );
+        assert!(stdout(&output).contains(expected), "{args:?}: {}", stdout(&output));
     }
     assert!(stdout(&invent_proxy(&["--help"])).contains("INVENT_PROXY_CONFIG"));
 }
@@ -63,40 +56,28 @@ fn check_validates_the_default_config_and_never_prints_secrets() {
     let output = invent_proxy(&["check"]);
     assert!(output.status.success(), "{}", stderr(&output));
     let summary = stdout(&output);
-    assert!(
-        summary.contains("config/invent-proxy.yaml: OK"),
-        "{summary}"
-    );
+    assert!(summary.contains("config/invent-proxy.yaml: OK"), "{summary}");
     assert!(summary.contains("secret key set"), "{summary}");
-    assert!(
-        !summary.contains(SECRET_KEY) && !summary.contains(JWT_SECRET),
-        "{summary}"
-    );
+    assert!(!summary.contains(SECRET_KEY) && !summary.contains(JWT_SECRET), "{summary}");
 }
 
 #[test]
 fn check_reports_a_bad_config_on_one_line_with_key_and_line() {
-    let file = TempPath::with_contents(
-        "upstream:\n  url: http://127.0.0.1:3000\n  conect_timeout: 5s\nassistant:\n  id: a\n",
-    );
+    let file =
+        TempPath::with_contents("upstream:\n  url: http://127.0.0.1:3000\n  conect_timeout: 5s\nassistant:\n  id: a\n");
     let output = invent_proxy(&["check", "--config", file.path()]);
     assert_eq!(output.status.code(), Some(1));
     let message = stderr(&output);
     assert_eq!(message.lines().count(), 1, "{message}");
     assert!(
-        message.contains(&format!(
-            "{}:3:3: upstream.conect_timeout: unknown field `conect_timeout`",
-            file.path()
-        )),
+        message.contains(&format!("{}:3:3: upstream.conect_timeout: unknown field `conect_timeout`", file.path())),
         "{message}"
     );
 }
 
 #[test]
 fn the_config_env_variable_overrides_the_default_path() {
-    let file = TempPath::with_contents(
-        "upstream:\n  url: http://127.0.0.1:3000\nassistant:\n  id: from_env\n",
-    );
+    let file = TempPath::with_contents("upstream:\n  url: http://127.0.0.1:3000\nassistant:\n  id: from_env\n");
     let output = Command::new(binary())
         .arg("check")
         .current_dir(std::env::temp_dir())
@@ -112,31 +93,15 @@ fn the_config_env_variable_overrides_the_default_path() {
         .output()
         .unwrap();
     assert_eq!(missing.status.code(), Some(1));
-    assert!(
-        stderr(&missing).contains("config/invent-proxy.yaml"),
-        "{}",
-        stderr(&missing)
-    );
+    assert!(stderr(&missing).contains("config/invent-proxy.yaml"), "{}", stderr(&missing));
 }
 
 #[test]
 fn hash_prints_the_user_hash_of_the_spec_vectors() {
     let output = invent_proxy(&["hash", "--user-id", "user_42"]);
-    assert_eq!(
-        stdout(&output).trim(),
-        "45bb144b8ebbe9876600b63739423f010f4ea3d43771ea3fee1329d463683b59"
-    );
-    let output = invent_proxy(&[
-        "hash",
-        "--config",
-        "config/invent-proxy.yaml",
-        "--user-id",
-        "Zoë-7",
-    ]);
-    assert_eq!(
-        stdout(&output).trim(),
-        "04a33c483382739aca1dc954e79aac17831e5595be959c9dbe91cec509dcc2b5"
-    );
+    assert_eq!(stdout(&output).trim(), "45bb144b8ebbe9876600b63739423f010f4ea3d43771ea3fee1329d463683b59");
+    let output = invent_proxy(&["hash", "--config", "config/invent-proxy.yaml", "--user-id", "Zoë-7"]);
+    assert_eq!(stdout(&output).trim(), "04a33c483382739aca1dc954e79aac17831e5595be959c9dbe91cec509dcc2b5");
 }
 
 #[test]
@@ -153,18 +118,10 @@ fn every_shipped_config_passes_check() {
             }
         }
     }
-    assert!(
-        files.len() >= 4,
-        "the default config and examples: {files:?}"
-    );
+    assert!(files.len() >= 4, "the default config and examples: {files:?}");
     for file in files {
         let output = invent_proxy(&["check", "--config", file.to_str().unwrap()]);
-        assert!(
-            output.status.success(),
-            "{}: {}",
-            file.display(),
-            stderr(&output)
-        );
+        assert!(output.status.success(), "{}: {}", file.display(), stderr(&output));
     }
 }
 
@@ -193,9 +150,7 @@ async fn the_demo_shows_the_widget_and_a_verified_identity_after_login() {
         if let Some(cookie) = cookie {
             req = req.header("cookie", cookie);
         }
-        let req = req
-            .body(http_body_util::Full::new(bytes::Bytes::new()))
-            .unwrap();
+        let req = req.body(http_body_util::Full::new(bytes::Bytes::new())).unwrap();
         let http = http.clone();
         async move {
             use http_body_util::BodyExt;
@@ -209,27 +164,12 @@ async fn the_demo_shows_the_widget_and_a_verified_identity_after_login() {
     assert_eq!(home.matches("<invent-assistant").count(), 1, "{home}");
     assert_eq!(widget_attribute(&home, "user-id"), None);
     let (headers, _) = fetch("/login", None).await;
-    let cookie = headers["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = headers["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
     let (_, account) = fetch("/account", Some(&cookie)).await;
-    assert_eq!(
-        widget_attribute(&account, "user-id").as_deref(),
-        Some(DEMO_USER_ID)
-    );
-    assert_eq!(
-        widget_attribute(&account, "user-hash"),
-        Some(user_hash(DEMO_SECRET_KEY, DEMO_USER_ID))
-    );
+    assert_eq!(widget_attribute(&account, "user-id").as_deref(), Some(DEMO_USER_ID));
+    assert_eq!(widget_attribute(&account, "user-hash"), Some(user_hash(DEMO_SECRET_KEY, DEMO_USER_ID)));
     let (_, legacy) = fetch("/legacy", None).await;
-    assert!(
-        legacy.trim_end().ends_with("async defer></script>"),
-        "{legacy}"
-    );
+    assert!(legacy.trim_end().ends_with("async defer></script>"), "{legacy}");
     let (_, json) = fetch("/api/status", None).await;
     assert!(!json.contains("invent-assistant"));
     let (_, script) = fetch("/__invent-demo/button.js", None).await;

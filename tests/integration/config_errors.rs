@@ -6,9 +6,7 @@ use invent_proxy::Config;
 
 fn error(yaml: &str) -> String {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    Config::from_yaml(yaml, "proxy.yaml", &fixtures)
-        .unwrap_err()
-        .to_string()
+    Config::from_yaml(yaml, "proxy.yaml", &fixtures).unwrap_err().to_string()
 }
 
 const BASE: &str = "upstream:\n  url: http://127.0.0.1:3000\nassistant:\n  id: ast_1\n";
@@ -19,44 +17,27 @@ fn unknown_keys_are_errors_with_line_and_column() {
         error(&format!("{BASE}inject:\n  postion: head_end\n")),
         "proxy.yaml:6:3: inject.postion: unknown field `postion`, expected one of position, include_paths, exclude_paths"
     );
-    assert!(
-        error(&format!("{BASE}listn: 0.0.0.0:80\n"))
-            .starts_with("proxy.yaml:5:1: listn: unknown field `listn`")
-    );
+    assert!(error(&format!("{BASE}listn: 0.0.0.0:80\n")).starts_with("proxy.yaml:5:1: listn: unknown field `listn`"));
 }
 
 #[test]
 fn malformed_values_name_their_key() {
-    let bad_duration = error(
-        "upstream:\n  url: http://127.0.0.1:3000\n  connect_timeout: 5\nassistant:\n  id: a\n",
-    );
+    let bad_duration = error("upstream:\n  url: http://127.0.0.1:3000\n  connect_timeout: 5\nassistant:\n  id: a\n");
     assert!(
-        bad_duration
-            .starts_with("proxy.yaml:3:20: upstream.connect_timeout: invalid duration \"5\""),
+        bad_duration.starts_with("proxy.yaml:3:20: upstream.connect_timeout: invalid duration \"5\""),
         "{bad_duration}"
     );
     let bad_addr = error(&format!("listen: localhost\n{BASE}"));
-    assert!(
-        bad_addr.starts_with("proxy.yaml:1:9: listen: "),
-        "{bad_addr}"
-    );
+    assert!(bad_addr.starts_with("proxy.yaml:1:9: listen: "), "{bad_addr}");
     let bad_url = error("upstream:\n  url: 127.0.0.1:3000\nassistant:\n  id: a\n");
-    assert!(
-        bad_url.contains("upstream.url: ") && bad_url.contains("http://"),
-        "{bad_url}"
-    );
+    assert!(bad_url.contains("upstream.url: ") && bad_url.contains("http://"), "{bad_url}");
     let bad_enum = error(&format!("{BASE}inject:\n  position: middle\n"));
     assert!(
-        bad_enum.contains(
-            "inject.position: unknown value \"middle\"; expected one of: body_end, head_end"
-        ),
+        bad_enum.contains("inject.position: unknown value \"middle\"; expected one of: body_end, head_end"),
         "{bad_enum}"
     );
     let empty_id = error("upstream:\n  url: http://127.0.0.1:3000\nassistant:\n  id: \"\"\n");
-    assert!(
-        empty_id.contains("assistant.id: must not be empty"),
-        "{empty_id}"
-    );
+    assert!(empty_id.contains("assistant.id: must not be empty"), "{empty_id}");
     assert!(error("upstream:\n  url: http://x\n").contains("missing field `assistant`"));
     assert!(error("").contains("the config is empty"));
 }
@@ -67,7 +48,12 @@ fn an_unset_environment_variable_is_named() {
         "{BASE}identity:\n  secret_key: ${{INVENT_TEST_DEFINITELY_UNSET}}\n  jwt:\n    cookie: s\n    secret: x\n"
     );
     let message = error(&yaml);
-    assert!(message.starts_with("proxy.yaml:6:15: identity.secret_key: environment variable `INVENT_TEST_DEFINITELY_UNSET` is not set"), "{message}");
+    assert!(
+        message.starts_with(
+            "proxy.yaml:6:15: identity.secret_key: environment variable `INVENT_TEST_DEFINITELY_UNSET` is not set"
+        ),
+        "{message}"
+    );
 }
 
 #[test]
@@ -76,19 +62,10 @@ fn key_problems_name_the_key_and_line() {
         "{BASE}identity:\n  secret_key: k\n  jwt:\n    cookie: s\n    algorithms: [RS256]\n    public_key_file: keys/nope.pem\n"
     );
     let message = error(&missing_file);
-    assert!(
-        message.starts_with("proxy.yaml:10:22: identity.jwt.public_key_file: cannot read "),
-        "{message}"
-    );
+    assert!(message.starts_with("proxy.yaml:10:22: identity.jwt.public_key_file: cannot read "), "{message}");
     let wrong_kind = missing_file.replace("keys/nope.pem", "keys/ec_public.pem");
-    assert!(
-        error(&wrong_kind).contains("is not a PEM RSA public key"),
-        "{}",
-        error(&wrong_kind)
-    );
-    let no_secret = format!(
-        "{BASE}identity:\n  secret_key: k\n  jwt:\n    cookie: s\n    algorithms: [HS256]\n"
-    );
+    assert!(error(&wrong_kind).contains("is not a PEM RSA public key"), "{}", error(&wrong_kind));
+    let no_secret = format!("{BASE}identity:\n  secret_key: k\n  jwt:\n    cookie: s\n    algorithms: [HS256]\n");
     assert!(
         error(&no_secret).contains("identity.jwt.secret: HS256/HS384/HS512 need `secret`"),
         "{}",
@@ -102,14 +79,9 @@ fn key_problems_name_the_key_and_line() {
         "{}",
         error(&mixed)
     );
-    let none = format!(
-        "{BASE}identity:\n  secret_key: k\n  jwt:\n    cookie: s\n    algorithms: [none]\n    secret: x\n"
-    );
-    assert!(
-        error(&none).contains("unknown algorithm \"none\""),
-        "{}",
-        error(&none)
-    );
+    let none =
+        format!("{BASE}identity:\n  secret_key: k\n  jwt:\n    cookie: s\n    algorithms: [none]\n    secret: x\n");
+    assert!(error(&none).contains("unknown algorithm \"none\""), "{}", error(&none));
 }
 
 #[test]

@@ -18,10 +18,7 @@ fn identifier(yaml: &str) -> Identifier {
 
 fn outcome(identifier: &Identifier, token: &str) -> Outcome {
     let mut headers = HeaderMap::new();
-    headers.insert(
-        "cookie",
-        HeaderValue::from_str(&format!("session={token}")).unwrap(),
-    );
+    headers.insert("cookie", HeaderValue::from_str(&format!("session={token}")).unwrap());
     identifier.identify(&headers).1
 }
 
@@ -30,33 +27,15 @@ async fn a_valid_session_gets_user_id_and_the_spec_user_hash() {
     let upstream = spawn_html_upstream(PAGE).await;
     let proxy = spawn_identity_proxy(&upstream).await;
     for (user, hash) in [
-        (
-            "user_42",
-            "45bb144b8ebbe9876600b63739423f010f4ea3d43771ea3fee1329d463683b59",
-        ),
-        (
-            "Zoë-7",
-            "04a33c483382739aca1dc954e79aac17831e5595be959c9dbe91cec509dcc2b5",
-        ),
+        ("user_42", "45bb144b8ebbe9876600b63739423f010f4ea3d43771ea3fee1329d463683b59"),
+        ("Zoë-7", "04a33c483382739aca1dc954e79aac17831e5595be959c9dbe91cec509dcc2b5"),
     ] {
-        let page = get_as(&proxy, "/", &tokens::hs256(&claims(user)))
-            .await
-            .text();
-        assert_eq!(
-            widget_attribute(&page, "user-hash").as_deref(),
-            Some(hash),
-            "{page}"
-        );
+        let page = get_as(&proxy, "/", &tokens::hs256(&claims(user))).await.text();
+        assert_eq!(widget_attribute(&page, "user-hash").as_deref(), Some(hash), "{page}");
         assert_eq!(user_hash(SECRET_KEY, user), hash);
     }
-    let page = get_as(&proxy, "/", &tokens::hs256(&claims("Zoë-7")))
-        .await
-        .text();
-    assert_eq!(
-        widget_attribute(&page, "user-id").as_deref(),
-        Some("Zo&#xeb;-7"),
-        "non-ASCII is escaped"
-    );
+    let page = get_as(&proxy, "/", &tokens::hs256(&claims("Zoë-7"))).await.text();
+    assert_eq!(widget_attribute(&page, "user-id").as_deref(), Some("Zo&#xeb;-7"), "non-ASCII is escaped");
 }
 
 #[tokio::test]
@@ -69,27 +48,14 @@ async fn integer_ids_are_decimal_and_extras_are_optional() {
         "https://cdn.example/a.png",
     ));
     let page = get_as(&proxy, "/", &token).await.text();
-    assert_eq!(
-        widget_attribute(&page, "user-id").as_deref(),
-        Some("9007199254740993")
-    );
-    assert_eq!(
-        widget_attribute(&page, "user-hash"),
-        Some(user_hash(SECRET_KEY, "9007199254740993"))
-    );
+    assert_eq!(widget_attribute(&page, "user-id").as_deref(), Some("9007199254740993"));
+    assert_eq!(widget_attribute(&page, "user-hash"), Some(user_hash(SECRET_KEY, "9007199254740993")));
     assert_eq!(widget_attribute(&page, "user-name").as_deref(), Some("Ada"));
-    assert_eq!(
-        widget_attribute(&page, "user-avatar").as_deref(),
-        Some("https://cdn.example/a.png")
-    );
+    assert_eq!(widget_attribute(&page, "user-avatar").as_deref(), Some("https://cdn.example/a.png"));
 
     let insecure_avatar = tokens::hs256(&with(claims("u1"), "picture", "http://cdn.example/a.png"));
     let page = get_as(&proxy, "/", &insecure_avatar).await.text();
-    assert_eq!(
-        widget_attribute(&page, "user-id").as_deref(),
-        Some("u1"),
-        "identity survives a bad avatar"
-    );
+    assert_eq!(widget_attribute(&page, "user-id").as_deref(), Some("u1"), "identity survives a bad avatar");
     assert_eq!(widget_attribute(&page, "user-avatar"), None);
 }
 
@@ -115,13 +81,11 @@ async fn nested_claim_paths_find_the_identity() {
         .replace("user_id: sub", "user_id: user.ids.1")
         .replace("user_name: name", "user_name: user.profile.name");
     let proxy = spawn_proxy(&proxy_yaml(upstream.addr, &identity)).await;
-    let payload = json!({"exp": get_current_timestamp() + 60, "user": {"ids": ["a", 77], "profile": {"name": "Grace"}}});
+    let payload =
+        json!({"exp": get_current_timestamp() + 60, "user": {"ids": ["a", 77], "profile": {"name": "Grace"}}});
     let page = get_as(&proxy, "/", &tokens::hs256(&payload)).await.text();
     assert_eq!(widget_attribute(&page, "user-id").as_deref(), Some("77"));
-    assert_eq!(
-        widget_attribute(&page, "user-name").as_deref(),
-        Some("Grace")
-    );
+    assert_eq!(widget_attribute(&page, "user-name").as_deref(), Some("Grace"));
 }
 
 /// Every way a token can be bad, with the reason the access log gives.
@@ -129,81 +93,25 @@ fn bad_tokens() -> Vec<(&'static str, String, Rejection)> {
     let now = get_current_timestamp();
     let wrong_key = EncodingKey::from_secret(b"not-the-site-key");
     vec![
-        (
-            "bad signature",
-            tokens::sign(Algorithm::HS256, &wrong_key, &claims("u1")),
-            Rejection::BadSignature,
-        ),
-        (
-            "alg none",
-            tokens::unsigned(&json!({"alg": "none", "typ": "JWT"}), &claims("u1")),
-            Rejection::Malformed,
-        ),
+        ("bad signature", tokens::sign(Algorithm::HS256, &wrong_key, &claims("u1")), Rejection::BadSignature),
+        ("alg none", tokens::unsigned(&json!({"alg": "none", "typ": "JWT"}), &claims("u1")), Rejection::Malformed),
         (
             "algorithm not listed",
-            tokens::sign(
-                Algorithm::HS512,
-                &EncodingKey::from_secret(JWT_SECRET.as_bytes()),
-                &claims("u1"),
-            ),
+            tokens::sign(Algorithm::HS512, &EncodingKey::from_secret(JWT_SECRET.as_bytes()), &claims("u1")),
             Rejection::AlgorithmNotAllowed,
         ),
-        (
-            "expired",
-            tokens::hs256(&json!({"sub": "u1", "exp": now - 3600})),
-            Rejection::Expired,
-        ),
-        (
-            "not yet valid",
-            tokens::hs256(&with(claims("u1"), "nbf", now + 3600)),
-            Rejection::NotYetValid,
-        ),
-        (
-            "no exp",
-            tokens::hs256(&json!({"sub": "u1"})),
-            Rejection::MissingClaim,
-        ),
-        (
-            "garbage",
-            "definitely-not-a-jwt".to_owned(),
-            Rejection::Malformed,
-        ),
-        (
-            "garbage segments",
-            "eyJhbGciOiJIUzI1NiJ9.@@@.###".to_owned(),
-            Rejection::Malformed,
-        ),
-        (
-            "oversized",
-            tokens::hs256(&with(claims("u1"), "pad", "x".repeat(9000))),
-            Rejection::TooLarge,
-        ),
-        (
-            "no user id",
-            tokens::hs256(&json!({"exp": now + 60})),
-            Rejection::NoUserId,
-        ),
-        (
-            "empty user id",
-            tokens::hs256(&claims("")),
-            Rejection::NoUserId,
-        ),
+        ("expired", tokens::hs256(&json!({"sub": "u1", "exp": now - 3600})), Rejection::Expired),
+        ("not yet valid", tokens::hs256(&with(claims("u1"), "nbf", now + 3600)), Rejection::NotYetValid),
+        ("no exp", tokens::hs256(&json!({"sub": "u1"})), Rejection::MissingClaim),
+        ("garbage", "definitely-not-a-jwt".to_owned(), Rejection::Malformed),
+        ("garbage segments", "eyJhbGciOiJIUzI1NiJ9.@@@.###".to_owned(), Rejection::Malformed),
+        ("oversized", tokens::hs256(&with(claims("u1"), "pad", "x".repeat(9000))), Rejection::TooLarge),
+        ("no user id", tokens::hs256(&json!({"exp": now + 60})), Rejection::NoUserId),
+        ("empty user id", tokens::hs256(&claims("")), Rejection::NoUserId),
         // RFC 7519: `sub` is a string; an object there makes the payload unreadable.
-        (
-            "object sub",
-            tokens::hs256(&claims(json!({"id": 1}))),
-            Rejection::Malformed,
-        ),
-        (
-            "string exp",
-            tokens::hs256(&json!({"sub": "u1", "exp": "tomorrow"})),
-            Rejection::MissingClaim,
-        ),
-        (
-            "float user id",
-            tokens::hs256(&claims(1.5)),
-            Rejection::InvalidUserId,
-        ),
+        ("object sub", tokens::hs256(&claims(json!({"id": 1}))), Rejection::Malformed),
+        ("string exp", tokens::hs256(&json!({"sub": "u1", "exp": "tomorrow"})), Rejection::MissingClaim),
+        ("float user id", tokens::hs256(&claims(1.5)), Rejection::InvalidUserId),
     ]
 }
 
@@ -211,16 +119,9 @@ fn bad_tokens() -> Vec<(&'static str, String, Rejection)> {
 fn each_bad_token_is_rejected_for_its_own_reason() {
     let identifier = identifier(&identity_yaml());
     for (name, token, reason) in bad_tokens() {
-        assert_eq!(
-            outcome(&identifier, &token),
-            Outcome::Rejected(reason),
-            "{name}"
-        );
+        assert_eq!(outcome(&identifier, &token), Outcome::Rejected(reason), "{name}");
     }
-    assert_eq!(
-        outcome(&identifier, &tokens::hs256(&claims("u1"))),
-        Outcome::Verified
-    );
+    assert_eq!(outcome(&identifier, &tokens::hs256(&claims("u1"))), Outcome::Verified);
     assert_eq!(identifier.identify(&HeaderMap::new()).1, Outcome::None);
 }
 
@@ -239,41 +140,20 @@ async fn bad_tokens_leave_the_visitor_anonymous_and_the_page_served() {
 
 #[test]
 fn issuer_audience_and_leeway_are_checked() {
-    let yaml = identity_yaml().replace(
-        "    claims:",
-        "    issuer: https://app.example\n    audience: web\n    leeway: 5s\n    claims:",
-    );
+    let yaml = identity_yaml()
+        .replace("    claims:", "    issuer: https://app.example\n    audience: web\n    leeway: 5s\n    claims:");
     let identifier = identifier(&yaml);
     let now = get_current_timestamp();
-    let good = with(
-        with(claims("u1"), "iss", "https://app.example"),
-        "aud",
-        "web",
-    );
-    assert_eq!(
-        outcome(&identifier, &tokens::hs256(&good)),
-        Outcome::Verified
-    );
+    let good = with(with(claims("u1"), "iss", "https://app.example"), "aud", "web");
+    assert_eq!(outcome(&identifier, &tokens::hs256(&good)), Outcome::Verified);
     let wrong_iss = with(good.clone(), "iss", "https://evil.example");
-    assert_eq!(
-        outcome(&identifier, &tokens::hs256(&wrong_iss)),
-        Outcome::Rejected(Rejection::WrongIssuer)
-    );
+    assert_eq!(outcome(&identifier, &tokens::hs256(&wrong_iss)), Outcome::Rejected(Rejection::WrongIssuer));
     let wrong_aud = with(good.clone(), "aud", "mobile");
-    assert_eq!(
-        outcome(&identifier, &tokens::hs256(&wrong_aud)),
-        Outcome::Rejected(Rejection::WrongAudience)
-    );
+    assert_eq!(outcome(&identifier, &tokens::hs256(&wrong_aud)), Outcome::Rejected(Rejection::WrongAudience));
     let within_leeway = with(good.clone(), "exp", now - 2);
-    assert_eq!(
-        outcome(&identifier, &tokens::hs256(&within_leeway)),
-        Outcome::Verified
-    );
+    assert_eq!(outcome(&identifier, &tokens::hs256(&within_leeway)), Outcome::Verified);
     let past_leeway = with(good, "exp", now - 30);
-    assert_eq!(
-        outcome(&identifier, &tokens::hs256(&past_leeway)),
-        Outcome::Rejected(Rejection::Expired)
-    );
+    assert_eq!(outcome(&identifier, &tokens::hs256(&past_leeway)), Outcome::Rejected(Rejection::Expired));
 }
 
 fn public_key_yaml(file: &str, algorithm: &str) -> String {
@@ -286,59 +166,31 @@ fn public_key_yaml(file: &str, algorithm: &str) -> String {
 #[test]
 fn public_keys_verify_rs256_es256_and_eddsa() {
     let rsa = identifier(&public_key_yaml("rsa_public.pem", "RS256"));
-    assert_eq!(
-        outcome(&rsa, &tokens::rs256(&claims("u1"))),
-        Outcome::Verified
-    );
+    assert_eq!(outcome(&rsa, &tokens::rs256(&claims("u1"))), Outcome::Verified);
     let ec = identifier(&public_key_yaml("ec_public.pem", "ES256"));
-    assert_eq!(
-        outcome(&ec, &tokens::es256(&claims("u1"))),
-        Outcome::Verified
-    );
+    assert_eq!(outcome(&ec, &tokens::es256(&claims("u1"))), Outcome::Verified);
     let ed = identifier(&public_key_yaml("ed_public.pem", "EdDSA"));
-    assert_eq!(
-        outcome(&ed, &tokens::eddsa(&claims("u1"))),
-        Outcome::Verified
-    );
-    assert_eq!(
-        outcome(&rsa, &tokens::es256(&claims("u1"))),
-        Outcome::Rejected(Rejection::AlgorithmNotAllowed)
-    );
+    assert_eq!(outcome(&ed, &tokens::eddsa(&claims("u1"))), Outcome::Verified);
+    assert_eq!(outcome(&rsa, &tokens::es256(&claims("u1"))), Outcome::Rejected(Rejection::AlgorithmNotAllowed));
 }
 
 #[tokio::test]
 async fn hs256_signed_with_the_rsa_public_key_is_rejected_when_rs256_is_configured() {
     let rsa = identifier(&public_key_yaml("rsa_public.pem", "RS256"));
     let forged = tokens::hs256_with_rsa_public_key(&claims("admin"));
-    assert_eq!(
-        outcome(&rsa, &forged),
-        Outcome::Rejected(Rejection::AlgorithmNotAllowed)
-    );
+    assert_eq!(outcome(&rsa, &forged), Outcome::Rejected(Rejection::AlgorithmNotAllowed));
 
     let upstream = spawn_html_upstream(PAGE).await;
-    let proxy = spawn_proxy(&proxy_yaml(
-        upstream.addr,
-        &public_key_yaml("rsa_public.pem", "RS256"),
-    ))
-    .await;
-    assert_eq!(
-        widget_attribute(&get_as(&proxy, "/", &forged).await.text(), "user-id"),
-        None
-    );
-    let genuine = get_as(&proxy, "/", &tokens::rs256(&claims("u1")))
-        .await
-        .text();
+    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, &public_key_yaml("rsa_public.pem", "RS256"))).await;
+    assert_eq!(widget_attribute(&get_as(&proxy, "/", &forged).await.text(), "user-id"), None);
+    let genuine = get_as(&proxy, "/", &tokens::rs256(&claims("u1"))).await.text();
     assert_eq!(widget_attribute(&genuine, "user-id").as_deref(), Some("u1"));
 }
 
 #[test]
 fn key_location_headers_are_ignored() {
     let identifier = identifier(&identity_yaml());
-    let header =
-        json!({"alg": "HS256", "jku": "http://127.0.0.1:9/keys", "jwk": {"kty": "oct", "k": "YQ"}});
+    let header = json!({"alg": "HS256", "jku": "http://127.0.0.1:9/keys", "jwk": {"kty": "oct", "k": "YQ"}});
     let forged = tokens::unsigned(&header, &claims("u1"));
-    assert!(matches!(
-        outcome(&identifier, &forged),
-        Outcome::Rejected(_)
-    ));
+    assert!(matches!(outcome(&identifier, &forged), Outcome::Rejected(_)));
 }

@@ -13,9 +13,7 @@ use crate::support::*;
 
 fn raw_get(addr: std::net::SocketAddr, path: &str, cookie: &str) -> String {
     let mut socket = TcpStream::connect(addr).unwrap();
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nhost: shop\r\ncookie: {cookie}\r\nconnection: close\r\n\r\n"
-    );
+    let request = format!("GET {path} HTTP/1.1\r\nhost: shop\r\ncookie: {cookie}\r\nconnection: close\r\n\r\n");
     socket.write_all(request.as_bytes()).unwrap();
     let mut response = String::new();
     socket.read_to_string(&mut response).unwrap();
@@ -29,13 +27,7 @@ async fn access_lines_carry_the_outcome_and_never_a_token_or_secret() {
         upstream.addr,
         "identity:\n  secret_key: ${TEST_SECRET_KEY}\n  jwt:\n    cookie: session\n    secret: ${TEST_JWT_SECRET}\n",
     );
-    let mut proxy = ProxyProcess::start(
-        &yaml,
-        &[
-            ("TEST_SECRET_KEY", SECRET_KEY),
-            ("TEST_JWT_SECRET", JWT_SECRET),
-        ],
-    );
+    let mut proxy = ProxyProcess::start(&yaml, &[("TEST_SECRET_KEY", SECRET_KEY), ("TEST_JWT_SECRET", JWT_SECRET)]);
     let valid = tokens::hs256(&claims("user_42"));
     let expired = tokens::hs256(&serde_json::json!({"sub": "user_42", "exp": 1_000_000}));
     let addr = proxy.addr;
@@ -49,14 +41,7 @@ async fn access_lines_carry_the_outcome_and_never_a_token_or_secret() {
     .await
     .unwrap();
     let verified = proxy.wait_for_log("path=/account");
-    for field in [
-        "method=GET",
-        "status=200",
-        "bytes=",
-        "duration_ms=",
-        "injected=true",
-        "identity=verified",
-    ] {
+    for field in ["method=GET", "status=200", "bytes=", "duration_ms=", "injected=true", "identity=verified"] {
         assert!(verified.contains(field), "{field} in {verified}");
     }
     let rejected = proxy.wait_for_log("path=/expired");
@@ -65,23 +50,9 @@ async fn access_lines_carry_the_outcome_and_never_a_token_or_secret() {
     proxy.signal("TERM");
     proxy.wait();
     let logs = proxy.logs().join("\n");
-    assert_eq!(
-        logs.matches("path=").count(),
-        3,
-        "one access line per request:\n{logs}"
-    );
-    for secret in [
-        SECRET_KEY,
-        JWT_SECRET,
-        &valid,
-        &expired,
-        "querysecret",
-        "garbage",
-    ] {
-        assert!(
-            !logs.contains(secret),
-            "{secret} leaked into the logs:\n{logs}"
-        );
+    assert_eq!(logs.matches("path=").count(), 3, "one access line per request:\n{logs}");
+    for secret in [SECRET_KEY, JWT_SECRET, &valid, &expired, "querysecret", "garbage"] {
+        assert!(!logs.contains(secret), "{secret} leaked into the logs:\n{logs}");
     }
 }
 
@@ -92,27 +63,12 @@ async fn upstream_failures_are_logged_once_with_their_cause() {
     drop(listener);
     let mut proxy = ProxyProcess::start(&proxy_yaml(dead, ""), &[]);
     let addr = proxy.addr;
-    let response = tokio::task::spawn_blocking(move || raw_get(addr, "/", "a=b"))
-        .await
-        .unwrap();
+    let response = tokio::task::spawn_blocking(move || raw_get(addr, "/", "a=b")).await.unwrap();
     assert!(response.starts_with("HTTP/1.1 502"), "{response}");
     let line = proxy.wait_for_log("status=502");
-    assert!(
-        line.contains("WARN") && line.contains("error_kind=\"upstream_connect\""),
-        "{line}"
-    );
-    assert!(
-        line.contains("Connection refused") || line.contains("connect"),
-        "{line}"
-    );
-    assert_eq!(
-        proxy
-            .logs()
-            .iter()
-            .filter(|l| l.contains("502") || l.contains("refused"))
-            .count(),
-        1
-    );
+    assert!(line.contains("WARN") && line.contains("error_kind=\"upstream_connect\""), "{line}");
+    assert!(line.contains("Connection refused") || line.contains("connect"), "{line}");
+    assert_eq!(proxy.logs().iter().filter(|l| l.contains("502") || l.contains("refused")).count(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -131,14 +87,8 @@ async fn sigterm_and_sigint_finish_in_flight_requests_then_exit_cleanly() {
         }
         proxy.signal(signal);
         let response = in_flight.await.unwrap();
-        assert!(
-            response.contains("slow but complete<invent-assistant"),
-            "SIG{signal}: {response}"
-        );
+        assert!(response.contains("slow but complete<invent-assistant"), "SIG{signal}: {response}");
         assert!(proxy.wait().success(), "SIG{signal}: exit status");
-        assert!(
-            TcpStream::connect(addr).is_err(),
-            "SIG{signal}: no longer listening"
-        );
+        assert!(TcpStream::connect(addr).is_err(), "SIG{signal}: no longer listening");
     }
 }

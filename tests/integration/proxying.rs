@@ -42,58 +42,33 @@ async fn method_path_query_headers_and_body_reach_the_upstream() {
     assert_eq!(seen.headers["x-forwarded-for"], "203.0.113.7, 127.0.0.1");
     assert_eq!(seen.headers["x-forwarded-proto"], "http");
     assert_eq!(seen.headers["x-forwarded-host"], "shop.example");
-    assert_eq!(
-        seen.headers["host"], "shop.example",
-        "host_header: preserve is the default"
-    );
+    assert_eq!(seen.headers["host"], "shop.example", "host_header: preserve is the default");
 }
 
 #[tokio::test]
 async fn host_header_upstream_sends_the_upstream_authority() {
     let upstream = spawn_html_upstream("ok").await;
-    let yaml = proxy_yaml(upstream.addr, "").replace(
-        "  response_timeout",
-        "  host_header: upstream\n  response_timeout",
-    );
+    let yaml =
+        proxy_yaml(upstream.addr, "").replace("  response_timeout", "  host_header: upstream\n  response_timeout");
     let proxy = spawn_proxy(&yaml).await;
     get_with(&proxy, "/", &[("host", "shop.example")]).await;
-    assert_eq!(
-        upstream.seen()[0].headers["host"],
-        upstream.addr.to_string().as_str()
-    );
+    assert_eq!(upstream.seen()[0].headers["host"], upstream.addr.to_string().as_str());
 }
 
 #[tokio::test]
 async fn every_set_cookie_header_survives() {
     let upstream = spawn_upstream(|_| async {
         let mut response = html("<!doctype html><body>hi</body>");
-        for cookie in [
-            "a=1; Path=/",
-            "b=2; HttpOnly",
-            "c=3; Expires=Wed, 21 Oct 2026 07:28:00 GMT",
-        ] {
-            response
-                .headers_mut()
-                .append(header::SET_COOKIE, cookie.parse().unwrap());
+        for cookie in ["a=1; Path=/", "b=2; HttpOnly", "c=3; Expires=Wed, 21 Oct 2026 07:28:00 GMT"] {
+            response.headers_mut().append(header::SET_COOKIE, cookie.parse().unwrap());
         }
         response
     })
     .await;
     let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
     let received = get(&proxy, "/").await;
-    let cookies: Vec<_> = received
-        .headers
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .collect();
-    assert_eq!(
-        cookies,
-        [
-            "a=1; Path=/",
-            "b=2; HttpOnly",
-            "c=3; Expires=Wed, 21 Oct 2026 07:28:00 GMT"
-        ]
-    );
+    let cookies: Vec<_> = received.headers.get_all(header::SET_COOKIE).iter().collect();
+    assert_eq!(cookies, ["a=1; Path=/", "b=2; HttpOnly", "c=3; Expires=Wed, 21 Oct 2026 07:28:00 GMT"]);
     assert_eq!(received.widgets(), 1);
 }
 
@@ -115,34 +90,18 @@ async fn an_unreachable_upstream_is_a_502_and_the_proxy_recovers() {
     let proxy = spawn_proxy(&proxy_yaml(addr, "")).await;
     let failed = get(&proxy, "/").await;
     assert_eq!(failed.status, StatusCode::BAD_GATEWAY);
-    assert!(
-        failed.text().contains("502 Bad Gateway"),
-        "{}",
-        failed.text()
-    );
-    assert_eq!(
-        failed.headers[header::CONTENT_TYPE],
-        "text/html; charset=utf-8"
-    );
-    assert!(
-        !failed.text().contains(&addr.to_string()),
-        "internal addresses stay in the log"
-    );
+    assert!(failed.text().contains("502 Bad Gateway"), "{}", failed.text());
+    assert_eq!(failed.headers[header::CONTENT_TYPE], "text/html; charset=utf-8");
+    assert!(!failed.text().contains(&addr.to_string()), "internal addresses stay in the log");
 
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     tokio::spawn(async move {
         let (mut socket, _) = listener.accept().await.unwrap();
         read_head(&mut socket).await;
-        socket
-            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-            .await
-            .unwrap();
+        socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await.unwrap();
     });
     let recovered = get(&proxy, "/").await;
-    assert_eq!(
-        (recovered.status, recovered.text().as_str()),
-        (StatusCode::OK, "ok")
-    );
+    assert_eq!((recovered.status, recovered.text().as_str()), (StatusCode::OK, "ok"));
 }
 
 #[tokio::test]
@@ -154,8 +113,7 @@ async fn a_slow_upstream_is_a_504_and_the_next_request_is_served() {
         html("fast")
     })
     .await;
-    let yaml =
-        proxy_yaml(upstream.addr, "").replace("response_timeout: 5s", "response_timeout: 300ms");
+    let yaml = proxy_yaml(upstream.addr, "").replace("response_timeout: 5s", "response_timeout: 300ms");
     let proxy = spawn_proxy(&yaml).await;
     let timed_out = get(&proxy, "/slow").await;
     assert_eq!(timed_out.status, StatusCode::GATEWAY_TIMEOUT);
@@ -182,9 +140,7 @@ async fn an_upstream_closing_mid_body_ends_that_response_only() {
         read_head(&mut socket).await;
         let head = "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: 100000\r\n\r\n";
         let _ = socket.write_all(head.as_bytes()).await;
-        let _ = socket
-            .write_all(b"<!doctype html><html><body><p>partial")
-            .await;
+        let _ = socket.write_all(b"<!doctype html><html><body><p>partial").await;
     })
     .await;
     let proxy = spawn_proxy(&proxy_yaml(upstream, "")).await;
@@ -192,20 +148,13 @@ async fn an_upstream_closing_mid_body_ends_that_response_only() {
     let response = client().get(uri.parse().unwrap()).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let body = response.into_body().collect().await;
-    assert!(
-        body.is_err(),
-        "a truncated upstream body must not look complete to the client"
-    );
+    assert!(body.is_err(), "a truncated upstream body must not look complete to the client");
 
     let healthy = spawn_html_upstream("<!doctype html><body>fine</body>").await;
     let other = spawn_proxy(&proxy_yaml(healthy.addr, "")).await;
     assert_eq!(get(&other, "/").await.widgets(), 1);
     let uri = format!("http://{}/", proxy.local_addr());
-    assert_eq!(
-        client().get(uri.parse().unwrap()).await.unwrap().status(),
-        StatusCode::OK,
-        "still serving"
-    );
+    assert_eq!(client().get(uri.parse().unwrap()).await.unwrap().status(), StatusCode::OK, "still serving");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -220,9 +169,7 @@ async fn a_client_that_goes_away_stops_the_upstream_transfer() {
             let (tx, response) = streamed_html();
             tokio::spawn(async move {
                 let chunk = Bytes::from(vec![b'x'; 16 * 1024]);
-                let _ = tx
-                    .send(Ok(Bytes::from_static(b"<!doctype html><body>")))
-                    .await;
+                let _ = tx.send(Ok(Bytes::from_static(b"<!doctype html><body>"))).await;
                 // Streams until the proxy stops reading: then the channel closes.
                 while tx.send(Ok(chunk.clone())).await.is_ok() {}
                 let _ = closed_tx.send(()).await;
@@ -233,10 +180,7 @@ async fn a_client_that_goes_away_stops_the_upstream_transfer() {
     .await;
     let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
     let mut socket = TcpStream::connect(proxy.local_addr()).await.unwrap();
-    socket
-        .write_all(b"GET / HTTP/1.1\r\nhost: shop\r\n\r\n")
-        .await
-        .unwrap();
+    socket.write_all(b"GET / HTTP/1.1\r\nhost: shop\r\n\r\n").await.unwrap();
     let mut buffer = vec![0u8; 64 * 1024];
     let mut read = 0;
     while read < 100_000 {
@@ -248,29 +192,20 @@ async fn a_client_that_goes_away_stops_the_upstream_transfer() {
     tokio::time::timeout(Duration::from_secs(10), closed_rx.recv())
         .await
         .expect("the upstream body is dropped once the client is gone");
-    assert_eq!(
-        get(&proxy, "/small").await.text(),
-        "small",
-        "and the proxy keeps serving"
-    );
+    assert_eq!(get(&proxy, "/small").await.text(), "small", "and the proxy keeps serving");
 }
 
 #[tokio::test]
 async fn http2_clients_are_served_with_the_widget() {
     let upstream = spawn_html_upstream("<!doctype html><html><body>h2</body></html>").await;
     let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
-    let h2: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new())
-        .http2_only(true)
-        .build_http();
+    let h2: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).http2_only(true).build_http();
     let uri = format!("http://{}/", proxy.local_addr());
     let response = h2.get(uri.parse().unwrap()).await.unwrap();
     assert_eq!(response.version(), http::Version::HTTP_2);
     let body = response.into_body().collect().await.unwrap().to_bytes();
     assert!(String::from_utf8_lossy(&body).contains("h2<invent-assistant"));
-    assert_eq!(
-        upstream.seen()[0].headers["host"],
-        proxy.local_addr().to_string().as_str()
-    );
+    assert_eq!(upstream.seen()[0].headers["host"], proxy.local_addr().to_string().as_str());
 }
 
 #[tokio::test]
@@ -283,10 +218,7 @@ async fn shutdown_lets_in_flight_requests_finish_and_refuses_new_ones() {
     let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
     let addr = proxy.local_addr();
     let in_flight = tokio::spawn(async move {
-        let response = client()
-            .get(format!("http://{addr}/").parse().unwrap())
-            .await
-            .unwrap();
+        let response = client().get(format!("http://{addr}/").parse().unwrap()).await.unwrap();
         response.into_body().collect().await.unwrap().to_bytes()
     });
     while upstream.seen().is_empty() {
@@ -295,10 +227,7 @@ async fn shutdown_lets_in_flight_requests_finish_and_refuses_new_ones() {
     proxy.shutdown().await;
     let body = in_flight.await.unwrap();
     assert!(String::from_utf8_lossy(&body).contains("done<invent-assistant"));
-    assert!(
-        TcpStream::connect(addr).await.is_err(),
-        "the listener is closed"
-    );
+    assert!(TcpStream::connect(addr).await.is_err(), "the listener is closed");
 }
 
 #[tokio::test]
@@ -324,20 +253,34 @@ async fn websocket_upgrades_become_a_byte_tunnel() {
     let head = read_head(&mut client).await;
     assert!(head.starts_with("http/1.1 101"), "{head}");
     assert!(
-        head.contains("upgrade: websocket")
-            && head.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
+        head.contains("upgrade: websocket") && head.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
         "{head}"
     );
     for message in [&b"\x81\x05hello"[..], &[0x82, 0x03, 0, 1, 255]] {
         client.write_all(message).await.unwrap();
         let mut echoed = vec![0u8; message.len()];
-        tokio::time::timeout(Duration::from_secs(10), client.read_exact(&mut echoed))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            echoed, message,
-            "bytes cross the tunnel unchanged both ways"
-        );
+        tokio::time::timeout(Duration::from_secs(10), client.read_exact(&mut echoed)).await.unwrap().unwrap();
+        assert_eq!(echoed, message, "bytes cross the tunnel unchanged both ways");
+    }
+}
+
+#[tokio::test]
+async fn an_http_1_0_upstream_does_not_downgrade_the_client() {
+    let upstream = spawn_raw_upstream(|mut socket| async move {
+        read_head(&mut socket).await;
+        let _ = socket.write_all(b"HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\n\r\nold server").await;
+    })
+    .await;
+    let proxy = spawn_proxy(&proxy_yaml(upstream, "")).await;
+    let mut client = TcpStream::connect(proxy.local_addr()).await.unwrap();
+    for _ in 0..2 {
+        client.write_all(b"GET / HTTP/1.1\r\nhost: shop\r\n\r\n").await.unwrap();
+        let head = read_head(&mut client).await;
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        assert!(head.contains("transfer-encoding: chunked"), "{head}");
+        let mut body = [0u8; 20];
+        client.read_exact(&mut body).await.unwrap();
+        let body = String::from_utf8_lossy(&body).to_ascii_lowercase();
+        assert_eq!(body, "a\r\nold server\r\n0\r\n\r\n", "a complete chunked body; the connection stays open");
     }
 }

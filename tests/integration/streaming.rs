@@ -20,17 +20,11 @@ async fn the_first_bytes_of_a_page_arrive_before_the_upstream_finishes() {
         async move {
             let (tx, response) = streamed_html();
             tokio::spawn(async move {
-                tx.send(Ok(Bytes::from_static(
-                    b"<!doctype html><html><body><h1>First</h1>",
-                )))
-                .await
-                .unwrap();
+                tx.send(Ok(Bytes::from_static(b"<!doctype html><html><body><h1>First</h1>"))).await.unwrap();
                 if let Some(release) = release {
                     let _ = release.await;
                 }
-                tx.send(Ok(Bytes::from_static(b"<p>rest</p></body></html>")))
-                    .await
-                    .unwrap();
+                tx.send(Ok(Bytes::from_static(b"<p>rest</p></body></html>"))).await.unwrap();
             });
             response
         }
@@ -38,11 +32,7 @@ async fn the_first_bytes_of_a_page_arrive_before_the_upstream_finishes() {
     .await;
     let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
     let uri = format!("http://{}/", proxy.local_addr());
-    let mut body = client()
-        .get(uri.parse().unwrap())
-        .await
-        .unwrap()
-        .into_body();
+    let mut body = client().get(uri.parse().unwrap()).await.unwrap().into_body();
     let first = tokio::time::timeout(Duration::from_secs(10), body.frame())
         .await
         .expect("the first chunk is not held back until the page ends")
@@ -60,18 +50,14 @@ async fn a_20_mb_page_streams_through_with_flat_memory() {
     let upstream = spawn_upstream(|_| async {
         let (tx, response) = streamed_html();
         tokio::spawn(async move {
-            tx.send(Ok(Bytes::from_static(b"<!doctype html><html><body>")))
-                .await
-                .unwrap();
+            tx.send(Ok(Bytes::from_static(b"<!doctype html><html><body>"))).await.unwrap();
             let chunk = Bytes::from("<p>lorem ipsum dolor sit amet</p>\n".repeat(1000));
             let mut sent = 0;
             while sent < TOTAL {
                 tx.send(Ok(chunk.clone())).await.unwrap();
                 sent += chunk.len();
             }
-            tx.send(Ok(Bytes::from_static(b"</body></html>")))
-                .await
-                .unwrap();
+            tx.send(Ok(Bytes::from_static(b"</body></html>"))).await.unwrap();
         });
         response
     })
@@ -80,9 +66,7 @@ async fn a_20_mb_page_streams_through_with_flat_memory() {
     let addr = proxy.addr;
     let baseline = tokio::task::spawn_blocking(move || {
         let mut small = StdTcpStream::connect(addr).unwrap();
-        small
-            .write_all(b"GET /warm HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
-            .unwrap();
+        small.write_all(b"GET /warm HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").unwrap();
         let mut sink = Vec::new();
         small.read_to_end(&mut sink).unwrap();
     });
@@ -91,9 +75,7 @@ async fn a_20_mb_page_streams_through_with_flat_memory() {
 
     let received = tokio::task::spawn_blocking(move || {
         let mut socket = StdTcpStream::connect(addr).unwrap();
-        socket
-            .write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
-            .unwrap();
+        socket.write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").unwrap();
         let mut buffer = vec![0u8; 256 * 1024];
         let (mut total, mut tail) = (0usize, Vec::new());
         loop {
@@ -112,18 +94,8 @@ async fn a_20_mb_page_streams_through_with_flat_memory() {
     .unwrap();
     let after = proxy.peak_rss_kib();
 
-    assert!(
-        received.0 > TOTAL,
-        "the whole page arrived ({} bytes)",
-        received.0
-    );
-    assert!(
-        received.1.contains("<invent-assistant"),
-        "and it ends with the widget"
-    );
+    assert!(received.0 > TOTAL, "the whole page arrived ({} bytes)", received.0);
+    assert!(received.1.contains("<invent-assistant"), "and it ends with the widget");
     let growth_mib = after.saturating_sub(before) / 1024;
-    assert!(
-        growth_mib < 10,
-        "peak memory grew by {growth_mib} MiB while streaming a 20 MiB page"
-    );
+    assert!(growth_mib < 10, "peak memory grew by {growth_mib} MiB while streaming a 20 MiB page");
 }

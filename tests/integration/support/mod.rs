@@ -28,11 +28,7 @@ use tokio::sync::mpsc;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type TestBody = BoxBody<Bytes, BoxError>;
-type Handler = Arc<
-    dyn Fn(Request<Incoming>) -> Pin<Box<dyn Future<Output = Response<TestBody>> + Send>>
-        + Send
-        + Sync,
->;
+type Handler = Arc<dyn Fn(Request<Incoming>) -> Pin<Box<dyn Future<Output = Response<TestBody>> + Send>> + Send + Sync>;
 
 /// The assistant secret key of the spec's test vectors.
 pub const SECRET_KEY: &str = "sk_test_123";
@@ -99,18 +95,12 @@ where
                     let response = handler(req);
                     async move { Ok::<_, Infallible>(response.await) }
                 });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+                let _ =
+                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
             });
         }
     });
-    Upstream {
-        addr,
-        seen,
-        connections,
-        task,
-    }
+    Upstream { addr, seen, connections, task }
 }
 
 /// An upstream that serves one fixed HTML page on every path.
@@ -136,21 +126,11 @@ where
 }
 
 pub fn full(body: impl Into<Bytes>) -> TestBody {
-    Full::new(body.into())
-        .map_err(|never| match never {})
-        .boxed()
+    Full::new(body.into()).map_err(|never| match never {}).boxed()
 }
 
-pub fn respond(
-    status: StatusCode,
-    content_type: &str,
-    body: impl Into<Bytes>,
-) -> Response<TestBody> {
-    Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, content_type)
-        .body(full(body))
-        .unwrap()
+pub fn respond(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<TestBody> {
+    Response::builder().status(status).header(header::CONTENT_TYPE, content_type).body(full(body)).unwrap()
 }
 
 pub fn html(body: impl Into<Bytes>) -> Response<TestBody> {
@@ -164,13 +144,8 @@ impl Body for ChannelBody {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        self.0
-            .poll_recv(cx)
-            .map(|item| item.map(|r| r.map(Frame::data)))
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.0.poll_recv(cx).map(|item| item.map(|r| r.map(Frame::data)))
     }
 }
 
@@ -242,25 +217,12 @@ pub fn client() -> Client<HttpConnector, Full<Bytes>> {
 /// Sends a request through `proxy` and reads the whole response.
 pub async fn send(proxy: &RunningProxy, req: Request<Full<Bytes>>) -> Received {
     let (mut parts, body) = req.into_parts();
-    let path = parts
-        .uri
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_owned();
-    parts.uri = format!("http://{}{path}", proxy.local_addr())
-        .parse()
-        .unwrap();
-    let response = client()
-        .request(Request::from_parts(parts, body))
-        .await
-        .unwrap();
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    parts.uri = format!("http://{}{path}", proxy.local_addr()).parse().unwrap();
+    let response = client().request(Request::from_parts(parts, body)).await.unwrap();
     let (parts, body) = response.into_parts();
     let body = body.collect().await.unwrap().to_bytes();
-    Received {
-        status: parts.status,
-        headers: parts.headers,
-        body,
-    }
+    Received { status: parts.status, headers: parts.headers, body }
 }
 
 /// `GET path` through `proxy` with extra headers.
@@ -278,12 +240,7 @@ pub async fn get(proxy: &RunningProxy, path: &str) -> Received {
 
 /// `GET path` with the session cookie set to `token`.
 pub async fn get_as(proxy: &RunningProxy, path: &str, token: &str) -> Received {
-    get_with(
-        proxy,
-        path,
-        &[("cookie", &format!("theme=dark; session={token}"))],
-    )
-    .await
+    get_with(proxy, path, &[("cookie", &format!("theme=dark; session={token}"))]).await
 }
 
 /// The value of attribute `name` on the page's `<invent-assistant>` element.

@@ -40,20 +40,10 @@ impl ProxyProcess {
                 }
             });
         }
-        let mut process = ProxyProcess {
-            child,
-            addr: "0.0.0.0:0".parse().unwrap(),
-            logs,
-            _config: config,
-        };
+        let mut process = ProxyProcess { child, addr: "0.0.0.0:0".parse().unwrap(), logs, _config: config };
         let line = process.wait_for_log("listen=");
         let at = line.find("listen=").unwrap() + "listen=".len();
-        process.addr = line[at..]
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
+        process.addr = line[at..].split_whitespace().next().unwrap().parse().unwrap();
         process
     }
 
@@ -70,16 +60,9 @@ impl ProxyProcess {
                 return line;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "the proxy exited ({status}) before logging {needle:?}:\n{}",
-                    self.logs().join("\n")
-                );
+                panic!("the proxy exited ({status}) before logging {needle:?}:\n{}", self.logs().join("\n"));
             }
-            assert!(
-                Instant::now() < deadline,
-                "no log line with {needle:?}:\n{}",
-                self.logs().join("\n")
-            );
+            assert!(Instant::now() < deadline, "no log line with {needle:?}:\n{}", self.logs().join("\n"));
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -94,13 +77,7 @@ impl ProxyProcess {
     /// Sends `signal` (e.g. "TERM") to the process.
     pub fn signal(&self, signal: &str) {
         let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-s", signal, &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
+        assert!(Command::new("kill").args(["-s", signal, &pid]).status().unwrap().success());
     }
 
     /// Waits (up to 20 s) for the process to exit.
@@ -130,8 +107,7 @@ impl TempPath {
     pub fn with_contents(contents: &str) -> Self {
         static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let path =
-            std::env::temp_dir().join(format!("invent-proxy-test-{}-{n}.yaml", std::process::id()));
+        let path = std::env::temp_dir().join(format!("invent-proxy-test-{}-{n}.yaml", std::process::id()));
         std::fs::write(&path, contents).unwrap();
         TempPath(path)
     }

@@ -8,9 +8,7 @@ use serde_json::{Value, json};
 use super::JWT_SECRET;
 
 pub fn fixture(name: &str) -> Vec<u8> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/keys")
-        .join(name);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keys").join(name);
     std::fs::read(path).unwrap()
 }
 
@@ -31,35 +29,19 @@ pub fn sign(alg: Algorithm, key: &EncodingKey, claims: &Value) -> String {
 
 /// An HS256 token signed with the test sessions' key.
 pub fn hs256(claims: &Value) -> String {
-    sign(
-        Algorithm::HS256,
-        &EncodingKey::from_secret(JWT_SECRET.as_bytes()),
-        claims,
-    )
+    sign(Algorithm::HS256, &EncodingKey::from_secret(JWT_SECRET.as_bytes()), claims)
 }
 
 pub fn rs256(claims: &Value) -> String {
-    sign(
-        Algorithm::RS256,
-        &EncodingKey::from_rsa_pem(&fixture("rsa_private.pem")).unwrap(),
-        claims,
-    )
+    sign(Algorithm::RS256, &EncodingKey::from_rsa_pem(&fixture("rsa_private.pem")).unwrap(), claims)
 }
 
 pub fn es256(claims: &Value) -> String {
-    sign(
-        Algorithm::ES256,
-        &EncodingKey::from_ec_pem(&fixture("ec_private.pem")).unwrap(),
-        claims,
-    )
+    sign(Algorithm::ES256, &EncodingKey::from_ec_pem(&fixture("ec_private.pem")).unwrap(), claims)
 }
 
 pub fn eddsa(claims: &Value) -> String {
-    sign(
-        Algorithm::EdDSA,
-        &EncodingKey::from_ed_pem(&fixture("ed_private.pem")).unwrap(),
-        claims,
-    )
+    sign(Algorithm::EdDSA, &EncodingKey::from_ed_pem(&fixture("ed_private.pem")).unwrap(), claims)
 }
 
 /// A token with any header and no signature check possible: `{"alg":"none"}` and friends.
@@ -70,9 +52,5 @@ pub fn unsigned(header: &Value, claims: &Value) -> String {
 
 /// The classic key-confusion attack: HS256 "signed" with the RSA public key's PEM bytes.
 pub fn hs256_with_rsa_public_key(claims: &Value) -> String {
-    sign(
-        Algorithm::HS256,
-        &EncodingKey::from_secret(&fixture("rsa_public.pem")),
-        claims,
-    )
+    sign(Algorithm::HS256, &EncodingKey::from_secret(&fixture("rsa_public.pem")), claims)
 }
