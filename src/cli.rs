@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
 use crate::proxy::Proxy;
@@ -13,24 +13,30 @@ use crate::{demo, identity, server, telemetry};
 /// A streaming reverse proxy that adds the Invent assistant to every HTML page of the
 /// site behind it, recognising signed-in visitors from their session JWT.
 #[derive(Debug, Parser)]
-#[command(name = "invent-proxy", version, args_conflicts_with_subcommands = true)]
+#[command(name = "invent-proxy", version)]
 pub struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
-    #[command(flatten)]
-    run: ConfigArg,
+    /// The YAML config file (for run, check and hash).
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        value_name = "FILE",
+        env = "INVENT_PROXY_CONFIG",
+        default_value = DEFAULT_CONFIG_PATH
+    )]
+    config: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the proxy (the default when no command is given).
-    Run(ConfigArg),
+    Run,
     /// Load and validate the config (secrets, keys), print a summary without secrets.
-    Check(ConfigArg),
+    Check,
     /// Print the user-hash the proxy would inject for a user id.
     Hash {
-        #[command(flatten)]
-        config: ConfigArg,
         /// The user id to hash, exactly as it appears in the session token.
         #[arg(long, value_name = "ID")]
         user_id: String,
@@ -43,21 +49,14 @@ enum Command {
     },
 }
 
-#[derive(Debug, Args)]
-struct ConfigArg {
-    /// The YAML config file.
-    #[arg(long, short = 'c', value_name = "FILE", env = "INVENT_PROXY_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
-    config: PathBuf,
-}
-
 /// Parses the command line, runs the command, and maps failures to a one-line reason and
 /// a non-zero exit status.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command.unwrap_or(Command::Run(cli.run)) {
-        Command::Run(args) => run(&args.config),
-        Command::Check(args) => check(&args.config),
-        Command::Hash { config, user_id } => hash(&config.config, &user_id),
+    let result = match cli.command.unwrap_or(Command::Run) {
+        Command::Run => run(&cli.config),
+        Command::Check => check(&cli.config),
+        Command::Hash { user_id } => hash(&cli.config, &user_id),
         Command::Demo { listen } => demo(listen),
     };
     match result {
@@ -75,7 +74,10 @@ fn run(path: &Path) -> CliResult {
     let config = Config::load(path)?;
     telemetry::init();
     runtime()?.block_on(async {
-        let proxy = server::start(config).await?;
+        let proxy = server::start(config).await.map_err(|e| match e {
+            server::StartError::Bind { .. } => format!("{e} (set `listen` in {})", path.display()),
+            other => other.to_string(),
+        })?;
         tracing::info!(listen = %proxy.local_addr(), config = %path.display(), "invent-proxy is serving");
         server::shutdown_signal().await;
         proxy.shutdown().await;
@@ -89,6 +91,9 @@ fn check(path: &Path) -> CliResult {
     let config = Config::load(path)?;
     let proxy = Proxy::new(config).map_err(|e| format!("cannot set up the upstream client: {e}"))?;
     println!("{}: OK\n{}", path.display(), proxy.config().summary());
+    for warning in proxy.config().warnings() {
+        println!("warning: {warning}");
+    }
     Ok(())
 }
 

@@ -53,7 +53,7 @@ pub(crate) fn load(jwt: &RawJwt, jwt_location: Location, base_dir: &Path) -> Res
             ));
         }
         (Some(secret), None, AlgorithmFamily::Hmac) => JwtKey {
-            decoding: DecodingKey::from_secret(secret.value.0.expose().as_bytes()),
+            decoding: DecodingKey::from_secret(secret.value.expose().as_bytes()),
             description: "a shared secret".to_owned(),
         },
         (None, Some(file), family) if family != AlgorithmFamily::Hmac => {
@@ -111,6 +111,12 @@ fn algorithms(jwt: &RawJwt, jwt_location: Location) -> Result<Vec<Algorithm>, Bu
 
 fn public_key(path: &Path, family: AlgorithmFamily) -> Result<JwtKey, String> {
     let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if pem.windows(b"PRIVATE KEY-----".len()).any(|w| w == b"PRIVATE KEY-----") {
+        return Err(format!(
+            "{} holds a private key; give the proxy only the public key (e.g. `openssl pkey -in key.pem -pubout`)",
+            path.display()
+        ));
+    }
     let (parsed, kind) = match family {
         AlgorithmFamily::Rsa => (DecodingKey::from_rsa_pem(&pem), "RSA"),
         AlgorithmFamily::Ec => (DecodingKey::from_ec_pem(&pem), "EC"),

@@ -6,18 +6,20 @@
 //! discovers a bad setting on its first request.
 
 mod keys;
+mod load;
 pub mod raw;
+mod summary;
 pub mod value;
 
-use std::fmt::{self, Write as _};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use globset::GlobSet;
-use serde_saphyr::Location;
 
 pub use keys::JwtKey;
+pub(crate) use load::BuildError;
+pub use load::ConfigError;
 pub use raw::{ClaimPath, UpstreamUrl};
 pub use value::{Appearance, HostHeader, Position, Secret};
 
@@ -88,6 +90,8 @@ pub struct Jwt {
     pub audience: Option<String>,
     /// Clock skew allowed on `exp` and `nbf`.
     pub leeway: Duration,
+    /// `secret` was written in the file rather than read from the environment.
+    pub inline_secret: bool,
     pub claims: Claims,
 }
 
@@ -135,36 +139,6 @@ impl PathGlobs {
     }
 }
 
-/// A config that cannot be used, with where and why.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
-    #[error("{}", format_invalid(.file, .key, .location, .message))]
-    Invalid { file: String, key: String, location: Option<(u64, u64)>, message: String },
-}
-
-fn format_invalid(file: &str, key: &str, location: &Option<(u64, u64)>, message: &str) -> String {
-    let place = match location {
-        Some((line, column)) => format!("{file}:{line}:{column}"),
-        None => file.to_owned(),
-    };
-    if key.is_empty() { format!("{place}: {message}") } else { format!("{place}: {key}: {message}") }
-}
-
-/// A problem found while building [`Config`] from the raw file: key, place, message.
-pub(crate) struct BuildError {
-    key: &'static str,
-    location: Option<Location>,
-    message: String,
-}
-
-impl BuildError {
-    pub(crate) fn new(key: &'static str, location: Option<Location>, message: impl Into<String>) -> Self {
-        BuildError { key, location, message: message.into() }
-    }
-}
-
 impl Config {
     /// Reads and validates the config file at `path`. Relative paths inside it (key files)
     /// are resolved against the file's directory.
@@ -178,21 +152,16 @@ impl Config {
     /// Parses and validates config text; `file` names it in errors, `base_dir` anchors
     /// relative paths.
     pub fn from_yaml(text: &str, file: &str, base_dir: &Path) -> Result<Config, ConfigError> {
-        let raw = parse_raw(text, file)?;
-        Config::build(raw, base_dir).map_err(|e| ConfigError::Invalid {
-            file: file.to_owned(),
-            key: e.key.to_owned(),
-            location: e.location.map(|l| (l.line(), l.column())),
-            message: e.message,
-        })
+        let raw = load::parse_raw(text, file)?;
+        Config::build(raw, base_dir).map_err(|e| e.into_config_error(file))
     }
 
     fn build(raw: RawConfig, base_dir: &Path) -> Result<Config, BuildError> {
         let upstream = Upstream {
             url: raw.upstream.url.0,
             host_header: raw.upstream.host_header.map_or(HostHeader::Preserve, |v| v.0),
-            connect_timeout: duration_or(raw.upstream.connect_timeout, 5),
-            response_timeout: duration_or(raw.upstream.response_timeout, 60),
+            connect_timeout: raw.upstream.connect_timeout.map_or(Duration::from_secs(5), |v| v.0.0),
+            response_timeout: raw.upstream.response_timeout.map_or(Duration::from_secs(60), |v| v.0.0),
         };
         let theme = raw.assistant.theme.map_or_else(Theme::default, |t| Theme {
             appearance: t.appearance.map(|v| v.0),
@@ -207,7 +176,7 @@ impl Config {
         let identity = raw.identity.map(|raw| build_identity(raw, base_dir)).transpose()?;
         let inject = build_inject(raw.inject)?;
         Ok(Config {
-            listen: raw.listen.map_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8080)), |v| v.0),
+            listen: raw.listen.map_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8080)), |v| v.0.0),
             shutdown_grace_period: duration_or(raw.shutdown_grace_period, 30),
             upstream,
             assistant,
@@ -215,55 +184,6 @@ impl Config {
             inject,
         })
     }
-
-    /// A human-readable account of the config for `invent-proxy check`. Secrets show as
-    /// "set", never their value.
-    pub fn summary(&self) -> String {
-        let mut s = String::new();
-        let _ = writeln!(s, "listen:           {}", self.listen);
-        let _ = writeln!(
-            s,
-            "upstream:         {}://{} (host header: {}, connect timeout: {}, response timeout: {})",
-            self.upstream.url.scheme,
-            self.upstream.url.authority,
-            self.upstream.host_header,
-            humantime::format_duration(self.upstream.connect_timeout),
-            humantime::format_duration(self.upstream.response_timeout),
-        );
-        let _ = writeln!(s, "assistant:        {} (script {})", self.assistant.id, self.assistant.script_url);
-        let _ = writeln!(s, "inject:           {} on {:?}", self.inject.position, self.inject.include_paths.patterns());
-        if !self.inject.exclude_paths.patterns().is_empty() {
-            let _ = writeln!(s, "  except:         {:?}", self.inject.exclude_paths.patterns());
-        }
-        match &self.identity {
-            None => s.push_str("identity:         off (every visitor is anonymous)\n"),
-            Some(identity) => write_identity_summary(&mut s, identity),
-        }
-        let _ = write!(s, "shutdown grace:   {}", humantime::format_duration(self.shutdown_grace_period));
-        s
-    }
-}
-
-fn write_identity_summary(s: &mut String, identity: &Identity) {
-    let jwt = &identity.jwt;
-    let algorithms: Vec<String> = jwt.algorithms.iter().map(|a| format!("{a:?}")).collect();
-    let _ = writeln!(s, "identity:         secret key set; session JWT from cookie `{}`", jwt.cookie);
-    let _ = writeln!(s, "  algorithms:     {} with {}", algorithms.join(", "), jwt.key.describe());
-    let _ = writeln!(
-        s,
-        "  checks:         issuer {}, audience {}, leeway {}",
-        jwt.issuer.as_deref().unwrap_or("(any)"),
-        jwt.audience.as_deref().unwrap_or("(any)"),
-        humantime::format_duration(jwt.leeway)
-    );
-    let optional = |p: &Option<ClaimPath>| p.as_ref().map_or_else(|| "-".to_owned(), ToString::to_string);
-    let _ = writeln!(
-        s,
-        "  claims:         user_id={} user_name={} user_avatar={}",
-        jwt.claims.user_id,
-        optional(&jwt.claims.user_name),
-        optional(&jwt.claims.user_avatar)
-    );
 }
 
 fn duration_or(value: Option<value::Parsed<value::ConfigDuration>>, default_secs: u64) -> Duration {
@@ -283,14 +203,15 @@ fn build_identity(raw: raw::RawIdentity, base_dir: &Path) -> Result<Identity, Bu
         },
     );
     Ok(Identity {
-        secret_key: raw.secret_key.0,
+        secret_key: raw.secret_key,
         jwt: Jwt {
             cookie: jwt.cookie.0.0,
             algorithms: key.algorithms.clone(),
             key: key.key,
             issuer: jwt.issuer.map(|v| v.0.0),
             audience: jwt.audience.map(|v| v.0.0),
-            leeway: duration_or(jwt.leeway, 30),
+            leeway: jwt.leeway.map_or(Duration::from_secs(30), |v| v.0.0),
+            inline_secret: jwt.secret.as_ref().is_some_and(|s| !s.value.from_env()),
             claims,
         },
     })
@@ -312,60 +233,13 @@ fn build_inject(raw: Option<raw::RawInject>) -> Result<Inject, BuildError> {
         };
         PathGlobs::new(globs).map_err(|e| BuildError::new(key, None, e))
     };
+    if include.as_ref().is_some_and(Vec::is_empty) {
+        let message = "lists no path, so nothing would get the widget; leave it out to include every path";
+        return Err(BuildError::new("inject.include_paths", None, message));
+    }
     Ok(Inject {
         position: position.map_or(Position::BodyEnd, |v| v.0),
         include_paths: globs(include, &["/**"], "inject.include_paths")?,
         exclude_paths: globs(exclude, &[], "inject.exclude_paths")?,
     })
-}
-
-/// Deserializes the raw config, turning serde errors into [`ConfigError`] with the key path.
-fn parse_raw(text: &str, file: &str) -> Result<RawConfig, ConfigError> {
-    if text.trim().is_empty() {
-        return Err(invalid(file, "", None, "the config is empty; `upstream` and `assistant` are required"));
-    }
-    let mut failed_key = String::new();
-    let result = serde_saphyr::with_deserializer_from_str(text, |de| {
-        serde_path_to_error::deserialize::<_, RawConfig>(de).map_err(|e| {
-            failed_key = display_key(&e.path().to_string());
-            e.into_inner()
-        })
-    });
-    result.map_err(|e| {
-        let location = e.location().map(|l| (l.line(), l.column()));
-        let message = strip_location_suffix(&e.without_snippet().to_string());
-        invalid(file, &failed_key, location, &message)
-    })
-}
-
-fn invalid(file: &str, key: &str, location: Option<(u64, u64)>, message: &str) -> ConfigError {
-    ConfigError::Invalid { file: file.to_owned(), key: key.to_owned(), location, message: message.to_owned() }
-}
-
-/// `identity.jwt.value.secret` → `identity.jwt.secret` (`value` is the span wrapper's field).
-fn display_key(path: &str) -> String {
-    let key: Vec<&str> = path.split('.').filter(|s| *s != "value" && *s != "?").collect();
-    let key = key.join(".");
-    if key.is_empty() || key == "." { String::new() } else { key }
-}
-
-/// serde-saphyr ends messages with "at line L, column C" (or starts them with "error: line
-/// L column C: "); the location is reported separately, so drop it from the text.
-fn strip_location_suffix(message: &str) -> String {
-    let message = message.lines().next().unwrap_or(message);
-    let message = message.strip_prefix("error: ").unwrap_or(message);
-    let message = match message.split_once(": ") {
-        Some((head, rest)) if head.starts_with("line ") => rest,
-        _ => message,
-    };
-    match message.rfind(" at line ") {
-        Some(i) => message[..i].to_owned(),
-        None => message.to_owned(),
-    }
-}
-
-impl fmt::Display for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.summary())
-    }
 }

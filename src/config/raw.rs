@@ -4,19 +4,21 @@
 //! (see [`super::value`]); what needs several keys at once or the file system is checked
 //! when [`super::Config`] is built from this.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::value::{Appearance, ConfigDuration, HostHeader, JwtAlgorithm, NonEmpty, Parsed, Position, Secret};
+use super::value::{
+    Appearance, ConfigDuration, HostHeader, JwtAlgorithm, Leeway, ListenAddr, NonEmpty, Parsed, Position, Secret,
+    Timeout,
+};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
-    pub listen: Option<Parsed<SocketAddr>>,
+    pub listen: Option<Parsed<ListenAddr>>,
     pub shutdown_grace_period: Option<Parsed<ConfigDuration>>,
     pub upstream: RawUpstream,
     pub assistant: RawAssistant,
@@ -29,8 +31,8 @@ pub struct RawConfig {
 pub struct RawUpstream {
     pub url: Parsed<UpstreamUrl>,
     pub host_header: Option<Parsed<HostHeader>>,
-    pub connect_timeout: Option<Parsed<ConfigDuration>>,
-    pub response_timeout: Option<Parsed<ConfigDuration>>,
+    pub connect_timeout: Option<Parsed<Timeout>>,
+    pub response_timeout: Option<Parsed<Timeout>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -52,7 +54,7 @@ pub struct RawTheme {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawIdentity {
-    pub secret_key: Parsed<Secret>,
+    pub secret_key: Secret,
     pub jwt: Spanned<RawJwt>,
 }
 
@@ -61,11 +63,11 @@ pub struct RawIdentity {
 pub struct RawJwt {
     pub cookie: Parsed<CookieName>,
     pub algorithms: Option<Spanned<Vec<Parsed<JwtAlgorithm>>>>,
-    pub secret: Option<Spanned<Parsed<Secret>>>,
+    pub secret: Option<Spanned<Secret>>,
     pub public_key_file: Option<Spanned<Parsed<PathBuf>>>,
     pub issuer: Option<Parsed<NonEmpty>>,
     pub audience: Option<Parsed<NonEmpty>>,
-    pub leeway: Option<Parsed<ConfigDuration>>,
+    pub leeway: Option<Parsed<Leeway>>,
     pub claims: Option<RawClaims>,
 }
 

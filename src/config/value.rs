@@ -21,9 +21,22 @@ where
 {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(deserializer)?;
-        let expanded = expand_env(&raw, |name| std::env::var(name).ok()).map_err(de::Error::custom)?;
-        expanded.parse().map(Parsed).map_err(de::Error::custom)
+        let expanded = expand_env(&raw, env_var).map_err(de::Error::custom)?;
+        expanded.parse().map(Parsed).map_err(|e: T::Err| de::Error::custom(unexpanded(&e.to_string(), &raw, &expanded)))
     }
+}
+
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// Puts the `${NAME}` template back where an error message quotes the expanded value, so
+/// what came from the environment (a password in a URL, say) never reaches an error.
+fn unexpanded(message: &str, raw: &str, expanded: &str) -> String {
+    if raw == expanded || expanded.is_empty() {
+        return message.to_owned();
+    }
+    message.replace(&format!("{expanded:?}"), &format!("{raw:?}")).replace(expanded, raw)
 }
 
 /// Replaces each `${NAME}` with the value `lookup` gives for `NAME`.
@@ -48,7 +61,7 @@ pub fn expand_env(input: &str, lookup: impl Fn(&str) -> Option<String>) -> Resul
     Ok(out)
 }
 
-fn is_env_name(name: &str) -> bool {
+pub(crate) fn is_env_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
         && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
@@ -64,18 +77,81 @@ impl FromStr for ConfigDuration {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         humantime::parse_duration(s.trim())
             .map(ConfigDuration)
-            .map_err(|e| format!("invalid duration {s:?} ({e}); write it with a unit, like 250ms, 5s or 2m"))
+            .map_err(|_| format!("invalid duration {s:?}; write it with a unit, like 250ms, 5s or 2m"))
     }
 }
 
-/// A secret value: never printed, never logged, never formatted by `Debug`.
+/// A time limit: a duration above zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeout(pub Duration);
+
+impl FromStr for Timeout {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match ConfigDuration::from_str(s)? {
+            ConfigDuration(d) if d.is_zero() => Err("must be more than 0; a zero limit fails every request".to_owned()),
+            ConfigDuration(d) => Ok(Timeout(d)),
+        }
+    }
+}
+
+/// Clock skew allowed on `exp`/`nbf`: whole seconds (as JWT times are), at most an hour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Leeway(pub Duration);
+
+impl FromStr for Leeway {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let ConfigDuration(d) = ConfigDuration::from_str(s)?;
+        if d.subsec_nanos() != 0 {
+            return Err("JWT times are in whole seconds; write the leeway in seconds, like 30s".to_owned());
+        }
+        if d > Duration::from_secs(3600) {
+            return Err("at most 1h: a longer leeway accepts sessions that expired long ago".to_owned());
+        }
+        Ok(Leeway(d))
+    }
+}
+
+/// A secret value: never printed, never logged, never formatted by `Debug`, never quoted
+/// in an error.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub struct Secret {
+    value: String,
+    /// Whether it came from the environment (`${NAME}`) rather than the file itself.
+    from_env: bool,
+}
 
 impl Secret {
     /// The secret's bytes, for the code that must use them (HMAC, JWT verification).
     pub fn expose(&self) -> &str {
-        &self.0
+        &self.value
+    }
+
+    /// Whether the secret was read from the environment, as it should be.
+    pub fn from_env(&self) -> bool {
+        self.from_env
+    }
+
+    fn parse(raw: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let looks_like_bare_variable = raw.len() > 1 && raw.starts_with('$') && is_env_name(&raw[1..]);
+        if looks_like_bare_variable {
+            return Err(format!("`{raw}` is not expanded; write an environment variable as `${{{}}}`", &raw[1..]));
+        }
+        let value = expand_env(raw, lookup)?;
+        if value.is_empty() {
+            return Err("must not be empty".to_owned());
+        }
+        Ok(Secret { from_env: value != raw, value })
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        Secret::parse(&raw, env_var).map_err(de::Error::custom)
     }
 }
 
@@ -85,17 +161,24 @@ impl fmt::Debug for Secret {
     }
 }
 
-impl FromStr for Secret {
-    type Err = &'static str;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.is_empty() { Err("must not be empty") } else { Ok(Secret(s.to_owned())) }
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Secret { value: s.to_owned(), from_env: false }
     }
 }
 
-impl From<&str> for Secret {
-    fn from(s: &str) -> Self {
-        Secret(s.to_owned())
+/// An address to listen on: `IP:PORT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenAddr(pub std::net::SocketAddr);
+
+impl FromStr for ListenAddr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.trim()
+            .parse()
+            .map(ListenAddr)
+            .map_err(|_| format!("{s:?} is not an address; write IP:PORT, e.g. 0.0.0.0:8080 or [::]:8080"))
     }
 }
 
@@ -223,9 +306,36 @@ mod tests {
     }
 
     #[test]
+    fn timeouts_are_positive_and_leeway_is_whole_seconds() {
+        assert!("0s".parse::<Timeout>().is_err());
+        assert_eq!("250ms".parse::<Timeout>().unwrap().0, Duration::from_millis(250));
+        assert!("500ms".parse::<Leeway>().is_err());
+        assert!("2h".parse::<Leeway>().is_err());
+        assert_eq!("0s".parse::<Leeway>().unwrap().0, Duration::ZERO);
+    }
+
+    #[test]
     fn secrets_never_show_in_debug_output() {
-        let secret: Secret = "sk_live_abc".parse().unwrap();
+        let secret = Secret::from("sk_live_abc");
         assert!(!format!("{secret:?}").contains("sk_live_abc"));
+    }
+
+    #[test]
+    fn secrets_know_where_they_came_from_and_refuse_bare_variables() {
+        let from_env = Secret::parse("${KEY}", env).unwrap();
+        assert_eq!((from_env.expose(), from_env.from_env()), ("sk_1", true));
+        let inline = Secret::parse("sk_inline", env).unwrap();
+        assert!(!inline.from_env());
+        let bare = Secret::parse("$KEY", env).unwrap_err();
+        assert!(bare.contains("`${KEY}`"), "{bare}");
+        assert!(Secret::parse("${EMPTY}", env).is_err());
+    }
+
+    #[test]
+    fn errors_quote_the_template_not_the_expanded_value() {
+        let message = "\"http://u:hunter2@x\" must not carry credentials";
+        let fixed = unexpanded(message, "http://u:${P}@x", "http://u:hunter2@x");
+        assert_eq!(fixed, "\"http://u:${P}@x\" must not carry credentials");
     }
 
     #[test]

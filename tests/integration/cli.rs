@@ -97,6 +97,26 @@ fn the_config_env_variable_overrides_the_default_path() {
 }
 
 #[test]
+fn config_may_come_before_or_after_the_command_and_check_warns_about_examples() {
+    for args in [
+        ["--config", "config/examples/anonymous.yaml", "check"],
+        ["check", "--config", "config/examples/anonymous.yaml"],
+    ] {
+        let output = invent_proxy(&args);
+        assert!(output.status.success(), "{args:?}: {}", stderr(&output));
+        assert!(stdout(&output).contains("warning: assistant.id is the example `ast_123`"), "{}", stdout(&output));
+    }
+    let inline = TempPath::with_contents(
+        "upstream:\n  url: http://127.0.0.1:3000\nassistant:\n  id: ast_real\nidentity:\n  secret_key: sk_in_file\n  jwt:\n    cookie: s\n    secret: ${SESSION_JWT_SECRET}\n",
+    );
+    let output = invent_proxy(&["check", "--config", inline.path()]);
+    let printed = stdout(&output);
+    assert!(printed.contains("warning: identity.secret_key is written in the file"), "{printed}");
+    assert!(!printed.contains("identity.jwt.secret is written"), "{printed}");
+    assert!(!printed.contains("sk_in_file"), "{printed}");
+}
+
+#[test]
 fn hash_prints_the_user_hash_of_the_spec_vectors() {
     let output = invent_proxy(&["hash", "--user-id", "user_42"]);
     assert_eq!(stdout(&output).trim(), "45bb144b8ebbe9876600b63739423f010f4ea3d43771ea3fee1329d463683b59");

@@ -93,3 +93,74 @@ fn errors_never_echo_secrets() {
     assert!(message.contains("identity.jwt.leeway"), "{message}");
     assert!(!message.contains("supersecret"), "{message}");
 }
+
+#[test]
+fn values_that_would_fail_every_request_are_refused() {
+    let zero = error("upstream:\n  url: http://127.0.0.1:3000\n  response_timeout: 0s\nassistant:\n  id: a\n");
+    assert!(zero.contains("upstream.response_timeout: must be more than 0"), "{zero}");
+    let no_paths = error(&format!("{BASE}inject:\n  include_paths: []\n"));
+    assert!(no_paths.contains("inject.include_paths: lists no path"), "{no_paths}");
+    let identity = |leeway: &str| {
+        format!("{BASE}identity:\n  secret_key: k\n  jwt:\n    cookie: s\n    secret: x\n    leeway: {leeway}\n")
+    };
+    assert!(error(&identity("500ms")).contains("identity.jwt.leeway: JWT times are in whole seconds"));
+    assert!(error(&identity("100y")).contains("identity.jwt.leeway: at most 1h"));
+    let bad_listen = error(&format!("listen: localhost\n{BASE}"));
+    assert!(bad_listen.contains("write IP:PORT, e.g. 0.0.0.0:8080"), "{bad_listen}");
+}
+
+#[test]
+fn a_private_key_is_never_accepted_as_the_verification_key() {
+    let yaml = format!(
+        "{BASE}identity:\n  secret_key: k\n  jwt:\n    cookie: s\n    algorithms: [RS256]\n    public_key_file: keys/rsa_private.pem\n"
+    );
+    let message = error(&yaml);
+    assert!(message.starts_with("proxy.yaml:10:22: identity.jwt.public_key_file: "), "{message}");
+    assert!(message.contains("holds a private key; give the proxy only the public key"), "{message}");
+}
+
+#[test]
+fn a_variable_written_without_braces_is_refused_for_secrets() {
+    let yaml = format!("{BASE}identity:\n  secret_key: $INVENT_SECRET_KEY\n  jwt:\n    cookie: s\n    secret: x\n");
+    let message = error(&yaml);
+    assert!(message.contains("identity.secret_key: `$INVENT_SECRET_KEY` is not expanded; write an environment variable as `${INVENT_SECRET_KEY}`"), "{message}");
+}
+
+#[test]
+fn every_unset_variable_is_named_at_once() {
+    let yaml = format!(
+        "{BASE}identity:\n  secret_key: ${{INVENT_TEST_UNSET_A}}\n  jwt:\n    cookie: s\n    # secret: ${{INVENT_TEST_UNSET_COMMENTED}}\n    secret: ${{INVENT_TEST_UNSET_B}}\n"
+    );
+    let message = error(&yaml);
+    assert_eq!(
+        message,
+        "proxy.yaml:6:1: environment variables `INVENT_TEST_UNSET_A` (line 6), `INVENT_TEST_UNSET_B` (line 10) are not set"
+    );
+}
+
+#[test]
+fn expanded_values_are_never_quoted_in_errors() {
+    // Cargo sets CARGO_PKG_NAME for the test process: it stands in for a password here.
+    let yaml = "upstream:\n  url: http://admin:${CARGO_PKG_NAME}@127.0.0.1:3000\nassistant:\n  id: a\n";
+    let message = error(yaml);
+    assert!(
+        message.contains("\"http://admin:${CARGO_PKG_NAME}@127.0.0.1:3000\" must not carry credentials"),
+        "{message}"
+    );
+    assert!(!message.contains(&std::env::var("CARGO_PKG_NAME").unwrap()), "{message}");
+}
+
+#[test]
+fn key_paths_read_like_the_yaml() {
+    let yaml = format!(
+        "{BASE}identity:\n  secret_key: k\n  jwt:\n    cookie: s\n    secret: x\n    algorithms: [HS256, XS1]\n"
+    );
+    let message = error(&yaml);
+    assert!(message.contains("identity.jwt.algorithms[1]: unknown algorithm \"XS1\""), "{message}");
+    let indentation =
+        error("upstream:\n    url: http://127.0.0.1:3000\n  host_header: upstream\nassistant:\n  id: a\n");
+    assert!(
+        indentation.starts_with("proxy.yaml:3:3: ") && indentation.contains("check the indentation"),
+        "{indentation}"
+    );
+}

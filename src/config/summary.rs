@@ -1,0 +1,81 @@
+//! What `invent-proxy check` prints: the config in a few lines, secrets shown only as
+//! "set", and warnings about settings that are valid but probably not meant.
+
+use std::fmt::Write as _;
+
+use super::{ClaimPath, Config, Identity};
+
+impl Config {
+    /// A human-readable account of the config for `invent-proxy check`. Secrets show as
+    /// "set", never their value.
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "listen:           {}", self.listen);
+        let _ = writeln!(
+            s,
+            "upstream:         {}://{} (host header: {}, connect timeout: {}, response timeout: {})",
+            self.upstream.url.scheme,
+            self.upstream.url.authority,
+            self.upstream.host_header,
+            humantime::format_duration(self.upstream.connect_timeout),
+            humantime::format_duration(self.upstream.response_timeout),
+        );
+        let _ = writeln!(s, "assistant:        {} (script {})", self.assistant.id, self.assistant.script_url);
+        let _ = writeln!(s, "inject:           {} on {:?}", self.inject.position, self.inject.include_paths.patterns());
+        if !self.inject.exclude_paths.patterns().is_empty() {
+            let _ = writeln!(s, "  except:         {:?}", self.inject.exclude_paths.patterns());
+        }
+        match &self.identity {
+            None => s.push_str("identity:         off (every visitor is anonymous)\n"),
+            Some(identity) => write_identity_summary(&mut s, identity),
+        }
+        let _ = write!(s, "shutdown grace:   {}", humantime::format_duration(self.shutdown_grace_period));
+        s
+    }
+
+    /// Settings that are valid but probably not what the operator meant.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.assistant.id == "ast_123" {
+            warnings.push("assistant.id is the example `ast_123`: set your assistant's id".to_owned());
+        }
+        if self.assistant.script_url.starts_with("http://") {
+            warnings.push("assistant.script_url is http://: browsers block it on https:// pages".to_owned());
+        }
+        if let Some(identity) = &self.identity {
+            if !identity.secret_key.from_env() {
+                warnings.push(inline_secret_warning("identity.secret_key"));
+            }
+            if identity.jwt.inline_secret {
+                warnings.push(inline_secret_warning("identity.jwt.secret"));
+            }
+        }
+        warnings
+    }
+}
+
+fn inline_secret_warning(key: &str) -> String {
+    format!("{key} is written in the file: read it from the environment with ${{NAME}}")
+}
+
+fn write_identity_summary(s: &mut String, identity: &Identity) {
+    let jwt = &identity.jwt;
+    let algorithms: Vec<String> = jwt.algorithms.iter().map(|a| format!("{a:?}")).collect();
+    let _ = writeln!(s, "identity:         secret key set; session JWT from cookie `{}`", jwt.cookie);
+    let _ = writeln!(s, "  algorithms:     {} with {}", algorithms.join(", "), jwt.key.describe());
+    let _ = writeln!(
+        s,
+        "  checks:         issuer {}, audience {}, leeway {}",
+        jwt.issuer.as_deref().unwrap_or("(any)"),
+        jwt.audience.as_deref().unwrap_or("(any)"),
+        humantime::format_duration(jwt.leeway)
+    );
+    let optional = |p: &Option<ClaimPath>| p.as_ref().map_or_else(|| "-".to_owned(), ToString::to_string);
+    let _ = writeln!(
+        s,
+        "  claims:         user_id={} user_name={} user_avatar={}",
+        jwt.claims.user_id,
+        optional(&jwt.claims.user_name),
+        optional(&jwt.claims.user_avatar)
+    );
+}
