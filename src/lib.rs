@@ -5,7 +5,8 @@
 //! 1. **plan** — does the request qualify (GET, path globs, a top-level navigation)?
 //! 2. **forward** — to the upstream over a pooled connection ([`upstream`]); 502/504 on failure ([`error`]).
 //! 3. **identify** — only for a page that will be rewritten: session cookie → JWT → `user-hash` ([`identity`]).
-//! 4. **inject** — the body streams through lol_html, which inserts the widget ([`inject`], [`rewrite`]).
+//! 4. **inject** — the first bytes show whether the body is a whole page; a page streams
+//!    through lol_html, which inserts the widget ([`inject`], [`rewrite`]).
 //! 5. **log** — one access line when the body ends ([`body`], [`telemetry`]).
 //!
 //! Module map: [`cli`] commands · [`config`] YAML → typed config · [`server`] accept loop and

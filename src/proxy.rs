@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::error::ProxyError;
 use crate::identity::{Identifier, Outcome, Visitor};
 use crate::inject::{self, Skip, Widget};
-use crate::rewrite::{Injection, RewriteBody};
+use crate::rewrite::{Injection, RewriteBody, Sniffed};
 use crate::telemetry::AccessLog;
 use crate::upgrade;
 use crate::upstream::{self, UpstreamClient};
@@ -46,23 +46,12 @@ impl Proxy {
     }
 
     /// Proxies one request. Never fails: upstream failures become 502/504 pages.
-    pub async fn handle(&self, mut req: Request<Incoming>, peer: SocketAddr) -> Response<LoggedBody> {
+    pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<LoggedBody> {
         let mut log = AccessLog::start(req.method(), req.uri().path(), peer);
-        let plan = self.plan(&req);
-        let client_upgrade = upgrade::requested_protocol(req.headers()).map(|_| hyper::upgrade::on(&mut req));
-        let response = match self.forward(req, peer).await {
-            Ok(mut response) if response.status() == http::StatusCode::SWITCHING_PROTOCOLS => {
-                if let Some(client) = client_upgrade {
-                    tokio::spawn(upgrade::tunnel(client, hyper::upgrade::on(&mut response)));
-                }
-                response.map(ProxyBody::Passthrough)
-            }
-            Ok(response) => self.inject(response, plan, &mut log),
-            Err(err) => {
-                log.error = Some((err.kind(), error_chain(&err)));
-                err.to_response().map(ProxyBody::Local)
-            }
-        };
+        let response = self.respond(req, peer, &mut log).await.unwrap_or_else(|err| {
+            log.error = Some((err.kind(), error_chain(&err)));
+            err.to_response().map(ProxyBody::Local)
+        });
         log.status = response.status().as_u16();
         let mut response = response.map(|body| LoggedBody::new(body, log));
         // The client speaks to this proxy, not to the upstream: an HTTP/1.0 upstream must
@@ -70,6 +59,25 @@ impl Proxy {
         // own version on HTTP/2).
         *response.version_mut() = http::Version::HTTP_11;
         response
+    }
+
+    /// The pipeline's phases in order; any failure ends it with a [`ProxyError`].
+    async fn respond(
+        &self,
+        mut req: Request<Incoming>,
+        peer: SocketAddr,
+        log: &mut AccessLog,
+    ) -> Result<Response<ProxyBody>, ProxyError> {
+        let plan = self.plan(&req);
+        let client_upgrade = upgrade::requested_protocol(req.headers()).map(|_| hyper::upgrade::on(&mut req));
+        let mut response = self.forward(req, peer).await?;
+        if response.status() == http::StatusCode::SWITCHING_PROTOCOLS {
+            if let Some(client) = client_upgrade {
+                tokio::spawn(upgrade::tunnel(client, hyper::upgrade::on(&mut response)));
+            }
+            return Ok(response.map(ProxyBody::Passthrough));
+        }
+        self.inject(response, plan, log).await
     }
 
     /// Decides from the request alone whether its response may get the widget.
@@ -91,13 +99,15 @@ impl Proxy {
         }
     }
 
-    /// Passes the response through, or sets it up to be rewritten as it streams.
-    fn inject(
+    /// Passes the response through, or sets it up to be rewritten as it streams. A body that
+    /// qualifies is read until it shows whether it is a whole page: only a page gets the
+    /// rewritten head; a fragment keeps the upstream's head and bytes.
+    async fn inject(
         &self,
         mut response: Response<Incoming>,
         plan: Result<Cookies, Skip>,
         log: &mut AccessLog,
-    ) -> Response<ProxyBody> {
+    ) -> Result<Response<ProxyBody>, ProxyError> {
         if plan.is_ok() && response.status() == http::StatusCode::NOT_MODIFIED {
             inject::not_modified_headers(response.headers_mut(), self.identifier.is_some());
         }
@@ -108,16 +118,23 @@ impl Proxy {
             Ok(qualified) => qualified,
             Err(skip) => {
                 log.skip = Some(skip);
-                return response.map(ProxyBody::Passthrough);
+                return Ok(response.map(ProxyBody::Passthrough));
             }
         };
         let (visitor, outcome) = self.identify(&cookies);
         log.identity = outcome;
+        let personalised = visitor.is_some();
         let (mut parts, body) = response.into_parts();
-        inject::rewrite_headers(&mut parts.headers, self.identifier.is_some(), visitor.is_some());
         let injection =
             Injection { widget: Arc::clone(&self.widget), visitor, position: self.config.inject.position, syntax };
-        Response::from_parts(parts, ProxyBody::Rewritten(Box::new(RewriteBody::new(body, injection))))
+        let mut body = RewriteBody::new(body, injection);
+        if body.sniff().await.map_err(ProxyError::Upstream)? == Sniffed::Page {
+            inject::rewrite_headers(&mut parts.headers, self.identifier.is_some(), personalised);
+            if let Some(length) = body.complete_len() {
+                parts.headers.insert(header::CONTENT_LENGTH, length.into());
+            }
+        }
+        Ok(Response::from_parts(parts, ProxyBody::Rewritten(Box::new(body))))
     }
 }
 

@@ -55,7 +55,11 @@ fn rewrite(page: &[u8], cuts: &[usize], position: Position) -> Vec<u8> {
     let injection = Injection { widget: widget(), visitor: Some(visitor()), position, syntax: Syntax::Html };
     let body = RewriteBody::new(Chunks(chunks), injection);
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    runtime.block_on(body.collect()).unwrap().to_bytes().to_vec()
+    runtime.block_on(async {
+        let mut body = body;
+        body.sniff().await.unwrap();
+        body.collect().await.unwrap().to_bytes().to_vec()
+    })
 }
 
 const PIECES: &[&str] = &[

@@ -284,3 +284,17 @@ async fn an_http_1_0_upstream_does_not_downgrade_the_client() {
         assert_eq!(body, "a\r\nold server\r\n0\r\n\r\n", "a complete chunked body; the connection stays open");
     }
 }
+
+#[tokio::test]
+async fn an_upstream_that_dies_before_the_page_shows_is_a_502() {
+    let upstream = spawn_raw_upstream(|mut socket| async move {
+        read_head(&mut socket).await;
+        let head = "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: 5000\r\n\r\n";
+        let _ = socket.write_all(head.as_bytes()).await;
+        let _ = socket.write_all(b"\n\n  ").await;
+    })
+    .await;
+    let proxy = spawn_proxy(&proxy_yaml(upstream, "")).await;
+    let failed = get(&proxy, "/").await;
+    assert_eq!(failed.status, StatusCode::BAD_GATEWAY, "nothing reached the client yet, so it can still be told");
+}

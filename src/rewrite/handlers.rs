@@ -1,25 +1,21 @@
-//! The streaming rewrite: an HTTP body that feeds the upstream's bytes through lol_html
-//! and yields the page with the widget, chunk by chunk, never holding the whole page.
+//! The lol_html side of a rewrite: what one page's rewrite needs, what it has seen, and
+//! the handlers that insert the widget exactly once.
 
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll, ready};
 
-use bytes::{Bytes, BytesMut};
-use http::HeaderMap;
-use http_body::{Body, Frame, SizeHint};
+use bytes::BytesMut;
 use lol_html::html_content::{ContentType, DocumentEnd, EndTag};
-use lol_html::send::{Element, HtmlRewriter, Settings};
+use lol_html::send::{Element, Settings};
 use lol_html::{MemorySettings, OutputSink, doctype, element, end, end_tag};
-use tracing::debug;
 
 use crate::config::Position;
 use crate::identity::Visitor;
 use crate::inject::{self, Syntax, Widget};
 
-/// The error of a body on the request path: whatever the upstream body failed with.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// lol_html's memory budget per page. A page that needs more (a pathological tag or
+/// attribute megabytes long) is not rewritten: it passes through unchanged, never truncated.
+pub const REWRITER_MAX_MEMORY: usize = 1024 * 1024;
 
 /// What one page's rewrite needs: the widget, the visitor, where to put it.
 #[derive(Debug, Clone)]
@@ -33,27 +29,27 @@ pub struct Injection {
 /// What the rewriter has seen and done on one page. Handlers run one at a time on the
 /// body's task; atomics only make the shared state `Send`.
 #[derive(Debug, Default)]
-struct PageState {
+pub(super) struct PageState {
     /// A doctype, `<html>` or `<body>` was seen: the body is a whole page.
-    page: AtomicBool,
+    pub(super) page: AtomicBool,
     /// The page has its own `invent-assistant` element.
-    has_element: AtomicBool,
+    pub(super) has_element: AtomicBool,
     /// The page loads the widget's script itself.
-    has_script: AtomicBool,
+    pub(super) has_script: AtomicBool,
     /// The widget was inserted (at most once).
-    injected: AtomicBool,
-    added_element: AtomicBool,
-    added_script: AtomicBool,
+    pub(super) injected: AtomicBool,
+    pub(super) added_element: AtomicBool,
+    pub(super) added_script: AtomicBool,
     /// The rewriter failed at the very end; what it had not processed went out as-is.
-    bailed_out: AtomicBool,
+    pub(super) bailed_out: AtomicBool,
 }
 
 impl PageState {
-    fn flag(flag: &AtomicBool) -> bool {
+    pub(super) fn flag(flag: &AtomicBool) -> bool {
         flag.load(Ordering::Relaxed)
     }
 
-    fn set(flag: &AtomicBool) {
+    pub(super) fn set(flag: &AtomicBool) {
         flag.store(true, Ordering::Relaxed);
     }
 
@@ -75,7 +71,7 @@ impl PageState {
 }
 
 /// Collects the rewriter's output until the body hands it on.
-struct Sink(Arc<Mutex<BytesMut>>);
+pub(super) struct Sink(pub(super) Arc<Mutex<BytesMut>>);
 
 impl OutputSink for Sink {
     fn handle_chunk(&mut self, chunk: &[u8]) {
@@ -83,129 +79,8 @@ impl OutputSink for Sink {
     }
 }
 
-/// lol_html's memory budget per page. A page that needs more (a pathological tag or
-/// attribute megabytes long) is not rewritten: it passes through unchanged, never truncated.
-pub const REWRITER_MAX_MEMORY: usize = 1024 * 1024;
-
-/// Where a page's rewrite stands.
-enum Stage {
-    Rewriting(Box<HtmlRewriter<'static, Sink>>),
-    /// The rewriter gave up (memory cap, or any error): the rest streams as it comes.
-    PassingThrough,
-    Finished,
-}
-
-/// A body that rewrites an HTML page from `upstream` as it streams.
-pub struct RewriteBody<B> {
-    upstream: B,
-    stage: Stage,
-    output: Arc<Mutex<BytesMut>>,
-    state: Arc<PageState>,
-    /// Upstream trailers, held until the rewriter's last bytes are out.
-    trailers: Option<HeaderMap>,
-}
-
-impl<B> RewriteBody<B> {
-    pub fn new(upstream: B, injection: Injection) -> Self {
-        let output = Arc::new(Mutex::new(BytesMut::with_capacity(16 * 1024)));
-        let state = Arc::new(PageState::default());
-        let settings = settings(Arc::new(injection), Arc::clone(&state));
-        let rewriter = HtmlRewriter::new(settings, Sink(Arc::clone(&output)));
-        RewriteBody { upstream, stage: Stage::Rewriting(Box::new(rewriter)), output, state, trailers: None }
-    }
-
-    /// Whether the widget went into the page (so far).
-    pub fn injected(&self) -> bool {
-        PageState::flag(&self.state.injected)
-    }
-
-    /// Whether the rewriter gave up and the page passed through unchanged from some point.
-    pub fn bailed_out(&self) -> bool {
-        matches!(self.stage, Stage::PassingThrough) || PageState::flag(&self.state.bailed_out)
-    }
-
-    fn take_output(&self) -> Bytes {
-        self.output.lock().unwrap_or_else(PoisonError::into_inner).split().freeze()
-    }
-
-    /// Feeds one chunk to the rewriter and returns what it produced. On a rewriter error
-    /// lol_html has already flushed the unprocessed input as-is; the rest passes through.
-    fn rewrite(&mut self, data: &[u8]) -> Bytes {
-        if let Stage::Rewriting(rewriter) = &mut self.stage
-            && let Err(error) = rewriter.write(data)
-        {
-            debug!(%error, "rewriter gave up; the rest of the page passes through unchanged");
-            self.stage = Stage::PassingThrough;
-        }
-        self.take_output()
-    }
-
-    /// Ends the rewrite: the rewriter's last bytes, then any trailers.
-    fn finish(&mut self) -> Option<Frame<Bytes>> {
-        if let Stage::Rewriting(rewriter) = std::mem::replace(&mut self.stage, Stage::Finished)
-            && let Err(error) = rewriter.end()
-        {
-            debug!(%error, "rewriter gave up at the end of the page");
-            PageState::set(&self.state.bailed_out);
-        }
-        let rest = self.take_output();
-        if rest.is_empty() { self.trailers.take().map(Frame::trailers) } else { Some(Frame::data(rest)) }
-    }
-}
-
-impl<B> Body for RewriteBody<B>
-where
-    B: Body<Data = Bytes> + Unpin,
-    B::Error: Into<BoxError>,
-{
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.get_mut();
-        loop {
-            if let Stage::Finished = this.stage {
-                return Poll::Ready(this.finish().map(Ok));
-            }
-            let frame = match ready!(Pin::new(&mut this.upstream).poll_frame(cx)) {
-                None => return Poll::Ready(this.finish().map(Ok)),
-                Some(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
-                Some(Ok(frame)) => frame,
-            };
-            let data = match frame.into_data() {
-                Ok(data) => data,
-                Err(frame) => {
-                    this.trailers = frame.into_trailers().ok();
-                    continue;
-                }
-            };
-            let out = match this.stage {
-                Stage::Rewriting(_) => this.rewrite(&data),
-                _ => data,
-            };
-            if !out.is_empty() {
-                return Poll::Ready(Some(Ok(Frame::data(out))));
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        matches!(self.stage, Stage::Finished) && self.trailers.is_none() && self.output_is_empty()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::default()
-    }
-}
-
-impl<B> RewriteBody<B> {
-    fn output_is_empty(&self) -> bool {
-        self.output.lock().unwrap_or_else(PoisonError::into_inner).is_empty()
-    }
-}
-
 /// The lol_html handlers for one page.
-fn settings(injection: Arc<Injection>, state: Arc<PageState>) -> Settings<'static, 'static> {
+pub(super) fn settings(injection: Arc<Injection>, state: Arc<PageState>) -> Settings<'static, 'static> {
     let mark_page = |state: &Arc<PageState>| {
         let state = Arc::clone(state);
         move |_: &mut Element<'_, '_>| {

@@ -1,0 +1,235 @@
+//! The streaming rewrite: an HTTP body that feeds the upstream's bytes through lol_html
+//! and yields the page with the widget, chunk by chunk, never holding the whole page.
+//!
+//! Before the response head goes out, [`RewriteBody::sniff`] reads just far enough to
+//! know whether the body is a whole page: a page gets the rewritten head and body; a
+//! fragment keeps the upstream's head and bytes exactly.
+
+mod handlers;
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, ready};
+
+use bytes::{Bytes, BytesMut};
+use http::HeaderMap;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use lol_html::send::HtmlRewriter;
+use tracing::debug;
+
+pub use handlers::{Injection, REWRITER_MAX_MEMORY};
+use handlers::{PageState, Sink, settings};
+
+/// The error of a body on the request path: whatever the upstream body failed with.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// How much of a body is read, at most, to find out whether it is a whole page before
+/// the response head is sent. Pages show a doctype or `<html>` in their first bytes.
+pub const SNIFF_LIMIT: usize = 64 * 1024;
+
+/// What the first bytes of a body showed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sniffed {
+    /// A doctype, `<html>` or `<body>`: the page is rewritten.
+    Page,
+    /// None within [`SNIFF_LIMIT`] or the whole body: it passes through untouched.
+    NotPage,
+}
+
+/// Where a page's rewrite stands.
+enum Stage {
+    Rewriting(Box<HtmlRewriter<'static, Sink>>),
+    /// Not a page, or the rewriter gave up (memory cap, any error): bytes flow as they come.
+    PassingThrough,
+    Finished,
+}
+
+/// A body that rewrites an HTML page from `upstream` as it streams.
+pub struct RewriteBody<B> {
+    upstream: B,
+    stage: Stage,
+    output: Arc<Mutex<BytesMut>>,
+    state: Arc<PageState>,
+    /// Bytes decided while sniffing, sent before anything else.
+    pending: VecDeque<Bytes>,
+    /// Upstream trailers, held until the rewriter's last bytes are out.
+    trailers: Option<HeaderMap>,
+}
+
+impl<B> RewriteBody<B> {
+    pub fn new(upstream: B, injection: Injection) -> Self {
+        let output = Arc::new(Mutex::new(BytesMut::with_capacity(16 * 1024)));
+        let state = Arc::new(PageState::default());
+        let settings = settings(Arc::new(injection), Arc::clone(&state));
+        let rewriter = HtmlRewriter::new(settings, Sink(Arc::clone(&output)));
+        RewriteBody {
+            upstream,
+            stage: Stage::Rewriting(Box::new(rewriter)),
+            output,
+            state,
+            pending: VecDeque::new(),
+            trailers: None,
+        }
+    }
+
+    /// Whether the widget went into the page (so far).
+    pub fn injected(&self) -> bool {
+        PageState::flag(&self.state.injected)
+    }
+
+    /// Whether the body turned out to be a whole page (so far).
+    pub fn is_page(&self) -> bool {
+        PageState::flag(&self.state.page)
+    }
+
+    /// Whether the rewriter gave up and the page passed through unchanged from some point.
+    pub fn bailed_out(&self) -> bool {
+        self.is_page() && matches!(self.stage, Stage::PassingThrough) || PageState::flag(&self.state.bailed_out)
+    }
+
+    /// The exact length of the body, when sniffing already read all of it.
+    pub fn complete_len(&self) -> Option<u64> {
+        let done = matches!(self.stage, Stage::Finished) && self.trailers.is_none();
+        done.then(|| self.pending.iter().map(|b| b.len() as u64).sum())
+    }
+
+    fn take_output(&self) -> Bytes {
+        self.output.lock().unwrap_or_else(PoisonError::into_inner).split().freeze()
+    }
+
+    /// Feeds one chunk to the rewriter, leaving its output in the buffer. On a rewriter
+    /// error lol_html has already flushed the unprocessed input as-is; the rest passes
+    /// through.
+    fn write(&mut self, data: &[u8]) {
+        if let Stage::Rewriting(rewriter) = &mut self.stage
+            && let Err(error) = rewriter.write(data)
+        {
+            debug!(%error, "rewriter gave up; the rest of the page passes through unchanged");
+            self.stage = Stage::PassingThrough;
+        }
+    }
+
+    /// Ends the rewrite, leaving the rewriter's last bytes in the buffer.
+    fn end(&mut self) {
+        if let Stage::Rewriting(rewriter) = std::mem::replace(&mut self.stage, Stage::Finished)
+            && let Err(error) = rewriter.end()
+        {
+            debug!(%error, "rewriter gave up at the end of the page");
+            PageState::set(&self.state.bailed_out);
+        }
+        self.stage = Stage::Finished;
+    }
+
+    /// The next frame once the upstream body has ended: the rewriter's last bytes, then
+    /// any trailers.
+    fn finish(&mut self) -> Option<Frame<Bytes>> {
+        self.end();
+        let rest = self.take_output();
+        if rest.is_empty() { self.trailers.take().map(Frame::trailers) } else { Some(Frame::data(rest)) }
+    }
+}
+
+impl<B> RewriteBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    /// Reads until the body shows it is a whole page, or [`SNIFF_LIMIT`] bytes or its end
+    /// show it is not (a body announced as at most [`SNIFF_LIMIT`] bytes is read whole). Call before sending the response head; an error means the upstream
+    /// failed before the client received anything.
+    pub async fn sniff(&mut self) -> Result<Sniffed, BoxError> {
+        let mut raw: Vec<Bytes> = Vec::new();
+        let mut read = 0;
+        // An upstream that announced a small length had the whole body at hand: read it all,
+        // so the client gets an exact Content-Length instead of chunks, at no cost in latency.
+        let small = self.upstream.size_hint().exact().is_some_and(|len| len <= SNIFF_LIMIT as u64);
+        while (small || !self.is_page()) && read < SNIFF_LIMIT && !matches!(self.stage, Stage::Finished) {
+            match self.upstream.frame().await {
+                None => self.end(),
+                Some(Err(e)) => return Err(e.into()),
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => {
+                        read += data.len();
+                        self.write(&data);
+                        raw.push(data);
+                    }
+                    Err(frame) => self.trailers = frame.into_trailers().ok(),
+                },
+            }
+        }
+        if self.is_page() {
+            self.pending.push_back(self.take_output());
+            return Ok(Sniffed::Page);
+        }
+        // Not a page: what was read goes out exactly as it came, and the rest unparsed.
+        self.output.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        if let Stage::Rewriting(_) = self.stage {
+            self.stage = Stage::PassingThrough;
+        }
+        self.pending.extend(raw);
+        Ok(Sniffed::NotPage)
+    }
+}
+
+impl<B> Body for RewriteBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        while let Some(bytes) = this.pending.pop_front() {
+            if !bytes.is_empty() {
+                return Poll::Ready(Some(Ok(Frame::data(bytes))));
+            }
+        }
+        loop {
+            if let Stage::Finished = this.stage {
+                return Poll::Ready(this.finish().map(Ok));
+            }
+            let frame = match ready!(Pin::new(&mut this.upstream).poll_frame(cx)) {
+                None => return Poll::Ready(this.finish().map(Ok)),
+                Some(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
+                Some(Ok(frame)) => frame,
+            };
+            let data = match frame.into_data() {
+                Ok(data) => data,
+                Err(frame) => {
+                    this.trailers = frame.into_trailers().ok();
+                    continue;
+                }
+            };
+            let out = match this.stage {
+                Stage::Rewriting(_) => {
+                    this.write(&data);
+                    this.take_output()
+                }
+                _ => data,
+            };
+            if !out.is_empty() {
+                return Poll::Ready(Some(Ok(Frame::data(out))));
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self.stage, Stage::Finished)
+            && self.pending.iter().all(Bytes::is_empty)
+            && self.trailers.is_none()
+            && self.output.lock().unwrap_or_else(PoisonError::into_inner).is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.complete_len() {
+            Some(len) if self.output.lock().unwrap_or_else(PoisonError::into_inner).is_empty() => {
+                SizeHint::with_exact(len)
+            }
+            _ => SizeHint::default(),
+        }
+    }
+}
