@@ -1,6 +1,7 @@
 //! When to inject, and what: the request and response rules of the spec's "What gets
 //! rewritten", the widget's markup, and the header changes of a rewritten response.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::fmt::Write as _;
 
@@ -62,7 +63,8 @@ pub fn request_qualifies(method: &Method, path: &str, headers: &HeaderMap, rules
     if method != Method::GET {
         return Err(Skip::Method);
     }
-    if !rules.include_paths.matches(path) || rules.exclude_paths.matches(path) {
+    let path = normalized_path(path);
+    if !rules.include_paths.matches(&path) || rules.exclude_paths.matches(&path) {
         return Err(Skip::Path);
     }
     if !headers::is_navigation(headers) {
@@ -77,6 +79,33 @@ pub enum Syntax {
     Html,
     /// `application/xhtml+xml`: an XML parser, so every attribute needs a value.
     Xhtml,
+}
+
+/// The path as the upstream will resolve it, for matching against the globs:
+/// percent-decoded, repeated slashes merged, `.` and `..` segments resolved (RFC 3986
+/// §5.2.4). Otherwise `//admin`, `/%61dmin` or `/x/../admin` would slip past an exclusion.
+pub fn normalized_path(path: &str) -> Cow<'_, str> {
+    let plain = !path.contains('%') && !path.contains("//") && !path.contains("/.");
+    if plain {
+        return Cow::Borrowed(path);
+    }
+    let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in decoded.split('/').filter(|s| !s.is_empty()) {
+        match segment {
+            "." => {}
+            ".." => {
+                segments.pop();
+            }
+            segment => segments.push(segment),
+        }
+    }
+    let trailing_slash = decoded.ends_with('/') || decoded.ends_with("/.") || decoded.ends_with("/..");
+    let mut normal = format!("/{}", segments.join("/"));
+    if trailing_slash && normal.len() > 1 {
+        normal.push('/');
+    }
+    Cow::Owned(normal)
 }
 
 /// The response rules: `200`, an HTML media type, an encoding and charset the rewriter
@@ -256,6 +285,22 @@ mod tests {
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         pairs.iter().map(|(n, v)| (header::HeaderName::from_static(n), HeaderValue::from_static(v))).collect()
+    }
+
+    #[test]
+    fn paths_are_matched_as_the_upstream_resolves_them() {
+        for (path, normal) in [
+            ("/admin/x", "/admin/x"),
+            ("//admin//x", "/admin/x"),
+            ("/%61dmin/x", "/admin/x"),
+            ("/x/../admin/x", "/admin/x"),
+            ("/./admin/./x/", "/admin/x/"),
+            ("/../../admin", "/admin"),
+            ("/a/b/..", "/a/"),
+            ("/", "/"),
+        ] {
+            assert_eq!(normalized_path(path), normal, "{path}");
+        }
     }
 
     #[test]

@@ -321,3 +321,13 @@ async fn a_scheme_relative_script_tag_counts_as_the_widget_script() {
     let text = get(&proxy, "/").await.text();
     assert_eq!(text.matches("button.js").count(), 1, "{text}");
 }
+
+#[tokio::test]
+async fn exclusions_hold_however_the_path_is_written() {
+    let upstream = spawn_html_upstream(PAGE).await;
+    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "inject:\n  exclude_paths: [\"/admin/**\"]\n")).await;
+    for path in ["/admin/users", "//admin/users", "/%61dmin/users", "/shop/../admin/users", "/./admin/users"] {
+        assert_eq!(get(&proxy, path).await.widgets(), 0, "{path}");
+    }
+    assert_eq!(get(&proxy, "/shop/users").await.widgets(), 1);
+}
