@@ -11,13 +11,20 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use tokio::sync::oneshot;
+
 use crate::config::{self, HostHeader};
 use crate::error::ProxyError;
 use crate::headers;
 use crate::upgrade;
 
 /// The pooled client every request to the upstream goes through.
-pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, Incoming>;
+pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, UploadBody>;
 
 /// Builds the client: keep-alive pooling, `connect_timeout`, TLS for `https://` upstreams
 /// with the system's trusted roots.
@@ -47,7 +54,7 @@ pub fn prepare(
     req: Request<Incoming>,
     peer: SocketAddr,
     upstream: &config::Upstream,
-) -> Result<Request<Incoming>, ProxyError> {
+) -> Result<Request<UploadBody>, ProxyError> {
     let (mut parts, body) = req.into_parts();
     if parts.method == http::Method::CONNECT {
         return Err(ProxyError::BadRequest("CONNECT is not supported by a reverse proxy"));
@@ -82,7 +89,7 @@ pub fn prepare(
         .build()
         .map_err(|_| ProxyError::BadRequest("request target cannot be forwarded"))?;
     parts.version = Version::HTTP_11;
-    Ok(Request::from_parts(parts, body))
+    Ok(Request::from_parts(parts, UploadBody::new(body)))
 }
 
 /// HTTP/2 clients may split `Cookie` over several fields; an HTTP/1.1 upstream needs one
@@ -98,17 +105,34 @@ fn join_cookie_headers(headers: &mut http::HeaderMap) {
     }
 }
 
-/// Sends the request, waiting at most `response_timeout` for the response headers.
+/// Sends the request and waits for the response head. The `response_timeout` clock starts
+/// once the request body has been sent whole: a slow upload is not a slow upstream.
 pub async fn send(
     client: &UpstreamClient,
-    req: Request<Incoming>,
+    mut req: Request<UploadBody>,
     upstream: &config::Upstream,
 ) -> Result<Response<Incoming>, ProxyError> {
-    match tokio::time::timeout(upstream.response_timeout, client.request(req)).await {
+    let sent = req.body_mut().sent.take();
+    let mut request = std::pin::pin!(client.request(req));
+    if let Some(sent) = sent {
+        tokio::select! {
+            result = &mut request => return head_received(result),
+            _ = sent => {}
+        }
+    }
+    match tokio::time::timeout(upstream.response_timeout, request).await {
         Err(_) => Err(ProxyError::UpstreamTimeout(upstream.response_timeout)),
-        Ok(Err(e)) if e.is_connect() => Err(ProxyError::UpstreamConnect(e.into())),
-        Ok(Err(e)) => Err(ProxyError::Upstream(e.into())),
-        Ok(Ok(mut response)) => {
+        Ok(result) => head_received(result),
+    }
+}
+
+fn head_received(
+    result: Result<Response<Incoming>, hyper_util::client::legacy::Error>,
+) -> Result<Response<Incoming>, ProxyError> {
+    match result {
+        Err(e) if e.is_connect() => Err(ProxyError::UpstreamConnect(e.into())),
+        Err(e) => Err(ProxyError::Upstream(e.into())),
+        Ok(mut response) => {
             let upgrade = (response.status() == http::StatusCode::SWITCHING_PROTOCOLS)
                 .then(|| upgrade::requested_protocol(response.headers()))
                 .flatten();
@@ -118,5 +142,47 @@ pub async fn send(
             }
             Ok(response)
         }
+    }
+}
+
+/// The client's request body on its way to the upstream, streamed as it arrives. It
+/// signals when it has been sent whole (or given up), which starts `response_timeout`.
+pub struct UploadBody {
+    inner: Incoming,
+    /// Resolves when the body is done; `None` once [`send`] took it.
+    sent: Option<oneshot::Receiver<()>>,
+    done: Option<oneshot::Sender<()>>,
+}
+
+impl UploadBody {
+    fn new(inner: Incoming) -> Self {
+        let (done, sent) = oneshot::channel();
+        let mut body = UploadBody { inner, sent: Some(sent), done: Some(done) };
+        if body.inner.is_end_stream() {
+            body.done.take();
+        }
+        body
+    }
+}
+
+impl Body for UploadBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        if !matches!(frame, Some(Ok(_))) || self.inner.is_end_stream() {
+            // Dropping the sender is the signal.
+            self.done.take();
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }

@@ -298,3 +298,25 @@ async fn an_upstream_that_dies_before_the_page_shows_is_a_502() {
     let failed = get(&proxy, "/").await;
     assert_eq!(failed.status, StatusCode::BAD_GATEWAY, "nothing reached the client yet, so it can still be told");
 }
+
+#[tokio::test]
+async fn a_slow_upload_is_not_a_slow_upstream() {
+    let upstream = spawn_upstream(|req| async move {
+        let body = req.into_body().collect().await.unwrap().to_bytes();
+        respond(StatusCode::OK, "text/plain", body)
+    })
+    .await;
+    let yaml = proxy_yaml(upstream.addr, "").replace("response_timeout: 5s", "response_timeout: 300ms");
+    let proxy = spawn_proxy(&yaml).await;
+    let mut client = TcpStream::connect(proxy.local_addr()).await.unwrap();
+    client.write_all(b"POST /upload HTTP/1.1\r\nhost: shop\r\ncontent-length: 30\r\n\r\n").await.unwrap();
+    for part in [b"0123456789", b"abcdefghij", b"ABCDEFGHIJ"] {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        client.write_all(part).await.unwrap();
+    }
+    let head = read_head(&mut client).await;
+    assert!(head.starts_with("http/1.1 200"), "the upload took 1.2 s, the upstream answered at once: {head}");
+    let mut body = [0u8; 30];
+    client.read_exact(&mut body).await.unwrap();
+    assert_eq!(&body, b"0123456789abcdefghijABCDEFGHIJ");
+}
