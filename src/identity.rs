@@ -164,7 +164,7 @@ impl Identifier {
             return Err(Rejection::TooLarge);
         }
         let data = jsonwebtoken::decode::<Value>(token, &self.key, &self.validation)
-            .map_err(|e| Rejection::from_jwt_error(e.kind()))?;
+            .map_err(|e| self.rejection(token, e.kind()))?;
         let payload = data.claims;
         let user_id = claim(&payload, &self.claims.user_id).ok_or(Rejection::NoUserId)?;
         let user_id = user_id_text(user_id)?;
@@ -178,6 +178,17 @@ impl Identifier {
             user_name: user_name.filter(|n| !n.is_empty()).map(str::to_owned),
             user_avatar: user_avatar.filter(|a| is_https_url(a)).map(str::to_owned),
         })
+    }
+
+    /// Why jsonwebtoken refused `token`. A header whose `alg` it cannot even parse (`none`,
+    /// `HS1`) is an algorithm that is not allowed rather than a malformed token.
+    fn rejection(&self, token: &str, kind: &ErrorKind) -> Rejection {
+        let reason = Rejection::from_jwt_error(kind);
+        let listed = |alg: &str| self.validation.algorithms.iter().any(|a| format!("{a:?}") == alg);
+        match declared_algorithm(token) {
+            Some(alg) if reason == Rejection::Malformed && !listed(&alg) => Rejection::AlgorithmNotAllowed,
+            _ => reason,
+        }
     }
 
     /// The `user-hash` for `user_id`.
@@ -213,6 +224,15 @@ pub fn session_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .find(|c| c.name() == name)
         .map(|c| c.value().to_owned())
         .filter(|v| !v.is_empty())
+}
+
+/// The `alg` a token's header declares, if the header is readable JSON.
+fn declared_algorithm(token: &str) -> Option<String> {
+    use base64::Engine;
+    let header = token.split('.').next()?;
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header.trim_end_matches('=')).ok()?;
+    let header: Value = serde_json::from_slice(&json).ok()?;
+    header.get("alg")?.as_str().map(str::to_owned)
 }
 
 /// Follows a dot path through objects (by key) and arrays (by index).

@@ -94,7 +94,12 @@ fn bad_tokens() -> Vec<(&'static str, String, Rejection)> {
     let wrong_key = EncodingKey::from_secret(b"not-the-site-key");
     vec![
         ("bad signature", tokens::sign(Algorithm::HS256, &wrong_key, &claims("u1")), Rejection::BadSignature),
-        ("alg none", tokens::unsigned(&json!({"alg": "none", "typ": "JWT"}), &claims("u1")), Rejection::Malformed),
+        (
+            "alg none",
+            tokens::unsigned(&json!({"alg": "none", "typ": "JWT"}), &claims("u1")),
+            Rejection::AlgorithmNotAllowed,
+        ),
+        ("alg None", tokens::unsigned(&json!({"alg": "None"}), &claims("u1")), Rejection::AlgorithmNotAllowed),
         (
             "algorithm not listed",
             tokens::sign(Algorithm::HS512, &EncodingKey::from_secret(JWT_SECRET.as_bytes()), &claims("u1")),

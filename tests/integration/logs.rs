@@ -58,9 +58,7 @@ async fn access_lines_carry_the_outcome_and_never_a_token_or_secret() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn upstream_failures_are_logged_once_with_their_cause() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let dead = listener.local_addr().unwrap();
-    drop(listener);
+    let (dead, _reserved) = unreachable_address();
     let mut proxy = ProxyProcess::start(&proxy_yaml(dead, ""), &[]);
     let addr = proxy.addr;
     let response = tokio::task::spawn_blocking(move || raw_get(addr, "/", "a=b")).await.unwrap();

@@ -84,9 +84,7 @@ async fn upstream_connections_are_kept_alive_and_reused() {
 
 #[tokio::test]
 async fn an_unreachable_upstream_is_a_502_and_the_proxy_recovers() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
+    let (addr, reserved) = unreachable_address();
     let proxy = spawn_proxy(&proxy_yaml(addr, "")).await;
     let failed = get(&proxy, "/").await;
     assert_eq!(failed.status, StatusCode::BAD_GATEWAY);
@@ -94,7 +92,7 @@ async fn an_unreachable_upstream_is_a_502_and_the_proxy_recovers() {
     assert_eq!(failed.headers[header::CONTENT_TYPE], "text/html; charset=utf-8");
     assert!(!failed.text().contains(&addr.to_string()), "internal addresses stay in the log");
 
-    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let listener = reserved.listen(16).unwrap();
     tokio::spawn(async move {
         let (mut socket, _) = listener.accept().await.unwrap();
         read_head(&mut socket).await;

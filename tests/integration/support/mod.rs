@@ -125,6 +125,14 @@ where
     addr
 }
 
+/// An address nothing listens on, held so no other test can take it: connections to it
+/// are refused until the socket is turned into a listener with `listen`.
+pub fn unreachable_address() -> (SocketAddr, tokio::net::TcpSocket) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    (socket.local_addr().unwrap(), socket)
+}
+
 pub fn full(body: impl Into<Bytes>) -> TestBody {
     Full::new(body.into()).map_err(|never| match never {}).boxed()
 }
