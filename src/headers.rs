@@ -69,6 +69,15 @@ pub fn is_navigation(headers: &HeaderMap) -> bool {
     dest_ok && !xhr && !headers.contains_key("hx-request")
 }
 
+/// Whether the client asks for an HTML document (`Accept` names `text/html` or
+/// `application/xhtml+xml`), as browsers' navigations do.
+pub fn accepts_html(headers: &HeaderMap) -> bool {
+    headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|t| {
+        let media = t.split(';').next().unwrap_or("").trim();
+        media.eq_ignore_ascii_case("text/html") || media.eq_ignore_ascii_case("application/xhtml+xml")
+    })
+}
+
 /// `"abc"` → `W/"abc"`: the rewritten body is no longer byte-identical to the upstream's.
 pub fn weaken_etag(headers: &mut HeaderMap) {
     let Some(etag) = headers.get(header::ETAG) else {

@@ -12,6 +12,7 @@ use hyper::body::Incoming;
 use crate::body::{LoggedBody, ProxyBody};
 use crate::config::Config;
 use crate::error::ProxyError;
+use crate::headers;
 use crate::identity::{Identifier, Outcome, Visitor};
 use crate::inject::{self, Skip, Widget};
 use crate::rewrite::{Injection, RewriteBody, Sniffed};
@@ -69,6 +70,12 @@ impl Proxy {
         log: &mut AccessLog,
     ) -> Result<Response<ProxyBody>, ProxyError> {
         let plan = self.plan(&req);
+        if plan.is_ok() && headers::accepts_html(req.headers()) {
+            // A byte range of the upstream's page does not fit the rewritten page the
+            // browser holds: ask for the whole page.
+            req.headers_mut().remove(header::RANGE);
+            req.headers_mut().remove(header::IF_RANGE);
+        }
         let client_upgrade = upgrade::requested_protocol(req.headers()).map(|_| hyper::upgrade::on(&mut req));
         let mut response = self.forward(req, peer).await?;
         if response.status() == http::StatusCode::SWITCHING_PROTOCOLS {

@@ -331,3 +331,26 @@ async fn exclusions_hold_however_the_path_is_written() {
     }
     assert_eq!(get(&proxy, "/shop/users").await.widgets(), 1);
 }
+
+#[tokio::test]
+async fn browsers_get_whole_pages_even_when_they_ask_for_a_range() {
+    let upstream = spawn_upstream(|req| async move {
+        match req.headers().get(header::RANGE) {
+            Some(_) => {
+                let mut partial = respond(StatusCode::PARTIAL_CONTENT, "text/html", &PAGE.as_bytes()[..10]);
+                partial
+                    .headers_mut()
+                    .insert(header::CONTENT_RANGE, format!("bytes 0-9/{}", PAGE.len()).parse().unwrap());
+                partial
+            }
+            None => html(PAGE),
+        }
+    })
+    .await;
+    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
+    let browser = get_with(&proxy, "/", &[("accept", "text/html,*/*;q=0.8"), ("range", "bytes=0-9")]).await;
+    assert_eq!((browser.status, browser.widgets()), (StatusCode::OK, 1));
+    let download = get_with(&proxy, "/", &[("accept", "*/*"), ("range", "bytes=0-9")]).await;
+    assert_eq!(download.status, StatusCode::PARTIAL_CONTENT, "resumable downloads keep working");
+    assert_eq!(&download.body[..], &PAGE.as_bytes()[..10]);
+}
