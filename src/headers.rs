@@ -34,19 +34,33 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// Sets `X-Forwarded-For` (appending the peer to any list the client sent, as nginx's
-/// `$proxy_add_x_forwarded_for` does), `X-Forwarded-Proto` and `X-Forwarded-Host`.
-pub fn set_forwarded(headers: &mut HeaderMap, peer: IpAddr, proto: &'static str, host: Option<&HeaderValue>) {
+/// `$proxy_add_x_forwarded_for` does), `X-Forwarded-Proto` and `X-Forwarded-Host`. A
+/// `trusted` peer (a load balancer in front) keeps the `-Proto` and `-Host` it sent.
+pub fn set_forwarded(
+    headers: &mut HeaderMap,
+    peer: IpAddr,
+    proto: &'static str,
+    host: Option<&HeaderValue>,
+    trusted: bool,
+) {
     const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
     let prior: Vec<&str> = headers.get_all(&XFF).iter().filter_map(|v| v.to_str().ok()).collect();
     let chain = if prior.is_empty() { peer.to_string() } else { format!("{}, {peer}", prior.join(", ")) };
     if let Ok(value) = HeaderValue::from_str(&chain) {
         headers.insert(XFF, value);
     }
-    headers.insert(HeaderName::from_static("x-forwarded-proto"), HeaderValue::from_static(proto));
-    match host {
-        Some(host) => headers.insert(HeaderName::from_static("x-forwarded-host"), host.clone()),
-        None => headers.remove(HeaderName::from_static("x-forwarded-host")),
-    };
+    const XFP: HeaderName = HeaderName::from_static("x-forwarded-proto");
+    const XFH: HeaderName = HeaderName::from_static("x-forwarded-host");
+    let (keep_proto, keep_host) = (trusted && headers.contains_key(&XFP), trusted && headers.contains_key(&XFH));
+    if !keep_proto {
+        headers.insert(XFP, HeaderValue::from_static(proto));
+    }
+    if !keep_host {
+        match host {
+            Some(host) => headers.insert(XFH, host.clone()),
+            None => headers.remove(XFH),
+        };
+    }
 }
 
 /// The media type of `Content-Type`, lowercased, and its `charset` parameter if any.
@@ -189,10 +203,27 @@ mod tests {
     fn forwarded_for_appends_the_peer() {
         let mut headers = map(&[("x-forwarded-for", "203.0.113.9")]);
         let host = HeaderValue::from_static("shop.example");
-        set_forwarded(&mut headers, "10.1.2.3".parse().unwrap(), "http", Some(&host));
+        set_forwarded(&mut headers, "10.1.2.3".parse().unwrap(), "http", Some(&host), false);
         assert_eq!(headers["x-forwarded-for"], "203.0.113.9, 10.1.2.3");
         assert_eq!(headers["x-forwarded-proto"], "http");
         assert_eq!(headers["x-forwarded-host"], "shop.example");
+    }
+
+    #[test]
+    fn only_trusted_peers_keep_their_forwarded_proto_and_host() {
+        let sent = || map(&[("x-forwarded-proto", "https"), ("x-forwarded-host", "www.example")]);
+        let host = HeaderValue::from_static("internal:8080");
+        let mut untrusted = sent();
+        set_forwarded(&mut untrusted, "203.0.113.9".parse().unwrap(), "http", Some(&host), false);
+        assert_eq!(
+            (&untrusted["x-forwarded-proto"], &untrusted["x-forwarded-host"]),
+            (&"http".parse::<HeaderValue>().unwrap(), &host)
+        );
+        let mut trusted = sent();
+        set_forwarded(&mut trusted, "10.0.0.2".parse().unwrap(), "http", Some(&host), true);
+        assert_eq!(trusted["x-forwarded-proto"], "https");
+        assert_eq!(trusted["x-forwarded-host"], "www.example");
+        assert_eq!(trusted["x-forwarded-for"], "10.0.0.2");
     }
 
     #[test]

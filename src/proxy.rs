@@ -95,7 +95,8 @@ impl Proxy {
     }
 
     async fn forward(&self, req: Request<Incoming>, peer: SocketAddr) -> Result<Response<Incoming>, ProxyError> {
-        let req = upstream::prepare(req, peer, &self.config.upstream)?;
+        let trusted = self.config.trusts(peer.ip());
+        let req = upstream::prepare(req, peer, trusted, &self.config.upstream)?;
         upstream::send(&self.client, req, &self.config.upstream).await
     }
 

@@ -53,6 +53,7 @@ fn empty_tls_config() -> rustls::ClientConfig {
 pub fn prepare(
     req: Request<Incoming>,
     peer: SocketAddr,
+    trusted_peer: bool,
     upstream: &config::Upstream,
 ) -> Result<Request<UploadBody>, ProxyError> {
     let (mut parts, body) = req.into_parts();
@@ -72,7 +73,7 @@ pub fn prepare(
     if let Some(protocol) = upgrade {
         upgrade::restore_headers(&mut parts.headers, protocol);
     }
-    headers::set_forwarded(&mut parts.headers, peer.ip(), "http", client_host.as_ref());
+    headers::set_forwarded(&mut parts.headers, peer.ip(), "http", client_host.as_ref(), trusted_peer);
     let upstream_host = || HeaderValue::from_str(upstream.url.authority.as_str()).ok();
     let host = match upstream.host_header {
         HostHeader::Preserve => client_host.or_else(upstream_host),

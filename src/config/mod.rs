@@ -37,6 +37,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// How long in-flight requests may run after SIGTERM/SIGINT before they are cut.
     pub shutdown_grace_period: Duration,
+    /// Peers (a load balancer in front) whose `X-Forwarded-Proto`/`-Host` are kept.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     pub upstream: Upstream,
     pub assistant: Assistant,
     /// `None`: every visitor is anonymous.
@@ -156,6 +158,12 @@ impl Config {
         Config::build(raw, base_dir).map_err(|e| e.into_config_error(file))
     }
 
+    /// Whether `peer` is one of `trusted_proxies` (IPv4-mapped IPv6 counts as IPv4).
+    pub fn trusts(&self, peer: std::net::IpAddr) -> bool {
+        let peer = peer.to_canonical();
+        self.trusted_proxies.iter().any(|net| net.contains(&peer))
+    }
+
     fn build(raw: RawConfig, base_dir: &Path) -> Result<Config, BuildError> {
         let upstream = Upstream {
             url: raw.upstream.url.0,
@@ -178,6 +186,7 @@ impl Config {
         Ok(Config {
             listen: raw.listen.map_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8080)), |v| v.0.0),
             shutdown_grace_period: duration_or(raw.shutdown_grace_period, 30),
+            trusted_proxies: raw.trusted_proxies.unwrap_or_default().into_iter().map(|n| n.0.0).collect(),
             upstream,
             assistant,
             identity,

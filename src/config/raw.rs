@@ -20,6 +20,7 @@ use super::value::{
 pub struct RawConfig {
     pub listen: Option<Parsed<ListenAddr>>,
     pub shutdown_grace_period: Option<Parsed<ConfigDuration>>,
+    pub trusted_proxies: Option<Vec<Parsed<TrustedNet>>>,
     pub upstream: RawUpstream,
     pub assistant: RawAssistant,
     pub identity: Option<RawIdentity>,
@@ -114,6 +115,22 @@ impl FromStr for UpstreamUrl {
             ));
         }
         Ok(UpstreamUrl { scheme, authority })
+    }
+}
+
+/// A peer whose `X-Forwarded-Proto`/`-Host` are believed: an address or a CIDR block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrustedNet(pub ipnet::IpNet);
+
+impl FromStr for TrustedNet {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        s.parse::<ipnet::IpNet>()
+            .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+            .map(|net| TrustedNet(net.trunc()))
+            .map_err(|_| format!("{s:?} is not an address or CIDR block like 10.0.0.0/8"))
     }
 }
 

@@ -25,6 +25,10 @@ impl Config {
         if !self.inject.exclude_paths.patterns().is_empty() {
             let _ = writeln!(s, "  except:         {:?}", self.inject.exclude_paths.patterns());
         }
+        if !self.trusted_proxies.is_empty() {
+            let nets: Vec<String> = self.trusted_proxies.iter().map(ToString::to_string).collect();
+            let _ = writeln!(s, "trusted proxies:  {} (their X-Forwarded-Proto/-Host are kept)", nets.join(", "));
+        }
         match &self.identity {
             None => s.push_str("identity:         off (every visitor is anonymous)\n"),
             Some(identity) => write_identity_summary(&mut s, identity),

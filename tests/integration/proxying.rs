@@ -318,3 +318,21 @@ async fn a_slow_upload_is_not_a_slow_upstream() {
     client.read_exact(&mut body).await.unwrap();
     assert_eq!(&body, b"0123456789abcdefghijABCDEFGHIJ");
 }
+
+#[tokio::test]
+async fn forwarded_proto_is_kept_only_from_trusted_proxies() {
+    let upstream = spawn_html_upstream("ok").await;
+    let untrusted = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
+    let trusted = spawn_proxy(&proxy_yaml(upstream.addr, "trusted_proxies: [127.0.0.0/8, \"::1\"]\n")).await;
+    let from_balancer = [("x-forwarded-proto", "https"), ("x-forwarded-host", "www.example"), ("host", "internal")];
+    get_with(&untrusted, "/", &from_balancer).await;
+    get_with(&trusted, "/", &from_balancer).await;
+    let seen = upstream.seen();
+    assert_eq!(
+        (&seen[0].headers["x-forwarded-proto"], &seen[0].headers["x-forwarded-host"]),
+        (&"http".parse::<http::HeaderValue>().unwrap(), &"internal".parse::<http::HeaderValue>().unwrap()),
+        "a client cannot claim https"
+    );
+    assert_eq!(seen[1].headers["x-forwarded-proto"], "https", "the load balancer terminated TLS");
+    assert_eq!(seen[1].headers["x-forwarded-host"], "www.example");
+}
