@@ -8,7 +8,7 @@
     "align-items:center;justify-content:center;font:600 24px system-ui;box-shadow:0 6px 20px rgba(0,0,0,.25)}" +
     ".p{position:fixed;right:24px;bottom:92px;max-width:300px;padding:12px 14px;border-radius:12px;" +
     "background:#111827;color:#f9fafb;font:14px/1.4 system-ui;box-shadow:0 6px 20px rgba(0,0,0,.25)}" +
-    "small{color:#9ca3af}";
+    "small{display:block;color:#9ca3af;word-break:break-all}";
   function line(parent, tag, text) {
     const el = document.createElement(tag);
     el.textContent = text;

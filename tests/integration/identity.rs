@@ -194,8 +194,20 @@ async fn hs256_signed_with_the_rsa_public_key_is_rejected_when_rs256_is_configur
 
 #[test]
 fn key_location_headers_are_ignored() {
+    use base64::Engine;
     let identifier = identifier(&identity_yaml());
-    let header = json!({"alg": "HS256", "jku": "http://127.0.0.1:9/keys", "jwk": {"kty": "oct", "k": "YQ"}});
-    let forged = tokens::unsigned(&header, &claims("u1"));
-    assert!(matches!(outcome(&identifier, &forged), Outcome::Rejected(_)));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let attacker_key = b"attacker-chosen-key";
+    let header = json!({
+        "alg": "HS256",
+        "jku": format!("http://{}/keys.json", listener.local_addr().unwrap()),
+        "x5u": format!("http://{}/cert.pem", listener.local_addr().unwrap()),
+        "jwk": {"kty": "oct", "k": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(attacker_key)},
+    });
+    let forged = tokens::hs256_with_header(&header, &claims("admin"), attacker_key);
+    assert_eq!(outcome(&identifier, &forged), Outcome::Rejected(Rejection::BadSignature));
+    assert!(listener.accept().is_err(), "no key was fetched from the token's jku/x5u");
+    let genuine = tokens::hs256_with_header(&header, &claims("u1"), JWT_SECRET.as_bytes());
+    assert_eq!(outcome(&identifier, &genuine), Outcome::Verified, "the configured key still verifies");
 }

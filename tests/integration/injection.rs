@@ -124,16 +124,21 @@ async fn a_page_that_loads_the_script_gets_only_the_element() {
     assert!(text.contains("x<invent-assistant assistant-id=\"ast_test\"></invent-assistant></body>"), "{text}");
 }
 
+/// With `head_end` the widget is out before the page's own element appears: the page's
+/// element goes (exactly one widget), and the injected one carries the identity.
 #[tokio::test]
-async fn with_head_end_a_later_widget_in_the_page_is_not_a_second_one() {
-    let page = "<!doctype html><html><head></head><body><invent-assistant assistant-id=\"ast_own\"></invent-assistant>\
+async fn with_head_end_a_later_widget_in_the_page_gives_way_to_the_injected_one() {
+    let page = "<!doctype html><html><head></head><body><div id=c><invent-assistant assistant-id=\"ast_own\"></invent-assistant></div>\
                 <script src=\"https://www.useinvent.com/button.js\"></script></body></html>";
     let upstream = spawn_html_upstream(page).await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "inject:\n  position: head_end\n")).await;
-    let received = get(&proxy, "/").await;
+    let yaml = proxy_yaml(upstream.addr, &format!("{}inject:\n  position: head_end\n", identity_yaml()));
+    let proxy = spawn_proxy(&yaml).await;
+    let received = get_as(&proxy, "/", &tokens::hs256(&tokens::claims("user_42"))).await;
     let text = received.text();
     assert_eq!(received.widgets(), 1, "{text}");
     assert_eq!(text.matches("button.js").count(), 1, "{text}");
+    assert!(text.contains("<head><invent-assistant assistant-id=\"ast_test\" user-id=\"user_42\""), "{text}");
+    assert!(text.contains("<div id=c></div>") && !text.contains("ast_own"), "{text}");
 }
 
 #[tokio::test]

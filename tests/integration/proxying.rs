@@ -336,3 +336,21 @@ async fn forwarded_proto_is_kept_only_from_trusted_proxies() {
     assert_eq!(seen[1].headers["x-forwarded-proto"], "https", "the load balancer terminated TLS");
     assert_eq!(seen[1].headers["x-forwarded-host"], "www.example");
 }
+
+#[tokio::test]
+async fn hop_by_hop_response_headers_stay_with_the_upstream_connection() {
+    let upstream = spawn_raw_upstream(|mut socket| async move {
+        read_head(&mut socket).await;
+        let response = "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\nconnection: x-private\r\n\
+                        x-private: internal\r\nkeep-alive: timeout=5\r\nproxy-authenticate: Basic\r\nx-app: kept\r\n\r\nok";
+        let _ = socket.write_all(response.as_bytes()).await;
+    })
+    .await;
+    let proxy = spawn_proxy(&proxy_yaml(upstream, "")).await;
+    let received = get(&proxy, "/").await;
+    assert_eq!(received.text(), "ok");
+    assert_eq!(received.headers["x-app"], "kept");
+    for hop in ["x-private", "keep-alive", "proxy-authenticate"] {
+        assert!(!received.headers.contains_key(hop), "{hop}: {:?}", received.headers);
+    }
+}

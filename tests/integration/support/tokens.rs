@@ -50,6 +50,16 @@ pub fn unsigned(header: &Value, claims: &Value) -> String {
     format!("{}.{}.", part(header), part(claims))
 }
 
+/// An HS256 token with any header, signed with `key`.
+pub fn hs256_with_header(header: &Value, claims: &Value, key: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let part = |v: &Value| URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap());
+    let message = format!("{}.{}", part(header), part(claims));
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+    mac.update(message.as_bytes());
+    format!("{message}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+}
+
 /// The classic key-confusion attack: HS256 "signed" with the RSA public key's PEM bytes.
 pub fn hs256_with_rsa_public_key(claims: &Value) -> String {
     sign(Algorithm::HS256, &EncodingKey::from_secret(&fixture("rsa_public.pem")), claims)
