@@ -169,9 +169,13 @@ fn public_key_yaml(file: &str, algorithm: &str) -> String {
 }
 
 #[test]
-fn public_keys_verify_rs256_es256_and_eddsa() {
+fn public_keys_verify_rs256_ps256_es256_and_eddsa() {
     let rsa = identifier(&public_key_yaml("rsa_public.pem", "RS256"));
     assert_eq!(outcome(&rsa, &tokens::rs256(&claims("u1"))), Outcome::Verified);
+    let pss = identifier(&public_key_yaml("rsa_public.pem", "PS256, RS256"));
+    let rsa_key = EncodingKey::from_rsa_pem(&tokens::fixture("rsa_private.pem")).unwrap();
+    assert_eq!(outcome(&pss, &tokens::sign(Algorithm::PS256, &rsa_key, &claims("u1"))), Outcome::Verified);
+    assert_eq!(outcome(&pss, &tokens::rs256(&claims("u1"))), Outcome::Verified);
     let ec = identifier(&public_key_yaml("ec_public.pem", "ES256"));
     assert_eq!(outcome(&ec, &tokens::es256(&claims("u1"))), Outcome::Verified);
     let ed = identifier(&public_key_yaml("ed_public.pem", "EdDSA"));
