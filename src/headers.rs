@@ -33,9 +33,24 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove(header::UPGRADE);
 }
 
+/// Other headers through which a client could claim a scheme, host, port, prefix or
+/// address to the upstream. Only a trusted peer's are passed on.
+const SPOOFABLE: [&str; 9] = [
+    "forwarded",
+    "x-real-ip",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-forwarded-scheme",
+    "x-forwarded-ssl",
+    "x-forwarded-server",
+    "x-url-scheme",
+    "front-end-https",
+];
+
 /// Sets `X-Forwarded-For` (appending the peer to any list the client sent, as nginx's
 /// `$proxy_add_x_forwarded_for` does), `X-Forwarded-Proto` and `X-Forwarded-Host`. A
-/// `trusted` peer (a load balancer in front) keeps the `-Proto` and `-Host` it sent.
+/// `trusted` peer (a load balancer in front) keeps the `-Proto` and `-Host` it sent, and
+/// its other forwarding headers (`Forwarded`, `X-Real-IP`, …); anyone else's are dropped.
 pub fn set_forwarded(
     headers: &mut HeaderMap,
     peer: IpAddr,
@@ -48,6 +63,11 @@ pub fn set_forwarded(
     let chain = if prior.is_empty() { peer.to_string() } else { format!("{}, {peer}", prior.join(", ")) };
     if let Ok(value) = HeaderValue::from_str(&chain) {
         headers.insert(XFF, value);
+    }
+    if !trusted {
+        for name in SPOOFABLE {
+            headers.remove(name);
+        }
     }
     const XFP: HeaderName = HeaderName::from_static("x-forwarded-proto");
     const XFH: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -129,10 +149,14 @@ pub fn make_private(headers: &mut HeaderMap) {
         headers.insert(header::CACHE_CONTROL, value);
     }
     // Targeted cache controls (RFC 9213 `CDN-Cache-Control`, vendor `*-CDN-Cache-Control`,
-    // `Surrogate-Control`) override Cache-Control at a CDN: they must not let it store the page.
+    // `Surrogate-Control`, nginx's `X-Accel-Expires`) override Cache-Control at a CDN or a
+    // caching proxy: they must not let it store the page.
     let targeted: Vec<HeaderName> = headers
         .keys()
-        .filter(|name| name.as_str().ends_with("cdn-cache-control") || name.as_str() == "surrogate-control")
+        .filter(|name| {
+            let name = name.as_str();
+            name.ends_with("cdn-cache-control") || name == "surrogate-control" || name == "x-accel-expires"
+        })
         .cloned()
         .collect();
     for name in targeted {
@@ -211,7 +235,14 @@ mod tests {
 
     #[test]
     fn only_trusted_peers_keep_their_forwarded_proto_and_host() {
-        let sent = || map(&[("x-forwarded-proto", "https"), ("x-forwarded-host", "www.example")]);
+        let sent = || {
+            map(&[
+                ("x-forwarded-proto", "https"),
+                ("x-forwarded-host", "www.example"),
+                ("forwarded", "for=1.2.3.4;proto=https"),
+                ("x-real-ip", "1.2.3.4"),
+            ])
+        };
         let host = HeaderValue::from_static("internal:8080");
         let mut untrusted = sent();
         set_forwarded(&mut untrusted, "203.0.113.9".parse().unwrap(), "http", Some(&host), false);
@@ -224,6 +255,8 @@ mod tests {
         assert_eq!(trusted["x-forwarded-proto"], "https");
         assert_eq!(trusted["x-forwarded-host"], "www.example");
         assert_eq!(trusted["x-forwarded-for"], "10.0.0.2");
+        assert_eq!(trusted["forwarded"], "for=1.2.3.4;proto=https");
+        assert!(!untrusted.contains_key("forwarded") && !untrusted.contains_key("x-real-ip"));
     }
 
     #[test]
@@ -259,6 +292,7 @@ mod tests {
             ("cdn-cache-control", "max-age=600"),
             ("cloudflare-cdn-cache-control", "max-age=600"),
             ("surrogate-control", "max-age=600"),
+            ("x-accel-expires", "600"),
         ]);
         make_private(&mut headers);
         assert_eq!(headers["cache-control"], "private, max-age=60");

@@ -82,16 +82,18 @@ pub enum Syntax {
 }
 
 /// The path as the upstream will resolve it, for matching against the globs:
-/// percent-decoded, repeated slashes merged, `.` and `..` segments resolved (RFC 3986
-/// §5.2.4). Otherwise `//admin`, `/%61dmin` or `/x/../admin` would slip past an exclusion.
+/// percent-decoded, `;` parameters dropped from segments (as Java servers do), repeated
+/// slashes merged, `.` and `..` segments resolved (RFC 3986 §5.2.4). Otherwise `//admin`,
+/// `/%61dmin`, `/admin;x=1/` or `/x/..;/admin` would slip past an exclusion.
 pub fn normalized_path(path: &str) -> Cow<'_, str> {
-    let plain = !path.contains('%') && !path.contains("//") && !path.contains("/.");
+    let plain = !path.contains(['%', ';']) && !path.contains("//") && !path.contains("/.");
     if plain {
         return Cow::Borrowed(path);
     }
     let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
     let mut segments: Vec<&str> = Vec::new();
-    for segment in decoded.split('/').filter(|s| !s.is_empty()) {
+    let without_parameters = decoded.split('/').map(|s| s.split(';').next().unwrap_or(""));
+    for segment in without_parameters.filter(|s| !s.is_empty()) {
         match segment {
             "." => {}
             ".." => {
@@ -297,6 +299,8 @@ mod tests {
             ("/./admin/./x/", "/admin/x/"),
             ("/../../admin", "/admin"),
             ("/a/b/..", "/a/"),
+            ("/admin;jsessionid=x/users", "/admin/users"),
+            ("/shop/..;/admin/users", "/admin/users"),
             ("/", "/"),
         ] {
             assert_eq!(normalized_path(path), normal, "{path}");

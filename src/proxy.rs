@@ -136,7 +136,7 @@ impl Proxy {
         let injection =
             Injection { widget: Arc::clone(&self.widget), visitor, position: self.config.inject.position, syntax };
         let mut body = RewriteBody::new(body, injection);
-        if body.sniff().await.map_err(ProxyError::Upstream)? == Sniffed::Page {
+        if body.sniff().await.map_err(ProxyError::Upstream)? != Sniffed::NotPage {
             inject::rewrite_headers(&mut parts.headers, self.identifier.is_some(), personalised);
             if let Some(length) = body.complete_len() {
                 parts.headers.insert(header::CONTENT_LENGTH, length.into());

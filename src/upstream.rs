@@ -12,11 +12,11 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 
 use crate::config::{self, HostHeader};
 use crate::error::ProxyError;
@@ -106,23 +106,29 @@ fn join_cookie_headers(headers: &mut http::HeaderMap) {
     }
 }
 
-/// Sends the request and waits for the response head. The `response_timeout` clock starts
-/// once the request body has been sent whole: a slow upload is not a slow upstream.
+/// Sends the request and waits for the response head. While the request body is going
+/// up, `response_timeout` runs only while the upstream is not taking it (a stalled
+/// upstream), never while the client is slow to send it; once it is sent, from then.
 pub async fn send(
     client: &UpstreamClient,
     mut req: Request<UploadBody>,
     upstream: &config::Upstream,
 ) -> Result<Response<Incoming>, ProxyError> {
-    let sent = req.body_mut().sent.take();
+    let limit = upstream.response_timeout;
+    let progress = req.body_mut().progress.take();
     let mut request = std::pin::pin!(client.request(req));
-    if let Some(sent) = sent {
-        tokio::select! {
-            result = &mut request => return head_received(result),
-            _ = sent => {}
+    if let Some(mut progress) = progress {
+        loop {
+            let upstream_to_move = *progress.borrow_and_update() == Upload::WaitingForUpstream;
+            tokio::select! {
+                result = &mut request => return head_received(result),
+                changed = progress.changed() => if changed.is_err() || *progress.borrow() == Upload::Done { break },
+                () = tokio::time::sleep(limit), if upstream_to_move => return Err(ProxyError::UpstreamTimeout(limit)),
+            }
         }
     }
-    match tokio::time::timeout(upstream.response_timeout, request).await {
-        Err(_) => Err(ProxyError::UpstreamTimeout(upstream.response_timeout)),
+    match tokio::time::timeout(limit, request).await {
+        Err(_) => Err(ProxyError::UpstreamTimeout(limit)),
         Ok(result) => head_received(result),
     }
 }
@@ -146,23 +152,38 @@ fn head_received(
     }
 }
 
+/// Where an upload stands, for [`send`]'s timer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upload {
+    /// The upstream asked for more and the client has not sent it yet.
+    WaitingForClient,
+    /// A chunk went to the upstream, which has not asked for the next one yet.
+    WaitingForUpstream,
+    Done,
+}
+
 /// The client's request body on its way to the upstream, streamed as it arrives. It
-/// signals when it has been sent whole (or given up), which starts `response_timeout`.
+/// tells [`send`] which side it is waiting on.
 pub struct UploadBody {
     inner: Incoming,
-    /// Resolves when the body is done; `None` once [`send`] took it.
-    sent: Option<oneshot::Receiver<()>>,
-    done: Option<oneshot::Sender<()>>,
+    /// Taken by [`send`] to watch the upload; `None` for a body with nothing to send.
+    progress: Option<watch::Receiver<Upload>>,
+    report: Option<watch::Sender<Upload>>,
 }
 
 impl UploadBody {
     fn new(inner: Incoming) -> Self {
-        let (done, sent) = oneshot::channel();
-        let mut body = UploadBody { inner, sent: Some(sent), done: Some(done) };
-        if body.inner.is_end_stream() {
-            body.done.take();
+        if inner.is_end_stream() {
+            return UploadBody { inner, progress: None, report: None };
         }
-        body
+        let (report, progress) = watch::channel(Upload::WaitingForUpstream);
+        UploadBody { inner, progress: Some(progress), report: Some(report) }
+    }
+
+    fn report(&self, state: Upload) {
+        if let Some(report) = &self.report {
+            report.send_if_modified(|current| std::mem::replace(current, state) != state);
+        }
     }
 }
 
@@ -171,10 +192,15 @@ impl Body for UploadBody {
     type Error = hyper::Error;
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) else {
+            self.report(Upload::WaitingForClient);
+            return Poll::Pending;
+        };
         if !matches!(frame, Some(Ok(_))) || self.inner.is_end_stream() {
-            // Dropping the sender is the signal.
-            self.done.take();
+            self.report(Upload::Done);
+            self.report = None;
+        } else {
+            self.report(Upload::WaitingForUpstream);
         }
         Poll::Ready(frame)
     }

@@ -3,7 +3,8 @@
 //!
 //! Before the response head goes out, [`RewriteBody::sniff`] reads just far enough to
 //! know whether the body is a whole page: a page gets the rewritten head and body; a
-//! fragment keeps the upstream's head and bytes exactly.
+//! fragment keeps the upstream's head and bytes exactly. It never holds the head back
+//! longer than [`SNIFF_DEADLINE`].
 
 mod handlers;
 
@@ -29,6 +30,10 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// the response head is sent. Pages show a doctype or `<html>` in their first bytes.
 pub const SNIFF_LIMIT: usize = 64 * 1024;
 
+/// How long [`RewriteBody::sniff`] may hold the response head back while the body is
+/// still unclear. Whole pages show themselves in their first bytes, well before this.
+pub const SNIFF_DEADLINE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// What the first bytes of a body showed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sniffed {
@@ -36,6 +41,9 @@ pub enum Sniffed {
     Page,
     /// None within [`SNIFF_LIMIT`] or the whole body: it passes through untouched.
     NotPage,
+    /// The upstream paused before it was clear: the head goes out as a page's, and the
+    /// body is still rewritten (a fragment's bytes come out unchanged).
+    Undecided,
 }
 
 /// Where a page's rewrite stands.
@@ -137,16 +145,24 @@ where
     B::Error: Into<BoxError>,
 {
     /// Reads until the body shows it is a whole page, or [`SNIFF_LIMIT`] bytes or its end
-    /// show it is not (a body announced as at most [`SNIFF_LIMIT`] bytes is read whole). Call before sending the response head; an error means the upstream
-    /// failed before the client received anything.
+    /// show it is not; a body announced as at most [`SNIFF_LIMIT`] bytes is read whole. It
+    /// never waits past [`SNIFF_DEADLINE`]: an upstream that pauses before it is clear gets
+    /// its head sent as a page's. Call before sending the response head; an error means
+    /// the upstream failed before the client received anything.
     pub async fn sniff(&mut self) -> Result<Sniffed, BoxError> {
+        let deadline = tokio::time::Instant::now() + SNIFF_DEADLINE;
         let mut raw: Vec<Bytes> = Vec::new();
         let mut read = 0;
-        // An upstream that announced a small length had the whole body at hand: read it all,
-        // so the client gets an exact Content-Length instead of chunks, at no cost in latency.
+        // An upstream that announced a small length usually has the whole body at hand:
+        // reading it all gives the client an exact Content-Length instead of chunks.
         let small = self.upstream.size_hint().exact().is_some_and(|len| len <= SNIFF_LIMIT as u64);
-        while (small || !self.is_page()) && read < SNIFF_LIMIT && !matches!(self.stage, Stage::Finished) {
-            match self.upstream.frame().await {
+        while !matches!(self.stage, Stage::Finished) && (small || (!self.is_page() && read < SNIFF_LIMIT)) {
+            let Ok(frame) = tokio::time::timeout_at(deadline, self.upstream.frame()).await else {
+                // Still unclear, or still arriving: stop holding the head back.
+                self.pending.push_back(self.take_output());
+                return Ok(if self.is_page() { Sniffed::Page } else { Sniffed::Undecided });
+            };
+            match frame {
                 None => self.end(),
                 Some(Err(e)) => return Err(e.into()),
                 Some(Ok(frame)) => match frame.into_data() {

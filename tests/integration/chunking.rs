@@ -19,8 +19,9 @@ use proptest::prelude::*;
 
 use crate::support::{config, proxy_yaml};
 
-/// A body that yields the given chunks, one frame each.
-struct Chunks(VecDeque<Bytes>);
+/// A body that yields the given chunks, one frame each, announcing its length or not
+/// (as an upstream with or without `Content-Length` does).
+struct Chunks(VecDeque<Bytes>, bool);
 
 impl Body for Chunks {
     type Data = Bytes;
@@ -28,6 +29,13 @@ impl Body for Chunks {
 
     fn poll_frame(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         Poll::Ready(self.0.pop_front().map(|chunk| Ok(Frame::data(chunk))))
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match self.1 {
+            true => http_body::SizeHint::with_exact(self.0.iter().map(|c| c.len() as u64).sum()),
+            false => http_body::SizeHint::default(),
+        }
     }
 }
 
@@ -47,14 +55,19 @@ fn visitor() -> Visitor {
 
 /// Rewrites `page`, delivered in pieces cut at `cuts`.
 fn rewrite(page: &[u8], cuts: &[usize], position: Position) -> Vec<u8> {
+    rewrite_announced(page, cuts, position, false)
+}
+
+/// Like [`rewrite`]; `announced`: the body tells its length up front.
+fn rewrite_announced(page: &[u8], cuts: &[usize], position: Position, announced: bool) -> Vec<u8> {
     let mut bounds: Vec<usize> = cuts.iter().map(|c| c % (page.len() + 1)).collect();
     bounds.extend([0, page.len()]);
     bounds.sort_unstable();
     bounds.dedup();
     let chunks = bounds.windows(2).map(|w| Bytes::copy_from_slice(&page[w[0]..w[1]])).collect();
     let injection = Injection { widget: widget(), visitor: Some(visitor()), position, syntax: Syntax::Html };
-    let body = RewriteBody::new(Chunks(chunks), injection);
-    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let body = RewriteBody::new(Chunks(chunks, announced), injection);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
     runtime.block_on(async {
         let mut body = body;
         body.sniff().await.unwrap();
@@ -93,10 +106,11 @@ proptest! {
         page in page(),
         cuts in prop::collection::vec(any::<usize>(), 0..40),
         head_end in any::<bool>(),
+        announced in any::<bool>(),
     ) {
         let position = if head_end { Position::HeadEnd } else { Position::BodyEnd };
         let whole = rewrite(page.as_bytes(), &[], position);
-        let split = rewrite(page.as_bytes(), &cuts, position);
+        let split = rewrite_announced(page.as_bytes(), &cuts, position, announced);
         prop_assert_eq!(String::from_utf8_lossy(&split), String::from_utf8_lossy(&whole));
     }
 

@@ -359,3 +359,68 @@ async fn browsers_get_whole_pages_even_when_they_ask_for_a_range() {
     assert_eq!(download.status, StatusCode::PARTIAL_CONTENT, "resumable downloads keep working");
     assert_eq!(&download.body[..], &PAGE.as_bytes()[..10]);
 }
+
+#[tokio::test]
+async fn a_pausing_upstream_does_not_hold_the_response_head_back() {
+    let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+    let release_rx = std::sync::Mutex::new(Some(release_rx));
+    let upstream = spawn_upstream(move |_| {
+        let release = release_rx.lock().unwrap().take();
+        async move {
+            let (tx, response) = streamed_html();
+            tokio::spawn(async move {
+                tx.send(Ok(bytes::Bytes::from_static(b"<div class=\"feed\">first"))).await.unwrap();
+                if let Some(release) = release {
+                    let _ = release.await;
+                }
+                tx.send(Ok(bytes::Bytes::from_static(b" rest</div>"))).await.unwrap();
+            });
+            response
+        }
+    })
+    .await;
+    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
+    let uri = format!("http://{}/", proxy.local_addr());
+    // The upstream goes on only after the client has the head: a proxy that waited for
+    // the rest of the body would never answer.
+    let response = tokio::time::timeout(std::time::Duration::from_secs(10), client().get(uri.parse().unwrap()))
+        .await
+        .expect("the head comes while the upstream pauses")
+        .unwrap();
+    release_tx.send(()).unwrap();
+    use http_body_util::BodyExt;
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"<div class=\"feed\">first rest</div>");
+}
+
+#[tokio::test]
+async fn fragments_larger_than_the_sniff_window_pass_byte_for_byte() {
+    let fragment: &'static str =
+        Box::leak(format!("<ul>{}</ul><body>not a page</body>", "<li>item</li>".repeat(8000)).into_boxed_str());
+    let upstream = spawn_upstream(move |_| async move {
+        let (tx, response) = streamed_html();
+        tokio::spawn(async move {
+            for chunk in fragment.as_bytes().chunks(8192) {
+                tx.send(Ok(bytes::Bytes::copy_from_slice(chunk))).await.unwrap();
+            }
+        });
+        response
+    })
+    .await;
+    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
+    assert_eq!(get(&proxy, "/").await.text(), fragment, "a <body> after 64 KiB does not make a fragment a page");
+}
+
+#[tokio::test]
+async fn a_page_of_exactly_the_sniff_window_gets_its_exact_length() {
+    let head = "<!DOCTYPE html><html><body>";
+    let tail = "</body></html>";
+    let filler = "x".repeat(invent_proxy::rewrite::SNIFF_LIMIT - head.len() - tail.len());
+    let page: &'static str = Box::leak(format!("{head}{filler}{tail}").into_boxed_str());
+    assert_eq!(page.len(), invent_proxy::rewrite::SNIFF_LIMIT);
+    let upstream = spawn_html_upstream(page).await;
+    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
+    let received = get(&proxy, "/").await;
+    assert_eq!(received.widgets(), 1);
+    assert_eq!(received.headers[header::CONTENT_LENGTH], received.body.len().to_string().as_str());
+}

@@ -324,7 +324,13 @@ async fn forwarded_proto_is_kept_only_from_trusted_proxies() {
     let upstream = spawn_html_upstream("ok").await;
     let untrusted = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
     let trusted = spawn_proxy(&proxy_yaml(upstream.addr, "trusted_proxies: [127.0.0.0/8, \"::1\"]\n")).await;
-    let from_balancer = [("x-forwarded-proto", "https"), ("x-forwarded-host", "www.example"), ("host", "internal")];
+    let from_balancer = [
+        ("x-forwarded-proto", "https"),
+        ("x-forwarded-host", "www.example"),
+        ("forwarded", "for=203.0.113.9;proto=https;host=www.example"),
+        ("x-real-ip", "203.0.113.9"),
+        ("host", "internal"),
+    ];
     get_with(&untrusted, "/", &from_balancer).await;
     get_with(&trusted, "/", &from_balancer).await;
     let seen = upstream.seen();
@@ -335,6 +341,11 @@ async fn forwarded_proto_is_kept_only_from_trusted_proxies() {
     );
     assert_eq!(seen[1].headers["x-forwarded-proto"], "https", "the load balancer terminated TLS");
     assert_eq!(seen[1].headers["x-forwarded-host"], "www.example");
+    assert!(
+        !seen[0].headers.contains_key("forwarded") && !seen[0].headers.contains_key("x-real-ip"),
+        "not from a client"
+    );
+    assert_eq!(seen[1].headers["forwarded"], "for=203.0.113.9;proto=https;host=www.example");
 }
 
 #[tokio::test]
@@ -353,4 +364,30 @@ async fn hop_by_hop_response_headers_stay_with_the_upstream_connection() {
     for hop in ["x-private", "keep-alive", "proxy-authenticate"] {
         assert!(!received.headers.contains_key(hop), "{hop}: {:?}", received.headers);
     }
+}
+
+#[tokio::test]
+async fn a_stalled_upload_still_times_out() {
+    let upstream = spawn_raw_upstream(|mut socket| async move {
+        read_head(&mut socket).await;
+        // Reads nothing more and never answers: the client's upload backs up.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    })
+    .await;
+    let yaml = proxy_yaml(upstream, "").replace("response_timeout: 5s", "response_timeout: 300ms");
+    let proxy = spawn_proxy(&yaml).await;
+    let mut client = TcpStream::connect(proxy.local_addr()).await.unwrap();
+    let size = 64 * 1024 * 1024;
+    client
+        .write_all(format!("POST /upload HTTP/1.1\r\nhost: shop\r\ncontent-length: {size}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let (mut reader, mut writer) = client.into_split();
+    tokio::spawn(async move {
+        let chunk = vec![b'x'; 64 * 1024];
+        while writer.write_all(&chunk).await.is_ok() {}
+    });
+    let mut head = [0u8; 12];
+    tokio::time::timeout(Duration::from_secs(10), reader.read_exact(&mut head)).await.unwrap().unwrap();
+    assert_eq!(&head, b"HTTP/1.1 504");
 }
