@@ -31,6 +31,9 @@ impl ProxyBody {
     /// Why a body that was set up for rewriting ended without the widget.
     fn skip_reason(&self) -> Option<Skip> {
         match self {
+            ProxyBody::Rewritten(body) if body.refused_charset().is_some() => {
+                Some(Skip::Charset(body.refused_charset()))
+            }
             ProxyBody::Rewritten(body) if !body.injected() && body.bailed_out() => Some(Skip::RewriteFailed),
             ProxyBody::Rewritten(body) if !body.injected() => Some(Skip::Fragment),
             _ => None,

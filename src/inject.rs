@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::fmt::Write as _;
 
+use encoding_rs::Encoding;
 use http::header::{self, HeaderMap};
 use http::{Method, StatusCode};
 
@@ -21,7 +22,9 @@ pub enum Skip {
     Status,
     NotHtml,
     Encoding,
-    Charset,
+    /// A charset the rewriter cannot handle (UTF-16, ISO-2022-JP, an unknown label),
+    /// named when known.
+    Charset(Option<&'static str>),
     /// `Cache-Control: no-transform`: intermediaries must not change the content (RFC 9111 §5.2.2.6).
     NoTransform,
     /// `Content-Disposition: attachment`: a download, not a page to show.
@@ -42,7 +45,7 @@ impl Skip {
             Skip::Status => "status",
             Skip::NotHtml => "not_html",
             Skip::Encoding => "encoding",
-            Skip::Charset => "charset",
+            Skip::Charset(_) => "charset",
             Skip::NoTransform => "no_transform",
             Skip::Attachment => "attachment",
             Skip::Fragment => "fragment",
@@ -53,7 +56,10 @@ impl Skip {
 
 impl fmt::Display for Skip {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        match self {
+            Skip::Charset(Some(name)) => write!(f, "charset:{name}"),
+            _ => f.write_str(self.as_str()),
+        }
     }
 }
 
@@ -110,10 +116,18 @@ pub fn normalized_path(path: &str) -> Cow<'_, str> {
     Cow::Owned(normal)
 }
 
+/// What the response head says about the page to rewrite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Document {
+    pub syntax: Syntax,
+    /// The `charset` of `Content-Type`, when given: it decides over a BOM or `<meta>`.
+    pub encoding: Option<&'static Encoding>,
+}
+
 /// The response rules: `200`, an HTML media type, an encoding and charset the rewriter
 /// handles, and nothing that forbids a change. Whether the body is a whole page is decided
 /// while it streams.
-pub fn response_qualifies(status: StatusCode, headers: &HeaderMap) -> Result<Syntax, Skip> {
+pub fn response_qualifies(status: StatusCode, headers: &HeaderMap) -> Result<Document, Skip> {
     if status != StatusCode::OK {
         return Err(Skip::Status);
     }
@@ -133,10 +147,16 @@ pub fn response_qualifies(status: StatusCode, headers: &HeaderMap) -> Result<Syn
     if encoded {
         return Err(Skip::Encoding);
     }
-    match charset.as_deref() {
-        None | Some("utf-8" | "utf8" | "us-ascii" | "ascii") => Ok(syntax),
-        Some(_) => Err(Skip::Charset),
-    }
+    let encoding = match charset {
+        None => None,
+        // lol_html rewrites ASCII-compatible encodings only, byte for byte.
+        Some(label) => match Encoding::for_label_no_replacement(label.as_bytes()) {
+            Some(encoding) if encoding.is_ascii_compatible() => Some(encoding),
+            Some(encoding) => return Err(Skip::Charset(Some(encoding.name()))),
+            None => return Err(Skip::Charset(None)),
+        },
+    };
+    Ok(Document { syntax, encoding })
 }
 
 /// Header changes of a response whose body is rewritten (spec: "Headers of a rewritten
@@ -320,16 +340,24 @@ mod tests {
     #[test]
     fn only_plain_utf8_html_200s_qualify() {
         let html = headers(&[("content-type", "text/html; charset=utf-8")]);
-        assert_eq!(response_qualifies(StatusCode::OK, &html), Ok(Syntax::Html));
+        let utf8 = Document { syntax: Syntax::Html, encoding: Some(encoding_rs::UTF_8) };
+        assert_eq!(response_qualifies(StatusCode::OK, &html), Ok(utf8));
         assert_eq!(response_qualifies(StatusCode::NOT_FOUND, &html), Err(Skip::Status));
         let xhtml = headers(&[("content-type", "application/xhtml+xml")]);
-        assert_eq!(response_qualifies(StatusCode::OK, &xhtml), Ok(Syntax::Xhtml));
+        assert_eq!(response_qualifies(StatusCode::OK, &xhtml), Ok(Document { syntax: Syntax::Xhtml, encoding: None }));
         let json = headers(&[("content-type", "application/json")]);
         assert_eq!(response_qualifies(StatusCode::OK, &json), Err(Skip::NotHtml));
         let gzip = headers(&[("content-type", "text/html"), ("content-encoding", "gzip")]);
         assert_eq!(response_qualifies(StatusCode::OK, &gzip), Err(Skip::Encoding));
-        let latin = headers(&[("content-type", "text/html; charset=windows-1252")]);
-        assert_eq!(response_qualifies(StatusCode::OK, &latin), Err(Skip::Charset));
+        let latin = headers(&[("content-type", "text/html; charset=iso-8859-1")]);
+        let windows_1252 = Document { syntax: Syntax::Html, encoding: Some(encoding_rs::WINDOWS_1252) };
+        assert_eq!(response_qualifies(StatusCode::OK, &latin), Ok(windows_1252));
+        let utf16 = headers(&[("content-type", "text/html; charset=utf-16")]);
+        assert_eq!(response_qualifies(StatusCode::OK, &utf16), Err(Skip::Charset(Some("UTF-16LE"))));
+        let jis = headers(&[("content-type", "text/html; charset=ISO-2022-JP")]);
+        assert_eq!(response_qualifies(StatusCode::OK, &jis), Err(Skip::Charset(Some("ISO-2022-JP"))));
+        let unknown = headers(&[("content-type", "text/html; charset=klingon")]);
+        assert_eq!(response_qualifies(StatusCode::OK, &unknown), Err(Skip::Charset(None)));
         assert_eq!(response_qualifies(StatusCode::OK, &HeaderMap::new()), Err(Skip::NotHtml));
     }
 
@@ -341,7 +369,7 @@ mod tests {
             headers(&[("content-type", "text/html"), ("content-disposition", "Attachment; filename=\"a.html\"")]);
         assert_eq!(response_qualifies(StatusCode::OK, &download), Err(Skip::Attachment));
         let inline = headers(&[("content-type", "text/html"), ("content-disposition", "inline")]);
-        assert_eq!(response_qualifies(StatusCode::OK, &inline), Ok(Syntax::Html));
+        assert_eq!(response_qualifies(StatusCode::OK, &inline).map(|d| d.syntax), Ok(Syntax::Html));
     }
 
     #[test]

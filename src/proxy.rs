@@ -120,9 +120,9 @@ impl Proxy {
             inject::not_modified_headers(response.headers_mut(), self.identifier.is_some());
         }
         let qualified = plan.and_then(|cookies| {
-            inject::response_qualifies(response.status(), response.headers()).map(|syntax| (cookies, syntax))
+            inject::response_qualifies(response.status(), response.headers()).map(|document| (cookies, document))
         });
-        let (cookies, syntax) = match qualified {
+        let (cookies, document) = match qualified {
             Ok(qualified) => qualified,
             Err(skip) => {
                 log.skip = Some(skip);
@@ -133,8 +133,13 @@ impl Proxy {
         log.identity = outcome;
         let personalised = visitor.is_some();
         let (mut parts, body) = response.into_parts();
-        let injection =
-            Injection { widget: Arc::clone(&self.widget), visitor, position: self.config.inject.position, syntax };
+        let injection = Injection {
+            widget: Arc::clone(&self.widget),
+            visitor,
+            position: self.config.inject.position,
+            syntax: document.syntax,
+            encoding: document.encoding,
+        };
         let mut body = RewriteBody::new(body, injection);
         if body.sniff().await.map_err(ProxyError::Upstream)? != Sniffed::NotPage {
             inject::rewrite_headers(&mut parts.headers, self.identifier.is_some(), personalised);

@@ -56,7 +56,7 @@ impl AccessLog {
     /// Writes the access line. `complete`: the whole body reached the client.
     pub fn emit(&self, bytes: u64, injected: bool, complete: bool) {
         let duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
-        let skip = self.skip.map_or("-", Skip::as_str);
+        let skip = self.skip.map_or_else(|| "-".to_owned(), |s| s.to_string());
         macro_rules! access {
             ($level:ident $(, $field:ident = $value:expr)*) => {
                 tracing::$level!(

@@ -9,6 +9,7 @@ use lol_html::html_content::{ContentType, DocumentEnd, EndTag};
 use lol_html::send::{Element, Settings};
 use lol_html::{MemorySettings, OutputSink, doctype, element, end, end_tag};
 
+use super::charset::Decoding;
 use crate::config::Position;
 use crate::identity::Visitor;
 use crate::inject::{self, Syntax, Widget};
@@ -24,6 +25,8 @@ pub struct Injection {
     pub visitor: Option<Visitor>,
     pub position: Position,
     pub syntax: Syntax,
+    /// The `Content-Type` charset, if the header gave one.
+    pub encoding: Option<&'static encoding_rs::Encoding>,
 }
 
 /// What the rewriter has seen and done on one page. Handlers run one at a time on the
@@ -80,7 +83,11 @@ impl OutputSink for Sink {
 }
 
 /// The lol_html handlers for one page.
-pub(super) fn settings(injection: Arc<Injection>, state: Arc<PageState>) -> Settings<'static, 'static> {
+pub(super) fn settings(
+    injection: Arc<Injection>,
+    state: Arc<PageState>,
+    decoding: Decoding,
+) -> Settings<'static, 'static> {
     let mark_page = |state: &Arc<PageState>| {
         let state = Arc::clone(state);
         move |_: &mut Element<'_, '_>| {
@@ -108,6 +115,8 @@ pub(super) fn settings(injection: Arc<Injection>, state: Arc<PageState>) -> Sett
             }
             Ok(())
         }))
+        .with_encoding(decoding.encoding)
+        .with_adjust_charset_on_meta_tag(decoding.follow_meta)
         // Never abort a page over markup that is merely ambiguous to a streaming parser:
         // the widget's placement does not depend on it.
         .with_strict(false)

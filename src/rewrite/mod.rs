@@ -6,6 +6,7 @@
 //! fragment keeps the upstream's head and bytes exactly. It never holds the head back
 //! longer than [`SNIFF_DEADLINE`].
 
+mod charset;
 mod handlers;
 
 use std::collections::VecDeque;
@@ -48,6 +49,11 @@ pub enum Sniffed {
 
 /// Where a page's rewrite stands.
 enum Stage {
+    /// No charset in the header: the first bytes (a BOM?) decide how to read the page.
+    AwaitingFirstBytes {
+        injection: Arc<Injection>,
+        prefix: Vec<u8>,
+    },
     Rewriting(Box<HtmlRewriter<'static, Sink>>),
     /// Not a page, or the rewriter gave up (memory cap, any error): bytes flow as they come.
     PassingThrough,
@@ -62,23 +68,52 @@ pub struct RewriteBody<B> {
     state: Arc<PageState>,
     /// Bytes decided while sniffing, sent before anything else.
     pending: VecDeque<Bytes>,
+    /// The page's encoding, when the rewriter cannot handle it (UTF-16 by its BOM).
+    refused_charset: Option<&'static str>,
     /// Upstream trailers, held until the rewriter's last bytes are out.
     trailers: Option<HeaderMap>,
 }
 
 impl<B> RewriteBody<B> {
     pub fn new(upstream: B, injection: Injection) -> Self {
-        let output = Arc::new(Mutex::new(BytesMut::with_capacity(16 * 1024)));
-        let state = Arc::new(PageState::default());
-        let settings = settings(Arc::new(injection), Arc::clone(&state));
-        let rewriter = HtmlRewriter::new(settings, Sink(Arc::clone(&output)));
-        RewriteBody {
+        let mut body = RewriteBody {
             upstream,
-            stage: Stage::Rewriting(Box::new(rewriter)),
-            output,
-            state,
+            stage: Stage::PassingThrough,
+            output: Arc::new(Mutex::new(BytesMut::with_capacity(16 * 1024))),
+            state: Arc::new(PageState::default()),
             pending: VecDeque::new(),
+            refused_charset: None,
             trailers: None,
+        };
+        let injection = Arc::new(injection);
+        match injection.encoding {
+            Some(_) => body.start(injection, &[]),
+            None => body.stage = Stage::AwaitingFirstBytes { injection, prefix: Vec::new() },
+        }
+        body
+    }
+
+    /// The charset the rewriter could not handle, if that is why the page passed through.
+    pub fn refused_charset(&self) -> Option<&'static str> {
+        self.refused_charset
+    }
+
+    /// Creates the rewriter for the page's encoding and feeds it `first_bytes`; or, for an
+    /// encoding it cannot handle, lets the page through as it is.
+    fn start(&mut self, injection: Arc<Injection>, first_bytes: &[u8]) {
+        match charset::choose(injection.encoding, first_bytes) {
+            Ok(decoding) => {
+                let settings = settings(injection, Arc::clone(&self.state), decoding);
+                let rewriter = HtmlRewriter::new(settings, Sink(Arc::clone(&self.output)));
+                self.stage = Stage::Rewriting(Box::new(rewriter));
+                self.write(first_bytes);
+            }
+            Err(charset) => {
+                debug!(charset, "the page's encoding cannot be rewritten; it passes through");
+                self.refused_charset = Some(charset);
+                self.stage = Stage::PassingThrough;
+                self.output.lock().unwrap_or_else(PoisonError::into_inner).extend_from_slice(first_bytes);
+            }
         }
     }
 
@@ -111,6 +146,22 @@ impl<B> RewriteBody<B> {
     /// error lol_html has already flushed the unprocessed input as-is; the rest passes
     /// through.
     fn write(&mut self, data: &[u8]) {
+        if let Stage::AwaitingFirstBytes { prefix, .. } = &mut self.stage {
+            if prefix.len() + data.len() < charset::BOM_LENGTH {
+                prefix.extend_from_slice(data);
+                return;
+            }
+            let Stage::AwaitingFirstBytes { injection, mut prefix } =
+                std::mem::replace(&mut self.stage, Stage::PassingThrough)
+            else {
+                return;
+            };
+            if prefix.is_empty() {
+                return self.start(injection, data);
+            }
+            prefix.extend_from_slice(data);
+            return self.start(injection, &prefix);
+        }
         if let Stage::Rewriting(rewriter) = &mut self.stage
             && let Err(error) = rewriter.write(data)
         {
@@ -121,6 +172,12 @@ impl<B> RewriteBody<B> {
 
     /// Ends the rewrite, leaving the rewriter's last bytes in the buffer.
     fn end(&mut self) {
+        if matches!(self.stage, Stage::AwaitingFirstBytes { .. })
+            && let Stage::AwaitingFirstBytes { injection, prefix } =
+                std::mem::replace(&mut self.stage, Stage::PassingThrough)
+        {
+            self.start(injection, &prefix);
+        }
         if let Stage::Rewriting(rewriter) = std::mem::replace(&mut self.stage, Stage::Finished)
             && let Err(error) = rewriter.end()
         {
@@ -181,7 +238,7 @@ where
         }
         // Not a page: what was read goes out exactly as it came, and the rest unparsed.
         self.output.lock().unwrap_or_else(PoisonError::into_inner).clear();
-        if let Stage::Rewriting(_) = self.stage {
+        if !matches!(self.stage, Stage::Finished) {
             self.stage = Stage::PassingThrough;
         }
         self.pending.extend(raw);
@@ -221,11 +278,11 @@ where
                 }
             };
             let out = match this.stage {
-                Stage::Rewriting(_) => {
+                Stage::PassingThrough => data,
+                _ => {
                     this.write(&data);
                     this.take_output()
                 }
-                _ => data,
             };
             if !out.is_empty() {
                 return Poll::Ready(Some(Ok(Frame::data(out))));

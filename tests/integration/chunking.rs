@@ -65,7 +65,8 @@ fn rewrite_announced(page: &[u8], cuts: &[usize], position: Position, announced:
     bounds.sort_unstable();
     bounds.dedup();
     let chunks = bounds.windows(2).map(|w| Bytes::copy_from_slice(&page[w[0]..w[1]])).collect();
-    let injection = Injection { widget: widget(), visitor: Some(visitor()), position, syntax: Syntax::Html };
+    let injection =
+        Injection { widget: widget(), visitor: Some(visitor()), position, syntax: Syntax::Html, encoding: None };
     let body = RewriteBody::new(Chunks(chunks, announced), injection);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
     runtime.block_on(async {
@@ -76,6 +77,7 @@ fn rewrite_announced(page: &[u8], cuts: &[usize], position: Position, announced:
 }
 
 const PIECES: &[&str] = &[
+    "\u{feff}",
     "<!DOCTYPE html>",
     "<html lang=\"en\">",
     "<head>",

@@ -15,9 +15,9 @@ fn raw_get(addr: std::net::SocketAddr, path: &str, cookie: &str) -> String {
     let mut socket = TcpStream::connect(addr).unwrap();
     let request = format!("GET {path} HTTP/1.1\r\nhost: shop\r\ncookie: {cookie}\r\nconnection: close\r\n\r\n");
     socket.write_all(request.as_bytes()).unwrap();
-    let mut response = String::new();
-    socket.read_to_string(&mut response).unwrap();
-    response
+    let mut response = Vec::new();
+    socket.read_to_end(&mut response).unwrap();
+    String::from_utf8_lossy(&response).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -89,4 +89,19 @@ async fn sigterm_and_sigint_finish_in_flight_requests_then_exit_cleanly() {
         assert!(proxy.wait().success(), "SIG{signal}: exit status");
         assert!(TcpStream::connect(addr).is_err(), "SIG{signal}: no longer listening");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_page_in_an_unreadable_charset_is_logged_with_why() {
+    let utf16: Vec<u8> = "\u{feff}<!DOCTYPE html><body>hi</body>".encode_utf16().flat_map(u16::to_le_bytes).collect();
+    let upstream = spawn_upstream(move |_| {
+        let page = utf16.clone();
+        async move { respond(http::StatusCode::OK, "text/html", bytes::Bytes::from(page)) }
+    })
+    .await;
+    let mut proxy = ProxyProcess::start(&proxy_yaml(upstream.addr, ""), &[]);
+    let addr = proxy.addr;
+    tokio::task::spawn_blocking(move || raw_get(addr, "/utf16", "a=b")).await.unwrap();
+    let line = proxy.wait_for_log("path=/utf16");
+    assert!(line.contains("injected=false") && line.contains("charset:UTF-16LE"), "{line}");
 }

@@ -1,6 +1,7 @@
 //! invent-proxy's integration tests: the real proxy and real upstreams on loopback ports
 //! the OS picks, talking over sockets.
 
+mod charsets;
 mod chunking;
 mod cli;
 mod config_errors;
