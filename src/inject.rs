@@ -241,7 +241,15 @@ impl Widget {
 
     /// The markup to insert: the element (unless the page has one) and the script tag
     /// (unless the page loads it already).
-    pub fn markup(&self, visitor: Option<&Visitor>, syntax: Syntax, element: bool, script: bool) -> String {
+    /// `nonce`: the CSP nonce the script must carry to run.
+    pub fn markup(
+        &self,
+        visitor: Option<&Visitor>,
+        syntax: Syntax,
+        nonce: Option<&str>,
+        element: bool,
+        script: bool,
+    ) -> String {
         let mut out = String::with_capacity(self.element_open.len() + self.script_tag.len() + 256);
         if element {
             out.push_str(&self.element_open);
@@ -251,10 +259,19 @@ impl Widget {
             out.push_str("></invent-assistant>");
         }
         if script {
-            out.push_str(match syntax {
+            let tag = match syntax {
                 Syntax::Html => &self.script_tag,
                 Syntax::Xhtml => &self.xhtml_script_tag,
-            });
+            };
+            match nonce {
+                None => out.push_str(tag),
+                Some(nonce) => {
+                    // `<script` + ` nonce="…"` + the rest of the tag.
+                    out.push_str("<script");
+                    push_attribute(&mut out, "nonce", nonce);
+                    out.push_str(&tag["<script".len()..]);
+                }
+            }
         }
         out
     }

@@ -10,13 +10,14 @@
 //! 5. **log** — one access line when the body ends ([`body`], [`telemetry`]).
 //!
 //! Module map: [`cli`] commands · [`config`] YAML → typed config · [`server`] accept loop and
-//! graceful shutdown · [`headers`] pure header helpers · [`upgrade`] WebSocket tunnels ·
+//! graceful shutdown · [`headers`] pure header helpers · [`csp`] script nonces and allowed origins · [`upgrade`] WebSocket tunnels ·
 //! [`demo`] the built-in sample site.
 #![forbid(unsafe_code)]
 
 pub mod body;
 pub mod cli;
 pub mod config;
+pub mod csp;
 pub mod demo;
 pub mod error;
 pub mod headers;

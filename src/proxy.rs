@@ -11,6 +11,7 @@ use hyper::body::Incoming;
 
 use crate::body::{LoggedBody, ProxyBody};
 use crate::config::Config;
+use crate::csp;
 use crate::error::ProxyError;
 use crate::headers;
 use crate::identity::{Identifier, Outcome, Visitor};
@@ -139,10 +140,12 @@ impl Proxy {
             position: self.config.inject.position,
             syntax: document.syntax,
             encoding: document.encoding,
+            nonce: csp::script_nonce(&parts.headers),
         };
         let mut body = RewriteBody::new(body, injection);
         if body.sniff().await.map_err(ProxyError::Upstream)? != Sniffed::NotPage {
             inject::rewrite_headers(&mut parts.headers, self.identifier.is_some(), personalised);
+            csp::allow_origins(&mut parts.headers, &self.config.inject.csp_allow);
             if let Some(length) = body.complete_len() {
                 parts.headers.insert(header::CONTENT_LENGTH, length.into());
             }

@@ -111,6 +111,8 @@ pub struct Inject {
     pub position: Position,
     pub include_paths: PathGlobs,
     pub exclude_paths: PathGlobs,
+    /// Origins added to the governing directives of a page's `Content-Security-Policy`.
+    pub csp_allow: Vec<String>,
 }
 
 /// A compiled list of path globs.
@@ -231,9 +233,9 @@ fn default_user_id_claim() -> ClaimPath {
 }
 
 fn build_inject(raw: Option<raw::RawInject>) -> Result<Inject, BuildError> {
-    let (position, include, exclude) = match raw {
-        None => (None, None, None),
-        Some(r) => (r.position, r.include_paths, r.exclude_paths),
+    let (position, include, exclude, csp_allow) = match raw {
+        None => (None, None, None, None),
+        Some(r) => (r.position, r.include_paths, r.exclude_paths, r.csp_allow),
     };
     let globs = |list: Option<Vec<value::Parsed<PathGlob>>>, default: &[&str], key: &'static str| {
         let globs = match list {
@@ -250,5 +252,6 @@ fn build_inject(raw: Option<raw::RawInject>) -> Result<Inject, BuildError> {
         position: position.map_or(Position::BodyEnd, |v| v.0),
         include_paths: globs(include, &["/**"], "inject.include_paths")?,
         exclude_paths: globs(exclude, &[], "inject.exclude_paths")?,
+        csp_allow: csp_allow.unwrap_or_default().into_iter().map(|origin| origin.0.0).collect(),
     })
 }

@@ -86,6 +86,27 @@ pub struct RawInject {
     pub position: Option<Parsed<Position>>,
     pub include_paths: Option<Vec<Parsed<PathGlob>>>,
     pub exclude_paths: Option<Vec<Parsed<PathGlob>>>,
+    pub csp_allow: Option<Vec<Parsed<CspSource>>>,
+}
+
+/// An origin for `inject.csp_allow`: `https://host[:port]`, the host may start with `*.`.
+/// Nothing else, so it can never break the policy it is added to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CspSource(pub String);
+
+impl FromStr for CspSource {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let invalid = || format!("{s:?} is not an origin like https://www.useinvent.com or https://*.example.com");
+        let schemes = ["https://", "http://", "wss://", "ws://"];
+        let rest = schemes.iter().find_map(|scheme| s.strip_prefix(scheme)).ok_or_else(invalid)?;
+        let (host, port) = rest.split_once(':').unwrap_or((rest, ""));
+        let host = host.strip_prefix("*.").unwrap_or(host);
+        let host_ok = !host.is_empty() && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+        let port_ok = if rest.contains(':') { port.parse::<u16>().is_ok() } else { true };
+        if host_ok && port_ok { Ok(CspSource(s.to_owned())) } else { Err(invalid()) }
+    }
 }
 
 /// `upstream.url`: `http://` or `https://`, a host, an optional port, and no path.
@@ -232,6 +253,23 @@ mod tests {
         assert!("/static/button.js".parse::<ScriptUrl>().is_ok());
         assert!("//cdn.example/button.js".parse::<ScriptUrl>().is_err());
         assert!("javascript:alert(1)".parse::<ScriptUrl>().is_err());
+    }
+
+    #[test]
+    fn csp_sources_are_plain_origins() {
+        for good in ["https://www.useinvent.com", "https://*.useinvent.com", "wss://chat.example:8443"] {
+            assert!(good.parse::<CspSource>().is_ok(), "{good}");
+        }
+        for bad in [
+            "www.useinvent.com",
+            "https://x; script-src *",
+            "https://a b",
+            "'unsafe-inline'",
+            "https://x:port",
+            "https://",
+        ] {
+            assert!(bad.parse::<CspSource>().is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub struct Injection {
     pub syntax: Syntax,
     /// The `Content-Type` charset, if the header gave one.
     pub encoding: Option<&'static encoding_rs::Encoding>,
+    /// The script nonce of the response's `Content-Security-Policy` header.
+    pub nonce: Option<String>,
 }
 
 /// What the rewriter has seen and done on one page. Handlers run one at a time on the
@@ -45,6 +47,8 @@ pub(super) struct PageState {
     pub(super) added_script: AtomicBool,
     /// The rewriter failed at the very end; what it had not processed went out as-is.
     pub(super) bailed_out: AtomicBool,
+    /// The script nonce of a `<meta http-equiv="Content-Security-Policy">` in the page.
+    pub(super) meta_nonce: Mutex<Option<String>>,
 }
 
 impl PageState {
@@ -69,7 +73,9 @@ impl PageState {
         if script {
             Self::set(&self.added_script);
         }
-        Some(injection.widget.markup(injection.visitor.as_ref(), injection.syntax, element, script))
+        let meta_nonce = self.meta_nonce.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let nonce = injection.nonce.as_deref().or(meta_nonce.as_deref());
+        Some(injection.widget.markup(injection.visitor.as_ref(), injection.syntax, nonce, element, script))
     }
 }
 
@@ -108,6 +114,7 @@ pub(super) fn settings(
             "invent-assistant",
             on_existing_element(Arc::clone(&injection), Arc::clone(&state))
         ))
+        .append_element_content_handler(element!("meta[http-equiv]", on_meta(Arc::clone(&state))))
         .append_element_content_handler(element!("script[src]", on_script(Arc::clone(&injection), Arc::clone(&state))))
         .append_document_content_handler(end!(move |end: &mut DocumentEnd<'_>| {
             if let Some(markup) = state.take_markup(&injection) {
@@ -210,6 +217,23 @@ fn on_script(
             el.remove();
         } else {
             PageState::set(&state.has_script);
+        }
+        Ok(())
+    }
+}
+
+/// A `<meta http-equiv="Content-Security-Policy">`: its script nonce, for the widget's
+/// script (a `Report-Only` policy cannot be set by `<meta>`).
+fn on_meta(state: Arc<PageState>) -> impl FnMut(&mut Element<'_, '_>) -> lol_html::HandlerResult + Send + 'static {
+    move |el| {
+        let is_policy =
+            el.get_attribute("http-equiv").is_some_and(|v| v.trim().eq_ignore_ascii_case("content-security-policy"));
+        let nonce = el
+            .get_attribute("content")
+            .filter(|_| is_policy)
+            .and_then(|policy| policy.split(',').find_map(crate::csp::policy_script_nonce));
+        if let Some(nonce) = nonce {
+            state.meta_nonce.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(nonce);
         }
         Ok(())
     }

@@ -65,8 +65,14 @@ fn rewrite_announced(page: &[u8], cuts: &[usize], position: Position, announced:
     bounds.sort_unstable();
     bounds.dedup();
     let chunks = bounds.windows(2).map(|w| Bytes::copy_from_slice(&page[w[0]..w[1]])).collect();
-    let injection =
-        Injection { widget: widget(), visitor: Some(visitor()), position, syntax: Syntax::Html, encoding: None };
+    let injection = Injection {
+        widget: widget(),
+        visitor: Some(visitor()),
+        position,
+        syntax: Syntax::Html,
+        encoding: None,
+        nonce: None,
+    };
     let body = RewriteBody::new(Chunks(chunks, announced), injection);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
     runtime.block_on(async {
@@ -122,7 +128,7 @@ proptest! {
         cuts in prop::collection::vec(any::<usize>(), 0..40),
     ) {
         let output = String::from_utf8(rewrite(page.as_bytes(), &cuts, Position::BodyEnd)).unwrap();
-        let markup = widget().markup(Some(&visitor()), Syntax::Html, true, true);
+        let markup = widget().markup(Some(&visitor()), Syntax::Html, None, true, true);
         prop_assert!(output.matches("<invent-assistant").count() <= 1);
         prop_assert_eq!(output.replacen(&markup, "", 1), page);
     }

@@ -5,6 +5,7 @@ mod charsets;
 mod chunking;
 mod cli;
 mod config_errors;
+mod csp;
 mod identity;
 mod injection;
 mod logs;
