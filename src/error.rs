@@ -21,6 +21,9 @@ pub enum ProxyError {
     /// The upstream failed after connecting: closed early, sent an invalid response.
     #[error("upstream failed: {0}")]
     Upstream(#[source] BoxError),
+    /// The proxy itself could not handle the request (e.g. no memory for a decoder).
+    #[error("internal error: {0}")]
+    Internal(#[source] BoxError),
 }
 
 impl ProxyError {
@@ -30,6 +33,7 @@ impl ProxyError {
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ProxyError::UpstreamConnect(_) | ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ProxyError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -40,6 +44,7 @@ impl ProxyError {
             ProxyError::UpstreamConnect(_) => "upstream_connect",
             ProxyError::UpstreamTimeout(_) => "upstream_timeout",
             ProxyError::Upstream(_) => "upstream",
+            ProxyError::Internal(_) => "internal",
         }
     }
 
@@ -58,6 +63,7 @@ impl ProxyError {
                     "The site behind this proxy could not be reached. Please try again shortly."
                 }
                 ProxyError::UpstreamTimeout(_) => "The site behind this proxy took too long to answer.",
+                ProxyError::Internal(_) => "The proxy could not handle this request.",
             }
         );
         let mut response = Response::new(Full::new(Bytes::from(body)));

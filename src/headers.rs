@@ -4,6 +4,8 @@ use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
+use crate::codec::Coding;
+
 /// Hop-by-hop headers (RFC 9110 §7.6.1, plus the legacy `Keep-Alive` and
 /// `Proxy-Connection`): meaningful for one connection only, never forwarded.
 const HOP_BY_HOP: [HeaderName; 8] = [
@@ -110,6 +112,26 @@ pub fn accepts_html(headers: &HeaderMap) -> bool {
         let media = t.split(';').next().unwrap_or("").trim();
         media.eq_ignore_ascii_case("text/html") || media.eq_ignore_ascii_case("application/xhtml+xml")
     })
+}
+
+/// Whether the client's `Accept-Encoding` allows `coding` (RFC 9110 §12.5.3): named with a
+/// q-value above zero, or covered by `*`. Without the header, only identity is assumed.
+pub fn accepts_coding(headers: &HeaderMap, coding: Coding) -> bool {
+    let mut wildcard = false;
+    for item in
+        headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(','))
+    {
+        let mut parts = item.split(';');
+        let token = parts.next().unwrap_or("").trim();
+        let q = parts
+            .find_map(|p| p.trim().strip_prefix("q=").or_else(|| p.trim().strip_prefix("Q=")))
+            .map_or(1.0, |q| q.trim().parse::<f32>().unwrap_or(0.0));
+        if Coding::from_token(token) == Some(coding) {
+            return q > 0.0;
+        }
+        wildcard |= token == "*" && q > 0.0;
+    }
+    wildcard
 }
 
 /// `"abc"` → `W/"abc"`: the rewritten body is no longer byte-identical to the upstream's.
@@ -274,6 +296,19 @@ mod tests {
         assert!(!is_navigation(&map(&[("sec-fetch-dest", "empty")])));
         assert!(!is_navigation(&map(&[("x-requested-with", "XMLHttpRequest")])));
         assert!(!is_navigation(&map(&[("hx-request", "true")])));
+    }
+
+    #[test]
+    fn accept_encoding_follows_q_values_and_wildcards() {
+        let accepts = |value: &'static str, coding| accepts_coding(&map(&[("accept-encoding", value)]), coding);
+        assert!(accepts("gzip, deflate, br", Coding::Brotli));
+        assert!(accepts("x-gzip", Coding::Gzip));
+        assert!(!accepts("gzip;q=0, br", Coding::Gzip));
+        assert!(accepts("*", Coding::Zstd));
+        assert!(!accepts("*;q=0", Coding::Zstd));
+        assert!(!accepts("br, *;q=0.5, zstd;q=0", Coding::Zstd), "a named coding beats the wildcard");
+        assert!(!accepts("identity", Coding::Gzip));
+        assert!(!accepts_coding(&HeaderMap::new(), Coding::Gzip));
     }
 
     #[test]

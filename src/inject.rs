@@ -9,6 +9,7 @@ use encoding_rs::Encoding;
 use http::header::{self, HeaderMap};
 use http::{Method, StatusCode};
 
+use crate::codec::Coding;
 use crate::config;
 use crate::headers;
 use crate::identity::Visitor;
@@ -122,6 +123,25 @@ pub struct Document {
     pub syntax: Syntax,
     /// The `charset` of `Content-Type`, when given: it decides over a BOM or `<meta>`.
     pub encoding: Option<&'static Encoding>,
+    /// The page's content coding, if it is compressed.
+    pub coding: Option<Coding>,
+}
+
+/// The one content coding of a response, if any. Several stacked codings, or one the
+/// proxy cannot decode, mean the page passes through as it is.
+fn content_coding(headers: &HeaderMap) -> Result<Option<Coding>, Skip> {
+    let mut codings = headers
+        .get_all(header::CONTENT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("identity"));
+    match (codings.next(), codings.next()) {
+        (None, _) => Ok(None),
+        (Some(one), None) => Coding::from_token(one).map(Some).ok_or(Skip::Encoding),
+        (Some(_), Some(_)) => Err(Skip::Encoding),
+    }
 }
 
 /// The response rules: `200`, an HTML media type, an encoding and charset the rewriter
@@ -142,11 +162,7 @@ pub fn response_qualifies(status: StatusCode, headers: &HeaderMap) -> Result<Doc
     if headers::is_attachment(headers) {
         return Err(Skip::Attachment);
     }
-    let encoded =
-        headers.get_all(header::CONTENT_ENCODING).iter().any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
-    if encoded {
-        return Err(Skip::Encoding);
-    }
+    let coding = content_coding(headers)?;
     let encoding = match charset {
         None => None,
         // lol_html rewrites ASCII-compatible encodings only, byte for byte.
@@ -156,7 +172,7 @@ pub fn response_qualifies(status: StatusCode, headers: &HeaderMap) -> Result<Doc
             None => return Err(Skip::Charset(None)),
         },
     };
-    Ok(Document { syntax, encoding })
+    Ok(Document { syntax, encoding, coding })
 }
 
 /// Header changes of a response whose body is rewritten (spec: "Headers of a rewritten
@@ -173,6 +189,15 @@ pub fn rewrite_headers(headers: &mut HeaderMap, varies_by_cookie: bool, personal
     }
     if personalised {
         headers::make_private(headers);
+    }
+}
+
+/// Header changes of a compressed page that was decoded to be rewritten: it now depends on
+/// `Accept-Encoding`, and goes out as identity to a client that does not take its coding.
+pub fn transcoded_headers(headers: &mut HeaderMap, reencoded: bool) {
+    headers::add_vary(headers, "Accept-Encoding");
+    if !reencoded {
+        headers.remove(header::CONTENT_ENCODING);
     }
 }
 
@@ -357,17 +382,24 @@ mod tests {
     #[test]
     fn only_plain_utf8_html_200s_qualify() {
         let html = headers(&[("content-type", "text/html; charset=utf-8")]);
-        let utf8 = Document { syntax: Syntax::Html, encoding: Some(encoding_rs::UTF_8) };
+        let utf8 = Document { syntax: Syntax::Html, encoding: Some(encoding_rs::UTF_8), coding: None };
         assert_eq!(response_qualifies(StatusCode::OK, &html), Ok(utf8));
         assert_eq!(response_qualifies(StatusCode::NOT_FOUND, &html), Err(Skip::Status));
         let xhtml = headers(&[("content-type", "application/xhtml+xml")]);
-        assert_eq!(response_qualifies(StatusCode::OK, &xhtml), Ok(Document { syntax: Syntax::Xhtml, encoding: None }));
+        assert_eq!(
+            response_qualifies(StatusCode::OK, &xhtml),
+            Ok(Document { syntax: Syntax::Xhtml, encoding: None, coding: None })
+        );
         let json = headers(&[("content-type", "application/json")]);
         assert_eq!(response_qualifies(StatusCode::OK, &json), Err(Skip::NotHtml));
         let gzip = headers(&[("content-type", "text/html"), ("content-encoding", "gzip")]);
-        assert_eq!(response_qualifies(StatusCode::OK, &gzip), Err(Skip::Encoding));
+        assert_eq!(response_qualifies(StatusCode::OK, &gzip).map(|d| d.coding), Ok(Some(Coding::Gzip)));
+        let stacked = headers(&[("content-type", "text/html"), ("content-encoding", "gzip, br")]);
+        assert_eq!(response_qualifies(StatusCode::OK, &stacked), Err(Skip::Encoding));
+        let unknown = headers(&[("content-type", "text/html"), ("content-encoding", "compress")]);
+        assert_eq!(response_qualifies(StatusCode::OK, &unknown), Err(Skip::Encoding));
         let latin = headers(&[("content-type", "text/html; charset=iso-8859-1")]);
-        let windows_1252 = Document { syntax: Syntax::Html, encoding: Some(encoding_rs::WINDOWS_1252) };
+        let windows_1252 = Document { syntax: Syntax::Html, encoding: Some(encoding_rs::WINDOWS_1252), coding: None };
         assert_eq!(response_qualifies(StatusCode::OK, &latin), Ok(windows_1252));
         let utf16 = headers(&[("content-type", "text/html; charset=utf-16")]);
         assert_eq!(response_qualifies(StatusCode::OK, &utf16), Err(Skip::Charset(Some("UTF-16LE"))));

@@ -16,6 +16,7 @@
 
 pub mod body;
 pub mod cli;
+pub mod codec;
 pub mod config;
 pub mod csp;
 pub mod demo;

@@ -10,13 +10,14 @@ use http::{HeaderMap, Request, Response, header};
 use hyper::body::Incoming;
 
 use crate::body::{LoggedBody, ProxyBody};
+use crate::codec::{Coding, Decoder, Encoder};
 use crate::config::Config;
 use crate::csp;
 use crate::error::ProxyError;
 use crate::headers;
 use crate::identity::{Identifier, Outcome, Visitor};
 use crate::inject::{self, Skip, Widget};
-use crate::rewrite::{Injection, RewriteBody, Sniffed};
+use crate::rewrite::{Injection, RewriteBody, Sniffed, Transcode};
 use crate::telemetry::AccessLog;
 use crate::upgrade;
 use crate::upstream::{self, UpstreamClient};
@@ -30,8 +31,9 @@ pub struct Proxy {
     widget: Arc<Widget>,
 }
 
-/// The `Cookie` headers of a request that qualifies for injection, kept for `identify`.
-struct Cookies(HeaderMap);
+/// What is kept of a request that qualifies for injection: its `Cookie` headers (for
+/// `identify`) and its `Accept-Encoding` (for a compressed page).
+struct Kept(HeaderMap);
 
 impl Proxy {
     /// Builds the proxy: upstream client, verifier and widget markup.
@@ -89,10 +91,20 @@ impl Proxy {
     }
 
     /// Decides from the request alone whether its response may get the widget.
-    fn plan(&self, req: &Request<Incoming>) -> Result<Cookies, Skip> {
+    fn plan(&self, req: &Request<Incoming>) -> Result<Kept, Skip> {
         inject::request_qualifies(req.method(), req.uri().path(), req.headers(), &self.config.inject)?;
-        let cookies = req.headers().get_all(header::COOKIE).iter().map(|v| (header::COOKIE, v.clone())).collect();
-        Ok(Cookies(cookies))
+        let mut kept = HeaderMap::new();
+        let names = if self.identifier.is_some() {
+            &[header::ACCEPT_ENCODING, header::COOKIE][..]
+        } else {
+            &[header::ACCEPT_ENCODING]
+        };
+        for name in names {
+            for value in req.headers().get_all(name) {
+                kept.append(name.clone(), value.clone());
+            }
+        }
+        Ok(Kept(kept))
     }
 
     async fn forward(&self, req: Request<Incoming>, peer: SocketAddr) -> Result<Response<Incoming>, ProxyError> {
@@ -101,9 +113,9 @@ impl Proxy {
         upstream::send(&self.client, req, &self.config.upstream).await
     }
 
-    fn identify(&self, cookies: &Cookies) -> (Option<Visitor>, Outcome) {
+    fn identify(&self, kept: &Kept) -> (Option<Visitor>, Outcome) {
         match &self.identifier {
-            Some(identifier) => identifier.identify(&cookies.0),
+            Some(identifier) => identifier.identify(&kept.0),
             None => (None, Outcome::None),
         }
     }
@@ -114,23 +126,23 @@ impl Proxy {
     async fn inject(
         &self,
         mut response: Response<Incoming>,
-        plan: Result<Cookies, Skip>,
+        plan: Result<Kept, Skip>,
         log: &mut AccessLog,
     ) -> Result<Response<ProxyBody>, ProxyError> {
         if plan.is_ok() && response.status() == http::StatusCode::NOT_MODIFIED {
             inject::not_modified_headers(response.headers_mut(), self.identifier.is_some());
         }
-        let qualified = plan.and_then(|cookies| {
-            inject::response_qualifies(response.status(), response.headers()).map(|document| (cookies, document))
+        let qualified = plan.and_then(|kept| {
+            inject::response_qualifies(response.status(), response.headers()).map(|document| (kept, document))
         });
-        let (cookies, document) = match qualified {
+        let (kept, document) = match qualified {
             Ok(qualified) => qualified,
             Err(skip) => {
                 log.skip = Some(skip);
                 return Ok(response.map(ProxyBody::Passthrough));
             }
         };
-        let (visitor, outcome) = self.identify(&cookies);
+        let (visitor, outcome) = self.identify(&kept);
         log.identity = outcome;
         let personalised = visitor.is_some();
         let (mut parts, body) = response.into_parts();
@@ -142,9 +154,14 @@ impl Proxy {
             encoding: document.encoding,
             nonce: csp::script_nonce(&parts.headers),
         };
-        let mut body = RewriteBody::new(body, injection);
+        let transcode = transcode(document.coding, &kept.0)?;
+        let reencoded = transcode.encoder.is_some();
+        let mut body = RewriteBody::new(body, injection, transcode);
         if body.sniff().await.map_err(ProxyError::Upstream)? != Sniffed::NotPage {
             inject::rewrite_headers(&mut parts.headers, self.identifier.is_some(), personalised);
+            if document.coding.is_some() {
+                inject::transcoded_headers(&mut parts.headers, reencoded);
+            }
             csp::allow_origins(&mut parts.headers, &self.config.inject.csp_allow);
             if let Some(length) = body.complete_len() {
                 parts.headers.insert(header::CONTENT_LENGTH, length.into());
@@ -152,6 +169,16 @@ impl Proxy {
         }
         Ok(Response::from_parts(parts, ProxyBody::Rewritten(Box::new(body))))
     }
+}
+
+/// The decoder for a compressed page, and the encoder if the client accepts its coding.
+fn transcode(coding: Option<Coding>, request: &HeaderMap) -> Result<Transcode, ProxyError> {
+    let Some(coding) = coding else { return Ok(Transcode::default()) };
+    let internal = |e: std::io::Error| ProxyError::Internal(e.into());
+    let decoder = Decoder::new(coding).map_err(internal)?;
+    let encoder =
+        headers::accepts_coding(request, coding).then(|| Encoder::new(coding)).transpose().map_err(internal)?;
+    Ok(Transcode { decoder: Some(decoder), encoder })
 }
 
 /// An error and its sources on one line: hyper's errors say little without their causes.

@@ -22,6 +22,8 @@ use lol_html::send::HtmlRewriter;
 use tracing::debug;
 
 pub use handlers::{Injection, REWRITER_MAX_MEMORY};
+
+use crate::codec::{Decoder, Encoder};
 use handlers::{PageState, Sink, settings};
 
 /// The error of a body on the request path: whatever the upstream body failed with.
@@ -72,10 +74,22 @@ pub struct RewriteBody<B> {
     refused_charset: Option<&'static str>,
     /// Upstream trailers, held until the rewriter's last bytes are out.
     trailers: Option<HeaderMap>,
+    /// Decodes a compressed page before it is rewritten.
+    decoder: Option<Decoder>,
+    /// Encodes the rewritten page for a client that accepts the page's coding.
+    encoder: Option<Encoder>,
+}
+
+/// How a compressed page is read and sent on: decoded, and encoded again if the client
+/// accepts the coding (else sent as identity). The default passes bytes as they are.
+#[derive(Default)]
+pub struct Transcode {
+    pub decoder: Option<Decoder>,
+    pub encoder: Option<Encoder>,
 }
 
 impl<B> RewriteBody<B> {
-    pub fn new(upstream: B, injection: Injection) -> Self {
+    pub fn new(upstream: B, injection: Injection, transcode: Transcode) -> Self {
         let mut body = RewriteBody {
             upstream,
             stage: Stage::PassingThrough,
@@ -84,6 +98,8 @@ impl<B> RewriteBody<B> {
             pending: VecDeque::new(),
             refused_charset: None,
             trailers: None,
+            decoder: transcode.decoder,
+            encoder: transcode.encoder,
         };
         let injection = Arc::new(injection);
         match injection.encoding {
@@ -134,12 +150,60 @@ impl<B> RewriteBody<B> {
 
     /// The exact length of the body, when sniffing already read all of it.
     pub fn complete_len(&self) -> Option<u64> {
-        let done = matches!(self.stage, Stage::Finished) && self.trailers.is_none();
+        let done = matches!(self.stage, Stage::Finished) && self.trailers.is_none() && self.encoder.is_none();
         done.then(|| self.pending.iter().map(|b| b.len() as u64).sum())
     }
 
     fn take_output(&self) -> Bytes {
         self.output.lock().unwrap_or_else(PoisonError::into_inner).split().freeze()
+    }
+
+    /// Upstream bytes as page bytes: decoded, if the page is compressed. An error is
+    /// corrupt compressed input.
+    fn decode(&mut self, data: Bytes) -> Result<Bytes, BoxError> {
+        match &mut self.decoder {
+            Some(decoder) => Ok(decoder.push(&data)?),
+            None => Ok(data),
+        }
+    }
+
+    /// The output so far, encoded if the client gets the page compressed.
+    fn take_encoded(&mut self) -> Result<Bytes, BoxError> {
+        let out = self.take_output();
+        match &mut self.encoder {
+            Some(encoder) => Ok(encoder.push(&out)?),
+            None => Ok(out),
+        }
+    }
+
+    /// The last output, with the end of the encoded stream.
+    fn take_final(&mut self) -> Result<Bytes, BoxError> {
+        let out = self.take_output();
+        match self.encoder.take() {
+            Some(encoder) => Ok(encoder.finish(&out)?),
+            None => Ok(out),
+        }
+    }
+
+    /// Page bytes to the rewriter, or straight to the output once it has given up.
+    fn feed(&mut self, page_bytes: &[u8]) {
+        match self.stage {
+            Stage::PassingThrough => {
+                self.output.lock().unwrap_or_else(PoisonError::into_inner).extend_from_slice(page_bytes);
+            }
+            Stage::Finished => {}
+            _ => self.write(page_bytes),
+        }
+    }
+
+    /// The end of the upstream body: the decoder's last bytes, then the rewriter's end.
+    fn end_input(&mut self) -> Result<(), BoxError> {
+        if let Some(decoder) = self.decoder.take() {
+            let tail = decoder.finish()?;
+            self.feed(&tail);
+        }
+        self.end();
+        Ok(())
     }
 
     /// Feeds one chunk to the rewriter, leaving its output in the buffer. On a rewriter
@@ -187,12 +251,11 @@ impl<B> RewriteBody<B> {
         self.stage = Stage::Finished;
     }
 
-    /// The next frame once the upstream body has ended: the rewriter's last bytes, then
-    /// any trailers.
-    fn finish(&mut self) -> Option<Frame<Bytes>> {
-        self.end();
-        let rest = self.take_output();
-        if rest.is_empty() { self.trailers.take().map(Frame::trailers) } else { Some(Frame::data(rest)) }
+    /// The next frame once the upstream body has ended: the last bytes, then any trailers.
+    fn finish(&mut self) -> Result<Option<Frame<Bytes>>, BoxError> {
+        self.end_input()?;
+        let rest = self.take_final()?;
+        Ok(if rest.is_empty() { self.trailers.take().map(Frame::trailers) } else { Some(Frame::data(rest)) })
     }
 }
 
@@ -216,28 +279,34 @@ where
         while !matches!(self.stage, Stage::Finished) && (small || (!self.is_page() && read < SNIFF_LIMIT)) {
             let Ok(frame) = tokio::time::timeout_at(deadline, self.upstream.frame()).await else {
                 // Still unclear, or still arriving: stop holding the head back.
-                self.pending.push_back(self.take_output());
+                let out = self.take_encoded()?;
+                self.pending.push_back(out);
                 return Ok(if self.is_page() { Sniffed::Page } else { Sniffed::Undecided });
             };
             match frame {
-                None => self.end(),
+                None => self.end_input()?,
                 Some(Err(e)) => return Err(e.into()),
                 Some(Ok(frame)) => match frame.into_data() {
                     Ok(data) => {
                         read += data.len();
-                        self.write(&data);
-                        raw.push(data);
+                        raw.push(data.clone());
+                        let page_bytes = self.decode(data)?;
+                        self.feed(&page_bytes);
                     }
                     Err(frame) => self.trailers = frame.into_trailers().ok(),
                 },
             }
         }
         if self.is_page() {
-            self.pending.push_back(self.take_output());
+            let out = if matches!(self.stage, Stage::Finished) { self.take_final()? } else { self.take_encoded()? };
+            self.pending.push_back(out);
             return Ok(Sniffed::Page);
         }
-        // Not a page: what was read goes out exactly as it came, and the rest unparsed.
+        // Not a page: what was read goes out exactly as it came (still compressed, if it
+        // was), and the rest unparsed.
         self.output.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        self.decoder = None;
+        self.encoder = None;
         if !matches!(self.stage, Stage::Finished) {
             self.stage = Stage::PassingThrough;
         }
@@ -263,10 +332,10 @@ where
         }
         loop {
             if let Stage::Finished = this.stage {
-                return Poll::Ready(this.finish().map(Ok));
+                return Poll::Ready(this.finish().transpose());
             }
             let frame = match ready!(Pin::new(&mut this.upstream).poll_frame(cx)) {
-                None => return Poll::Ready(this.finish().map(Ok)),
+                None => return Poll::Ready(this.finish().transpose()),
                 Some(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
                 Some(Ok(frame)) => frame,
             };
@@ -277,12 +346,18 @@ where
                     continue;
                 }
             };
-            let out = match this.stage {
-                Stage::PassingThrough => data,
-                _ => {
-                    this.write(&data);
-                    this.take_output()
-                }
+            let out = match (&this.stage, &this.decoder, &this.encoder) {
+                (Stage::PassingThrough, None, None) => data,
+                _ => match this.decode(data) {
+                    Ok(page_bytes) => {
+                        this.feed(&page_bytes);
+                        match this.take_encoded() {
+                            Ok(out) => out,
+                            Err(e) => return Poll::Ready(Some(Err(e))),
+                        }
+                    }
+                    Err(e) => return Poll::Ready(Some(Err(e))),
+                },
             };
             if !out.is_empty() {
                 return Poll::Ready(Some(Ok(Frame::data(out))));
@@ -292,6 +367,7 @@ where
 
     fn is_end_stream(&self) -> bool {
         matches!(self.stage, Stage::Finished)
+            && self.encoder.is_none()
             && self.pending.iter().all(Bytes::is_empty)
             && self.trailers.is_none()
             && self.output.lock().unwrap_or_else(PoisonError::into_inner).is_empty()

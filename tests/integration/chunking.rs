@@ -73,7 +73,7 @@ fn rewrite_announced(page: &[u8], cuts: &[usize], position: Position, announced:
         encoding: None,
         nonce: None,
     };
-    let body = RewriteBody::new(Chunks(chunks, announced), injection);
+    let body = RewriteBody::new(Chunks(chunks, announced), injection, Default::default());
     let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
     runtime.block_on(async {
         let mut body = body;

@@ -171,27 +171,11 @@ async fn include_paths_limit_injection_to_matching_paths() {
 }
 
 #[tokio::test]
-async fn other_statuses_types_and_encodings_pass_through_byte_for_byte() {
-    let gzipped = {
-        use std::io::Write;
-        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        encoder.write_all(PAGE.as_bytes()).unwrap();
-        encoder.finish().unwrap()
-    };
-    let gz = gzipped.clone();
-    let upstream = spawn_upstream(move |req| {
-        let gz = gz.clone();
-        async move {
-            match req.uri().path() {
-                "/missing" => respond(StatusCode::NOT_FOUND, "text/html", PAGE),
-                "/data" => respond(StatusCode::OK, "application/json", "{\"html\":\"<body></body>\"}"),
-                "/gzip" => {
-                    let mut response = respond(StatusCode::OK, "text/html", gz);
-                    response.headers_mut().insert(header::CONTENT_ENCODING, "gzip".parse().unwrap());
-                    response
-                }
-                _ => respond(StatusCode::OK, "text/html", "unreachable"),
-            }
+async fn other_statuses_and_types_pass_through_byte_for_byte() {
+    let upstream = spawn_upstream(|req| async move {
+        match req.uri().path() {
+            "/missing" => respond(StatusCode::NOT_FOUND, "text/html", PAGE),
+            _ => respond(StatusCode::OK, "application/json", "{\"html\":\"<body></body>\"}"),
         }
     })
     .await;
@@ -199,9 +183,6 @@ async fn other_statuses_types_and_encodings_pass_through_byte_for_byte() {
     let missing = get(&proxy, "/missing").await;
     assert_eq!((missing.status, missing.text().as_str()), (StatusCode::NOT_FOUND, PAGE));
     assert_eq!(get(&proxy, "/data").await.text(), "{\"html\":\"<body></body>\"}");
-    let gzip = get_with(&proxy, "/gzip", &[("accept-encoding", "gzip")]).await;
-    assert_eq!(gzip.headers[header::CONTENT_ENCODING], "gzip");
-    assert_eq!(gzip.body, Bytes::from(gzipped), "compressed pages are not corrupted");
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@
 mod charsets;
 mod chunking;
 mod cli;
+mod compression;
 mod config_errors;
 mod csp;
 mod identity;

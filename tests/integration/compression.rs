@@ -1,0 +1,198 @@
+//! Compressed pages are decoded, rewritten and encoded again as they stream; everything
+//! the proxy cannot or must not decode passes through byte for byte.
+
+use std::io::Write;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{StatusCode, header};
+use http_body_util::BodyExt;
+
+use crate::support::*;
+
+const PAGE: &str = "<!DOCTYPE html><html><head><title>Shop</title></head><body><h1>Caf\u{e9}</h1></body></html>";
+const WIDGET: &str = "<invent-assistant assistant-id=\"ast_test\"></invent-assistant>\
+<script type=\"text/javascript\" src=\"https://www.useinvent.com/button.js\" async defer></script>";
+
+fn rewritten() -> String {
+    PAGE.replace("</body>", &format!("{WIDGET}</body>"))
+}
+
+fn encode(coding: &str, data: &[u8]) -> Vec<u8> {
+    let flate = flate2::Compression::default();
+    match coding {
+        "gzip" => finish(flate2::write::GzEncoder::new(Vec::new(), flate), data, |e| e.finish().unwrap()),
+        "deflate" => finish(flate2::write::ZlibEncoder::new(Vec::new(), flate), data, |e| e.finish().unwrap()),
+        "raw-deflate" => finish(flate2::write::DeflateEncoder::new(Vec::new(), flate), data, |e| e.finish().unwrap()),
+        "br" => finish(brotli::CompressorWriter::new(Vec::new(), 4096, 5, 20), data, |e| e.into_inner()),
+        "zstd" => zstd::encode_all(data, 3).unwrap(),
+        other => panic!("{other}"),
+    }
+}
+
+fn finish<W: Write>(mut writer: W, data: &[u8], end: impl FnOnce(W) -> Vec<u8>) -> Vec<u8> {
+    writer.write_all(data).unwrap();
+    end(writer)
+}
+
+fn decode(coding: &str, data: &[u8]) -> Vec<u8> {
+    match coding {
+        "gzip" => finish(flate2::write::GzDecoder::new(Vec::new()), data, |d| d.finish().unwrap()),
+        "deflate" => finish(flate2::write::ZlibDecoder::new(Vec::new()), data, |d| d.finish().unwrap()),
+        "br" => finish(brotli::DecompressorWriter::new(Vec::new(), 4096), data, |d| d.into_inner().unwrap()),
+        "zstd" => zstd::decode_all(data).unwrap(),
+        other => panic!("{other}"),
+    }
+}
+
+/// An upstream serving `body` with `Content-Encoding: coding` and `content_type`.
+async fn compressed_upstream(content_type: &'static str, coding: &'static str, body: Vec<u8>) -> Upstream {
+    spawn_upstream(move |_| {
+        let body = body.clone();
+        async move {
+            let mut response = respond(StatusCode::OK, content_type, Bytes::from(body));
+            response.headers_mut().insert(header::CONTENT_ENCODING, coding.parse().unwrap());
+            response
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn each_coding_is_rewritten_and_encoded_again_for_a_client_that_takes_it() {
+    for (coding, sent_as) in
+        [("gzip", "gzip"), ("deflate", "deflate"), ("raw-deflate", "deflate"), ("br", "br"), ("zstd", "zstd")]
+    {
+        let upstream = compressed_upstream("text/html", sent_as, encode(coding, PAGE.as_bytes())).await;
+        let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
+        let page = get_with(&proxy, "/", &[("accept-encoding", "gzip, deflate, br, zstd")]).await;
+        assert_eq!(page.headers[header::CONTENT_ENCODING], sent_as, "{coding}");
+        assert_eq!(String::from_utf8(decode(sent_as, &page.body)).unwrap(), rewritten(), "{coding}");
+        assert!(page.headers.get_all(header::VARY).iter().any(|v| v == "Accept-Encoding"), "{coding}");
+        assert_eq!(page.headers[header::CONTENT_LENGTH], page.body.len().to_string().as_str(), "{coding}");
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_does_not_take_the_coding_gets_identity() {
+    for coding in ["gzip", "br", "zstd"] {
+        let upstream = compressed_upstream("text/html", coding, encode(coding, PAGE.as_bytes())).await;
+        let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
+        for accept in [None, Some("identity"), Some("deflate, gzip;q=0, br;q=0, zstd;q=0")] {
+            let headers: Vec<(&str, &str)> = accept.map(|a| ("accept-encoding", a)).into_iter().collect();
+            let page = get_with(&proxy, "/", &headers).await;
+            assert!(!page.headers.contains_key(header::CONTENT_ENCODING), "{coding} {accept:?}");
+            assert_eq!(page.text(), rewritten(), "{coding} {accept:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn what_cannot_or_must_not_be_decoded_passes_untouched() {
+    let gzip_page = encode("gzip", PAGE.as_bytes());
+    let cases: Vec<(&'static str, &'static str, Vec<u8>)> = vec![
+        ("text/html", "gzip, br", b"stacked: not decoded".to_vec()),
+        ("text/html", "compress", b"unknown coding".to_vec()),
+        ("application/json", "gzip", encode("gzip", b"{\"html\":\"<body></body>\"}")),
+        ("text/html", "gzip", encode("gzip", b"<div>a fragment</div>")),
+    ];
+    for (content_type, coding, body) in cases {
+        let upstream = compressed_upstream(content_type, coding, body.clone()).await;
+        let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
+        let received = get_with(&proxy, "/", &[("accept-encoding", "gzip, br")]).await;
+        assert_eq!(received.body, body, "{content_type} {coding}");
+        assert_eq!(received.headers[header::CONTENT_ENCODING], coding);
+        assert_eq!(received.headers[header::CONTENT_LENGTH], body.len().to_string().as_str());
+    }
+    assert_ne!(gzip_page, PAGE.as_bytes());
+}
+
+#[tokio::test]
+async fn corrupt_compressed_input_ends_that_response_and_the_proxy_keeps_serving() {
+    let first = {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(b"<!DOCTYPE html><html><body><p>start</p>").unwrap();
+        encoder.flush().unwrap();
+        encoder.get_ref().clone()
+    };
+    let upstream = spawn_upstream(move |req| {
+        let first = first.clone();
+        async move {
+            let garbage = Bytes::from_static(b"\xff\xfe these bytes are not deflate \x00\x01\x02\x03 at all");
+            if req.uri().path() == "/early" {
+                let mut response = respond(
+                    StatusCode::OK,
+                    "text/html",
+                    [&b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03"[..], &garbage].concat(),
+                );
+                response.headers_mut().insert(header::CONTENT_ENCODING, "gzip".parse().unwrap());
+                return response;
+            }
+            let (tx, mut response) = streamed_html();
+            response.headers_mut().insert(header::CONTENT_ENCODING, "gzip".parse().unwrap());
+            tokio::spawn(async move {
+                tx.send(Ok(Bytes::from(first))).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(150)).await;
+                let _ = tx.send(Ok(garbage)).await;
+            });
+            response
+        }
+    })
+    .await;
+    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
+    let early = get_with(&proxy, "/early", &[("accept-encoding", "gzip")]).await;
+    assert_eq!(early.status, StatusCode::BAD_GATEWAY, "corrupt before anything was sent");
+    let uri = format!("http://{}/late", proxy.local_addr());
+    let request = http::Request::get(uri)
+        .header("accept-encoding", "gzip")
+        .body(http_body_util::Full::new(Bytes::new()))
+        .unwrap();
+    let late = client().request(request).await.unwrap();
+    assert_eq!(late.status(), StatusCode::OK);
+    assert!(late.into_body().collect().await.is_err(), "a broken page must not look complete");
+    assert_eq!(get(&proxy, "/early").await.status, StatusCode::BAD_GATEWAY, "still serving");
+}
+
+#[tokio::test]
+async fn the_first_bytes_of_a_compressed_page_are_not_held_back() {
+    let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+    let release_rx = std::sync::Mutex::new(Some(release_rx));
+    let upstream = spawn_upstream(move |_| {
+        let release = release_rx.lock().unwrap().take();
+        async move {
+            let (tx, mut response) = streamed_html();
+            response.headers_mut().insert(header::CONTENT_ENCODING, "gzip".parse().unwrap());
+            tokio::spawn(async move {
+                let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                encoder.write_all(b"<!DOCTYPE html><html><body><h1>First</h1>").unwrap();
+                encoder.flush().unwrap();
+                tx.send(Ok(Bytes::from(std::mem::take(encoder.get_mut())))).await.unwrap();
+                if let Some(release) = release {
+                    let _ = release.await;
+                }
+                encoder.write_all(b"<p>rest</p></body></html>").unwrap();
+                tx.send(Ok(Bytes::from(encoder.finish().unwrap()))).await.unwrap();
+            });
+            response
+        }
+    })
+    .await;
+    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
+    let uri = format!("http://{}/", proxy.local_addr());
+    let request = http::Request::get(uri)
+        .header("accept-encoding", "gzip")
+        .body(http_body_util::Full::new(Bytes::new()))
+        .unwrap();
+    let mut body = client().request(request).await.unwrap().into_body();
+    let mut decoder = flate2::write::GzDecoder::new(Vec::new());
+    let first =
+        tokio::time::timeout(Duration::from_secs(10), body.frame()).await.expect("not held back").unwrap().unwrap();
+    decoder.write_all(first.data_ref().unwrap()).unwrap();
+    decoder.flush().unwrap();
+    assert!(String::from_utf8_lossy(decoder.get_ref()).contains("<h1>First</h1>"), "the first chunk decodes at once");
+    release_tx.send(()).unwrap();
+    let rest = body.collect().await.unwrap().to_bytes();
+    decoder.write_all(&rest).unwrap();
+    let page = String::from_utf8(decoder.finish().unwrap()).unwrap();
+    assert!(page.ends_with(&format!("<p>rest</p>{WIDGET}</body></html>")), "{page}");
+}
