@@ -7,6 +7,7 @@ mod cli;
 mod compression;
 mod config_errors;
 mod csp;
+mod http_versions;
 mod identity;
 mod injection;
 mod logs;
