@@ -78,7 +78,10 @@ fn run(path: &Path) -> CliResult {
             server::StartError::Bind { .. } => format!("{e} (set `listen` in {})", path.display()),
             other => other.to_string(),
         })?;
-        tracing::info!(listen = %proxy.local_addr(), config = %path.display(), "invent-proxy is serving");
+        match proxy.tls_addr() {
+            Some(tls) => tracing::info!(listen = %proxy.local_addr(), listen_tls = %tls, config = %path.display(), "invent-proxy is serving"),
+            None => tracing::info!(listen = %proxy.local_addr(), config = %path.display(), "invent-proxy is serving"),
+        }
         server::shutdown_signal().await;
         proxy.shutdown().await;
         Ok(())

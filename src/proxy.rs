@@ -31,6 +31,13 @@ pub struct Proxy {
     widget: Arc<Widget>,
 }
 
+/// Who is on the other end of a connection, and whether it came over TLS.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    pub tls: bool,
+}
+
 /// What is kept of a request that qualifies for injection: its `Cookie` headers (for
 /// `identify`) and its `Accept-Encoding` (for a compressed page).
 struct Kept(HeaderMap);
@@ -50,8 +57,8 @@ impl Proxy {
     }
 
     /// Proxies one request. Never fails: upstream failures become 502/504 pages.
-    pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<LoggedBody> {
-        let mut log = AccessLog::start(req.method(), req.uri().path(), peer);
+    pub async fn handle(&self, req: Request<Incoming>, peer: Peer) -> Response<LoggedBody> {
+        let mut log = AccessLog::start(req.method(), req.uri().path(), peer.addr);
         let response = self.respond(req, peer, &mut log).await.unwrap_or_else(|err| {
             log.error = Some((err.kind(), error_chain(&err)));
             err.to_response().map(ProxyBody::Local)
@@ -69,7 +76,7 @@ impl Proxy {
     async fn respond(
         &self,
         mut req: Request<Incoming>,
-        peer: SocketAddr,
+        peer: Peer,
         log: &mut AccessLog,
     ) -> Result<Response<ProxyBody>, ProxyError> {
         let plan = self.plan(&req);
@@ -107,8 +114,8 @@ impl Proxy {
         Ok(Kept(kept))
     }
 
-    async fn forward(&self, req: Request<Incoming>, peer: SocketAddr) -> Result<Response<Incoming>, ProxyError> {
-        let trusted = self.config.trusts(peer.ip());
+    async fn forward(&self, req: Request<Incoming>, peer: Peer) -> Result<Response<Incoming>, ProxyError> {
+        let trusted = self.config.trusts(peer.addr.ip());
         let req = upstream::prepare(req, peer, trusted, &self.config.upstream)?;
         upstream::send(&self.client, req, &self.config.upstream).await
     }

@@ -10,48 +10,92 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
-use crate::proxy::Proxy;
+use crate::proxy::{Peer, Proxy};
 
 /// How long to pause after a failed `accept` (e.g. out of file descriptors) before trying
 /// again, so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Binds the proxy's listening socket.
+/// How long a client may take to complete its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Binds a listening socket.
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
     TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })
 }
 
-/// Serves `listener` until `shutdown` completes, then drains connections for at most
+/// The proxy's bound sockets: plain HTTP, and HTTPS if `listen_tls` is configured.
+pub struct Listeners {
+    pub plain: TcpListener,
+    pub tls: Option<(TcpListener, TlsAcceptor)>,
+}
+
+/// Serves `listeners` until `shutdown` completes, then drains connections for at most
 /// `grace`.
-pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, shutdown: impl Future<Output = ()>, grace: Duration) {
+pub async fn serve(listeners: Listeners, proxy: Arc<Proxy>, shutdown: impl Future<Output = ()>, grace: Duration) {
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => serve_connection(stream, peer, Arc::clone(&proxy), &graceful),
-                Err(error) => {
-                    warn!(%error, "accept failed; retrying");
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                }
-            },
+        let (accepted, tls) = tokio::select! {
+            accepted = listeners.plain.accept() => (accepted, None),
+            accepted = accept_tls(&listeners.tls) => (accepted, listeners.tls.as_ref().map(|(_, acceptor)| acceptor.clone())),
             () = &mut shutdown => break,
+        };
+        match accepted {
+            Ok((stream, peer)) => serve_connection(stream, peer, tls, Arc::clone(&proxy), &graceful),
+            Err(error) => {
+                warn!(%error, "accept failed; retrying");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+            }
         }
     }
-    drop(listener);
-    info!(open_connections = graceful.count(), "shutting down: listener closed, finishing in-flight requests");
+    drop(listeners);
+    info!(open_connections = graceful.count(), "shutting down: listeners closed, finishing in-flight requests");
     tokio::select! {
         () = graceful.shutdown() => info!("all connections finished"),
         () = tokio::time::sleep(grace) => warn!(grace = ?grace, "grace period over; closing the remaining connections"),
     }
 }
 
-fn serve_connection(stream: TcpStream, peer: SocketAddr, proxy: Arc<Proxy>, graceful: &GracefulShutdown) {
+async fn accept_tls(tls: &Option<(TcpListener, TlsAcceptor)>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match tls {
+        Some((listener, _)) => listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Serves one connection in its own task: after the TLS handshake, if any, HTTP/1.1 or
+/// HTTP/2 (by ALPN over TLS, by preface in the clear).
+fn serve_connection(
+    stream: TcpStream,
+    addr: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    proxy: Arc<Proxy>,
+    graceful: &GracefulShutdown,
+) {
     let _ = stream.set_nodelay(true);
+    let watcher = graceful.watcher();
+    tokio::spawn(async move {
+        let Some(acceptor) = tls else {
+            return serve_http(TokioIo::new(stream), Peer { addr, tls: false }, proxy, watcher).await;
+        };
+        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+            Ok(Ok(stream)) => serve_http(TokioIo::new(stream), Peer { addr, tls: true }, proxy, watcher).await,
+            Ok(Err(error)) => debug!(%addr, %error, "TLS handshake failed"),
+            Err(_) => debug!(%addr, "TLS handshake timed out"),
+        }
+    });
+}
+
+async fn serve_http<I>(io: TokioIo<I>, peer: Peer, proxy: Arc<Proxy>, watcher: Watcher)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let service = service_fn(move |req| {
         let proxy = Arc::clone(&proxy);
         async move { Ok::<_, Infallible>(proxy.handle(req, peer).await) }
@@ -60,13 +104,10 @@ fn serve_connection(stream: TcpStream, peer: SocketAddr, proxy: Arc<Proxy>, grac
     // A timer enables hyper's limit on how long a request head may take to arrive.
     builder.http1().timer(TokioTimer::new());
     builder.http2().timer(TokioTimer::new());
-    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
-    let connection = graceful.watch(connection);
-    tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            debug!(%peer, %error, "connection ended with an error");
-        }
-    });
+    let connection = builder.serve_connection_with_upgrades(io, service);
+    if let Err(error) = watcher.watch(connection).await {
+        debug!(peer = %peer.addr, %error, "connection ended with an error");
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).
@@ -107,9 +148,10 @@ pub enum StartError {
     Client(#[source] std::io::Error),
 }
 
-/// A proxy serving in the background: its address and the means to stop it.
+/// A proxy serving in the background: its addresses and the means to stop it.
 pub struct RunningProxy {
     local_addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -120,6 +162,11 @@ impl RunningProxy {
         self.local_addr
     }
 
+    /// The address of the HTTPS listener, if there is one.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
+    }
+
     /// Stops accepting, lets in-flight requests finish within the grace period, and
     /// returns once the proxy has stopped.
     pub async fn shutdown(self) {
@@ -128,20 +175,25 @@ impl RunningProxy {
     }
 }
 
-/// Binds `config.listen` and serves in a background task until [`RunningProxy::shutdown`].
+/// Binds `listen` (and `listen_tls`) and serves in a background task until
+/// [`RunningProxy::shutdown`].
 pub async fn start(config: crate::config::Config) -> Result<RunningProxy, StartError> {
-    let listener = bind(config.listen).await?;
-    let local_addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
+    let plain = bind(config.listen).await?;
+    let local_addr = plain.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
+    let tls = match &config.listen_tls {
+        None => None,
+        Some(tls) => {
+            let listener = bind(tls.address).await?;
+            Some((listener, TlsAcceptor::from(Arc::clone(&tls.server_config))))
+        }
+    };
+    let tls_addr = tls.as_ref().and_then(|(listener, _)| listener.local_addr().ok());
     let grace = config.shutdown_grace_period;
     let proxy = Arc::new(Proxy::new(config).map_err(StartError::Client)?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(serve(
-        listener,
-        proxy,
-        async move {
-            let _ = stopped.await;
-        },
-        grace,
-    ));
-    Ok(RunningProxy { local_addr, stop, task })
+    let stopped = async move {
+        let _ = stopped.await;
+    };
+    let task = tokio::spawn(serve(Listeners { plain, tls }, proxy, stopped, grace));
+    Ok(RunningProxy { local_addr, tls_addr, stop, task })
 }

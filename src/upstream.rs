@@ -1,8 +1,6 @@
 //! The upstream side: a pooled keep-alive client, and the request as the upstream sees it
 //! (origin-form URI, `Host`, `X-Forwarded-*`, no hop-by-hop headers).
 
-use std::net::SocketAddr;
-
 use http::header::{self, HeaderValue};
 use http::{Request, Response, Uri, Version};
 use hyper::body::Incoming;
@@ -21,38 +19,49 @@ use tokio::sync::watch;
 use crate::config::{self, HostHeader};
 use crate::error::ProxyError;
 use crate::headers;
+use crate::proxy::Peer;
 use crate::upgrade;
 
 /// The pooled client every request to the upstream goes through.
 pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, UploadBody>;
 
-/// Builds the client: keep-alive pooling, `connect_timeout`, TLS for `https://` upstreams
-/// with the system's trusted roots.
+/// Builds the client: keep-alive pooling, `connect_timeout`, and for an `https://`
+/// upstream TLS verified against the system's roots, or `upstream.tls.ca_file`'s CAs, for
+/// the URL's host or `upstream.tls.server_name`.
 pub fn client(upstream: &config::Upstream) -> std::io::Result<UpstreamClient> {
     let mut http = HttpConnector::new();
     http.set_connect_timeout(Some(upstream.connect_timeout));
     http.set_nodelay(true);
     http.enforce_http(false);
     let builder = hyper_rustls::HttpsConnectorBuilder::new();
-    let builder = if upstream.url.scheme == http::uri::Scheme::HTTPS {
-        builder.with_native_roots()?
-    } else {
+    let builder = match (&upstream.tls.ca_certs, upstream.url.scheme == http::uri::Scheme::HTTPS) {
+        (Some(ca_certs), _) => builder.with_tls_config(tls_config(ca_certs)?),
+        (None, true) => builder.with_native_roots()?,
         // Plain http: no trust store is read, so a host without one still runs.
-        builder.with_tls_config(empty_tls_config())
+        (None, false) => builder.with_tls_config(tls_config(&[])?),
     };
-    let connector = builder.https_or_http().enable_http1().wrap_connector(http);
+    let mut builder = builder.https_or_http();
+    if let Some(name) = &upstream.tls.server_name {
+        builder = builder.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name.clone()));
+    }
+    let connector = builder.enable_http1().wrap_connector(http);
     Ok(Client::builder(TokioExecutor::new()).pool_idle_timeout(std::time::Duration::from_secs(90)).build(connector))
 }
 
-fn empty_tls_config() -> rustls::ClientConfig {
-    rustls::ClientConfig::builder().with_root_certificates(rustls::RootCertStore::empty()).with_no_client_auth()
+/// A client TLS configuration trusting exactly `ca_certs`.
+fn tls_config(ca_certs: &[rustls::pki_types::CertificateDer<'static>]) -> std::io::Result<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in ca_certs {
+        roots.add(cert.clone()).map_err(std::io::Error::other)?;
+    }
+    Ok(rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth())
 }
 
 /// Turns the client's request into the upstream's: same method, path, query, headers
 /// and streamed body, addressed to the upstream.
 pub fn prepare(
     req: Request<Incoming>,
-    peer: SocketAddr,
+    peer: Peer,
     trusted_peer: bool,
     upstream: &config::Upstream,
 ) -> Result<Request<UploadBody>, ProxyError> {
@@ -73,7 +82,8 @@ pub fn prepare(
     if let Some(protocol) = upgrade {
         upgrade::restore_headers(&mut parts.headers, protocol);
     }
-    headers::set_forwarded(&mut parts.headers, peer.ip(), "http", client_host.as_ref(), trusted_peer);
+    let proto = if peer.tls { "https" } else { "http" };
+    headers::set_forwarded(&mut parts.headers, peer.addr.ip(), proto, client_host.as_ref(), trusted_peer);
     let upstream_host = || HeaderValue::from_str(upstream.url.authority.as_str()).ok();
     let host = match upstream.host_header {
         HostHeader::Preserve => client_host.or_else(upstream_host),

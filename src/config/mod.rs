@@ -9,6 +9,7 @@ mod keys;
 mod load;
 pub mod raw;
 mod summary;
+pub mod tls;
 pub mod value;
 
 use std::net::SocketAddr;
@@ -39,6 +40,8 @@ pub struct Config {
     pub shutdown_grace_period: Duration,
     /// Peers (a load balancer in front) whose `X-Forwarded-Proto`/`-Host` are kept.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The HTTPS listener, beside `listen`, if configured.
+    pub listen_tls: Option<tls::ListenTls>,
     pub upstream: Upstream,
     pub assistant: Assistant,
     /// `None`: every visitor is anonymous.
@@ -55,6 +58,8 @@ pub struct Upstream {
     pub connect_timeout: Duration,
     /// Limit on receiving the upstream's response headers (→ 504).
     pub response_timeout: Duration,
+    /// How an `https://` upstream is verified (system roots unless a CA is given).
+    pub tls: tls::UpstreamTls,
 }
 
 /// The widget's fixed attributes.
@@ -167,11 +172,19 @@ impl Config {
     }
 
     fn build(raw: RawConfig, base_dir: &Path) -> Result<Config, BuildError> {
+        let upstream_tls = match raw.upstream.tls {
+            None => tls::UpstreamTls::default(),
+            Some(_) if raw.upstream.url.0.scheme != http::uri::Scheme::HTTPS => {
+                return Err(BuildError::new("upstream.tls", None, "is for an https:// upstream.url"));
+            }
+            Some(block) => tls::build_upstream_tls(block.value, base_dir)?,
+        };
         let upstream = Upstream {
             url: raw.upstream.url.0,
             host_header: raw.upstream.host_header.map_or(HostHeader::Preserve, |v| v.0),
             connect_timeout: raw.upstream.connect_timeout.map_or(Duration::from_secs(5), |v| v.0.0),
             response_timeout: raw.upstream.response_timeout.map_or(Duration::from_secs(60), |v| v.0.0),
+            tls: upstream_tls,
         };
         let theme = raw.assistant.theme.map_or_else(Theme::default, |t| Theme {
             appearance: t.appearance.map(|v| v.0),
@@ -189,6 +202,7 @@ impl Config {
             listen: raw.listen.map_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8080)), |v| v.0.0),
             shutdown_grace_period: duration_or(raw.shutdown_grace_period, 30),
             trusted_proxies: raw.trusted_proxies.unwrap_or_default().into_iter().map(|n| n.0.0).collect(),
+            listen_tls: raw.listen_tls.map(|raw| tls::build_listen_tls(raw, base_dir)).transpose()?,
             upstream,
             assistant,
             identity,

@@ -21,6 +21,7 @@ pub struct RawConfig {
     pub listen: Option<Parsed<ListenAddr>>,
     pub shutdown_grace_period: Option<Parsed<ConfigDuration>>,
     pub trusted_proxies: Option<Vec<Parsed<TrustedNet>>>,
+    pub listen_tls: Option<super::tls::RawListenTls>,
     pub upstream: RawUpstream,
     pub assistant: RawAssistant,
     pub identity: Option<RawIdentity>,
@@ -34,6 +35,7 @@ pub struct RawUpstream {
     pub host_header: Option<Parsed<HostHeader>>,
     pub connect_timeout: Option<Parsed<Timeout>>,
     pub response_timeout: Option<Parsed<Timeout>>,
+    pub tls: Option<Spanned<super::tls::RawUpstreamTls>>,
 }
 
 #[derive(Debug, Deserialize)]

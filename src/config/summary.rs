@@ -11,6 +11,9 @@ impl Config {
     pub fn summary(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "listen:           {}", self.listen);
+        if let Some(tls) = &self.listen_tls {
+            let _ = writeln!(s, "listen (TLS):     {} (certificate {})", tls.address, tls.cert_file.display());
+        }
         let _ = writeln!(
             s,
             "upstream:         {}://{} (host header: {}, connect timeout: {}, response timeout: {})",
@@ -20,6 +23,12 @@ impl Config {
             humantime::format_duration(self.upstream.connect_timeout),
             humantime::format_duration(self.upstream.response_timeout),
         );
+        if let Some(ca) = &self.upstream.tls.ca_file {
+            let _ = writeln!(s, "  trusting:       the CAs in {}", ca.display());
+        }
+        if let Some(name) = &self.upstream.tls.server_name {
+            let _ = writeln!(s, "  server name:    {}", name.to_str());
+        }
         let _ = writeln!(s, "assistant:        {} (script {})", self.assistant.id, self.assistant.script_url);
         let _ = writeln!(s, "inject:           {} on {:?}", self.inject.position, self.inject.include_paths.patterns());
         if !self.inject.exclude_paths.patterns().is_empty() {

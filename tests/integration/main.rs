@@ -14,3 +14,4 @@ mod logs;
 mod proxying;
 mod streaming;
 mod support;
+mod tls;

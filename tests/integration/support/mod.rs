@@ -1,6 +1,7 @@
 //! Test harness: real upstream servers and the real proxy on ports the OS picks, and a
 //! client that talks to them over sockets.
 
+pub mod pki;
 pub mod process;
 pub mod tokens;
 
