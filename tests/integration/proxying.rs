@@ -391,3 +391,33 @@ async fn a_stalled_upload_still_times_out() {
     tokio::time::timeout(Duration::from_secs(10), reader.read_exact(&mut head)).await.unwrap().unwrap();
     assert_eq!(&head, b"HTTP/1.1 504");
 }
+
+#[tokio::test]
+async fn a_websocket_echoes_through_the_proxy() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut socket = tokio_tungstenite::accept_async(stream).await.unwrap();
+                while let Some(Ok(message)) = socket.next().await {
+                    if message.is_text() || message.is_binary() {
+                        socket.send(message).await.unwrap();
+                    }
+                }
+            });
+        }
+    });
+    let proxy = spawn_proxy(&proxy_yaml(upstream, "")).await;
+    let url = format!("ws://{}/chat", proxy.local_addr());
+    let (mut socket, response) = tokio_tungstenite::connect_async(url).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+    for message in [Message::text("hello through the proxy"), Message::binary(vec![0u8, 1, 2, 255])] {
+        socket.send(message.clone()).await.unwrap();
+        let echoed = tokio::time::timeout(Duration::from_secs(10), socket.next()).await.unwrap().unwrap().unwrap();
+        assert_eq!(echoed, message);
+    }
+    socket.close(None).await.unwrap();
+}
