@@ -155,10 +155,10 @@ async fn corrupt_compressed_input_ends_that_response_and_the_proxy_keeps_serving
 
 #[tokio::test]
 async fn the_first_bytes_of_a_compressed_page_are_not_held_back() {
-    let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
-    let release_rx = std::sync::Mutex::new(Some(release_rx));
+    let gate = Gate::new();
+    let upstream_gate = gate.clone();
     let upstream = spawn_upstream(move |_| {
-        let release = release_rx.lock().unwrap().take();
+        let gate = upstream_gate.clone();
         async move {
             let (tx, mut response) = streamed_html();
             response.headers_mut().insert(header::CONTENT_ENCODING, "gzip".parse().unwrap());
@@ -167,9 +167,7 @@ async fn the_first_bytes_of_a_compressed_page_are_not_held_back() {
                 encoder.write_all(b"<!DOCTYPE html><html><body><h1>First</h1>").unwrap();
                 encoder.flush().unwrap();
                 tx.send(Ok(Bytes::from(std::mem::take(encoder.get_mut())))).await.unwrap();
-                if let Some(release) = release {
-                    let _ = release.await;
-                }
+                gate.wait().await;
                 encoder.write_all(b"<p>rest</p></body></html>").unwrap();
                 tx.send(Ok(Bytes::from(encoder.finish().unwrap()))).await.unwrap();
             });
@@ -190,7 +188,7 @@ async fn the_first_bytes_of_a_compressed_page_are_not_held_back() {
     decoder.write_all(first.data_ref().unwrap()).unwrap();
     decoder.flush().unwrap();
     assert!(String::from_utf8_lossy(decoder.get_ref()).contains("<h1>First</h1>"), "the first chunk decodes at once");
-    release_tx.send(()).unwrap();
+    gate.open();
     let rest = body.collect().await.unwrap().to_bytes();
     decoder.write_all(&rest).unwrap();
     let page = String::from_utf8(decoder.finish().unwrap()).unwrap();

@@ -339,17 +339,15 @@ async fn browsers_get_whole_pages_even_when_they_ask_for_a_range() {
 
 #[tokio::test]
 async fn a_pausing_upstream_does_not_hold_the_response_head_back() {
-    let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
-    let release_rx = std::sync::Mutex::new(Some(release_rx));
+    let gate = Gate::new();
+    let upstream_gate = gate.clone();
     let upstream = spawn_upstream(move |_| {
-        let release = release_rx.lock().unwrap().take();
+        let gate = upstream_gate.clone();
         async move {
             let (tx, response) = streamed_html();
             tokio::spawn(async move {
                 tx.send(Ok(bytes::Bytes::from_static(b"<div class=\"feed\">first"))).await.unwrap();
-                if let Some(release) = release {
-                    let _ = release.await;
-                }
+                gate.wait().await;
                 tx.send(Ok(bytes::Bytes::from_static(b" rest</div>"))).await.unwrap();
             });
             response
@@ -364,7 +362,7 @@ async fn a_pausing_upstream_does_not_hold_the_response_head_back() {
         .await
         .expect("the head comes while the upstream pauses")
         .unwrap();
-    release_tx.send(()).unwrap();
+    gate.open();
     use http_body_util::BodyExt;
     let body = response.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(&body[..], b"<div class=\"feed\">first rest</div>");

@@ -13,17 +13,15 @@ use crate::support::*;
 
 #[tokio::test]
 async fn the_first_bytes_of_a_page_arrive_before_the_upstream_finishes() {
-    let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
-    let release_rx = std::sync::Mutex::new(Some(release_rx));
+    let gate = Gate::new();
+    let upstream_gate = gate.clone();
     let upstream = spawn_upstream(move |_| {
-        let release = release_rx.lock().unwrap().take();
+        let gate = upstream_gate.clone();
         async move {
             let (tx, response) = streamed_html();
             tokio::spawn(async move {
                 tx.send(Ok(Bytes::from_static(b"<!doctype html><html><body><h1>First</h1>"))).await.unwrap();
-                if let Some(release) = release {
-                    let _ = release.await;
-                }
+                gate.wait().await;
                 tx.send(Ok(Bytes::from_static(b"<p>rest</p></body></html>"))).await.unwrap();
             });
             response
@@ -39,7 +37,7 @@ async fn the_first_bytes_of_a_page_arrive_before_the_upstream_finishes() {
         .unwrap()
         .unwrap();
     assert!(String::from_utf8_lossy(first.data_ref().unwrap()).contains("<h1>First</h1>"));
-    release_tx.send(()).unwrap();
+    gate.open();
     let rest = body.collect().await.unwrap().to_bytes();
     assert!(String::from_utf8_lossy(&rest).contains("<p>rest</p><invent-assistant"));
 }

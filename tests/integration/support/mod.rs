@@ -168,6 +168,26 @@ pub fn streamed_html() -> (mpsc::Sender<Result<Bytes, BoxError>>, Response<TestB
     (tx, response)
 }
 
+/// Holds an upstream back until the test opens it: how tests prove that bytes arrive
+/// before the upstream has sent the rest, without timing anything.
+#[derive(Clone)]
+pub struct Gate(Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Gate {
+    pub fn new() -> Gate {
+        Gate(Arc::new(tokio::sync::watch::Sender::new(false)))
+    }
+
+    /// Waits until [`Gate::open`] (at once if it already was).
+    pub async fn wait(&self) {
+        let _ = self.0.subscribe().wait_for(|open| *open).await;
+    }
+
+    pub fn open(&self) {
+        self.0.send_replace(true);
+    }
+}
+
 /// The YAML of a proxy on a free loopback port in front of `upstream`, plus `extra`.
 pub fn proxy_yaml(upstream: SocketAddr, extra: &str) -> String {
     format!(
