@@ -52,74 +52,167 @@ impl Coding {
 
 type Out = Vec<u8>;
 
+/// At most this many decoded bytes come out of one decoding step, however much the input
+/// expands: a small compressed body cannot make the proxy hold a huge decoded one.
+pub const DECODE_STEP: usize = 64 * 1024;
+
+type BrotliState = brotli_decompressor::BrotliState<
+    brotli_decompressor::StandardAlloc,
+    brotli_decompressor::StandardAlloc,
+    brotli_decompressor::StandardAlloc,
+>;
+
 enum DecoderKind {
-    Gzip(flate2::write::GzDecoder<Out>),
+    /// gzip (members may follow each other), zlib or raw deflate.
+    Flate {
+        inflate: flate2::Decompress,
+        gzip: bool,
+        ended: bool,
+    },
     /// Deflate before its first two bytes show whether it is zlib-wrapped.
     DeflateStart(Vec<u8>),
-    Zlib(flate2::write::ZlibDecoder<Out>),
-    RawDeflate(flate2::write::DeflateDecoder<Out>),
-    Brotli(Box<brotli::DecompressorWriter<Out>>),
-    Zstd(zstd::stream::write::Decoder<'static, Out>),
+    Brotli {
+        state: Box<BrotliState>,
+        ended: bool,
+    },
+    Zstd {
+        decoder: Box<zstd::stream::raw::Decoder<'static>>,
+        frame_done: bool,
+    },
 }
 
-/// Decodes a page's body chunk by chunk.
-pub struct Decoder(DecoderKind);
+/// Decodes a page's body in bounded steps.
+pub struct Decoder {
+    kind: DecoderKind,
+    seen_input: bool,
+    scratch: Vec<u8>,
+}
+
+fn corrupt(message: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message.to_owned())
+}
 
 impl Decoder {
     pub fn new(coding: Coding) -> io::Result<Decoder> {
-        Ok(Decoder(match coding {
-            Coding::Gzip => DecoderKind::Gzip(flate2::write::GzDecoder::new(Vec::new())),
+        let kind = match coding {
+            Coding::Gzip => DecoderKind::Flate { inflate: flate2::Decompress::new_gzip(15), gzip: true, ended: false },
             Coding::Deflate => DecoderKind::DeflateStart(Vec::new()),
-            Coding::Brotli => DecoderKind::Brotli(Box::new(brotli::DecompressorWriter::new(Vec::new(), BROTLI_BUFFER))),
-            Coding::Zstd => DecoderKind::Zstd(zstd::stream::write::Decoder::new(Vec::new())?),
-        }))
-    }
-
-    /// Decodes `input` and returns what it yields so far. An error means corrupt input.
-    pub fn push(&mut self, input: &[u8]) -> io::Result<Bytes> {
-        if let DecoderKind::DeflateStart(start) = &mut self.0 {
-            start.extend_from_slice(input);
-            if start.len() < 2 {
-                return Ok(Bytes::new());
+            Coding::Brotli => {
+                let alloc = brotli_decompressor::StandardAlloc::default;
+                DecoderKind::Brotli { state: Box::new(BrotliState::new(alloc(), alloc(), alloc())), ended: false }
             }
-            let start = std::mem::take(start);
-            self.0 = if is_zlib_header(&start) {
-                DecoderKind::Zlib(flate2::write::ZlibDecoder::new(Vec::new()))
-            } else {
-                DecoderKind::RawDeflate(flate2::write::DeflateDecoder::new(Vec::new()))
-            };
-            return self.push(&start);
-        }
-        match &mut self.0 {
-            DecoderKind::DeflateStart(_) => Ok(Bytes::new()),
-            DecoderKind::Gzip(d) => drain_after(d, input, |d| d.get_mut()),
-            DecoderKind::Zlib(d) => drain_after(d, input, |d| d.get_mut()),
-            DecoderKind::RawDeflate(d) => drain_after(d, input, |d| d.get_mut()),
-            DecoderKind::Brotli(d) => drain_after(d.as_mut(), input, |d| d.get_mut()),
-            DecoderKind::Zstd(d) => drain_after(d, input, |d| d.get_mut()),
-        }
-    }
-
-    /// The end of the input: whatever the decoder still held.
-    pub fn finish(self) -> io::Result<Bytes> {
-        let rest = match self.0 {
-            DecoderKind::DeflateStart(start) if !start.is_empty() => {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, "truncated deflate stream"));
-            }
-            DecoderKind::DeflateStart(_) => Vec::new(),
-            DecoderKind::Gzip(d) => d.finish()?,
-            DecoderKind::Zlib(d) => d.finish()?,
-            DecoderKind::RawDeflate(d) => d.finish()?,
-            DecoderKind::Brotli(mut d) => {
-                d.close()?;
-                std::mem::take(d.get_mut())
-            }
-            DecoderKind::Zstd(mut d) => {
-                d.flush()?;
-                std::mem::take(d.get_mut())
+            Coding::Zstd => {
+                DecoderKind::Zstd { decoder: Box::new(zstd::stream::raw::Decoder::new()?), frame_done: false }
             }
         };
-        Ok(Bytes::from(rest))
+        Ok(Decoder { kind, seen_input: false, scratch: Vec::new() })
+    }
+
+    /// Decodes from the start of `input`: returns how many input bytes it took and at most
+    /// [`DECODE_STEP`] decoded bytes. With empty `input` it hands out output it still
+    /// holds. `(0, empty)` with input left would mean no progress: that is an error.
+    pub fn step(&mut self, input: &[u8]) -> io::Result<(usize, Bytes)> {
+        self.seen_input |= !input.is_empty();
+        if let DecoderKind::DeflateStart(start) = &mut self.kind {
+            start.extend_from_slice(input);
+            if start.len() < 2 {
+                return Ok((input.len(), Bytes::new()));
+            }
+            let zlib = is_zlib_header(start);
+            let start = std::mem::take(start);
+            self.kind = DecoderKind::Flate { inflate: flate2::Decompress::new(zlib), gzip: false, ended: false };
+            // The bytes kept back are decoded now; the caller's input counts as taken.
+            let (_, out) = self.step_all(&start)?;
+            return Ok((input.len(), out));
+        }
+        let (used, out) = self.step_once(input)?;
+        if used == 0 && out.is_empty() && !input.is_empty() {
+            return Err(corrupt("compressed input makes no progress"));
+        }
+        Ok((used, out))
+    }
+
+    /// Decodes all of a small `input` (the deflate start, at most a few bytes).
+    fn step_all(&mut self, mut input: &[u8]) -> io::Result<(usize, Bytes)> {
+        let mut out = Vec::new();
+        while !input.is_empty() {
+            let (used, piece) = self.step_once(input)?;
+            if used == 0 && piece.is_empty() {
+                break;
+            }
+            out.extend_from_slice(&piece);
+            input = &input[used..];
+        }
+        Ok((0, Bytes::from(out)))
+    }
+
+    fn step_once(&mut self, input: &[u8]) -> io::Result<(usize, Bytes)> {
+        match &mut self.kind {
+            DecoderKind::DeflateStart(_) => Ok((0, Bytes::new())),
+            DecoderKind::Flate { inflate, gzip, ended } => {
+                if *ended {
+                    // Another gzip member may follow (RFC 1952 §2.2); anything else after
+                    // the end is ignored, as browsers do.
+                    if *gzip && input.starts_with(&[0x1f, 0x8b]) {
+                        *inflate = flate2::Decompress::new_gzip(15);
+                        *ended = false;
+                    } else {
+                        return Ok((input.len(), Bytes::new()));
+                    }
+                }
+                let before = inflate.total_in();
+                let mut out = Vec::with_capacity(DECODE_STEP);
+                let status = inflate
+                    .decompress_vec(input, &mut out, flate2::FlushDecompress::None)
+                    .map_err(|e| corrupt(&e.to_string()))?;
+                *ended = status == flate2::Status::StreamEnd;
+                Ok(((inflate.total_in() - before) as usize, Bytes::from(out)))
+            }
+            DecoderKind::Brotli { state, ended } => {
+                if *ended {
+                    return Ok((input.len(), Bytes::new()));
+                }
+                self.scratch.resize(DECODE_STEP, 0);
+                let (mut available_in, mut input_offset) = (input.len(), 0);
+                let (mut available_out, mut output_offset, mut total_out) = (DECODE_STEP, 0, 0);
+                let result = brotli_decompressor::BrotliDecompressStream(
+                    &mut available_in,
+                    &mut input_offset,
+                    input,
+                    &mut available_out,
+                    &mut output_offset,
+                    &mut self.scratch,
+                    &mut total_out,
+                    state,
+                );
+                match result {
+                    brotli_decompressor::BrotliResult::ResultFailure => return Err(corrupt("corrupt brotli stream")),
+                    brotli_decompressor::BrotliResult::ResultSuccess => *ended = true,
+                    _ => {}
+                }
+                Ok((input_offset, Bytes::copy_from_slice(&self.scratch[..output_offset])))
+            }
+            DecoderKind::Zstd { decoder, frame_done } => {
+                use zstd::stream::raw::Operation;
+                self.scratch.resize(DECODE_STEP, 0);
+                let status = decoder.run_on_buffers(input, &mut self.scratch)?;
+                // `remaining == 0` marks the end of a frame; it stays so until new input
+                // starts another one.
+                *frame_done = status.remaining == 0 || (*frame_done && status.bytes_read == 0);
+                Ok((status.bytes_read, Bytes::copy_from_slice(&self.scratch[..status.bytes_written])))
+            }
+        }
+    }
+
+    /// The end of the input: an error unless the compressed stream ended properly (a cut
+    /// page must not look complete).
+    pub fn finish(self) -> io::Result<()> {
+        let complete = match &self.kind {
+            DecoderKind::DeflateStart(start) => start.is_empty(),
+            DecoderKind::Flate { ended, .. } | DecoderKind::Brotli { ended, .. } => *ended,
+            DecoderKind::Zstd { frame_done, .. } => *frame_done,
+        };
+        if complete || !self.seen_input { Ok(()) } else { Err(corrupt("truncated compressed stream")) }
     }
 }
 
@@ -203,13 +296,34 @@ mod tests {
             encoded.extend_from_slice(&encoder.push(piece).unwrap());
         }
         encoded.extend_from_slice(&encoder.finish(b"<!-- end -->").unwrap());
-        let mut decoder = Decoder::new(coding).unwrap();
+        decode_all(coding, &encoded, 3).unwrap()
+    }
+
+    /// Decodes `encoded` fed in `chunk`-byte pieces, step by step, as the body does.
+    fn decode_all(coding: Coding, encoded: &[u8], chunk: usize) -> io::Result<Vec<u8>> {
+        let mut decoder = Decoder::new(coding)?;
         let mut decoded = Vec::new();
-        for piece in encoded.chunks(3) {
-            decoded.extend_from_slice(&decoder.push(piece).unwrap());
+        for piece in encoded.chunks(chunk) {
+            let mut rest = piece;
+            loop {
+                let (used, out) = decoder.step(rest)?;
+                assert!(out.len() <= DECODE_STEP);
+                decoded.extend_from_slice(&out);
+                rest = &rest[used..];
+                if rest.is_empty() && out.is_empty() {
+                    break;
+                }
+            }
         }
-        decoded.extend_from_slice(&decoder.finish().unwrap());
-        decoded
+        loop {
+            let (_, out) = decoder.step(&[])?;
+            if out.is_empty() {
+                break;
+            }
+            decoded.extend_from_slice(&out);
+        }
+        decoder.finish()?;
+        Ok(decoded)
     }
 
     #[test]
@@ -227,7 +341,9 @@ mod tests {
             let mut encoder = Encoder::new(coding).unwrap();
             let mut decoder = Decoder::new(coding).unwrap();
             let first = encoder.push(b"<!DOCTYPE html><h1>first</h1>").unwrap();
-            assert_eq!(&decoder.push(&first).unwrap()[..], b"<!DOCTYPE html><h1>first</h1>", "{coding:?}");
+            let (_, decoded) = decoder.step(&first).unwrap();
+            let (_, more) = decoder.step(&[]).unwrap();
+            assert_eq!([&decoded[..], &more[..]].concat(), b"<!DOCTYPE html><h1>first</h1>", "{coding:?}");
         }
     }
 
@@ -236,15 +352,41 @@ mod tests {
         let mut raw = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
         raw.write_all(PAGE).unwrap();
         let raw = raw.finish().unwrap();
-        let mut decoder = Decoder::new(Coding::Deflate).unwrap();
-        let mut decoded = decoder.push(&raw).unwrap().to_vec();
-        decoded.extend_from_slice(&decoder.finish().unwrap());
-        assert_eq!(decoded, PAGE);
+        assert_eq!(decode_all(Coding::Deflate, &raw, 5).unwrap(), PAGE);
     }
 
     #[test]
-    fn corrupt_input_is_an_error() {
-        let mut decoder = Decoder::new(Coding::Gzip).unwrap();
-        assert!(decoder.push(b"\x1f\x8b\x08\x00garbage that is not deflate at all........").is_err());
+    fn corrupt_and_truncated_input_are_errors() {
+        assert!(decode_all(Coding::Gzip, b"\x1f\x8b\x08\x00garbage that is not deflate at all........", 64).is_err());
+        for coding in [Coding::Gzip, Coding::Deflate, Coding::Brotli, Coding::Zstd] {
+            let mut encoder = Encoder::new(coding).unwrap();
+            let mut encoded = encoder.push(PAGE).unwrap().to_vec();
+            encoded.extend_from_slice(&encoder.finish(b"").unwrap());
+            let cut = &encoded[..encoded.len() - 3];
+            assert!(decode_all(coding, cut, 7).is_err(), "{coding:?}: a cut stream must not look complete");
+        }
+    }
+
+    #[test]
+    fn concatenated_gzip_members_are_one_body() {
+        let member = |text: &[u8]| {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(text).unwrap();
+            e.finish().unwrap()
+        };
+        let body = [member(b"<p>one</p>"), member(b"<p>two</p>")].concat();
+        assert_eq!(decode_all(Coding::Gzip, &body, 4).unwrap(), b"<p>one</p><p>two</p>");
+    }
+
+    #[test]
+    fn a_decompression_bomb_comes_out_in_bounded_steps() {
+        let zeros = vec![0u8; 8 * 1024 * 1024];
+        for coding in [Coding::Gzip, Coding::Brotli, Coding::Zstd] {
+            let mut encoder = Encoder::new(coding).unwrap();
+            let mut bomb = encoder.push(&zeros).unwrap().to_vec();
+            bomb.extend_from_slice(&encoder.finish(b"").unwrap());
+            assert!(bomb.len() < zeros.len() / 100, "{coding:?}");
+            assert_eq!(decode_all(coding, &bomb, bomb.len()).unwrap().len(), zeros.len(), "{coding:?}");
+        }
     }
 }

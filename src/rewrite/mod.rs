@@ -8,6 +8,7 @@
 
 mod charset;
 mod handlers;
+mod stages;
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -19,12 +20,11 @@ use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use lol_html::send::HtmlRewriter;
-use tracing::debug;
 
 pub use handlers::{Injection, REWRITER_MAX_MEMORY};
 
 use crate::codec::{Decoder, Encoder};
-use handlers::{PageState, Sink, settings};
+use handlers::{PageState, Sink};
 
 /// The error of a body on the request path: whatever the upstream body failed with.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -78,6 +78,20 @@ pub struct RewriteBody<B> {
     decoder: Option<Decoder>,
     /// Encodes the rewritten page for a client that accepts the page's coding.
     encoder: Option<Encoder>,
+    /// Compressed bytes received but not decoded yet: decoding goes in bounded steps.
+    remainder: Bytes,
+    /// The upstream body has ended (what remains is in `remainder` or the decoder).
+    input_ended: bool,
+}
+
+/// What one unit of work did.
+enum Pump {
+    /// Bytes were processed; there may be output to send.
+    Worked,
+    /// Nothing more to do until the upstream sends more.
+    NeedInput,
+    /// The upstream body has ended and everything has been processed.
+    Done,
 }
 
 /// How a compressed page is read and sent on: decoded, and encoded again if the client
@@ -100,6 +114,8 @@ impl<B> RewriteBody<B> {
             trailers: None,
             decoder: transcode.decoder,
             encoder: transcode.encoder,
+            remainder: Bytes::new(),
+            input_ended: false,
         };
         let injection = Arc::new(injection);
         match injection.encoding {
@@ -112,25 +128,6 @@ impl<B> RewriteBody<B> {
     /// The charset the rewriter could not handle, if that is why the page passed through.
     pub fn refused_charset(&self) -> Option<&'static str> {
         self.refused_charset
-    }
-
-    /// Creates the rewriter for the page's encoding and feeds it `first_bytes`; or, for an
-    /// encoding it cannot handle, lets the page through as it is.
-    fn start(&mut self, injection: Arc<Injection>, first_bytes: &[u8]) {
-        match charset::choose(injection.encoding, first_bytes) {
-            Ok(decoding) => {
-                let settings = settings(injection, Arc::clone(&self.state), decoding);
-                let rewriter = HtmlRewriter::new(settings, Sink(Arc::clone(&self.output)));
-                self.stage = Stage::Rewriting(Box::new(rewriter));
-                self.write(first_bytes);
-            }
-            Err(charset) => {
-                debug!(charset, "the page's encoding cannot be rewritten; it passes through");
-                self.refused_charset = Some(charset);
-                self.stage = Stage::PassingThrough;
-                self.output.lock().unwrap_or_else(PoisonError::into_inner).extend_from_slice(first_bytes);
-            }
-        }
     }
 
     /// Whether the widget went into the page (so far).
@@ -158,15 +155,6 @@ impl<B> RewriteBody<B> {
         self.output.lock().unwrap_or_else(PoisonError::into_inner).split().freeze()
     }
 
-    /// Upstream bytes as page bytes: decoded, if the page is compressed. An error is
-    /// corrupt compressed input.
-    fn decode(&mut self, data: Bytes) -> Result<Bytes, BoxError> {
-        match &mut self.decoder {
-            Some(decoder) => Ok(decoder.push(&data)?),
-            None => Ok(data),
-        }
-    }
-
     /// The output so far, encoded if the client gets the page compressed.
     fn take_encoded(&mut self) -> Result<Bytes, BoxError> {
         let out = self.take_output();
@@ -185,75 +173,45 @@ impl<B> RewriteBody<B> {
         }
     }
 
-    /// Page bytes to the rewriter, or straight to the output once it has given up.
-    fn feed(&mut self, page_bytes: &[u8]) {
-        match self.stage {
-            Stage::PassingThrough => {
-                self.output.lock().unwrap_or_else(PoisonError::into_inner).extend_from_slice(page_bytes);
+    /// Takes an upstream chunk: kept for bounded decoding if compressed, else fed on.
+    fn accept(&mut self, data: Bytes) {
+        if self.decoder.is_some() {
+            self.remainder = data;
+        } else {
+            self.feed(&data);
+        }
+    }
+
+    /// Does one bounded unit of work on what the upstream has sent: a decoding step of at
+    /// most [`crate::codec::DECODE_STEP`] bytes, or the end of the page.
+    fn pump(&mut self) -> Result<Pump, BoxError> {
+        if let Some(decoder) = &mut self.decoder {
+            if self.remainder.is_empty() && !self.input_ended {
+                return Ok(Pump::NeedInput);
             }
-            Stage::Finished => {}
-            _ => self.write(page_bytes),
-        }
-    }
-
-    /// The end of the upstream body: the decoder's last bytes, then the rewriter's end.
-    fn end_input(&mut self) -> Result<(), BoxError> {
-        if let Some(decoder) = self.decoder.take() {
-            let tail = decoder.finish()?;
-            self.feed(&tail);
-        }
-        self.end();
-        Ok(())
-    }
-
-    /// Feeds one chunk to the rewriter, leaving its output in the buffer. On a rewriter
-    /// error lol_html has already flushed the unprocessed input as-is; the rest passes
-    /// through.
-    fn write(&mut self, data: &[u8]) {
-        if let Stage::AwaitingFirstBytes { prefix, .. } = &mut self.stage {
-            if prefix.len() + data.len() < charset::BOM_LENGTH {
-                prefix.extend_from_slice(data);
-                return;
+            let (used, decoded) = decoder.step(&self.remainder)?;
+            self.remainder = self.remainder.slice(used..);
+            if used > 0 || !decoded.is_empty() {
+                self.feed(&decoded);
+                return Ok(Pump::Worked);
             }
-            let Stage::AwaitingFirstBytes { injection, mut prefix } =
-                std::mem::replace(&mut self.stage, Stage::PassingThrough)
-            else {
-                return;
-            };
-            if prefix.is_empty() {
-                return self.start(injection, data);
+            // The input has ended and the decoder holds nothing more.
+            if let Some(decoder) = self.decoder.take() {
+                decoder.finish()?;
             }
-            prefix.extend_from_slice(data);
-            return self.start(injection, &prefix);
         }
-        if let Stage::Rewriting(rewriter) = &mut self.stage
-            && let Err(error) = rewriter.write(data)
-        {
-            debug!(%error, "rewriter gave up; the rest of the page passes through unchanged");
-            self.stage = Stage::PassingThrough;
+        if !self.input_ended {
+            return Ok(Pump::NeedInput);
         }
+        if !matches!(self.stage, Stage::Finished) {
+            self.end();
+        }
+        Ok(Pump::Done)
     }
 
-    /// Ends the rewrite, leaving the rewriter's last bytes in the buffer.
-    fn end(&mut self) {
-        if matches!(self.stage, Stage::AwaitingFirstBytes { .. })
-            && let Stage::AwaitingFirstBytes { injection, prefix } =
-                std::mem::replace(&mut self.stage, Stage::PassingThrough)
-        {
-            self.start(injection, &prefix);
-        }
-        if let Stage::Rewriting(rewriter) = std::mem::replace(&mut self.stage, Stage::Finished)
-            && let Err(error) = rewriter.end()
-        {
-            debug!(%error, "rewriter gave up at the end of the page");
-            PageState::set(&self.state.bailed_out);
-        }
-        self.stage = Stage::Finished;
-    }
-
-    /// The next frame once the upstream body has ended: the last bytes, then any trailers.
+    /// The next frame once everything has been processed: the last bytes (with the end of
+    /// the encoded stream), then any trailers.
     fn finish(&mut self) -> Result<Option<Frame<Bytes>>, BoxError> {
-        self.end_input()?;
         let rest = self.take_final()?;
         Ok(if rest.is_empty() { self.trailers.take().map(Frame::trailers) } else { Some(Frame::data(rest)) })
     }
@@ -265,10 +223,11 @@ where
     B::Error: Into<BoxError>,
 {
     /// Reads until the body shows it is a whole page, or [`SNIFF_LIMIT`] bytes or its end
-    /// show it is not; a body announced as at most [`SNIFF_LIMIT`] bytes is read whole. It
-    /// never waits past [`SNIFF_DEADLINE`]: an upstream that pauses before it is clear gets
-    /// its head sent as a page's. Call before sending the response head; an error means
-    /// the upstream failed before the client received anything.
+    /// show it is not; a body announced as at most [`SNIFF_LIMIT`] bytes is read whole
+    /// (while it decodes to no more than that). It never waits past [`SNIFF_DEADLINE`]: an
+    /// upstream that pauses before it is clear gets its head sent as a page's. Call before
+    /// sending the response head; an error means the upstream failed before the client
+    /// received anything.
     pub async fn sniff(&mut self) -> Result<Sniffed, BoxError> {
         let deadline = tokio::time::Instant::now() + SNIFF_DEADLINE;
         let mut raw: Vec<Bytes> = Vec::new();
@@ -276,7 +235,15 @@ where
         // An upstream that announced a small length usually has the whole body at hand:
         // reading it all gives the client an exact Content-Length instead of chunks.
         let small = self.upstream.size_hint().exact().is_some_and(|len| len <= SNIFF_LIMIT as u64);
-        while !matches!(self.stage, Stage::Finished) && (small || (!self.is_page() && read < SNIFF_LIMIT)) {
+        let buffered = |body: &Self| body.output.lock().unwrap_or_else(PoisonError::into_inner).len();
+        // The output held back is bounded too: a small compressed body may decode to much
+        // more (twice the window leaves room for a whole small page and its widget).
+        while (small || (!self.is_page() && read < SNIFF_LIMIT)) && buffered(self) <= 2 * SNIFF_LIMIT {
+            match self.pump()? {
+                Pump::Worked => continue,
+                Pump::Done => break,
+                Pump::NeedInput => {}
+            }
             let Ok(frame) = tokio::time::timeout_at(deadline, self.upstream.frame()).await else {
                 // Still unclear, or still arriving: stop holding the head back.
                 let out = self.take_encoded()?;
@@ -284,21 +251,21 @@ where
                 return Ok(if self.is_page() { Sniffed::Page } else { Sniffed::Undecided });
             };
             match frame {
-                None => self.end_input()?,
+                None => self.input_ended = true,
                 Some(Err(e)) => return Err(e.into()),
                 Some(Ok(frame)) => match frame.into_data() {
                     Ok(data) => {
                         read += data.len();
                         raw.push(data.clone());
-                        let page_bytes = self.decode(data)?;
-                        self.feed(&page_bytes);
+                        self.accept(data);
                     }
                     Err(frame) => self.trailers = frame.into_trailers().ok(),
                 },
             }
         }
         if self.is_page() {
-            let out = if matches!(self.stage, Stage::Finished) { self.take_final()? } else { self.take_encoded()? };
+            let done = matches!(self.stage, Stage::Finished) && self.decoder.is_none();
+            let out = if done { self.take_final()? } else { self.take_encoded()? };
             self.pending.push_back(out);
             return Ok(Sniffed::Page);
         }
@@ -307,6 +274,7 @@ where
         self.output.lock().unwrap_or_else(PoisonError::into_inner).clear();
         self.decoder = None;
         self.encoder = None;
+        self.remainder = Bytes::new();
         if !matches!(self.stage, Stage::Finished) {
             self.stage = Stage::PassingThrough;
         }
@@ -331,42 +299,46 @@ where
             }
         }
         loop {
-            if let Stage::Finished = this.stage {
-                return Poll::Ready(this.finish().transpose());
+            match this.pump() {
+                Err(e) => return Poll::Ready(Some(Err(e))),
+                Ok(Pump::Done) => return Poll::Ready(this.finish().transpose()),
+                Ok(Pump::Worked) => match this.take_encoded() {
+                    Err(e) => return Poll::Ready(Some(Err(e))),
+                    Ok(out) if !out.is_empty() => return Poll::Ready(Some(Ok(Frame::data(out)))),
+                    Ok(_) => continue,
+                },
+                Ok(Pump::NeedInput) => {}
             }
-            let frame = match ready!(Pin::new(&mut this.upstream).poll_frame(cx)) {
-                None => return Poll::Ready(this.finish().transpose()),
-                Some(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
-                Some(Ok(frame)) => frame,
-            };
-            let data = match frame.into_data() {
-                Ok(data) => data,
-                Err(frame) => {
-                    this.trailers = frame.into_trailers().ok();
+            let data = match ready!(Pin::new(&mut this.upstream).poll_frame(cx)) {
+                None => {
+                    this.input_ended = true;
                     continue;
                 }
-            };
-            let out = match (&this.stage, &this.decoder, &this.encoder) {
-                (Stage::PassingThrough, None, None) => data,
-                _ => match this.decode(data) {
-                    Ok(page_bytes) => {
-                        this.feed(&page_bytes);
-                        match this.take_encoded() {
-                            Ok(out) => out,
-                            Err(e) => return Poll::Ready(Some(Err(e))),
-                        }
+                Some(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => data,
+                    Err(frame) => {
+                        this.trailers = frame.into_trailers().ok();
+                        continue;
                     }
-                    Err(e) => return Poll::Ready(Some(Err(e))),
                 },
             };
-            if !out.is_empty() {
-                return Poll::Ready(Some(Ok(Frame::data(out))));
+            // Passing through with nothing to decode or encode: the chunk as it is.
+            if matches!(this.stage, Stage::PassingThrough) && this.decoder.is_none() && this.encoder.is_none() {
+                return Poll::Ready(Some(Ok(Frame::data(data))));
+            }
+            this.accept(data);
+            match this.take_encoded() {
+                Err(e) => return Poll::Ready(Some(Err(e))),
+                Ok(out) if !out.is_empty() => return Poll::Ready(Some(Ok(Frame::data(out)))),
+                Ok(_) => {}
             }
         }
     }
 
     fn is_end_stream(&self) -> bool {
         matches!(self.stage, Stage::Finished)
+            && self.decoder.is_none()
             && self.encoder.is_none()
             && self.pending.iter().all(Bytes::is_empty)
             && self.trailers.is_none()

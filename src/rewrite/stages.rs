@@ -1,0 +1,87 @@
+//! The lol_html side of a body: creating the rewriter once the page's encoding is known,
+//! feeding it page bytes, and ending it — or letting bytes through once it has given up.
+
+use std::sync::{Arc, PoisonError};
+
+use lol_html::send::HtmlRewriter;
+use tracing::debug;
+
+use super::handlers::{Injection, PageState, Sink, settings};
+use super::{RewriteBody, Stage, charset};
+
+impl<B> RewriteBody<B> {
+    /// Creates the rewriter for the page's encoding and feeds it `first_bytes`; or, for an
+    /// encoding it cannot handle, lets the page through as it is.
+    pub(super) fn start(&mut self, injection: Arc<Injection>, first_bytes: &[u8]) {
+        match charset::choose(injection.encoding, first_bytes) {
+            Ok(decoding) => {
+                let settings = settings(injection, Arc::clone(&self.state), decoding);
+                let rewriter = HtmlRewriter::new(settings, Sink(Arc::clone(&self.output)));
+                self.stage = Stage::Rewriting(Box::new(rewriter));
+                self.write(first_bytes);
+            }
+            Err(charset) => {
+                debug!(charset, "the page's encoding cannot be rewritten; it passes through");
+                self.refused_charset = Some(charset);
+                self.stage = Stage::PassingThrough;
+                self.output.lock().unwrap_or_else(PoisonError::into_inner).extend_from_slice(first_bytes);
+            }
+        }
+    }
+
+    /// Page bytes to the rewriter, or straight to the output once it has given up.
+    pub(super) fn feed(&mut self, page_bytes: &[u8]) {
+        match self.stage {
+            Stage::PassingThrough => {
+                self.output.lock().unwrap_or_else(PoisonError::into_inner).extend_from_slice(page_bytes);
+            }
+            Stage::Finished => {}
+            _ => self.write(page_bytes),
+        }
+    }
+
+    /// Feeds one chunk to the rewriter, leaving its output in the buffer. On a rewriter
+    /// error lol_html has already flushed the unprocessed input as-is; the rest passes
+    /// through.
+    fn write(&mut self, data: &[u8]) {
+        if let Stage::AwaitingFirstBytes { prefix, .. } = &mut self.stage {
+            if prefix.len() + data.len() < charset::BOM_LENGTH {
+                prefix.extend_from_slice(data);
+                return;
+            }
+            let Stage::AwaitingFirstBytes { injection, mut prefix } =
+                std::mem::replace(&mut self.stage, Stage::PassingThrough)
+            else {
+                return;
+            };
+            if prefix.is_empty() {
+                return self.start(injection, data);
+            }
+            prefix.extend_from_slice(data);
+            return self.start(injection, &prefix);
+        }
+        if let Stage::Rewriting(rewriter) = &mut self.stage
+            && let Err(error) = rewriter.write(data)
+        {
+            debug!(%error, "rewriter gave up; the rest of the page passes through unchanged");
+            self.stage = Stage::PassingThrough;
+        }
+    }
+
+    /// Ends the rewrite, leaving the rewriter's last bytes in the buffer.
+    pub(super) fn end(&mut self) {
+        if matches!(self.stage, Stage::AwaitingFirstBytes { .. })
+            && let Stage::AwaitingFirstBytes { injection, prefix } =
+                std::mem::replace(&mut self.stage, Stage::PassingThrough)
+        {
+            self.start(injection, &prefix);
+        }
+        if let Stage::Rewriting(rewriter) = std::mem::replace(&mut self.stage, Stage::Finished)
+            && let Err(error) = rewriter.end()
+        {
+            debug!(%error, "rewriter gave up at the end of the page");
+            PageState::set(&self.state.bailed_out);
+        }
+        self.stage = Stage::Finished;
+    }
+}
