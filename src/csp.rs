@@ -85,13 +85,17 @@ pub fn allow_origins(headers: &mut HeaderMap, origins: &[String]) {
     if origins.is_empty() || !headers.contains_key(CONTENT_SECURITY_POLICY) {
         return;
     }
+    // A value that is not text, or cannot be rebuilt, is kept exactly as it was: never
+    // dropped, which would lift the policy altogether.
     let rewritten: Vec<HeaderValue> = headers
         .get_all(CONTENT_SECURITY_POLICY)
         .iter()
-        .filter_map(|value| {
-            let policies: Vec<String> =
-                value.to_str().ok()?.split(',').map(|policy| widen_policy(policy, origins)).collect();
-            HeaderValue::from_str(&policies.join(", ")).ok()
+        .map(|value| {
+            let widened = value.to_str().ok().and_then(|text| {
+                let policies: Vec<String> = text.split(',').map(|policy| widen_policy(policy, origins)).collect();
+                HeaderValue::from_str(&policies.join(", ")).ok()
+            });
+            widened.unwrap_or_else(|| value.clone())
         })
         .collect();
     headers.remove(CONTENT_SECURITY_POLICY);
@@ -166,6 +170,17 @@ mod tests {
             "default-src 'self'; script-src 'self' 'nonce-a' https://www.useinvent.com; img-src https://www.useinvent.com; \
              object-src 'none'; connect-src 'self' https://www.useinvent.com; frame-src 'self' https://www.useinvent.com; \
              style-src-elem 'self' https://www.useinvent.com; font-src 'self' https://www.useinvent.com"
+        );
+        let mut opaque = HeaderMap::new();
+        opaque.insert(
+            CONTENT_SECURITY_POLICY,
+            HeaderValue::from_bytes(b"default-src 'self'; report-uri /r\xe9").unwrap(),
+        );
+        allow_origins(&mut opaque, &origins);
+        assert_eq!(
+            opaque[CONTENT_SECURITY_POLICY].as_bytes(),
+            b"default-src 'self'; report-uri /r\xe9",
+            "kept, never dropped"
         );
         let mut without_policy = HeaderMap::new();
         allow_origins(&mut without_policy, &origins);

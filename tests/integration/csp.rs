@@ -37,7 +37,6 @@ async fn the_script_carries_the_nonce_of_the_directive_that_governs_scripts() {
         );
         assert_eq!(script_tag(&page.text()), expected, "{policy}");
         assert_eq!(page.headers[header::CONTENT_SECURITY_POLICY], policy, "the policy itself is not changed");
-        assert!(!page.text().contains("unsafe-inline"));
     }
 }
 
@@ -75,6 +74,7 @@ async fn csp_allow_adds_the_widget_origins_where_they_are_governed() {
         )
     );
     assert!(script_tag(&page.text()).contains("nonce=\"n1\""));
+    assert!(!page.headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap().contains("unsafe-inline"));
 }
 
 #[tokio::test]
