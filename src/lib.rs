@@ -6,12 +6,14 @@
 //! 2. **forward** — to the upstream over a pooled connection ([`upstream`]); 502/504 on failure ([`error`]).
 //! 3. **identify** — only for a page that will be rewritten: session cookie → JWT → `user-hash` ([`identity`]).
 //! 4. **inject** — the first bytes show whether the body is a whole page; a page streams
-//!    through lol_html, which inserts the widget ([`inject`], [`rewrite`]).
+//!    (decoded if compressed, in its own charset) through lol_html, which inserts the widget
+//!    with the CSP nonce it needs ([`inject`], [`rewrite`]).
 //! 5. **log** — one access line when the body ends ([`body`], [`telemetry`]).
 //!
-//! Module map: [`cli`] commands · [`config`] YAML → typed config · [`server`] accept loop and
-//! graceful shutdown · [`headers`] pure header helpers · [`csp`] script nonces and allowed origins · [`upgrade`] WebSocket tunnels ·
-//! [`demo`] the built-in sample site.
+//! Module map: [`cli`] commands · [`config`] YAML → typed config (TLS files included) ·
+//! [`server`] listeners (HTTP and TLS), accept loop, graceful shutdown · [`headers`] pure
+//! header helpers · [`codec`] gzip/deflate/br/zstd in bounded steps · [`csp`] script nonces
+//! and allowed origins · [`upgrade`] WebSocket tunnels · [`demo`] the built-in sample site.
 #![forbid(unsafe_code)]
 
 pub mod body;
