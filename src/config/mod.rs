@@ -1,7 +1,7 @@
 //! Configuration: the YAML file read once at start-up into a typed, validated [`Config`].
 //!
 //! Loading happens in two steps. [`raw`] mirrors the file and rejects unknown keys and
-//! malformed scalars, with the key path, line and column; [`Config::build`] then checks
+//! malformed scalars, with the key path, line and column; `Config::build` then checks
 //! what spans several keys and loads key material, so that a running proxy never
 //! discovers a bad setting on its first request.
 

@@ -2,7 +2,7 @@
 //! sees the widget, then their verified identity in it after logging in.
 //!
 //! The demo's proxy is configured from YAML like any other (see [`config_yaml`]); the
-//! site ([`site`]) signs its session cookie with the key the proxy verifies.
+//! site (`site`) signs its session cookie with the key the proxy verifies.
 
 mod site;
 
