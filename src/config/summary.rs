@@ -34,6 +34,9 @@ impl Config {
         if !self.inject.exclude_paths.patterns().is_empty() {
             let _ = writeln!(s, "  except:         {:?}", self.inject.exclude_paths.patterns());
         }
+        if !self.inject.csp_allow.is_empty() {
+            let _ = writeln!(s, "  CSP allows:     {}", self.inject.csp_allow.join(" "));
+        }
         if !self.trusted_proxies.is_empty() {
             let nets: Vec<String> = self.trusted_proxies.iter().map(ToString::to_string).collect();
             let _ = writeln!(s, "trusted proxies:  {} (their X-Forwarded-Proto/-Host are kept)", nets.join(", "));
