@@ -73,19 +73,21 @@ type CliResult = Result<(), Box<dyn std::error::Error>>;
 fn run(path: &Path) -> CliResult {
     let config = Config::load(path)?;
     telemetry::init();
-    runtime()?.block_on(async {
+    block_on(async {
         let proxy = server::start(config).await.map_err(|e| match e {
-            server::StartError::Bind { .. } => format!("{e} (set `listen` in {})", path.display()),
+            server::StartError::Bind { key, .. } => format!("{e} (set `{key}` in {})", path.display()),
             other => other.to_string(),
         })?;
         match proxy.tls_addr() {
-            Some(tls) => tracing::info!(listen = %proxy.local_addr(), listen_tls = %tls, config = %path.display(), "invent-proxy is serving"),
+            Some(tls) => {
+                tracing::info!(listen = %proxy.local_addr(), listen_tls = %tls, config = %path.display(), "invent-proxy is serving")
+            }
             None => tracing::info!(listen = %proxy.local_addr(), config = %path.display(), "invent-proxy is serving"),
         }
         server::shutdown_signal().await;
         proxy.shutdown().await;
         Ok(())
-    })
+    })?
 }
 
 /// Validates exactly what `run` would build — config, keys, upstream client (and its TLS
@@ -97,7 +99,42 @@ fn check(path: &Path) -> CliResult {
     for warning in proxy.config().warnings() {
         println!("warning: {warning}");
     }
+    if let Err(reason) = probe_upstream_briefly(&proxy.config().upstream) {
+        println!("warning: upstream {reason}; until it answers, visitors get 502");
+    }
     Ok(())
+}
+
+/// [`probe_upstream`] within 2 s: name resolution cannot be timed out, so it runs aside.
+fn probe_upstream_briefly(upstream: &crate::config::Upstream) -> Result<(), String> {
+    let (done, result) = std::sync::mpsc::channel();
+    let upstream = upstream.clone();
+    std::thread::spawn(move || {
+        let _ = done.send(probe_upstream(&upstream));
+    });
+    result
+        .recv_timeout(std::time::Duration::from_secs(2))
+        .unwrap_or_else(|_| Err("does not answer within 2s".to_owned()))
+}
+
+/// Tries a TCP connection to the upstream (not a request): an upstream that is down is
+/// worth a warning, not an error, since it may start after the proxy.
+fn probe_upstream(upstream: &crate::config::Upstream) -> Result<(), String> {
+    use std::net::ToSocketAddrs;
+    let authority = &upstream.url.authority;
+    let port = authority.port_u16().unwrap_or(if upstream.url.scheme == http::uri::Scheme::HTTPS { 443 } else { 80 });
+    let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+    let addrs: Vec<_> =
+        (host, port).to_socket_addrs().map_err(|e| format!("{authority} cannot be resolved ({e})"))?.collect();
+    let timeout = upstream.connect_timeout.min(std::time::Duration::from_secs(2));
+    let mut last_error = format!("{authority} has no address");
+    for addr in addrs {
+        match std::net::TcpStream::connect_timeout(&addr, timeout) {
+            Ok(_) => return Ok(()),
+            Err(e) => last_error = format!("{authority} does not answer ({e})"),
+        }
+    }
+    Err(last_error)
 }
 
 fn hash(path: &Path, user_id: &str) -> CliResult {
@@ -111,7 +148,7 @@ fn hash(path: &Path, user_id: &str) -> CliResult {
 
 fn demo(listen: SocketAddr) -> CliResult {
     telemetry::init();
-    runtime()?.block_on(async {
+    block_on(async {
         let running = demo::start(listen).await.map_err(|e| match e {
             server::StartError::Bind { .. } => {
                 format!("{e} (choose another address with --listen)")
@@ -122,9 +159,14 @@ fn demo(listen: SocketAddr) -> CliResult {
         server::shutdown_signal().await;
         running.shutdown().await;
         Ok(())
-    })
+    })?
 }
 
-fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()
+/// Runs `future` on a multi-threaded runtime. Once it is done (the proxy has drained),
+/// whatever is left — an idle DNS lookup thread, say — gets a moment, not a wait.
+fn block_on<F: std::future::Future>(future: F) -> std::io::Result<F::Output> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let output = runtime.block_on(future);
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    Ok(output)
 }

@@ -24,9 +24,9 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// How long a client may take to complete its TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Binds a listening socket.
-pub async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })
+/// Binds a listening socket; `key` is the config key the address comes from.
+pub async fn bind(addr: SocketAddr, key: &'static str) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr).await.map_err(|source| StartError::Bind { key, addr, source })
 }
 
 /// The proxy's bound sockets: plain HTTP, and HTTPS if `listen_tls` is configured.
@@ -143,7 +143,7 @@ pub enum StartError {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind { key: &'static str, addr: SocketAddr, source: std::io::Error },
     #[error("cannot set up the upstream client: {0}")]
     Client(#[source] std::io::Error),
 }
@@ -178,12 +178,13 @@ impl RunningProxy {
 /// Binds `listen` (and `listen_tls`) and serves in a background task until
 /// [`RunningProxy::shutdown`].
 pub async fn start(config: crate::config::Config) -> Result<RunningProxy, StartError> {
-    let plain = bind(config.listen).await?;
-    let local_addr = plain.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
+    let plain = bind(config.listen, "listen").await?;
+    let local_addr =
+        plain.local_addr().map_err(|source| StartError::Bind { key: "listen", addr: config.listen, source })?;
     let tls = match &config.listen_tls {
         None => None,
         Some(tls) => {
-            let listener = bind(tls.address).await?;
+            let listener = bind(tls.address, "listen_tls.address").await?;
             Some((listener, TlsAcceptor::from(Arc::clone(&tls.server_config))))
         }
     };

@@ -56,10 +56,10 @@ pub(crate) fn build_listen_tls(raw: RawListenTls, base_dir: &Path) -> Result<Lis
     let pem = std::fs::read(&key_file).map_err(|e| key_error(format!("cannot read {}: {e}", key_file.display())))?;
     let key = PrivateKeyDer::from_pem_slice(&pem)
         .map_err(|e| key_error(format!("{} holds no PEM private key: {e}", key_file.display())))?;
+    let mismatch =
+        || key_error(format!("{} does not fit the certificate in {}", key_file.display(), cert_file.display()));
     let mut server_config =
-        rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(chain, key).map_err(|e| {
-            key_error(format!("{} does not fit the certificate in {}: {e}", key_file.display(), cert_file.display()))
-        })?;
+        rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(chain, key).map_err(|_| mismatch())?;
     server_config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(ListenTls { address: raw.address.0.0, cert_file, server_config: Arc::new(server_config) })
 }

@@ -40,8 +40,9 @@ impl RunningSite {
 
 pub async fn start() -> Result<RunningSite, StartError> {
     let addr = SocketAddr::from(([127, 0, 0, 1], 0));
-    let listener = TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
-    let local_addr = listener.local_addr().map_err(|source| StartError::Bind { addr, source })?;
+    let listener =
+        TcpListener::bind(addr).await.map_err(|source| StartError::Bind { key: "demo site", addr, source })?;
+    let local_addr = listener.local_addr().map_err(|source| StartError::Bind { key: "demo site", addr, source })?;
     let task = tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             tokio::spawn(async move {

@@ -197,3 +197,28 @@ async fn the_demo_shows_the_widget_and_a_verified_identity_after_login() {
     let _ = demo.kill();
     let _ = demo.wait();
 }
+
+#[tokio::test]
+async fn check_warns_about_an_upstream_that_does_not_answer() {
+    let (dead, _reserved) = unreachable_address();
+    let file = TempPath::with_contents(&format!("upstream:\n  url: http://{dead}\nassistant:\n  id: ast_real\n"));
+    let output = invent_proxy(&["check", "--config", file.path()]);
+    assert!(output.status.success(), "a down upstream is a warning, not an error");
+    assert!(stdout(&output).contains(&format!("warning: upstream {dead} does not answer")), "{}", stdout(&output));
+}
+
+#[test]
+fn a_taken_port_names_the_key_it_came_from() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let pki = crate::support::pki::Pki::new(&["localhost"]);
+    let yaml = format!(
+        "listen: 127.0.0.1:0\nlisten_tls:\n  address: {}\n  cert_file: {}\n  key_file: {}\nupstream:\n  url: http://127.0.0.1:9\nassistant:\n  id: a\n",
+        taken.local_addr().unwrap(),
+        pki.cert_file.display(),
+        pki.key_file.display()
+    );
+    let file = TempPath::with_contents(&yaml);
+    let output = invent_proxy(&["run", "--config", file.path()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("(set `listen_tls.address` in"), "{}", stderr(&output));
+}

@@ -78,7 +78,8 @@ async fn a_client_that_does_not_take_the_coding_gets_identity() {
     for coding in ["gzip", "deflate", "br", "zstd"] {
         let upstream = compressed_upstream("text/html", coding, encode(coding, PAGE.as_bytes())).await;
         let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
-        for accept in [None, Some("identity"), Some("identity, *;q=0"), Some("gzip;q=0, deflate;q=0, br;q=0, zstd;q=0")] {
+        for accept in [None, Some("identity"), Some("identity, *;q=0"), Some("gzip;q=0, deflate;q=0, br;q=0, zstd;q=0")]
+        {
             let headers: Vec<(&str, &str)> = accept.map(|a| ("accept-encoding", a)).into_iter().collect();
             let page = get_with(&proxy, "/", &headers).await;
             assert!(!page.headers.contains_key(header::CONTENT_ENCODING), "{coding} {accept:?}");
