@@ -11,12 +11,29 @@ use tokio::net::TcpStream;
 
 use crate::support::*;
 
-/// Sends `request` on a new connection and reads until the proxy closes it (or 5 s pass).
+/// Sends `request` on a new connection while reading, until the proxy closes it (or 5 s
+/// pass). Reading alongside writing matters: a proxy that refuses a request mid-upload
+/// answers and closes, and the answer must be read before the reset that follows.
 async fn exchange(proxy: &invent_proxy::RunningProxy, request: &[u8]) -> String {
     let mut socket = TcpStream::connect(proxy.local_addr()).await.unwrap();
-    socket.write_all(request).await.unwrap();
-    let mut response = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut response)).await;
+    let (mut reader, mut writer) = socket.split();
+    let write = async {
+        // Kept open afterwards: a half-closed connection is another test.
+        let _ = writer.write_all(request).await;
+    };
+    let read = async {
+        let mut response = Vec::new();
+        let mut buffer = [0u8; 4096];
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while let Ok(Ok(n)) = tokio::time::timeout_at(deadline, reader.read(&mut buffer)).await {
+            if n == 0 {
+                break;
+            }
+            response.extend_from_slice(&buffer[..n]);
+        }
+        response
+    };
+    let ((), response) = tokio::join!(write, read);
     String::from_utf8_lossy(&response).into_owned()
 }
 
