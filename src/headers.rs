@@ -206,16 +206,26 @@ pub fn is_attachment(headers: &HeaderMap) -> bool {
 }
 
 /// Adds `name` to `Vary` unless it is already there (or `Vary: *`).
-pub fn add_vary(headers: &mut HeaderMap, name: &'static str) {
+pub fn add_vary(headers: &mut HeaderMap, name: &str) {
     let present = headers
         .get_all(header::VARY)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|v| v.trim() == "*" || v.trim().eq_ignore_ascii_case(name));
-    if !present {
-        headers.append(header::VARY, HeaderValue::from_static(name));
+    if !present && let Ok(value) = HeaderValue::from_str(name) {
+        headers.append(header::VARY, value);
     }
+}
+
+/// Adds a request header to `Vary`, in its usual spelling (`Cookie`, `Authorization`).
+pub fn add_vary_on(headers: &mut HeaderMap, name: &HeaderName) {
+    let spelled = match name {
+        n if n == header::COOKIE => "Cookie",
+        n if n == header::AUTHORIZATION => "Authorization",
+        n => n.as_str(),
+    };
+    add_vary(headers, spelled);
 }
 
 #[cfg(test)]

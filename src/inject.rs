@@ -176,16 +176,16 @@ pub fn response_qualifies(status: StatusCode, headers: &HeaderMap) -> Result<Doc
 }
 
 /// Header changes of a response whose body is rewritten (spec: "Headers of a rewritten
-/// response"). `varies_by_cookie`: identity is configured, so the page depends on the
-/// cookie; `personalised`: identity attributes may be added, so shared caches must not
+/// response"). `varies_by`: the request headers identity reads, which the page depends on;
+/// `personalised`: identity attributes may be added, so shared caches must not
 /// store it.
-pub fn rewrite_headers(headers: &mut HeaderMap, varies_by_cookie: bool, personalised: bool) {
+pub fn rewrite_headers(headers: &mut HeaderMap, varies_by: &[header::HeaderName], personalised: bool) {
     headers.remove(header::CONTENT_LENGTH);
     headers.remove("content-md5");
     headers.remove(header::ACCEPT_RANGES);
     headers::weaken_etag(headers);
-    if varies_by_cookie {
-        headers::add_vary(headers, "Cookie");
+    for name in varies_by {
+        headers::add_vary_on(headers, name);
     }
     if personalised {
         headers::make_private(headers);
@@ -204,10 +204,10 @@ pub fn transcoded_headers(headers: &mut HeaderMap, reencoded: bool) {
 /// Header changes of a `304 Not Modified` for a request whose `200` would be rewritten:
 /// its validators and `Vary` must describe the rewritten page the client has cached, or a
 /// strong ETag would let a range request splice upstream bytes into it.
-pub fn not_modified_headers(headers: &mut HeaderMap, varies_by_cookie: bool) {
+pub fn not_modified_headers(headers: &mut HeaderMap, varies_by: &[header::HeaderName]) {
     headers::weaken_etag(headers);
-    if varies_by_cookie {
-        headers::add_vary(headers, "Cookie");
+    for name in varies_by {
+        headers::add_vary_on(headers, name);
     }
 }
 
@@ -441,7 +441,7 @@ mod tests {
             ("content-md5", "x"),
             ("cache-control", "public, max-age=300"),
         ]);
-        rewrite_headers(&mut h, true, true);
+        rewrite_headers(&mut h, &[header::COOKIE], true);
         assert!(!h.contains_key("content-length") && !h.contains_key("content-md5"));
         assert_eq!(h["etag"], "W/\"abc\"");
         assert_eq!(h["cache-control"], "private, max-age=300");

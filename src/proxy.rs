@@ -101,12 +101,7 @@ impl Proxy {
     fn plan(&self, req: &Request<Incoming>) -> Result<Kept, Skip> {
         inject::request_qualifies(req.method(), req.uri().path(), req.headers(), &self.config.inject)?;
         let mut kept = HeaderMap::new();
-        let names = if self.identifier.is_some() {
-            &[header::ACCEPT_ENCODING, header::COOKIE][..]
-        } else {
-            &[header::ACCEPT_ENCODING]
-        };
-        for name in names {
+        for name in std::iter::once(&header::ACCEPT_ENCODING).chain(self.identity_headers()) {
             for value in req.headers().get_all(name) {
                 kept.append(name.clone(), value.clone());
             }
@@ -118,6 +113,11 @@ impl Proxy {
         let trusted = self.config.trusts(peer.addr.ip());
         let req = upstream::prepare(req, peer, trusted, &self.config.upstream)?;
         upstream::send(&self.client, req, &self.config.upstream).await
+    }
+
+    /// The request headers identity reads (none without identity).
+    fn identity_headers(&self) -> &[http::HeaderName] {
+        self.identifier.as_ref().map_or(&[], Identifier::reads)
     }
 
     fn identify(&self, kept: &Kept) -> (Option<Visitor>, Outcome) {
@@ -137,7 +137,7 @@ impl Proxy {
         log: &mut AccessLog,
     ) -> Result<Response<ProxyBody>, ProxyError> {
         if plan.is_ok() && response.status() == http::StatusCode::NOT_MODIFIED {
-            inject::not_modified_headers(response.headers_mut(), self.identifier.is_some());
+            inject::not_modified_headers(response.headers_mut(), self.identity_headers());
         }
         let qualified = plan.and_then(|kept| {
             inject::response_qualifies(response.status(), response.headers()).map(|document| (kept, document))
@@ -165,7 +165,7 @@ impl Proxy {
         let reencoded = transcode.encoder.is_some();
         let mut body = RewriteBody::new(body, injection, transcode);
         if body.sniff().await.map_err(ProxyError::Upstream)? != Sniffed::NotPage {
-            inject::rewrite_headers(&mut parts.headers, self.identifier.is_some(), personalised);
+            inject::rewrite_headers(&mut parts.headers, self.identity_headers(), personalised);
             if document.coding.is_some() {
                 inject::transcoded_headers(&mut parts.headers, reencoded);
             }

@@ -9,6 +9,8 @@ use serde_saphyr::Location;
 
 use super::BuildError;
 use super::raw::RawJwt;
+use super::value::{Secret, SecretEncoding};
+use serde_saphyr::Spanned;
 
 /// A parsed verification key. `Debug` shows what kind of key it is, never its bytes.
 #[derive(Clone)]
@@ -53,7 +55,7 @@ pub(crate) fn load(jwt: &RawJwt, jwt_location: Location, base_dir: &Path) -> Res
             ));
         }
         (Some(secret), None, AlgorithmFamily::Hmac) => JwtKey {
-            decoding: DecodingKey::from_secret(secret.value.expose().as_bytes()),
+            decoding: DecodingKey::from_secret(&secret_bytes(jwt, secret)?),
             description: "a shared secret".to_owned(),
         },
         (None, Some(file), family) if family != AlgorithmFamily::Hmac => {
@@ -77,6 +79,24 @@ pub(crate) fn load(jwt: &RawJwt, jwt_location: Location, base_dir: &Path) -> Res
         }
     };
     Ok(LoadedKey { algorithms, key })
+}
+
+/// The bytes of `jwt.secret`, as `secret_encoding` says it is written (never quoted in an
+/// error: it is a secret).
+fn secret_bytes(jwt: &RawJwt, secret: &Spanned<Secret>) -> Result<Vec<u8>, BuildError> {
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    let text = secret.value.expose().trim_end_matches('=');
+    let decoded = match jwt.secret_encoding.as_ref().map_or(SecretEncoding::Utf8, |v| v.0) {
+        SecretEncoding::Utf8 => return Ok(secret.value.expose().as_bytes().to_vec()),
+        SecretEncoding::Base64 => STANDARD
+            .decode(secret.value.expose())
+            .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(text)),
+        SecretEncoding::Base64Url => URL_SAFE_NO_PAD.decode(text),
+    };
+    decoded.map_err(|_| {
+        BuildError::new("identity.jwt.secret", Some(secret.referenced), "is not valid for `secret_encoding`")
+    })
 }
 
 /// The listed algorithms (default `[HS256]`), which must all be of one family.

@@ -89,17 +89,33 @@ pub struct Identity {
 /// Where the session JWT is and how it is verified.
 #[derive(Debug, Clone)]
 pub struct Jwt {
-    pub cookie: String,
+    /// Where the token is: the cookie, its chunks, and/or a `Bearer` header.
+    pub source: TokenSource,
     /// Accepted `alg` values; every one belongs to the family of `key`.
     pub algorithms: Vec<jsonwebtoken::Algorithm>,
     pub key: JwtKey,
-    pub issuer: Option<String>,
-    pub audience: Option<String>,
+    /// Accepted `iss` values (any, if empty).
+    pub issuer: Vec<String>,
+    /// Accepted `aud` values (any, if empty).
+    pub audience: Vec<String>,
+    /// Claims a token must carry (default `exp`).
+    pub required_claims: Vec<ClaimPath>,
     /// Clock skew allowed on `exp` and `nbf`.
     pub leeway: Duration,
     /// `secret` was written in the file rather than read from the environment.
     pub inline_secret: bool,
     pub claims: Claims,
+}
+
+/// Where a request's session token is looked for, in this order: the header, the cookie,
+/// the cookie's chunks. At least one of `header` and `cookie` is set.
+#[derive(Debug, Clone)]
+pub struct TokenSource {
+    /// A header with the `Bearer` scheme (`Authorization`, usually).
+    pub header: Option<http::HeaderName>,
+    pub cookie: Option<String>,
+    /// The cookie may be split as `name.0`, `name.1`, … (NextAuth/Auth.js).
+    pub cookie_chunks: bool,
 }
 
 /// Where the identity lives in the token's payload.
@@ -227,14 +243,37 @@ fn build_identity(raw: raw::RawIdentity, base_dir: &Path) -> Result<Identity, Bu
             user_avatar: c.user_avatar.map(|v| v.0),
         },
     );
+    let source = TokenSource {
+        header: jwt.header.map(|v| v.0.0),
+        cookie: jwt.cookie.map(|v| v.0.0),
+        cookie_chunks: jwt.cookie_chunks.unwrap_or(false),
+    };
+    if source.header.is_none() && source.cookie.is_none() {
+        let message = "say where the session token is: `cookie` (and `cookie_chunks`) and/or `header`";
+        return Err(BuildError::new("identity.jwt", Some(jwt_location), message));
+    }
+    if source.cookie_chunks && source.cookie.is_none() {
+        return Err(BuildError::new(
+            "identity.jwt.cookie_chunks",
+            Some(jwt_location),
+            "needs `cookie`, the chunks' base name",
+        ));
+    }
+    let texts = |list: Option<raw::OneOrMany<value::Parsed<value::NonEmpty>>>| {
+        list.map(raw::OneOrMany::into_vec).unwrap_or_default().into_iter().map(|v| v.0.0).collect()
+    };
+    let required_claims = jwt
+        .required_claims
+        .map_or_else(|| vec![ClaimPath(vec!["exp".to_owned()])], |list| list.into_iter().map(|v| v.0).collect());
     Ok(Identity {
         secret_key: raw.secret_key,
         jwt: Jwt {
-            cookie: jwt.cookie.0.0,
+            source,
             algorithms: key.algorithms.clone(),
             key: key.key,
-            issuer: jwt.issuer.map(|v| v.0.0),
-            audience: jwt.audience.map(|v| v.0.0),
+            issuer: texts(jwt.issuer),
+            audience: texts(jwt.audience),
+            required_claims,
             leeway: jwt.leeway.map_or(Duration::from_secs(30), |v| v.0.0),
             inline_secret: jwt.secret.as_ref().is_some_and(|s| !s.value.from_env()),
             claims,

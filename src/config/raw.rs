@@ -12,7 +12,7 @@ use serde_saphyr::Spanned;
 
 use super::value::{
     Appearance, ConfigDuration, HostHeader, JwtAlgorithm, Leeway, ListenAddr, NonEmpty, Parsed, Position, Secret,
-    Timeout,
+    SecretEncoding, Timeout,
 };
 
 #[derive(Debug, Deserialize)]
@@ -64,14 +64,49 @@ pub struct RawIdentity {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawJwt {
-    pub cookie: Parsed<CookieName>,
+    pub cookie: Option<Parsed<CookieName>>,
+    pub cookie_chunks: Option<bool>,
+    pub header: Option<Parsed<HeaderNameValue>>,
     pub algorithms: Option<Spanned<Vec<Parsed<JwtAlgorithm>>>>,
     pub secret: Option<Spanned<Secret>>,
+    pub secret_encoding: Option<Parsed<SecretEncoding>>,
     pub public_key_file: Option<Spanned<Parsed<PathBuf>>>,
-    pub issuer: Option<Parsed<NonEmpty>>,
-    pub audience: Option<Parsed<NonEmpty>>,
+    pub issuer: Option<OneOrMany<Parsed<NonEmpty>>>,
+    pub audience: Option<OneOrMany<Parsed<NonEmpty>>>,
+    pub required_claims: Option<Vec<Parsed<ClaimPath>>>,
     pub leeway: Option<Parsed<Leeway>>,
     pub claims: Option<RawClaims>,
+}
+
+/// A value written either alone or as a list: `issuer: a` or `issuer: [a, b]`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T> OneOrMany<T> {
+    pub fn into_vec(self) -> Vec<T> {
+        match self {
+            OneOrMany::One(one) => vec![one],
+            OneOrMany::Many(many) => many,
+        }
+    }
+}
+
+/// An HTTP header name (`jwt.header`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderNameValue(pub http::HeaderName);
+
+impl FromStr for HeaderNameValue {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        http::HeaderName::from_bytes(s.trim().as_bytes())
+            .map(HeaderNameValue)
+            .map_err(|_| format!("{s:?} is not a header name"))
+    }
 }
 
 #[derive(Debug, Deserialize)]

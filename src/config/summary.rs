@@ -77,13 +77,26 @@ fn inline_secret_warning(key: &str) -> String {
 fn write_identity_summary(s: &mut String, identity: &Identity) {
     let jwt = &identity.jwt;
     let algorithms: Vec<String> = jwt.algorithms.iter().map(|a| format!("{a:?}")).collect();
-    let _ = writeln!(s, "identity:         secret key set; session JWT from cookie `{}`", jwt.cookie);
+    let mut places = Vec::new();
+    if let Some(header) = &jwt.source.header {
+        places.push(format!("header `{header}: Bearer …`"));
+    }
+    if let Some(cookie) = &jwt.source.cookie {
+        places.push(format!("cookie `{cookie}`"));
+    }
+    if jwt.source.cookie_chunks {
+        places.push("its chunks `.0`, `.1`, …".to_owned());
+    }
+    let _ = writeln!(s, "identity:         secret key set; session JWT from {}", places.join(", then "));
     let _ = writeln!(s, "  algorithms:     {} with {}", algorithms.join(", "), jwt.key.describe());
+    let any = |list: &[String]| if list.is_empty() { "(any)".to_owned() } else { list.join(" or ") };
+    let required: Vec<String> = jwt.required_claims.iter().map(ToString::to_string).collect();
     let _ = writeln!(
         s,
-        "  checks:         issuer {}, audience {}, leeway {}",
-        jwt.issuer.as_deref().unwrap_or("(any)"),
-        jwt.audience.as_deref().unwrap_or("(any)"),
+        "  checks:         issuer {}, audience {}, required claims [{}], leeway {}",
+        any(&jwt.issuer),
+        any(&jwt.audience),
+        required.join(", "),
         humantime::format_duration(jwt.leeway)
     );
     let optional = |p: &Option<ClaimPath>| p.as_ref().map_or_else(|| "-".to_owned(), ToString::to_string);

@@ -243,6 +243,15 @@ config_enum! {
 }
 
 config_enum! {
+    /// How `jwt.secret` is written: the key's bytes as text, or base64 of them.
+    SecretEncoding {
+        Utf8 => "utf8",
+        Base64 => "base64",
+        Base64Url => "base64url",
+    }
+}
+
+config_enum! {
     /// The widget's `theme-appearance`.
     Appearance {
         Auto => "auto",

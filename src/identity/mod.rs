@@ -5,6 +5,8 @@
 //! token never is. Key-location headers (`jku`, `x5u`, `jwk`, `x5c`) are ignored: only the
 //! configured key verifies.
 
+mod token;
+
 use std::fmt;
 
 use hmac::{Hmac, Mac};
@@ -16,6 +18,11 @@ use serde_json::Value;
 use sha2::Sha256;
 
 use crate::config::{self, ClaimPath};
+
+pub use token::session_cookie;
+
+/// The registered claims jsonwebtoken checks itself when they are required.
+const SPEC_CLAIMS: [&str; 5] = ["exp", "nbf", "iss", "aud", "sub"];
 
 /// Tokens longer than this are rejected unread (spec: "longer than 8 KiB").
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -52,6 +59,8 @@ pub enum Rejection {
     WrongIssuer,
     WrongAudience,
     MissingClaim,
+    /// Chunked cookies with one missing (`name.0`, `name.2`, no `name.1`).
+    IncompleteChunks,
     /// A registered claim (`exp`, `nbf`, `sub`, …) has the wrong type.
     InvalidClaim,
     NoUserId,
@@ -71,6 +80,7 @@ impl Rejection {
             Rejection::WrongIssuer => "wrong_issuer",
             Rejection::WrongAudience => "wrong_audience",
             Rejection::MissingClaim => "missing_claim",
+            Rejection::IncompleteChunks => "incomplete_chunks",
             Rejection::InvalidClaim => "invalid_claim",
             Rejection::NoUserId => "no_user_id",
             Rejection::InvalidUserId => "invalid_user_id",
@@ -109,7 +119,11 @@ impl fmt::Display for Outcome {
 
 /// Verifies session tokens and computes user hashes. Built once from the config.
 pub struct Identifier {
-    cookie: String,
+    source: config::TokenSource,
+    /// The request headers the token may come from, to keep them and to `Vary` on them.
+    reads: Vec<http::HeaderName>,
+    /// Required claims that jsonwebtoken does not check itself (not exp/nbf/iss/aud/sub).
+    required_paths: Vec<ClaimPath>,
     key: DecodingKey,
     validation: Validation,
     claims: config::Claims,
@@ -119,7 +133,7 @@ pub struct Identifier {
 
 impl fmt::Debug for Identifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Identifier").field("cookie", &self.cookie).finish_non_exhaustive()
+        f.debug_struct("Identifier").field("source", &self.source).finish_non_exhaustive()
     }
 }
 
@@ -130,17 +144,28 @@ impl Identifier {
         validation.algorithms = jwt.algorithms.clone();
         validation.leeway = jwt.leeway.as_secs();
         validation.validate_nbf = true;
-        validation.set_required_spec_claims(&["exp"]);
-        match &jwt.issuer {
-            Some(issuer) => validation.set_issuer(&[issuer]),
-            None => validation.iss = None,
+        let is_spec = |p: &&ClaimPath| p.0.len() == 1 && SPEC_CLAIMS.contains(&p.0[0].as_str());
+        let spec: Vec<&str> = jwt.required_claims.iter().filter(is_spec).map(|p| p.0[0].as_str()).collect();
+        validation.set_required_spec_claims(&spec);
+        if jwt.issuer.is_empty() {
+            validation.iss = None;
+        } else {
+            validation.set_issuer(&jwt.issuer);
         }
-        match &jwt.audience {
-            Some(audience) => validation.set_audience(&[audience]),
-            None => validation.validate_aud = false,
+        if jwt.audience.is_empty() {
+            validation.validate_aud = false;
+        } else {
+            validation.set_audience(&jwt.audience);
+        }
+        let mut reads = Vec::new();
+        reads.extend(jwt.source.header.clone());
+        if jwt.source.cookie.is_some() {
+            reads.push(COOKIE);
         }
         Identifier {
-            cookie: jwt.cookie.clone(),
+            source: jwt.source.clone(),
+            reads,
+            required_paths: jwt.required_claims.iter().filter(|p| !is_spec(p)).cloned().collect(),
             key: jwt.key.decoding_key().clone(),
             validation,
             claims: jwt.claims.clone(),
@@ -148,10 +173,17 @@ impl Identifier {
         }
     }
 
-    /// Identifies the visitor of a request from its `Cookie` headers.
+    /// The request headers a session token may come from.
+    pub fn reads(&self) -> &[http::HeaderName] {
+        &self.reads
+    }
+
+    /// Identifies the visitor of a request from its headers.
     pub fn identify(&self, headers: &HeaderMap) -> (Option<Visitor>, Outcome) {
-        let Some(token) = session_cookie(headers, &self.cookie) else {
-            return (None, Outcome::None);
+        let token = match token::find_token(headers, &self.source) {
+            Ok(Some(token)) => token,
+            Ok(None) => return (None, Outcome::None),
+            Err(reason) => return (None, Outcome::Rejected(reason)),
         };
         match self.verify(&token) {
             Ok(visitor) => (Some(visitor), Outcome::Verified),
@@ -166,6 +198,9 @@ impl Identifier {
         let data = jsonwebtoken::decode::<Value>(token, &self.key, &self.validation)
             .map_err(|e| self.rejection(token, e.kind()))?;
         let payload = data.claims;
+        if self.required_paths.iter().any(|path| claim(&payload, path).is_none()) {
+            return Err(Rejection::MissingClaim);
+        }
         let user_id = claim(&payload, &self.claims.user_id).ok_or(Rejection::NoUserId)?;
         let user_id = user_id_text(user_id)?;
         let optional_text =
@@ -210,20 +245,6 @@ fn hash_with(mut mac: Hmac<Sha256>, user_id: &str) -> String {
 fn hmac_for(secret_key: &str) -> Hmac<Sha256> {
     // HMAC accepts keys of any length (RFC 2104 §3), so this cannot fail.
     <Hmac<Sha256> as Mac>::new_from_slice(secret_key.as_bytes()).unwrap_or_else(|_| unreachable!())
-}
-
-/// The value of the first cookie called `name` across all `Cookie` headers (HTTP/2 may
-/// split cookies over several).
-pub fn session_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(cookie::Cookie::split_parse)
-        .filter_map(Result::ok)
-        .find(|c| c.name() == name)
-        .map(|c| c.value().to_owned())
-        .filter(|v| !v.is_empty())
 }
 
 /// The `alg` a token's header declares, if the header is readable JSON.

@@ -215,3 +215,84 @@ fn key_location_headers_are_ignored() {
     let genuine = tokens::hs256_with_header(&header, &claims("u1"), JWT_SECRET.as_bytes());
     assert_eq!(outcome(&identifier, &genuine), Outcome::Verified, "the configured key still verifies");
 }
+
+fn yaml_with(extra: &str) -> String {
+    format!(
+        "identity:\n  secret_key: {SECRET_KEY}\n  jwt:\n    secret: {JWT_SECRET}\n{extra}    claims:\n      user_id: sub\n"
+    )
+}
+
+fn outcome_for(identifier: &Identifier, headers: &[(&'static str, String)]) -> Outcome {
+    let mut map = HeaderMap::new();
+    for (name, value) in headers {
+        map.append(*name, HeaderValue::from_str(value).unwrap());
+    }
+    identifier.identify(&map).1
+}
+
+#[tokio::test]
+async fn a_bearer_header_identifies_and_the_page_varies_by_it() {
+    let upstream = spawn_html_upstream(PAGE).await;
+    let proxy =
+        spawn_proxy(&proxy_yaml(upstream.addr, &yaml_with("    header: Authorization\n    cookie: session\n"))).await;
+    let token = tokens::hs256(&claims("bearer_user"));
+    let page = get_with(&proxy, "/", &[("authorization", &format!("Bearer {token}"))]).await;
+    assert_eq!(widget_attribute(&page.text(), "user-id").as_deref(), Some("bearer_user"));
+    let vary: Vec<_> = page.headers.get_all(http::header::VARY).iter().collect();
+    assert_eq!(vary, ["Authorization", "Cookie"]);
+    let by_cookie = get_as(&proxy, "/", &tokens::hs256(&claims("cookie_user"))).await.text();
+    assert_eq!(widget_attribute(&by_cookie, "user-id").as_deref(), Some("cookie_user"));
+}
+
+#[test]
+fn chunked_cookies_are_joined_and_a_gap_is_refused() {
+    let identifier = identifier(&yaml_with("    cookie: next-auth.session-token\n    cookie_chunks: true\n"));
+    let token = tokens::hs256(&claims("chunked"));
+    let (first, second) = token.split_at(token.len() / 2);
+    let cookie = format!("next-auth.session-token.1={second}; theme=dark; next-auth.session-token.0={first}");
+    assert_eq!(outcome_for(&identifier, &[("cookie", cookie)]), Outcome::Verified);
+    let gap = format!("next-auth.session-token.0={first}; next-auth.session-token.2={second}");
+    assert_eq!(outcome_for(&identifier, &[("cookie", gap)]), Outcome::Rejected(Rejection::IncompleteChunks));
+}
+
+#[test]
+fn required_claims_issuers_and_audiences_accept_lists() {
+    let identifier = identifier(&yaml_with(
+        "    cookie: session\n    required_claims: [exp, sub, tenant.id]\n    issuer: [https://a.example, https://b.example]\n    audience: [web, mobile]\n",
+    ));
+    let full = with(with(with(claims("u1"), "iss", "https://b.example"), "aud", "mobile"), "tenant", json!({"id": 7}));
+    assert_eq!(outcome(&identifier, &tokens::hs256(&full)), Outcome::Verified);
+    let no_tenant = with(with(claims("u1"), "iss", "https://a.example"), "aud", "web");
+    assert_eq!(outcome(&identifier, &tokens::hs256(&no_tenant)), Outcome::Rejected(Rejection::MissingClaim));
+    let other_issuer = with(full.clone(), "iss", "https://c.example");
+    assert_eq!(outcome(&identifier, &tokens::hs256(&other_issuer)), Outcome::Rejected(Rejection::WrongIssuer));
+    let no_exp_needed = identifier_without_exp();
+    assert_eq!(outcome(&no_exp_needed, &tokens::hs256(&json!({"sub": "u1"}))), Outcome::Verified);
+}
+
+fn identifier_without_exp() -> Identifier {
+    identifier(&yaml_with("    cookie: session\n    required_claims: [sub]\n"))
+}
+
+#[test]
+fn secrets_may_be_written_in_base64() {
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(JWT_SECRET);
+    let yaml = yaml_with("    cookie: session\n    secret_encoding: base64\n")
+        .replace(&format!("secret: {JWT_SECRET}"), &format!("secret: \"{encoded}\""));
+    assert_eq!(outcome(&identifier(&yaml), &tokens::hs256(&claims("u1"))), Outcome::Verified);
+    let url_safe = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(JWT_SECRET);
+    let yaml = yaml_with("    cookie: session\n    secret_encoding: base64url\n")
+        .replace(&format!("secret: {JWT_SECRET}"), &format!("secret: {url_safe}"));
+    assert_eq!(outcome(&identifier(&yaml), &tokens::hs256(&claims("u1"))), Outcome::Verified);
+    let bad = yaml_with("    cookie: session\n    secret_encoding: base64\n")
+        .replace(&format!("secret: {JWT_SECRET}"), "secret: \"not base64!\"");
+    let error = invent_proxy::Config::from_yaml(
+        &proxy_yaml("127.0.0.1:9".parse().unwrap(), &bad),
+        "t.yaml",
+        std::path::Path::new("."),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("identity.jwt.secret: is not valid for `secret_encoding`"), "{error}");
+}
