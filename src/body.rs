@@ -96,7 +96,11 @@ impl Body for LoggedBody {
             Some(Ok(frame)) => {
                 this.bytes += frame.data_ref().map_or(0, |d| d.len() as u64);
             }
-            Some(Err(e)) => this.log.error = Some(("upstream_body", e.to_string())),
+            Some(Err(e)) => {
+                // The upstream's own body failed, or decoding what it sent did.
+                let kind = if e.downcast_ref::<hyper::Error>().is_some() { "upstream_body" } else { "upstream_coding" };
+                this.log.error = Some((kind, e.to_string()));
+            }
             None => this.complete = true,
         }
         Poll::Ready(frame)

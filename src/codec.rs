@@ -30,23 +30,15 @@ pub enum Coding {
 impl Coding {
     /// The coding a `Content-Encoding`/`Accept-Encoding` token names, if supported.
     pub fn from_token(token: &str) -> Option<Coding> {
-        match token.trim().to_ascii_lowercase().as_str() {
-            "gzip" | "x-gzip" => Some(Coding::Gzip),
-            "deflate" => Some(Coding::Deflate),
-            "br" => Some(Coding::Brotli),
-            "zstd" => Some(Coding::Zstd),
-            _ => None,
-        }
-    }
-
-    /// The token as written in headers.
-    pub fn token(self) -> &'static str {
-        match self {
-            Coding::Gzip => "gzip",
-            Coding::Deflate => "deflate",
-            Coding::Brotli => "br",
-            Coding::Zstd => "zstd",
-        }
+        const TOKENS: [(&str, Coding); 5] = [
+            ("gzip", Coding::Gzip),
+            ("x-gzip", Coding::Gzip),
+            ("deflate", Coding::Deflate),
+            ("br", Coding::Brotli),
+            ("zstd", Coding::Zstd),
+        ];
+        let token = token.trim();
+        TOKENS.iter().find(|(name, _)| token.eq_ignore_ascii_case(name)).map(|(_, coding)| *coding)
     }
 }
 

@@ -4,7 +4,7 @@
 //! A request flows through [`proxy::Proxy::handle`]:
 //! 1. **plan** — does the request qualify (GET, path globs, a top-level navigation)?
 //! 2. **forward** — to the upstream over a pooled connection ([`upstream`]); 502/504 on failure ([`error`]).
-//! 3. **identify** — only for a page that will be rewritten: session cookie → JWT → `user-hash` ([`identity`]).
+//! 3. **identify** — only for a page that will be rewritten: session token (cookie or bearer header) → JWT → `user-hash` ([`identity`]).
 //! 4. **inject** — the first bytes show whether the body is a whole page; a page streams
 //!    (decoded if compressed, in its own charset) through lol_html, which inserts the widget
 //!    with the CSP nonce it needs ([`inject`], [`rewrite`]).

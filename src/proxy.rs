@@ -38,14 +38,15 @@ pub struct Peer {
     pub tls: bool,
 }
 
-/// What is kept of a request that qualifies for injection: its `Cookie` headers (for
-/// `identify`) and its `Accept-Encoding` (for a compressed page).
+/// What is kept of a request that qualifies for injection: the headers a session token
+/// may come from (for `identify`) and its `Accept-Encoding` (for a compressed page).
 struct Kept(HeaderMap);
 
 impl Proxy {
     /// Builds the proxy: upstream client, verifier and widget markup.
     pub fn new(config: Config) -> std::io::Result<Self> {
         let client = upstream::client(&config.upstream)?;
+        crate::rewrite::selectors_ready();
         let identifier = config.identity.as_ref().map(Identifier::new);
         let widget = Arc::new(Widget::new(&config.assistant));
         Ok(Proxy { config: Arc::new(config), client, identifier, widget })

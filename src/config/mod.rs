@@ -38,7 +38,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// How long in-flight requests may run after SIGTERM/SIGINT before they are cut.
     pub shutdown_grace_period: Duration,
-    /// Peers (a load balancer in front) whose `X-Forwarded-Proto`/`-Host` are kept.
+    /// Peers (a load balancer in front) whose forwarding headers (`X-Forwarded-Proto`/`-Host`,
+    /// `Forwarded`, `X-Real-IP`, …) are kept.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// The HTTPS listener, beside `listen`, if configured.
     pub listen_tls: Option<tls::ListenTls>,

@@ -1,4 +1,5 @@
-//! Identity: the session cookie → a verified JWT → the visitor's id, name and avatar,
+//! Identity: the session token (a cookie, its chunks, or a bearer header) → a verified JWT
+//! → the visitor's id, name and avatar,
 //! and the `user-hash` the assistant checks them with.
 //!
 //! Any failure makes the visitor anonymous; the reason is kept for the access log, the
@@ -41,7 +42,7 @@ pub struct Visitor {
 /// What identification concluded, for the access log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// No identity configured, or no session cookie.
+    /// No identity configured, or no session token in the request.
     None,
     Verified,
     Rejected(Rejection),
@@ -219,7 +220,7 @@ impl Identifier {
     /// `HS1`) is an algorithm that is not allowed rather than a malformed token.
     fn rejection(&self, token: &str, kind: &ErrorKind) -> Rejection {
         let reason = Rejection::from_jwt_error(kind);
-        let listed = |alg: &str| self.validation.algorithms.iter().any(|a| format!("{a:?}") == alg);
+        let listed = |alg: &str| alg.parse().is_ok_and(|alg| self.validation.algorithms.contains(&alg));
         match declared_algorithm(token) {
             Some(alg) if reason == Rejection::Malformed && !listed(&alg) => Rejection::AlgorithmNotAllowed,
             _ => reason,

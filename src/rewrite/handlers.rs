@@ -6,8 +6,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::BytesMut;
 use lol_html::html_content::{ContentType, DocumentEnd, EndTag};
-use lol_html::send::{Element, Settings};
-use lol_html::{MemorySettings, OutputSink, doctype, element, end, end_tag};
+use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use lol_html::send::{Element, ElementContentHandlers, Settings};
+use lol_html::{MemorySettings, OutputSink, Selector, doctype, end, end_tag};
 
 use super::charset::Decoding;
 use crate::config::Position;
@@ -88,6 +91,42 @@ impl OutputSink for Sink {
     }
 }
 
+/// The elements the rewriter watches, parsed once (see [`selectors_ready`]).
+struct Selectors {
+    html: Selector,
+    head: Selector,
+    body: Selector,
+    widget: Selector,
+    meta: Selector,
+    script: Selector,
+}
+
+static SELECTORS: LazyLock<Selectors> = LazyLock::new(|| {
+    // Constant, valid CSS: a test parses them, so this cannot fail at run time.
+    let parse = |css: &str| css.parse::<Selector>().unwrap_or_else(|e| panic!("selector {css:?}: {e}"));
+    Selectors {
+        html: parse("html"),
+        head: parse("head"),
+        body: parse("body"),
+        widget: parse("invent-assistant"),
+        meta: parse("meta[http-equiv]"),
+        script: parse("script[src]"),
+    }
+});
+
+/// Parses the selectors now, at start-up, rather than on the first page.
+pub fn selectors_ready() {
+    LazyLock::force(&SELECTORS);
+}
+
+/// An element handler on a pre-parsed selector.
+fn on(
+    selector: &'static Selector,
+    handler: impl FnMut(&mut Element<'_, '_>) -> lol_html::HandlerResult + Send + 'static,
+) -> (Cow<'static, Selector>, ElementContentHandlers<'static>) {
+    (Cow::Borrowed(selector), ElementContentHandlers::default().element(handler))
+}
+
 /// The lol_html handlers for one page.
 pub(super) fn settings(
     injection: Arc<Injection>,
@@ -107,15 +146,15 @@ pub(super) fn settings(
             PageState::set(&doctype_state.page);
             Ok(())
         }))
-        .append_element_content_handler(element!("html", mark_page(&state)))
-        .append_element_content_handler(element!("head", on_head(Arc::clone(&injection), Arc::clone(&state))))
-        .append_element_content_handler(element!("body", on_body(Arc::clone(&injection), Arc::clone(&state))))
-        .append_element_content_handler(element!(
-            "invent-assistant",
-            on_existing_element(Arc::clone(&injection), Arc::clone(&state))
+        .append_element_content_handler(on(&SELECTORS.html, mark_page(&state)))
+        .append_element_content_handler(on(&SELECTORS.head, on_head(Arc::clone(&injection), Arc::clone(&state))))
+        .append_element_content_handler(on(&SELECTORS.body, on_body(Arc::clone(&injection), Arc::clone(&state))))
+        .append_element_content_handler(on(
+            &SELECTORS.widget,
+            on_existing_element(Arc::clone(&injection), Arc::clone(&state)),
         ))
-        .append_element_content_handler(element!("meta[http-equiv]", on_meta(Arc::clone(&state))))
-        .append_element_content_handler(element!("script[src]", on_script(Arc::clone(&injection), Arc::clone(&state))))
+        .append_element_content_handler(on(&SELECTORS.meta, on_meta(Arc::clone(&state))))
+        .append_element_content_handler(on(&SELECTORS.script, on_script(Arc::clone(&injection), Arc::clone(&state))))
         .append_document_content_handler(end!(move |end: &mut DocumentEnd<'_>| {
             if let Some(markup) = state.take_markup(&injection) {
                 end.append(&markup, ContentType::Html);
@@ -244,4 +283,12 @@ fn set_escaped(el: &mut Element<'_, '_>, name: &str, value: &str) -> lol_html::H
     inject::escape_attribute(&mut escaped, value);
     el.set_attribute(name, &escaped)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_selectors_parse() {
+        super::selectors_ready();
+    }
 }

@@ -21,7 +21,7 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use lol_html::send::HtmlRewriter;
 
-pub use handlers::{Injection, REWRITER_MAX_MEMORY};
+pub use handlers::{Injection, REWRITER_MAX_MEMORY, selectors_ready};
 
 use crate::codec::{Decoder, Encoder};
 use handlers::{PageState, Sink};
