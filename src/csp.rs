@@ -69,12 +69,7 @@ pub fn policy_script_nonce(policy: &str) -> Option<String> {
 /// The script nonce of the response's enforced policies (header values may hold several
 /// policies, separated by commas).
 pub fn script_nonce(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(CONTENT_SECURITY_POLICY)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .find_map(policy_script_nonce)
+    crate::headers::list_items(headers, CONTENT_SECURITY_POLICY).find_map(policy_script_nonce)
 }
 
 /// Adds `origins` to the directives that govern the widget's resources, in every enforced

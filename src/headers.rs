@@ -19,15 +19,23 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::TRANSFER_ENCODING,
 ];
 
+/// The items of comma-separated header fields (`Cache-Control`, `Vary`, `Connection`, …)
+/// across all fields of that name, trimmed, empty ones skipped (RFC 9110 §5.6.1).
+pub fn list_items<K: header::AsHeaderName>(headers: &HeaderMap, name: K) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(name)
+        .into_iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+}
+
 /// Removes hop-by-hop headers, including every header the `Connection` header names.
 /// `Upgrade` goes too: a proxied upgrade is handled by the caller, not by copying it.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+    let named: Vec<HeaderName> = list_items(headers, header::CONNECTION)
+        .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
         .collect();
     for name in named.iter().chain(HOP_BY_HOP.iter()) {
         headers.remove(name);
@@ -108,7 +116,7 @@ pub fn is_navigation(headers: &HeaderMap) -> bool {
 /// Whether the client asks for an HTML document (`Accept` names `text/html` or
 /// `application/xhtml+xml`), as browsers' navigations do.
 pub fn accepts_html(headers: &HeaderMap) -> bool {
-    headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|t| {
+    list_items(headers, header::ACCEPT).any(|t| {
         let media = t.split(';').next().unwrap_or("").trim();
         media.eq_ignore_ascii_case("text/html") || media.eq_ignore_ascii_case("application/xhtml+xml")
     })
@@ -118,9 +126,7 @@ pub fn accepts_html(headers: &HeaderMap) -> bool {
 /// q-value above zero, or covered by `*`. Without the header, only identity is assumed.
 pub fn accepts_coding(headers: &HeaderMap, coding: Coding) -> bool {
     let mut wildcard = false;
-    for item in
-        headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(','))
-    {
+    for item in list_items(headers, header::ACCEPT_ENCODING) {
         let mut parts = item.split(';');
         let token = parts.next().unwrap_or("").trim();
         let q = parts
@@ -153,12 +159,8 @@ pub fn weaken_etag(headers: &mut HeaderMap) {
 /// Marks a personalised response as unfit for shared caches: `private` in, `public` and
 /// `s-maxage` out (RFC 9111 §5.2.2).
 pub fn make_private(headers: &mut HeaderMap) {
-    let mut directives: Vec<String> = headers
-        .get_all(header::CACHE_CONTROL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|d| d.trim().to_owned())
+    let mut directives: Vec<String> = list_items(headers, header::CACHE_CONTROL)
+        .map(str::to_owned)
         .filter(|d| {
             let name = d.split('=').next().unwrap_or("").trim().to_ascii_lowercase();
             !d.is_empty() && name != "public" && name != "s-maxage"
@@ -188,12 +190,7 @@ pub fn make_private(headers: &mut HeaderMap) {
 
 /// Whether a comma-separated header (e.g. `Cache-Control`) carries `directive`.
 pub fn has_directive(headers: &HeaderMap, name: HeaderName, directive: &str) -> bool {
-    headers
-        .get_all(name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|d| d.split('=').next().unwrap_or("").trim().eq_ignore_ascii_case(directive))
+    list_items(headers, name).any(|d| d.split('=').next().unwrap_or("").trim().eq_ignore_ascii_case(directive))
 }
 
 /// `Content-Disposition: attachment` (RFC 6266): the body is a download.
@@ -207,12 +204,7 @@ pub fn is_attachment(headers: &HeaderMap) -> bool {
 
 /// Adds `name` to `Vary` unless it is already there (or `Vary: *`).
 pub fn add_vary(headers: &mut HeaderMap, name: &str) {
-    let present = headers
-        .get_all(header::VARY)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|v| v.trim() == "*" || v.trim().eq_ignore_ascii_case(name));
+    let present = list_items(headers, header::VARY).any(|v| v == "*" || v.eq_ignore_ascii_case(name));
     if !present && let Ok(value) = HeaderValue::from_str(name) {
         headers.append(header::VARY, value);
     }

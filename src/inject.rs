@@ -130,13 +130,8 @@ pub struct Document {
 /// The one content coding of a response, if any. Several stacked codings, or one the
 /// proxy cannot decode, mean the page passes through as it is.
 fn content_coding(headers: &HeaderMap) -> Result<Option<Coding>, Skip> {
-    let mut codings = headers
-        .get_all(header::CONTENT_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("identity"));
+    let mut codings =
+        headers::list_items(headers, header::CONTENT_ENCODING).filter(|t| !t.eq_ignore_ascii_case("identity"));
     match (codings.next(), codings.next()) {
         (None, _) => Ok(None),
         (Some(one), None) => Coding::from_token(one).map(Some).ok_or(Skip::Encoding),

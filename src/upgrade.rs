@@ -9,12 +9,8 @@ use tracing::debug;
 /// The protocol a request asks to switch to: an `Upgrade` header together with the
 /// `upgrade` token in `Connection` (RFC 9110 §7.8).
 pub fn requested_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
-    let connection_says_upgrade = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+    let connection_says_upgrade =
+        crate::headers::list_items(headers, header::CONNECTION).any(|token| token.eq_ignore_ascii_case("upgrade"));
     connection_says_upgrade.then(|| headers.get(header::UPGRADE).cloned()).flatten()
 }
 
