@@ -178,10 +178,7 @@ pub fn rewrite_headers(headers: &mut HeaderMap, varies_by: &[header::HeaderName]
     headers.remove(header::CONTENT_LENGTH);
     headers.remove("content-md5");
     headers.remove(header::ACCEPT_RANGES);
-    headers::weaken_etag(headers);
-    for name in varies_by {
-        headers::add_vary_on(headers, name);
-    }
+    not_modified_headers(headers, varies_by);
     if personalised {
         headers::make_private(headers);
     }

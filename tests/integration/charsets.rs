@@ -6,9 +6,6 @@ use http::StatusCode;
 
 use crate::support::*;
 
-const WIDGET_END: &str =
-    "<script type=\"text/javascript\" src=\"https://www.useinvent.com/button.js\" async defer></script>";
-
 /// `before` + the widget + `after`, the way the proxy should deliver a page.
 fn with_widget(before: &[u8], widget: &str, after: &[u8]) -> Vec<u8> {
     [before, widget.as_bytes(), after].concat()
@@ -31,7 +28,7 @@ async fn a_windows_1252_page_keeps_its_bytes_and_gets_escaped_identity() {
     let token = tokens::hs256(&tokens::with(tokens::claims("zoe"), "name", "Zoë €"));
     let page = get_as(&proxy, "/", &token).await;
     let widget = format!(
-        "<invent-assistant assistant-id=\"ast_test\" user-id=\"zoe\" user-hash=\"{}\" user-name=\"Zo&#xeb; &#x20ac;\"></invent-assistant>{WIDGET_END}",
+        "<invent-assistant assistant-id=\"ast_test\" user-id=\"zoe\" user-hash=\"{}\" user-name=\"Zo&#xeb; &#x20ac;\"></invent-assistant>{WIDGET_SCRIPT}",
         invent_proxy::identity::user_hash(SECRET_KEY, "zoe")
     );
     assert_eq!(page.body, with_widget(&before, &widget, &after));
@@ -44,8 +41,8 @@ async fn a_shift_jis_page_keeps_every_byte() {
     let before = [&b"<!DOCTYPE html><html><head><title>x</title></head><body>"[..], &text].concat();
     let after = b"</body></html>".to_vec();
     let upstream = serve("text/html; charset=Shift_JIS", [&before[..], &after[..]].concat()).await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
-    let widget = format!("<invent-assistant assistant-id=\"ast_test\"></invent-assistant>{WIDGET_END}");
+    let proxy = spawn_default_proxy(upstream.addr).await;
+    let widget = format!("<invent-assistant assistant-id=\"ast_test\"></invent-assistant>{WIDGET_SCRIPT}");
     assert_eq!(get(&proxy, "/").await.body, with_widget(&before, &widget, &after));
 }
 
@@ -59,8 +56,8 @@ async fn a_meta_charset_decides_when_the_header_does_not() {
         let before = [&before[..], b"Andr\xe9 na\xefve"].concat();
         let after = b"</body></html>".to_vec();
         let upstream = serve("text/html", [&before[..], &after[..]].concat()).await;
-        let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
-        let widget = format!("<invent-assistant assistant-id=\"ast_test\"></invent-assistant>{WIDGET_END}");
+        let proxy = spawn_default_proxy(upstream.addr).await;
+        let widget = format!("<invent-assistant assistant-id=\"ast_test\"></invent-assistant>{WIDGET_SCRIPT}");
         assert_eq!(get(&proxy, "/").await.body, with_widget(&before, &widget, &after), "{meta}");
     }
 }
@@ -70,8 +67,8 @@ async fn a_utf8_bom_page_is_rewritten() {
     let before = "\u{feff}<!DOCTYPE html><html><body>naïve".as_bytes().to_vec();
     let after = b"</body></html>".to_vec();
     let upstream = serve("text/html", [&before[..], &after[..]].concat()).await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
-    let widget = format!("<invent-assistant assistant-id=\"ast_test\"></invent-assistant>{WIDGET_END}");
+    let proxy = spawn_default_proxy(upstream.addr).await;
+    let widget = format!("<invent-assistant assistant-id=\"ast_test\"></invent-assistant>{WIDGET_SCRIPT}");
     assert_eq!(get(&proxy, "/").await.body, with_widget(&before, &widget, &after));
 }
 
@@ -86,7 +83,7 @@ async fn pages_the_rewriter_cannot_read_pass_through_untouched() {
         ("text/html; charset=iso-2022-jp", jis.into_owned()),
     ] {
         let upstream = serve(content_type, page.clone()).await;
-        let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
+        let proxy = spawn_default_proxy(upstream.addr).await;
         assert_eq!(get(&proxy, "/").await.body, page, "{content_type}");
     }
 }

@@ -11,8 +11,6 @@ use http_body_util::BodyExt;
 use crate::support::*;
 
 const PAGE: &str = "<!DOCTYPE html><html><head><title>Shop</title></head><body><h1>Caf\u{e9}</h1></body></html>";
-const WIDGET: &str = "<invent-assistant assistant-id=\"ast_test\"></invent-assistant>\
-<script type=\"text/javascript\" src=\"https://www.useinvent.com/button.js\" async defer></script>";
 
 fn rewritten() -> String {
     PAGE.replace("</body>", &format!("{WIDGET}</body>"))
@@ -64,7 +62,7 @@ async fn each_coding_is_rewritten_and_encoded_again_for_a_client_that_takes_it()
         [("gzip", "gzip"), ("deflate", "deflate"), ("raw-deflate", "deflate"), ("br", "br"), ("zstd", "zstd")]
     {
         let upstream = compressed_upstream("text/html", sent_as, encode(coding, PAGE.as_bytes())).await;
-        let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
+        let proxy = spawn_default_proxy(upstream.addr).await;
         let page = get_with(&proxy, "/", &[("accept-encoding", "gzip, deflate, br, zstd")]).await;
         assert_eq!(page.headers[header::CONTENT_ENCODING], sent_as, "{coding}");
         assert_eq!(String::from_utf8(decode(sent_as, &page.body)).unwrap(), rewritten(), "{coding}");
@@ -77,7 +75,7 @@ async fn each_coding_is_rewritten_and_encoded_again_for_a_client_that_takes_it()
 async fn a_client_that_does_not_take_the_coding_gets_identity() {
     for coding in ["gzip", "deflate", "br", "zstd"] {
         let upstream = compressed_upstream("text/html", coding, encode(coding, PAGE.as_bytes())).await;
-        let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
+        let proxy = spawn_default_proxy(upstream.addr).await;
         for accept in [None, Some("identity"), Some("identity, *;q=0"), Some("gzip;q=0, deflate;q=0, br;q=0, zstd;q=0")]
         {
             let headers: Vec<(&str, &str)> = accept.map(|a| ("accept-encoding", a)).into_iter().collect();
@@ -99,7 +97,7 @@ async fn what_cannot_or_must_not_be_decoded_passes_untouched() {
     ];
     for (content_type, coding, body) in cases {
         let upstream = compressed_upstream(content_type, coding, body.clone()).await;
-        let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
+        let proxy = spawn_default_proxy(upstream.addr).await;
         let received = get_with(&proxy, "/", &[("accept-encoding", "gzip, br")]).await;
         assert_eq!(received.body, body, "{content_type} {coding}");
         assert_eq!(received.headers[header::CONTENT_ENCODING], coding);
@@ -139,7 +137,7 @@ async fn corrupt_compressed_input_ends_that_response_and_the_proxy_keeps_serving
         }
     })
     .await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
+    let proxy = spawn_default_proxy(upstream.addr).await;
     let early = get_with(&proxy, "/early", &[("accept-encoding", "gzip")]).await;
     assert_eq!(early.status, StatusCode::BAD_GATEWAY, "corrupt before anything was sent");
     let uri = format!("http://{}/late", proxy.local_addr());
@@ -175,7 +173,7 @@ async fn the_first_bytes_of_a_compressed_page_are_not_held_back() {
         }
     })
     .await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
+    let proxy = spawn_default_proxy(upstream.addr).await;
     let uri = format!("http://{}/", proxy.local_addr());
     let request = http::Request::get(uri)
         .header("accept-encoding", "gzip")
@@ -201,7 +199,7 @@ async fn a_cut_compressed_page_is_never_served_as_complete() {
         let whole = encode(coding, PAGE.as_bytes());
         let cut = whole[..whole.len() - 4].to_vec();
         let upstream = compressed_upstream("text/html", coding, cut).await;
-        let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
+        let proxy = spawn_default_proxy(upstream.addr).await;
         let received = get_with(&proxy, "/", &[("accept-encoding", coding)]).await;
         assert_eq!(received.status, StatusCode::BAD_GATEWAY, "{coding}");
     }
@@ -212,7 +210,7 @@ async fn concatenated_gzip_members_are_one_page() {
     let body = [encode("gzip", b"<!DOCTYPE html><html><body><p>one</p>"), encode("gzip", b"<p>two</p></body></html>")]
         .concat();
     let upstream = compressed_upstream("text/html", "gzip", body).await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
+    let proxy = spawn_default_proxy(upstream.addr).await;
     let page = get(&proxy, "/").await;
     assert_eq!(page.text(), format!("<!DOCTYPE html><html><body><p>one</p><p>two</p>{WIDGET}</body></html>"));
 }

@@ -45,7 +45,7 @@ async fn a_meta_policy_nonce_is_used_too() {
     let meta_page = "<!DOCTYPE html><html><head><meta http-equiv=\"Content-Security-Policy\" \
                      content=\"script-src 'nonce-meta9'\"></head><body>x</body></html>";
     let upstream = spawn_html_upstream(meta_page).await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
+    let proxy = spawn_default_proxy(upstream.addr).await;
     assert!(script_tag(&get(&proxy, "/").await.text()).starts_with("<script nonce=\"meta9\" "));
 }
 

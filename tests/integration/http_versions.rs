@@ -53,7 +53,7 @@ async fn echo_upstream() -> Upstream {
 #[tokio::test]
 async fn an_http_1_0_client_gets_a_complete_page() {
     let upstream = echo_upstream().await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
+    let proxy = spawn_default_proxy(upstream.addr).await;
     let response = exchange(&proxy, b"GET / HTTP/1.0\r\n\r\n").await;
     assert!(response.starts_with("HTTP/1.0 200"), "{response}");
     assert!(response.ends_with("old client<invent-assistant assistant-id=\"ast_test\"></invent-assistant><script type=\"text/javascript\" src=\"https://www.useinvent.com/button.js\" async defer></script></body></html>"), "{response}");
@@ -62,7 +62,7 @@ async fn an_http_1_0_client_gets_a_complete_page() {
 #[tokio::test]
 async fn expect_100_continue_works() {
     let upstream = echo_upstream().await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
+    let proxy = spawn_default_proxy(upstream.addr).await;
     let mut socket = TcpStream::connect(proxy.local_addr()).await.unwrap();
     socket
         .write_all(b"POST /form HTTP/1.1\r\nhost: shop\r\ncontent-length: 5\r\nexpect: 100-continue\r\n\r\n")
@@ -81,7 +81,7 @@ async fn expect_100_continue_works() {
 #[tokio::test]
 async fn oversized_heads_get_431_and_414_not_a_hang() {
     let upstream = echo_upstream().await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
+    let proxy = spawn_default_proxy(upstream.addr).await;
     let big_header = [&b"GET / HTTP/1.1\r\nhost: x\r\nx-big: "[..], &vec![b'a'; 500_000], b"\r\n\r\n"].concat();
     assert!(exchange(&proxy, &big_header).await.starts_with("HTTP/1.1 431"));
     let long_uri = [&b"GET /"[..], &vec![b'a'; 70_000], b" HTTP/1.1\r\nhost: x\r\n\r\n"].concat();
@@ -92,7 +92,7 @@ async fn oversized_heads_get_431_and_414_not_a_hang() {
 #[tokio::test]
 async fn smuggling_shapes_cannot_desynchronise_the_upstream() {
     let upstream = echo_upstream().await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
+    let proxy = spawn_default_proxy(upstream.addr).await;
     let conflicting = b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\ncontent-length: 6\r\n\r\nhello!";
     assert!(exchange(&proxy, conflicting).await.starts_with("HTTP/1.1 400"));
     // Transfer-Encoding wins over Content-Length (RFC 9112 §6.1), the request is forwarded
@@ -128,7 +128,7 @@ async fn server_sent_events_arrive_one_by_one() {
         }
     })
     .await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
+    let proxy = spawn_default_proxy(upstream.addr).await;
     let uri = format!("http://{}/events", proxy.local_addr());
     let request = http::Request::get(uri)
         .header("accept", "text/event-stream")

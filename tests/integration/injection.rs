@@ -7,13 +7,11 @@ use http_body_util::Full;
 use crate::support::*;
 
 const PAGE: &str = "<!DOCTYPE html>\n<html><head><title>Shop</title></head><body><h1>Shop</h1></body></html>\n";
-const WIDGET: &str = "<invent-assistant assistant-id=\"ast_test\"></invent-assistant>\
-<script type=\"text/javascript\" src=\"https://www.useinvent.com/button.js\" async defer></script>";
 
 #[tokio::test]
 async fn the_widget_goes_before_the_body_end_tag() {
     let upstream = spawn_html_upstream(PAGE).await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
+    let proxy = spawn_default_proxy(upstream.addr).await;
     let page = get(&proxy, "/").await;
     assert_eq!(page.status, StatusCode::OK);
     assert_eq!(page.text(), PAGE.replace("</body>", &format!("{WIDGET}</body>")));
@@ -31,7 +29,7 @@ async fn head_end_puts_the_widget_before_the_head_end_tag() {
 async fn a_page_without_a_body_end_tag_gets_the_widget_at_the_end() {
     let legacy = "<html><body><p>never closed\n";
     let upstream = spawn_html_upstream(legacy).await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
+    let proxy = spawn_default_proxy(upstream.addr).await;
     assert_eq!(get(&proxy, "/").await.text(), format!("{legacy}{WIDGET}"));
 }
 
@@ -73,7 +71,7 @@ async fn fragments_pass_through_untouched_headers_included() {
 #[tokio::test]
 async fn a_small_page_gets_its_exact_length() {
     let upstream = spawn_html_upstream(PAGE).await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
+    let proxy = spawn_default_proxy(upstream.addr).await;
     let page = get(&proxy, "/").await;
     assert_eq!(page.headers[header::CONTENT_LENGTH], page.body.len().to_string().as_str());
     assert_eq!(page.body.len(), PAGE.len() + WIDGET.len());
@@ -91,7 +89,7 @@ async fn a_page_whose_markers_come_in_a_later_chunk_is_still_rewritten() {
         response
     })
     .await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
+    let proxy = spawn_default_proxy(upstream.addr).await;
     assert!(get(&proxy, "/").await.text().ends_with(&format!("late{WIDGET}</body></html>")));
 }
 
@@ -118,7 +116,7 @@ async fn a_page_that_loads_the_script_gets_only_the_element() {
     let page = "<!doctype html><html><head><script src=\"https://www.useinvent.com/button.js\"></script></head>\
                 <body>x</body></html>";
     let upstream = spawn_html_upstream(page).await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
+    let proxy = spawn_default_proxy(upstream.addr).await;
     let text = get(&proxy, "/").await.text();
     assert_eq!(text.matches("button.js").count(), 1, "{text}");
     assert!(text.contains("x<invent-assistant assistant-id=\"ast_test\"></invent-assistant></body>"), "{text}");
@@ -179,7 +177,7 @@ async fn other_statuses_and_types_pass_through_byte_for_byte() {
         }
     })
     .await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
+    let proxy = spawn_default_proxy(upstream.addr).await;
     let missing = get(&proxy, "/missing").await;
     assert_eq!((missing.status, missing.text().as_str()), (StatusCode::NOT_FOUND, PAGE));
     assert_eq!(get(&proxy, "/data").await.text(), "{\"html\":\"<body></body>\"}");
@@ -197,7 +195,7 @@ async fn rewritten_pages_lose_their_length_and_strong_etag() {
         response
     })
     .await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
+    let proxy = spawn_default_proxy(upstream.addr).await;
     let page = get(&proxy, "/").await;
     assert_eq!(page.widgets(), 1);
     assert_eq!(page.headers[header::ETAG], "W/\"v7\"");
@@ -251,7 +249,7 @@ async fn xhtml_pages_get_well_formed_markup() {
     let xhtml = "<?xml version=\"1.0\"?><!DOCTYPE html><html xmlns=\"http://www.w3.org/1999/xhtml\"><body><p>x</p></body></html>";
     let upstream =
         spawn_upstream(move |_| async move { respond(StatusCode::OK, "application/xhtml+xml", xhtml) }).await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
+    let proxy = spawn_default_proxy(upstream.addr).await;
     let page = get(&proxy, "/").await.text();
     assert!(
         page.contains("<script type=\"text/javascript\" src=\"https://www.useinvent.com/button.js\" async=\"async\" defer=\"defer\"></script></body>"),
@@ -299,7 +297,7 @@ async fn personalised_pages_lose_cdn_cache_directives() {
 async fn a_scheme_relative_script_tag_counts_as_the_widget_script() {
     let page = "<!doctype html><html><head><script src=\"//www.useinvent.com/button.js\" async></script></head><body>x</body></html>";
     let upstream = spawn_html_upstream(page).await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
+    let proxy = spawn_default_proxy(upstream.addr).await;
     let text = get(&proxy, "/").await.text();
     assert_eq!(text.matches("button.js").count(), 1, "{text}");
 }
@@ -329,7 +327,7 @@ async fn browsers_get_whole_pages_even_when_they_ask_for_a_range() {
         }
     })
     .await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
+    let proxy = spawn_default_proxy(upstream.addr).await;
     let browser = get_with(&proxy, "/", &[("accept", "text/html,*/*;q=0.8"), ("range", "bytes=0-9")]).await;
     assert_eq!((browser.status, browser.widgets()), (StatusCode::OK, 1));
     let download = get_with(&proxy, "/", &[("accept", "*/*"), ("range", "bytes=0-9")]).await;
@@ -354,7 +352,7 @@ async fn a_pausing_upstream_does_not_hold_the_response_head_back() {
         }
     })
     .await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
+    let proxy = spawn_default_proxy(upstream.addr).await;
     let uri = format!("http://{}/", proxy.local_addr());
     // The upstream goes on only after the client has the head: a proxy that waited for
     // the rest of the body would never answer.
@@ -382,7 +380,7 @@ async fn fragments_larger_than_the_sniff_window_pass_byte_for_byte() {
         response
     })
     .await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
+    let proxy = spawn_default_proxy(upstream.addr).await;
     assert_eq!(get(&proxy, "/").await.text(), fragment, "a <body> after 64 KiB does not make a fragment a page");
 }
 
@@ -394,7 +392,7 @@ async fn a_page_of_exactly_the_sniff_window_gets_its_exact_length() {
     let page: &'static str = Box::leak(format!("{head}{filler}{tail}").into_boxed_str());
     assert_eq!(page.len(), invent_proxy::rewrite::SNIFF_LIMIT);
     let upstream = spawn_html_upstream(page).await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
+    let proxy = spawn_default_proxy(upstream.addr).await;
     let received = get(&proxy, "/").await;
     assert_eq!(received.widgets(), 1);
     assert_eq!(received.headers[header::CONTENT_LENGTH], received.body.len().to_string().as_str());

@@ -21,7 +21,7 @@ async fn method_path_query_headers_and_body_reach_the_upstream() {
         respond(StatusCode::CREATED, "text/plain", body)
     })
     .await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
+    let proxy = spawn_default_proxy(upstream.addr).await;
     let req = Request::post("/orders?id=7&q=a%20b")
         .header("x-custom", "kept")
         .header("connection", "x-drop-me")
@@ -65,7 +65,7 @@ async fn every_set_cookie_header_survives() {
         response
     })
     .await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
+    let proxy = spawn_default_proxy(upstream.addr).await;
     let received = get(&proxy, "/").await;
     let cookies: Vec<_> = received.headers.get_all(header::SET_COOKIE).iter().collect();
     assert_eq!(cookies, ["a=1; Path=/", "b=2; HttpOnly", "c=3; Expires=Wed, 21 Oct 2026 07:28:00 GMT"]);
@@ -75,7 +75,7 @@ async fn every_set_cookie_header_survives() {
 #[tokio::test]
 async fn upstream_connections_are_kept_alive_and_reused() {
     let upstream = spawn_html_upstream("<!doctype html><body>x</body>").await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
+    let proxy = spawn_default_proxy(upstream.addr).await;
     for _ in 0..5 {
         assert_eq!(get(&proxy, "/").await.status, StatusCode::OK);
     }
@@ -85,7 +85,7 @@ async fn upstream_connections_are_kept_alive_and_reused() {
 #[tokio::test]
 async fn an_unreachable_upstream_is_a_502_and_the_proxy_recovers() {
     let (addr, reserved) = unreachable_address();
-    let proxy = spawn_proxy(&proxy_yaml(addr, "")).await;
+    let proxy = spawn_default_proxy(addr).await;
     let failed = get(&proxy, "/").await;
     assert_eq!(failed.status, StatusCode::BAD_GATEWAY);
     assert!(failed.text().contains("502 Bad Gateway"), "{}", failed.text());
@@ -141,7 +141,7 @@ async fn an_upstream_closing_mid_body_ends_that_response_only() {
         let _ = socket.write_all(b"<!doctype html><html><body><p>partial").await;
     })
     .await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream, "")).await;
+    let proxy = spawn_default_proxy(upstream).await;
     let uri = format!("http://{}/", proxy.local_addr());
     let response = client().get(uri.parse().unwrap()).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
@@ -149,7 +149,7 @@ async fn an_upstream_closing_mid_body_ends_that_response_only() {
     assert!(body.is_err(), "a truncated upstream body must not look complete to the client");
 
     let healthy = spawn_html_upstream("<!doctype html><body>fine</body>").await;
-    let other = spawn_proxy(&proxy_yaml(healthy.addr, "")).await;
+    let other = spawn_default_proxy(healthy.addr).await;
     assert_eq!(get(&other, "/").await.widgets(), 1);
     let uri = format!("http://{}/", proxy.local_addr());
     assert_eq!(client().get(uri.parse().unwrap()).await.unwrap().status(), StatusCode::OK, "still serving");
@@ -176,7 +176,7 @@ async fn a_client_that_goes_away_stops_the_upstream_transfer() {
         }
     })
     .await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
+    let proxy = spawn_default_proxy(upstream.addr).await;
     let mut socket = TcpStream::connect(proxy.local_addr()).await.unwrap();
     socket.write_all(b"GET / HTTP/1.1\r\nhost: shop\r\n\r\n").await.unwrap();
     let mut buffer = vec![0u8; 64 * 1024];
@@ -196,7 +196,7 @@ async fn a_client_that_goes_away_stops_the_upstream_transfer() {
 #[tokio::test]
 async fn http2_clients_are_served_with_the_widget() {
     let upstream = spawn_html_upstream("<!doctype html><html><body>h2</body></html>").await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
+    let proxy = spawn_default_proxy(upstream.addr).await;
     let h2: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).http2_only(true).build_http();
     let uri = format!("http://{}/", proxy.local_addr());
     let response = h2.get(uri.parse().unwrap()).await.unwrap();
@@ -213,7 +213,7 @@ async fn shutdown_lets_in_flight_requests_finish_and_refuses_new_ones() {
         html("<!doctype html><body>done</body>")
     })
     .await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
+    let proxy = spawn_default_proxy(upstream.addr).await;
     let addr = proxy.local_addr();
     let in_flight = tokio::spawn(async move {
         let response = client().get(format!("http://{addr}/").parse().unwrap()).await.unwrap();
@@ -243,7 +243,7 @@ async fn websocket_upgrades_become_a_byte_tunnel() {
         let _ = tokio::io::copy(&mut from_client, &mut to_client).await;
     })
     .await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream, "")).await;
+    let proxy = spawn_default_proxy(upstream).await;
     let mut client = TcpStream::connect(proxy.local_addr()).await.unwrap();
     let handshake = "GET /chat HTTP/1.1\r\nhost: shop\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\
                      sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n";
@@ -269,7 +269,7 @@ async fn an_http_1_0_upstream_does_not_downgrade_the_client() {
         let _ = socket.write_all(b"HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\n\r\nold server").await;
     })
     .await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream, "")).await;
+    let proxy = spawn_default_proxy(upstream).await;
     let mut client = TcpStream::connect(proxy.local_addr()).await.unwrap();
     for _ in 0..2 {
         client.write_all(b"GET / HTTP/1.1\r\nhost: shop\r\n\r\n").await.unwrap();
@@ -292,7 +292,7 @@ async fn an_upstream_that_dies_before_the_page_shows_is_a_502() {
         let _ = socket.write_all(b"\n\n  ").await;
     })
     .await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream, "")).await;
+    let proxy = spawn_default_proxy(upstream).await;
     let failed = get(&proxy, "/").await;
     assert_eq!(failed.status, StatusCode::BAD_GATEWAY, "nothing reached the client yet, so it can still be told");
 }
@@ -322,7 +322,7 @@ async fn a_slow_upload_is_not_a_slow_upstream() {
 #[tokio::test]
 async fn forwarded_proto_is_kept_only_from_trusted_proxies() {
     let upstream = spawn_html_upstream("ok").await;
-    let untrusted = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
+    let untrusted = spawn_default_proxy(upstream.addr).await;
     let trusted = spawn_proxy(&proxy_yaml(upstream.addr, "trusted_proxies: [127.0.0.0/8, \"::1\"]\n")).await;
     let from_balancer = [
         ("x-forwarded-proto", "https"),
@@ -357,7 +357,7 @@ async fn hop_by_hop_response_headers_stay_with_the_upstream_connection() {
         let _ = socket.write_all(response.as_bytes()).await;
     })
     .await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream, "")).await;
+    let proxy = spawn_default_proxy(upstream).await;
     let received = get(&proxy, "/").await;
     assert_eq!(received.text(), "ok");
     assert_eq!(received.headers["x-app"], "kept");
@@ -410,7 +410,7 @@ async fn a_websocket_echoes_through_the_proxy() {
             });
         }
     });
-    let proxy = spawn_proxy(&proxy_yaml(upstream, "")).await;
+    let proxy = spawn_default_proxy(upstream).await;
     let url = format!("ws://{}/chat", proxy.local_addr());
     let (mut socket, response) = tokio_tungstenite::connect_async(url).await.unwrap();
     assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);

@@ -28,7 +28,7 @@ async fn the_first_bytes_of_a_page_arrive_before_the_upstream_finishes() {
         }
     })
     .await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "")).await;
+    let proxy = spawn_default_proxy(upstream.addr).await;
     let uri = format!("http://{}/", proxy.local_addr());
     let mut body = client().get(uri.parse().unwrap()).await.unwrap().into_body();
     let first = tokio::time::timeout(Duration::from_secs(10), body.frame())

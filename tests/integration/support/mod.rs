@@ -188,6 +188,18 @@ impl Gate {
     }
 }
 
+/// The widget the test config's proxy injects for an anonymous visitor.
+pub const WIDGET: &str = "<invent-assistant assistant-id=\"ast_test\"></invent-assistant>\
+<script type=\"text/javascript\" src=\"https://www.useinvent.com/button.js\" async defer></script>";
+/// Its script tag alone.
+pub const WIDGET_SCRIPT: &str =
+    "<script type=\"text/javascript\" src=\"https://www.useinvent.com/button.js\" async defer></script>";
+
+/// The proxy of [`proxy_yaml`] with nothing extra, in front of `upstream`.
+pub async fn spawn_default_proxy(upstream: SocketAddr) -> RunningProxy {
+    spawn_proxy(&proxy_yaml(upstream, "")).await
+}
+
 /// The YAML of a proxy on a free loopback port in front of `upstream`, plus `extra`.
 pub fn proxy_yaml(upstream: SocketAddr, extra: &str) -> String {
     format!(
