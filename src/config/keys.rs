@@ -1,5 +1,5 @@
-//! JWT verification keys: chosen from `jwt.secret` or `jwt.public_key_file`, checked
-//! against `jwt.algorithms`, and parsed once at start-up.
+//! JWT verification keys: from `jwt.secret`, `jwt.public_key_file` or `jwt.jwks_file`,
+//! checked against `jwt.algorithms`, and parsed once at start-up.
 
 use std::fmt;
 use std::path::Path;
@@ -12,17 +12,36 @@ use super::raw::RawJwt;
 use super::value::{Secret, SecretEncoding};
 use serde_saphyr::Spanned;
 
-/// A parsed verification key. `Debug` shows what kind of key it is, never its bytes.
+/// One key a token may be verified with, and what it declares about itself.
+#[derive(Clone)]
+pub struct VerificationKey {
+    /// The `kid` a token names to pick this key (keys from a key set).
+    pub kid: Option<String>,
+    /// The only `alg` this key verifies, if it says so.
+    pub alg: Option<Algorithm>,
+    pub key: DecodingKey,
+}
+
+/// The parsed verification keys: one for `secret`/`public_key_file`, any number from a key
+/// set. `Debug` shows what kind of keys they are, never their bytes.
 #[derive(Clone)]
 pub struct JwtKey {
-    decoding: DecodingKey,
+    keys: Vec<VerificationKey>,
     description: String,
 }
 
 impl JwtKey {
-    /// The key as jsonwebtoken uses it.
-    pub fn decoding_key(&self) -> &DecodingKey {
-        &self.decoding
+    fn single(key: DecodingKey, description: String) -> Self {
+        JwtKey { keys: vec![VerificationKey { kid: None, alg: None, key }], description }
+    }
+
+    pub(crate) fn from_keys(keys: Vec<VerificationKey>, description: String) -> Self {
+        JwtKey { keys, description }
+    }
+
+    /// The keys, in the order they were given.
+    pub fn keys(&self) -> &[VerificationKey] {
+        &self.keys
     }
 
     /// "a shared secret" or "the RSA public key in keys/session.pem": safe to print.
@@ -44,6 +63,9 @@ pub(crate) struct LoadedKey {
 
 /// Builds the verification key of `identity.jwt` and the algorithms it accepts.
 pub(crate) fn load(jwt: &RawJwt, jwt_location: Location, base_dir: &Path) -> Result<LoadedKey, BuildError> {
+    if let Some(file) = &jwt.jwks_file {
+        return load_key_set(jwt, file, jwt_location, base_dir);
+    }
     let algorithms = algorithms(jwt, jwt_location)?;
     let family = algorithms[0].family();
     let key = match (&jwt.secret, &jwt.public_key_file, family) {
@@ -54,10 +76,9 @@ pub(crate) fn load(jwt: &RawJwt, jwt_location: Location, base_dir: &Path) -> Res
                 "set either `secret` (HS*) or `public_key_file` (RS*, PS*, ES*, EdDSA), not both",
             ));
         }
-        (Some(secret), None, AlgorithmFamily::Hmac) => JwtKey {
-            decoding: DecodingKey::from_secret(&secret_bytes(jwt, secret)?),
-            description: "a shared secret".to_owned(),
-        },
+        (Some(secret), None, AlgorithmFamily::Hmac) => {
+            JwtKey::single(DecodingKey::from_secret(&secret_bytes(jwt, secret)?), "a shared secret".to_owned())
+        }
         (None, Some(file), family) if family != AlgorithmFamily::Hmac => {
             let path = base_dir.join(&file.value.0);
             public_key(&path, family)
@@ -78,6 +99,27 @@ pub(crate) fn load(jwt: &RawJwt, jwt_location: Location, base_dir: &Path) -> Res
             ));
         }
     };
+    Ok(LoadedKey { algorithms, key })
+}
+
+/// `jwt.jwks_file`: a key set, alone, with the algorithms it may verify listed (key sets
+/// may mix key types).
+fn load_key_set(
+    jwt: &RawJwt,
+    file: &Spanned<super::value::Parsed<std::path::PathBuf>>,
+    jwt_location: Location,
+    base_dir: &Path,
+) -> Result<LoadedKey, BuildError> {
+    let error = |message: String| BuildError::new("identity.jwt.jwks_file", Some(file.referenced), message);
+    if jwt.secret.is_some() || jwt.public_key_file.is_some() {
+        return Err(error("set one of `secret`, `public_key_file` and `jwks_file`".to_owned()));
+    }
+    let Some(listed) = &jwt.algorithms else {
+        let message = "list the algorithms the key set verifies, e.g. [RS256, ES256]";
+        return Err(BuildError::new("identity.jwt.algorithms", Some(jwt_location), message));
+    };
+    let algorithms: Vec<Algorithm> = listed.value.iter().map(|a| a.0.0).collect();
+    let key = super::jwks::load(&base_dir.join(&file.value.0)).map_err(error)?;
     Ok(LoadedKey { algorithms, key })
 }
 
@@ -144,7 +186,7 @@ fn public_key(path: &Path, family: AlgorithmFamily) -> Result<JwtKey, String> {
         AlgorithmFamily::Hmac => unreachable_hmac(),
     };
     let decoding = parsed.map_err(|e| format!("{} is not a PEM {kind} public key: {e}", path.display()))?;
-    Ok(JwtKey { decoding, description: format!("the {kind} public key in {}", path.display()) })
+    Ok(JwtKey::single(decoding, format!("the {kind} public key in {}", path.display())))
 }
 
 /// HMAC keys never come from a file; `load` routes them elsewhere.

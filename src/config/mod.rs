@@ -5,6 +5,7 @@
 //! what spans several keys and loads key material, so that a running proxy never
 //! discovers a bad setting on its first request.
 
+mod jwks;
 mod keys;
 mod load;
 pub mod raw;
@@ -18,7 +19,7 @@ use std::time::Duration;
 
 use globset::GlobSet;
 
-pub use keys::JwtKey;
+pub use keys::{JwtKey, VerificationKey};
 pub(crate) use load::BuildError;
 pub use load::ConfigError;
 pub use raw::{ClaimPath, UpstreamUrl};

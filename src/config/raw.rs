@@ -71,6 +71,7 @@ pub struct RawJwt {
     pub secret: Option<Spanned<Secret>>,
     pub secret_encoding: Option<Parsed<SecretEncoding>>,
     pub public_key_file: Option<Spanned<Parsed<PathBuf>>>,
+    pub jwks_file: Option<Spanned<Parsed<PathBuf>>>,
     pub issuer: Option<OneOrMany<Parsed<NonEmpty>>>,
     pub audience: Option<OneOrMany<Parsed<NonEmpty>>>,
     pub required_claims: Option<Vec<Parsed<ClaimPath>>>,

@@ -13,12 +13,12 @@ use std::fmt;
 use hmac::{Hmac, Mac};
 use http::HeaderMap;
 use http::header::COOKIE;
+use jsonwebtoken::Validation;
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::Value;
 use sha2::Sha256;
 
-use crate::config::{self, ClaimPath};
+use crate::config::{self, ClaimPath, VerificationKey};
 
 pub use token::session_cookie;
 
@@ -60,6 +60,8 @@ pub enum Rejection {
     WrongIssuer,
     WrongAudience,
     MissingClaim,
+    /// The token's `kid` names no configured key.
+    UnknownKey,
     /// Chunked cookies with one missing (`name.0`, `name.2`, no `name.1`).
     IncompleteChunks,
     /// A registered claim (`exp`, `nbf`, `sub`, …) has the wrong type.
@@ -82,6 +84,7 @@ impl Rejection {
             Rejection::WrongAudience => "wrong_audience",
             Rejection::MissingClaim => "missing_claim",
             Rejection::IncompleteChunks => "incomplete_chunks",
+            Rejection::UnknownKey => "unknown_key",
             Rejection::InvalidClaim => "invalid_claim",
             Rejection::NoUserId => "no_user_id",
             Rejection::InvalidUserId => "invalid_user_id",
@@ -125,8 +128,13 @@ pub struct Identifier {
     reads: Vec<http::HeaderName>,
     /// Required claims that jsonwebtoken does not check itself (not exp/nbf/iss/aud/sub).
     required_paths: Vec<ClaimPath>,
-    key: DecodingKey,
-    validation: Validation,
+    /// Every key a token may name; parsed once.
+    keys: Vec<VerificationKey>,
+    /// One validation per key family among the accepted algorithms: jsonwebtoken checks a
+    /// key against every algorithm it is given, and a key set may mix families.
+    validations: Vec<Validation>,
+    /// Every accepted `alg`.
+    algorithms: Vec<jsonwebtoken::Algorithm>,
     claims: config::Claims,
     /// HMAC state with the secret key already absorbed; cloned per visitor.
     hasher: Hmac<Sha256>,
@@ -167,8 +175,9 @@ impl Identifier {
             source: jwt.source.clone(),
             reads,
             required_paths: jwt.required_claims.iter().filter(|p| !is_spec(p)).cloned().collect(),
-            key: jwt.key.decoding_key().clone(),
-            validation,
+            keys: jwt.key.keys().to_vec(),
+            validations: per_family(&validation),
+            algorithms: jwt.algorithms.clone(),
             claims: jwt.claims.clone(),
             hasher: hmac_for(identity.secret_key.expose()),
         }
@@ -196,8 +205,9 @@ impl Identifier {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(Rejection::TooLarge);
         }
-        let data = jsonwebtoken::decode::<Value>(token, &self.key, &self.validation)
-            .map_err(|e| self.rejection(token, e.kind()))?;
+        let (key, validation) = self.key_for(token)?;
+        let data =
+            jsonwebtoken::decode::<Value>(token, &key.key, validation).map_err(|e| self.rejection(token, e.kind()))?;
         let payload = data.claims;
         if self.required_paths.iter().any(|path| claim(&payload, path).is_none()) {
             return Err(Rejection::MissingClaim);
@@ -216,11 +226,32 @@ impl Identifier {
         })
     }
 
+    /// The key that verifies `token`: the one its `kid` names, else the key that has no
+    /// `kid` (a single configured key). A key's own `alg` must be the token's.
+    fn key_for(&self, token: &str) -> Result<(&VerificationKey, &Validation), Rejection> {
+        let header = jsonwebtoken::decode_header(token).map_err(|e| self.rejection(token, e.kind()))?;
+        let named = header.kid.as_deref().and_then(|kid| self.keys.iter().find(|k| k.kid.as_deref() == Some(kid)));
+        let key = match (named, self.keys.as_slice()) {
+            (Some(key), _) => key,
+            (None, [only]) if header.kid.is_none() || only.kid.is_none() => only,
+            (None, keys) => keys.iter().find(|k| k.kid.is_none()).ok_or(Rejection::UnknownKey)?,
+        };
+        if key.alg.is_some_and(|alg| alg != header.alg) {
+            return Err(Rejection::AlgorithmNotAllowed);
+        }
+        let validation = self
+            .validations
+            .iter()
+            .find(|v| v.algorithms.contains(&header.alg))
+            .ok_or(Rejection::AlgorithmNotAllowed)?;
+        Ok((key, validation))
+    }
+
     /// Why jsonwebtoken refused `token`. A header whose `alg` it cannot even parse (`none`,
     /// `HS1`) is an algorithm that is not allowed rather than a malformed token.
     fn rejection(&self, token: &str, kind: &ErrorKind) -> Rejection {
         let reason = Rejection::from_jwt_error(kind);
-        let listed = |alg: &str| alg.parse().is_ok_and(|alg| self.validation.algorithms.contains(&alg));
+        let listed = |alg: &str| alg.parse().is_ok_and(|alg| self.algorithms.contains(&alg));
         match declared_algorithm(token) {
             Some(alg) if reason == Rejection::Malformed && !listed(&alg) => Rejection::AlgorithmNotAllowed,
             _ => reason,
@@ -231,6 +262,24 @@ impl Identifier {
     pub fn hash(&self, user_id: &str) -> String {
         hash_with(self.hasher.clone(), user_id)
     }
+}
+
+/// `validation` split by key family: each copy accepts only the algorithms of one family.
+fn per_family(validation: &Validation) -> Vec<Validation> {
+    let mut families: Vec<jsonwebtoken::AlgorithmFamily> = Vec::new();
+    for alg in &validation.algorithms {
+        if !families.contains(&alg.family()) {
+            families.push(alg.family());
+        }
+    }
+    families
+        .into_iter()
+        .map(|family| {
+            let mut one = validation.clone();
+            one.algorithms.retain(|alg| alg.family() == family);
+            one
+        })
+        .collect()
 }
 
 /// `user-hash`: lowercase hex HMAC-SHA256 of `user_id` (UTF-8) keyed with `secret_key` (UTF-8).

@@ -296,3 +296,68 @@ fn secrets_may_be_written_in_base64() {
     .to_string();
     assert!(error.contains("identity.jwt.secret: is not valid for `secret_encoding`"), "{error}");
 }
+
+/// A JWKS file with the fixture RSA key (`rsa-1`, RS256) and EC key (`ec-1`, ES256).
+fn jwks_file() -> crate::support::process::TempPath {
+    use jsonwebtoken::jwk::{Jwk, JwkSet};
+    let mut rsa = Jwk::from_encoding_key(&tokens::rsa_key(), Algorithm::RS256).unwrap();
+    rsa.common.key_id = Some("rsa-1".into());
+    let mut ec = Jwk::from_encoding_key(&tokens::ec_key(), Algorithm::ES256).unwrap();
+    ec.common.key_id = Some("ec-1".into());
+    crate::support::process::TempPath::with_contents(&serde_json::to_string(&JwkSet { keys: vec![rsa, ec] }).unwrap())
+}
+
+fn jwks_yaml(file: &str) -> String {
+    format!(
+        "identity:\n  secret_key: {SECRET_KEY}\n  jwt:\n    cookie: session\n    algorithms: [RS256, ES256]\n    jwks_file: {file}\n"
+    )
+}
+
+#[test]
+fn a_jwks_file_picks_the_key_by_kid_and_honours_its_alg() {
+    let file = jwks_file();
+    let identifier = identifier(&jwks_yaml(file.path()));
+    let rsa = tokens::sign_with_kid(Algorithm::RS256, &tokens::rsa_key(), "rsa-1", &claims("u1"));
+    assert_eq!(outcome(&identifier, &rsa), Outcome::Verified);
+    let ec = tokens::sign_with_kid(Algorithm::ES256, &tokens::ec_key(), "ec-1", &claims("u1"));
+    assert_eq!(outcome(&identifier, &ec), Outcome::Verified);
+    let unknown = tokens::sign_with_kid(Algorithm::RS256, &tokens::rsa_key(), "rotated-away", &claims("u1"));
+    assert_eq!(outcome(&identifier, &unknown), Outcome::Rejected(Rejection::UnknownKey));
+    let wrong_alg = tokens::sign_with_kid(Algorithm::RS384, &tokens::rsa_key(), "rsa-1", &claims("u1"));
+    assert_eq!(
+        outcome(&identifier, &wrong_alg),
+        Outcome::Rejected(Rejection::AlgorithmNotAllowed),
+        "the key says RS256"
+    );
+    let confused = {
+        let public = EncodingKey::from_secret(&tokens::fixture("rsa_public.pem"));
+        tokens::sign_with_kid(Algorithm::HS256, &public, "rsa-1", &claims("admin"))
+    };
+    assert_eq!(outcome(&identifier, &confused), Outcome::Rejected(Rejection::AlgorithmNotAllowed));
+    let no_kid = tokens::rs256(&claims("u1"));
+    assert_eq!(
+        outcome(&identifier, &no_kid),
+        Outcome::Rejected(Rejection::UnknownKey),
+        "two keys: a token must name one"
+    );
+}
+
+#[test]
+fn a_key_set_without_signature_keys_is_refused_at_start_up() {
+    let encryption_only = crate::support::process::TempPath::with_contents(
+        r#"{"keys":[{"kty":"RSA","use":"enc","kid":"e1","n":"sXch","e":"AQAB"}]}"#,
+    );
+    let yaml = proxy_yaml("127.0.0.1:9".parse().unwrap(), &jwks_yaml(encryption_only.path()));
+    let error = invent_proxy::Config::from_yaml(&yaml, "t.yaml", std::path::Path::new(".")).unwrap_err().to_string();
+    assert!(error.contains("identity.jwt.jwks_file: ") && error.contains("holds no signature key"), "{error}");
+    let both =
+        jwks_yaml(jwks_file().path()).replace("    jwks_file:", &format!("    secret: {JWT_SECRET}\n    jwks_file:"));
+    let error = invent_proxy::Config::from_yaml(
+        &proxy_yaml("127.0.0.1:9".parse().unwrap(), &both),
+        "t.yaml",
+        std::path::Path::new("."),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("set one of `secret`, `public_key_file` and `jwks_file`"), "{error}");
+}

@@ -64,3 +64,18 @@ pub fn hs256_with_header(header: &Value, claims: &Value, key: &[u8]) -> String {
 pub fn hs256_with_rsa_public_key(claims: &Value) -> String {
     sign(Algorithm::HS256, &EncodingKey::from_secret(&fixture("rsa_public.pem")), claims)
 }
+
+/// A token whose header names the key (`kid`) it was signed with.
+pub fn sign_with_kid(alg: Algorithm, key: &EncodingKey, kid: &str, claims: &Value) -> String {
+    let mut header = Header::new(alg);
+    header.kid = Some(kid.to_owned());
+    encode(&header, claims, key).unwrap()
+}
+
+pub fn rsa_key() -> EncodingKey {
+    EncodingKey::from_rsa_pem(&fixture("rsa_private.pem")).unwrap()
+}
+
+pub fn ec_key() -> EncodingKey {
+    EncodingKey::from_ec_pem(&fixture("ec_private.pem")).unwrap()
+}

@@ -1,0 +1,45 @@
+//! `jwt.jwks_file`: a JSON Web Key Set on disk, parsed once into verification keys, each
+//! with the `kid` and `alg` it declares. Keys for encryption are left out.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use jsonwebtoken::jwk::{JwkSet, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey};
+
+use super::keys::{JwtKey, VerificationKey};
+
+/// Reads the key set at `path`: every signature key it holds, or why it cannot be used.
+pub(crate) fn load(path: &Path) -> Result<JwtKey, String> {
+    let text = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let set: JwkSet =
+        serde_json::from_slice(&text).map_err(|e| format!("{} is not a JSON Web Key Set: {e}", path.display()))?;
+    let keys = signature_keys(&set).map_err(|e| format!("{}: {e}", path.display()))?;
+    if keys.is_empty() {
+        return Err(format!("{} holds no signature key", path.display()));
+    }
+    let description = format!("the {} key(s) of the key set in {}", keys.len(), path.display());
+    Ok(JwtKey::from_keys(keys, description))
+}
+
+/// The keys of `set` that verify signatures (`use` absent or `sig`, a signature `alg`).
+pub(crate) fn signature_keys(set: &JwkSet) -> Result<Vec<VerificationKey>, String> {
+    let mut keys = Vec::new();
+    for jwk in &set.keys {
+        let name = jwk.common.key_id.clone().unwrap_or_else(|| "(no kid)".to_owned());
+        if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
+            continue;
+        }
+        let alg = match &jwk.common.key_algorithm {
+            // An encryption algorithm (RSA-OAEP, …) is not one a token is signed with.
+            Some(declared) => match Algorithm::from_str(&declared.to_string()) {
+                Ok(alg) => Some(alg),
+                Err(_) => continue,
+            },
+            None => None,
+        };
+        let key = DecodingKey::from_jwk(jwk).map_err(|e| format!("key {name} cannot be used: {e}"))?;
+        keys.push(VerificationKey { kid: jwk.common.key_id.clone(), alg, key });
+    }
+    Ok(keys)
+}
