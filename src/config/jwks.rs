@@ -30,6 +30,9 @@ pub(crate) fn signature_keys(set: &JwkSet) -> Result<Vec<VerificationKey>, Strin
         if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
             continue;
         }
+        if matches!(jwk.algorithm, jsonwebtoken::jwk::AlgorithmParameters::OctetKey(_)) {
+            return Err(format!("key {name} is a shared secret (oct); a key set here holds public keys only"));
+        }
         let alg = match &jwk.common.key_algorithm {
             // An encryption algorithm (RSA-OAEP, …) is not one a token is signed with.
             Some(declared) => match Algorithm::from_str(&declared.to_string()) {

@@ -119,6 +119,13 @@ fn load_key_set(
         return Err(BuildError::new("identity.jwt.algorithms", Some(jwt_location), message));
     };
     let algorithms: Vec<Algorithm> = listed.value.iter().map(|a| a.0.0).collect();
+    if algorithms.is_empty() {
+        return Err(BuildError::new(
+            "identity.jwt.algorithms",
+            Some(listed.referenced),
+            "must list at least one algorithm",
+        ));
+    }
     let key = super::jwks::load(&base_dir.join(&file.value.0)).map_err(error)?;
     Ok(LoadedKey { algorithms, key })
 }
@@ -136,9 +143,13 @@ fn secret_bytes(jwt: &RawJwt, secret: &Spanned<Secret>) -> Result<Vec<u8>, Build
             .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(text)),
         SecretEncoding::Base64Url => URL_SAFE_NO_PAD.decode(text),
     };
-    decoded.map_err(|_| {
+    let bytes = decoded.map_err(|_| {
         BuildError::new("identity.jwt.secret", Some(secret.referenced), "is not valid for `secret_encoding`")
-    })
+    })?;
+    if bytes.is_empty() {
+        return Err(BuildError::new("identity.jwt.secret", Some(secret.referenced), "decodes to an empty key"));
+    }
+    Ok(bytes)
 }
 
 /// The listed algorithms (default `[HS256]`), which must all be of one family.

@@ -128,6 +128,9 @@ pub struct Identifier {
     reads: Vec<http::HeaderName>,
     /// Required claims that jsonwebtoken does not check itself (not exp/nbf/iss/aud/sub).
     required_paths: Vec<ClaimPath>,
+    /// Accepted issuers, checked again here: `iss` must be one string of them (RFC 7519
+    /// §4.1.1), never a list that merely includes one.
+    issuers: Vec<String>,
     /// Every key a token may name; parsed once.
     keys: Vec<VerificationKey>,
     /// One validation per key family among the accepted algorithms: jsonwebtoken checks a
@@ -149,12 +152,20 @@ impl fmt::Debug for Identifier {
 impl Identifier {
     pub fn new(identity: &config::Identity) -> Self {
         let jwt = &identity.jwt;
-        let mut validation = Validation::new(jwt.algorithms[0]);
+        let mut validation = Validation::default();
         validation.algorithms = jwt.algorithms.clone();
         validation.leeway = jwt.leeway.as_secs();
         validation.validate_nbf = true;
         let is_spec = |p: &&ClaimPath| p.0.len() == 1 && SPEC_CLAIMS.contains(&p.0[0].as_str());
-        let spec: Vec<&str> = jwt.required_claims.iter().filter(is_spec).map(|p| p.0[0].as_str()).collect();
+        let mut spec: Vec<&str> = jwt.required_claims.iter().filter(is_spec).map(|p| p.0[0].as_str()).collect();
+        // jsonwebtoken checks `iss`/`aud` only when present and well-formed: a configured
+        // issuer or audience must therefore also be required, or leaving it out would pass.
+        if !jwt.issuer.is_empty() {
+            spec.push("iss");
+        }
+        if !jwt.audience.is_empty() {
+            spec.push("aud");
+        }
         validation.set_required_spec_claims(&spec);
         if jwt.issuer.is_empty() {
             validation.iss = None;
@@ -175,6 +186,7 @@ impl Identifier {
             source: jwt.source.clone(),
             reads,
             required_paths: jwt.required_claims.iter().filter(|p| !is_spec(p)).cloned().collect(),
+            issuers: jwt.issuer.clone(),
             keys: jwt.key.keys().to_vec(),
             validations: per_family(&validation),
             algorithms: jwt.algorithms.clone(),
@@ -209,8 +221,13 @@ impl Identifier {
         let data =
             jsonwebtoken::decode::<Value>(token, &key.key, validation).map_err(|e| self.rejection(token, e.kind()))?;
         let payload = data.claims;
-        if self.required_paths.iter().any(|path| claim(&payload, path).is_none()) {
+        if self.required_paths.iter().any(|path| claim(&payload, path).is_none_or(Value::is_null)) {
             return Err(Rejection::MissingClaim);
+        }
+        let issuer_ok = self.issuers.is_empty()
+            || payload.get("iss").and_then(Value::as_str).is_some_and(|iss| self.issuers.iter().any(|i| i == iss));
+        if !issuer_ok {
+            return Err(Rejection::WrongIssuer);
         }
         let user_id = claim(&payload, &self.claims.user_id).ok_or(Rejection::NoUserId)?;
         let user_id = user_id_text(user_id)?;

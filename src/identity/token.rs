@@ -48,7 +48,10 @@ pub fn session_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 fn chunked_cookie(headers: &HeaderMap, name: &str) -> Result<Option<String>, Rejection> {
     let mut chunks: Vec<(usize, String)> = cookies(headers)
         .filter_map(|c| {
-            let index = c.name().strip_prefix(name)?.strip_prefix('.')?.parse::<usize>().ok()?;
+            let digits = c.name().strip_prefix(name)?.strip_prefix('.')?;
+            let index = digits.parse::<usize>().ok()?;
+            // Plain decimal only: `.01` or `.+1` are other cookies, not chunk 1.
+            (index.to_string() == digits).then_some(())?;
             Some((index, c.value().to_owned()))
         })
         .collect();

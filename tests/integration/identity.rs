@@ -361,3 +361,63 @@ fn a_key_set_without_signature_keys_is_refused_at_start_up() {
     .to_string();
     assert!(error.contains("set one of `secret`, `public_key_file` and `jwks_file`"), "{error}");
 }
+
+#[test]
+fn a_configured_issuer_or_audience_cannot_be_left_out_or_malformed() {
+    let identifier = identifier(&yaml_with("    cookie: session\n    issuer: https://a.example\n    audience: web\n"));
+    let good = with(with(claims("u1"), "iss", "https://a.example"), "aud", "web");
+    assert_eq!(outcome(&identifier, &tokens::hs256(&good)), Outcome::Verified);
+    let mut no_iss = good.clone();
+    no_iss.as_object_mut().unwrap().remove("iss");
+    assert!(matches!(outcome(&identifier, &tokens::hs256(&no_iss)), Outcome::Rejected(_)), "no iss");
+    let mut no_aud = good.clone();
+    no_aud.as_object_mut().unwrap().remove("aud");
+    assert!(matches!(outcome(&identifier, &tokens::hs256(&no_aud)), Outcome::Rejected(_)), "no aud");
+    for iss in [json!(5), json!(null), json!({"x": 1}), json!(["https://a.example", "https://evil.example"])] {
+        let token = tokens::hs256(&with(good.clone(), "iss", iss.clone()));
+        assert!(matches!(outcome(&identifier, &token), Outcome::Rejected(_)), "iss {iss}");
+    }
+}
+
+#[test]
+fn a_required_claim_that_is_null_is_missing() {
+    let identifier = identifier(&yaml_with("    cookie: session\n    required_claims: [exp, tenant]\n"));
+    assert_eq!(outcome(&identifier, &tokens::hs256(&with(claims("u1"), "tenant", 3))), Outcome::Verified);
+    let null = tokens::hs256(&with(claims("u1"), "tenant", json!(null)));
+    assert_eq!(outcome(&identifier, &null), Outcome::Rejected(Rejection::MissingClaim));
+}
+
+#[test]
+fn chunk_numbers_are_plain_decimal() {
+    let identifier = identifier(&yaml_with("    cookie: s\n    cookie_chunks: true\n"));
+    let token = tokens::hs256(&claims("u1"));
+    let (first, second) = token.split_at(10);
+    let odd = format!("s.0={first}; s.01={second}");
+    assert_eq!(
+        outcome_for(&identifier, &[("cookie", odd)]),
+        Outcome::Rejected(Rejection::Malformed),
+        "s.01 is not chunk 1"
+    );
+}
+
+#[test]
+fn key_material_that_would_let_anyone_sign_is_refused() {
+    let config_error = |yaml: &str| {
+        invent_proxy::Config::from_yaml(
+            &proxy_yaml("127.0.0.1:9".parse().unwrap(), yaml),
+            "t.yaml",
+            std::path::Path::new("."),
+        )
+        .unwrap_err()
+        .to_string()
+    };
+    let empty = yaml_with("    cookie: s\n    secret_encoding: base64\n")
+        .replace(&format!("secret: {JWT_SECRET}"), "secret: \"=\"");
+    assert!(config_error(&empty).contains("decodes to an empty key"), "{}", config_error(&empty));
+    let oct = crate::support::process::TempPath::with_contents(r#"{"keys":[{"kty":"oct","kid":"k","k":""}]}"#);
+    let error = config_error(&jwks_yaml(oct.path()).replace("[RS256, ES256]", "[HS256]"));
+    assert!(error.contains("is a shared secret (oct)"), "{error}");
+    let file = jwks_file();
+    let error = config_error(&jwks_yaml(file.path()).replace("[RS256, ES256]", "[]"));
+    assert!(error.contains("identity.jwt.algorithms: must list at least one algorithm"), "{error}");
+}
