@@ -152,10 +152,12 @@ impl fmt::Debug for Identifier {
 impl Identifier {
     pub fn new(identity: &config::Identity) -> Self {
         let jwt = &identity.jwt;
-        let mut validation = Validation::default();
-        validation.algorithms = jwt.algorithms.clone();
-        validation.leeway = jwt.leeway.as_secs();
-        validation.validate_nbf = true;
+        let mut validation = Validation {
+            algorithms: jwt.algorithms.clone(),
+            leeway: jwt.leeway.as_secs(),
+            validate_nbf: true,
+            ..Validation::default()
+        };
         let is_spec = |p: &&ClaimPath| p.0.len() == 1 && SPEC_CLAIMS.contains(&p.0[0].as_str());
         let mut spec: Vec<&str> = jwt.required_claims.iter().filter(is_spec).map(|p| p.0[0].as_str()).collect();
         // jsonwebtoken checks `iss`/`aud` only when present and well-formed: a configured
