@@ -421,3 +421,46 @@ fn key_material_that_would_let_anyone_sign_is_refused() {
     let error = config_error(&jwks_yaml(file.path()).replace("[RS256, ES256]", "[]"));
     assert!(error.contains("identity.jwt.algorithms: must list at least one algorithm"), "{error}");
 }
+
+#[test]
+fn oversized_cookies_and_payloads_are_refused_unread() {
+    let identifier = identifier(&identity_yaml());
+    let sixteen_kib = "a".repeat(16 * 1024);
+    assert_eq!(outcome(&identifier, &sixteen_kib), Outcome::Rejected(Rejection::TooLarge));
+    let huge_payload = tokens::hs256(&with(claims("u1"), "blob", "x".repeat(100 * 1024)));
+    assert_eq!(outcome(&identifier, &huge_payload), Outcome::Rejected(Rejection::TooLarge));
+}
+
+mod fuzzing {
+    use http::{HeaderMap, HeaderValue};
+    use invent_proxy::identity::Outcome;
+    use proptest::prelude::*;
+
+    use super::{identifier, yaml_with};
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// Whatever bytes arrive in `Cookie` and `Authorization`, identification neither
+        /// panics nor lets anyone in.
+        #[test]
+        fn random_cookie_and_header_bytes_never_identify(
+            cookie in prop::collection::vec(any::<u8>(), 0..2048),
+            authorization in prop::collection::vec(any::<u8>(), 0..2048),
+            prefix in prop::sample::select(vec!["", "session=", "session.0=", "session.1=", "Bearer "]),
+        ) {
+            let identifier = identifier(&yaml_with("    header: Authorization\n    cookie: session\n    cookie_chunks: true\n"));
+            let mut headers = HeaderMap::new();
+            let with_prefix = |bytes: &[u8]| [prefix.as_bytes(), bytes].concat();
+            if let Ok(value) = HeaderValue::from_bytes(&with_prefix(&cookie)) {
+                headers.insert("cookie", value);
+            }
+            if let Ok(value) = HeaderValue::from_bytes(&with_prefix(&authorization)) {
+                headers.insert("authorization", value);
+            }
+            let (visitor, outcome) = identifier.identify(&headers);
+            prop_assert!(visitor.is_none());
+            prop_assert_ne!(outcome, Outcome::Verified);
+        }
+    }
+}
