@@ -211,7 +211,8 @@ pub struct Widget {
     script_tag: String,
     /// The same tag with attribute values, for XHTML.
     xhtml_script_tag: String,
-    script_url: String,
+    /// The script URL without `http:`/`https:`, to recognise `//host/...` forms too.
+    script_url_without_scheme: String,
     assistant_id: String,
 }
 
@@ -235,7 +236,7 @@ impl Widget {
             element_open,
             script_tag: format!("{script_open} async defer></script>"),
             xhtml_script_tag: format!("{script_open} async=\"async\" defer=\"defer\"></script>"),
-            script_url: assistant.script_url.clone(),
+            script_url_without_scheme: without_scheme(&assistant.script_url).to_owned(),
             assistant_id: assistant.id.clone(),
         }
     }
@@ -248,12 +249,8 @@ impl Widget {
     /// Whether a page's `<script src>` value loads the widget's script: `&amp;` decoded,
     /// and a scheme-relative `//host/...` counting as the same URL.
     pub fn is_widget_script(&self, src: &str) -> bool {
-        let without_scheme = |url: &str| {
-            let url = url.trim();
-            url.strip_prefix("https:").or_else(|| url.strip_prefix("http:")).unwrap_or(url).to_owned()
-        };
-        let src = src.replace("&amp;", "&");
-        without_scheme(&src) == without_scheme(&self.script_url)
+        let src = if src.contains("&amp;") { Cow::Owned(src.replace("&amp;", "&")) } else { Cow::Borrowed(src) };
+        without_scheme(&src) == self.script_url_without_scheme
     }
 
     /// The markup to insert: the element (unless the page has one) and the script tag
@@ -292,6 +289,12 @@ impl Widget {
         }
         out
     }
+}
+
+/// A URL without its `http:`/`https:` scheme (`//host/path` stays as it is).
+fn without_scheme(url: &str) -> &str {
+    let url = url.trim();
+    url.strip_prefix("https:").or_else(|| url.strip_prefix("http:")).unwrap_or(url)
 }
 
 /// The identity attributes of a visitor, in the order the widget documents them.

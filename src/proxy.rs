@@ -24,7 +24,7 @@ use crate::upstream::{self, UpstreamClient};
 
 /// Everything a request needs, built once from the config and shared by all requests.
 pub struct Proxy {
-    config: Arc<Config>,
+    config: Config,
     client: UpstreamClient,
     /// `None` when identity is not configured: every visitor is anonymous.
     identifier: Option<Identifier>,
@@ -49,7 +49,7 @@ impl Proxy {
         crate::rewrite::selectors_ready();
         let identifier = config.identity.as_ref().map(Identifier::new);
         let widget = Arc::new(Widget::new(&config.assistant));
-        Ok(Proxy { config: Arc::new(config), client, identifier, widget })
+        Ok(Proxy { config, client, identifier, widget })
     }
 
     /// The config this proxy runs with.

@@ -84,14 +84,11 @@ pub fn prepare(
     }
     let proto = if peer.tls { "https" } else { "http" };
     headers::set_forwarded(&mut parts.headers, peer.addr.ip(), proto, client_host.as_ref(), trusted_peer);
-    let upstream_host = || HeaderValue::from_str(upstream.url.authority.as_str()).ok();
-    let host = match upstream.host_header {
-        HostHeader::Preserve => client_host.or_else(upstream_host),
-        HostHeader::Upstream => upstream_host(),
+    let host = match (upstream.host_header, client_host) {
+        (HostHeader::Preserve, Some(client_host)) => client_host,
+        _ => upstream.url.host.clone(),
     };
-    if let Some(host) = host {
-        parts.headers.insert(header::HOST, host);
-    }
+    parts.headers.insert(header::HOST, host);
     let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     parts.uri = Uri::builder()
         .scheme(upstream.url.scheme.clone())

@@ -152,6 +152,8 @@ impl FromStr for CspSource {
 pub struct UpstreamUrl {
     pub scheme: http::uri::Scheme,
     pub authority: http::uri::Authority,
+    /// `authority` as a `Host` header value, made once.
+    pub host: http::HeaderValue,
 }
 
 impl FromStr for UpstreamUrl {
@@ -173,7 +175,8 @@ impl FromStr for UpstreamUrl {
                 "{s:?} has a path or query; the upstream is an origin (scheme://host:port) and requests keep their own path"
             ));
         }
-        Ok(UpstreamUrl { scheme, authority })
+        let host = http::HeaderValue::from_str(authority.as_str()).map_err(|_| format!("{s:?} has an invalid host"))?;
+        Ok(UpstreamUrl { scheme, authority, host })
     }
 }
 

@@ -12,7 +12,6 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use jsonwebtoken::{EncodingKey, Header, encode};
 use serde_json::json;
-use tokio::net::TcpListener;
 
 use super::{DEMO_SCRIPT_PATH, DEMO_SESSION_COOKIE, DEMO_SESSION_SECRET, DEMO_USER_ID, DEMO_USER_NAME};
 use crate::identity::session_cookie;
@@ -40,8 +39,7 @@ impl RunningSite {
 
 pub async fn start() -> Result<RunningSite, StartError> {
     let addr = SocketAddr::from(([127, 0, 0, 1], 0));
-    let listener =
-        TcpListener::bind(addr).await.map_err(|source| StartError::Bind { key: "demo site", addr, source })?;
+    let listener = crate::server::bind(addr, "demo site").await?;
     let local_addr = listener.local_addr().map_err(|source| StartError::Bind { key: "demo site", addr, source })?;
     let task = tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {

@@ -337,21 +337,7 @@ async fn browsers_get_whole_pages_even_when_they_ask_for_a_range() {
 
 #[tokio::test]
 async fn a_pausing_upstream_does_not_hold_the_response_head_back() {
-    let gate = Gate::new();
-    let upstream_gate = gate.clone();
-    let upstream = spawn_upstream(move |_| {
-        let gate = upstream_gate.clone();
-        async move {
-            let (tx, response) = streamed_html();
-            tokio::spawn(async move {
-                tx.send(Ok(bytes::Bytes::from_static(b"<div class=\"feed\">first"))).await.unwrap();
-                gate.wait().await;
-                tx.send(Ok(bytes::Bytes::from_static(b" rest</div>"))).await.unwrap();
-            });
-            response
-        }
-    })
-    .await;
+    let (upstream, gate) = spawn_paused_upstream("<div class=\"feed\">first", " rest</div>").await;
     let proxy = spawn_default_proxy(upstream.addr).await;
     let uri = format!("http://{}/", proxy.local_addr());
     // The upstream goes on only after the client has the head: a proxy that waited for

@@ -13,21 +13,8 @@ use crate::support::*;
 
 #[tokio::test]
 async fn the_first_bytes_of_a_page_arrive_before_the_upstream_finishes() {
-    let gate = Gate::new();
-    let upstream_gate = gate.clone();
-    let upstream = spawn_upstream(move |_| {
-        let gate = upstream_gate.clone();
-        async move {
-            let (tx, response) = streamed_html();
-            tokio::spawn(async move {
-                tx.send(Ok(Bytes::from_static(b"<!doctype html><html><body><h1>First</h1>"))).await.unwrap();
-                gate.wait().await;
-                tx.send(Ok(Bytes::from_static(b"<p>rest</p></body></html>"))).await.unwrap();
-            });
-            response
-        }
-    })
-    .await;
+    let (upstream, gate) =
+        spawn_paused_upstream("<!doctype html><html><body><h1>First</h1>", "<p>rest</p></body></html>").await;
     let proxy = spawn_default_proxy(upstream.addr).await;
     let uri = format!("http://{}/", proxy.local_addr());
     let mut body = client().get(uri.parse().unwrap()).await.unwrap().into_body();

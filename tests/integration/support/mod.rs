@@ -188,6 +188,27 @@ impl Gate {
     }
 }
 
+/// An HTML upstream that sends `first`, then waits for the returned [`Gate`] to open
+/// before it sends `rest`.
+pub async fn spawn_paused_upstream(first: &'static str, rest: &'static str) -> (Upstream, Gate) {
+    let gate = Gate::new();
+    let upstream_gate = gate.clone();
+    let upstream = spawn_upstream(move |_| {
+        let gate = upstream_gate.clone();
+        async move {
+            let (tx, response) = streamed_html();
+            tokio::spawn(async move {
+                tx.send(Ok(Bytes::from_static(first.as_bytes()))).await.unwrap();
+                gate.wait().await;
+                tx.send(Ok(Bytes::from_static(rest.as_bytes()))).await.unwrap();
+            });
+            response
+        }
+    })
+    .await;
+    (upstream, gate)
+}
+
 /// The widget the test config's proxy injects for an anonymous visitor.
 pub const WIDGET: &str = "<invent-assistant assistant-id=\"ast_test\"></invent-assistant>\
 <script type=\"text/javascript\" src=\"https://www.useinvent.com/button.js\" async defer></script>";
