@@ -90,11 +90,11 @@ fn run(path: &Path) -> CliResult {
     })?
 }
 
-/// Validates exactly what `run` would build — config, keys, upstream client (and its TLS
-/// roots) — without binding a port.
+/// Validates exactly what `run` would build — config, keys (a `jwks_url` fetched), upstream
+/// client (and its TLS roots) — without binding a port.
 fn check(path: &Path) -> CliResult {
     let config = Config::load(path)?;
-    let proxy = Proxy::new(config).map_err(|e| format!("cannot set up the upstream client: {e}"))?;
+    let proxy = block_on(Proxy::start(config))??;
     println!("{}: OK\n{}", path.display(), proxy.config().summary());
     for warning in proxy.config().warnings() {
         println!("warning: {warning}");

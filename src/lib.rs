@@ -23,6 +23,7 @@ pub mod config;
 pub mod csp;
 pub mod demo;
 pub mod error;
+pub mod fetch;
 pub mod headers;
 pub mod identity;
 pub mod inject;

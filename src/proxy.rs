@@ -3,7 +3,9 @@
 //! (stream the rewrite) — with one access line at the end. Upgrades (WebSocket) skip
 //! the rewrite and become a byte tunnel ([`crate::upgrade`]).
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use http::{HeaderMap, Request, Response, header};
@@ -18,6 +20,7 @@ use crate::headers;
 use crate::identity::{Identifier, Outcome, Visitor};
 use crate::inject::{self, Skip, Widget};
 use crate::rewrite::{Injection, RewriteBody, Sniffed, Transcode};
+use crate::server::StartError;
 use crate::telemetry::AccessLog;
 use crate::upgrade;
 use crate::upstream::{self, UpstreamClient};
@@ -43,11 +46,14 @@ pub struct Peer {
 struct Kept(HeaderMap);
 
 impl Proxy {
-    /// Builds the proxy: upstream client, verifier and widget markup.
-    pub fn new(config: Config) -> std::io::Result<Self> {
-        let client = upstream::client(&config.upstream)?;
+    /// Builds the proxy: upstream client, identifier (its keys loaded) and widget markup.
+    pub async fn start(config: Config) -> Result<Self, StartError> {
+        let client = upstream::client(&config.upstream).map_err(StartError::Client)?;
         crate::rewrite::selectors_ready();
-        let identifier = config.identity.as_ref().map(Identifier::new);
+        let identifier = match &config.identity {
+            Some(identity) => Some(Identifier::start(identity, &config.upstream).await.map_err(StartError::Identity)?),
+            None => None,
+        };
         let widget = Arc::new(Widget::new(&config.assistant));
         Ok(Proxy { config, client, identifier, widget })
     }
@@ -88,14 +94,18 @@ impl Proxy {
             req.headers_mut().remove(header::IF_RANGE);
         }
         let client_upgrade = upgrade::requested_protocol(req.headers()).map(|_| hyper::upgrade::on(&mut req));
-        let mut response = self.forward(req, peer).await?;
+        // A page's visitor is identified while the upstream prepares the page: a lookup
+        // then costs the page no time of its own unless it is the slower of the two.
+        let identify = std::pin::pin!(self.identify(plan.as_ref().ok()));
+        let (forwarded, identified) = alongside(self.forward(req, peer), identify).await;
+        let mut response = forwarded?;
         if response.status() == http::StatusCode::SWITCHING_PROTOCOLS {
             if let Some(client) = client_upgrade {
                 tokio::spawn(upgrade::tunnel(client, hyper::upgrade::on(&mut response)));
             }
             return Ok(response.map(ProxyBody::Passthrough));
         }
-        self.inject(response, plan, log).await
+        self.inject(response, &plan, identified, log).await
     }
 
     /// Decides from the request alone whether its response may get the widget.
@@ -105,6 +115,12 @@ impl Proxy {
         for name in std::iter::once(&header::ACCEPT_ENCODING).chain(self.identity_headers()) {
             for value in req.headers().get_all(name) {
                 kept.append(name.clone(), value.clone());
+            }
+        }
+        if self.identifier.as_ref().is_some_and(Identifier::needs_host) {
+            let authority = req.uri().authority().and_then(|a| http::HeaderValue::from_str(a.as_str()).ok());
+            if let Some(host) = req.headers().get(header::HOST).cloned().or(authority) {
+                kept.insert(header::HOST, host);
             }
         }
         Ok(Kept(kept))
@@ -121,10 +137,11 @@ impl Proxy {
         self.identifier.as_ref().map_or(&[], Identifier::reads)
     }
 
-    fn identify(&self, kept: &Kept) -> (Option<Visitor>, Outcome) {
-        match &self.identifier {
-            Some(identifier) => identifier.identify(&kept.0),
-            None => (None, Outcome::None),
+    /// Who the visitor of a request that may get the widget is.
+    async fn identify(&self, kept: Option<&Kept>) -> Identified {
+        match (&self.identifier, kept) {
+            (Some(identifier), Some(kept)) => identifier.identify(&kept.0).await,
+            _ => (None, Outcome::None),
         }
     }
 
@@ -134,13 +151,14 @@ impl Proxy {
     async fn inject(
         &self,
         mut response: Response<Incoming>,
-        plan: Result<Kept, Skip>,
+        plan: &Result<Kept, Skip>,
+        identified: Pending<'_, impl Future<Output = Identified>>,
         log: &mut AccessLog,
     ) -> Result<Response<ProxyBody>, ProxyError> {
         if plan.is_ok() && response.status() == http::StatusCode::NOT_MODIFIED {
             inject::not_modified_headers(response.headers_mut(), self.identity_headers());
         }
-        let qualified = plan.and_then(|kept| {
+        let qualified = plan.as_ref().map_err(|skip| *skip).and_then(|kept| {
             inject::response_qualifies(response.status(), response.headers()).map(|document| (kept, document))
         });
         let (kept, document) = match qualified {
@@ -150,7 +168,7 @@ impl Proxy {
                 return Ok(response.map(ProxyBody::Passthrough));
             }
         };
-        let (visitor, outcome) = self.identify(&kept);
+        let (visitor, outcome) = identified.finish().await;
         log.identity = outcome;
         let personalised = visitor.is_some();
         let (mut parts, body) = response.into_parts();
@@ -187,6 +205,42 @@ fn transcode(coding: Option<Coding>, request: &HeaderMap) -> Result<Transcode, P
     let encoder =
         headers::accepts_coding(request, coding).then(|| Encoder::new(coding)).transpose().map_err(internal)?;
     Ok(Transcode { decoder: Some(decoder), encoder })
+}
+
+/// What identification concluded for a request.
+type Identified = (Option<Arc<Visitor>>, Outcome);
+
+/// A side task run [`alongside`] the main one: done, or still to be awaited.
+enum Pending<'a, F: Future> {
+    Done(F::Output),
+    Running(Pin<&'a mut F>),
+}
+
+impl<F: Future> Pending<'_, F> {
+    /// The side task's output, waiting for it if it is still running.
+    async fn finish(self) -> F::Output {
+        match self {
+            Pending::Done(output) => output,
+            Pending::Running(future) => future.await,
+        }
+    }
+}
+
+/// Runs `main` to completion while also driving `side`; `side` is left half-done if
+/// `main` finishes first (and is dropped unawaited if its output is not needed).
+async fn alongside<'a, M: Future, F: Future>(main: M, mut side: Pin<&'a mut F>) -> (M::Output, Pending<'a, F>) {
+    let mut main = std::pin::pin!(main);
+    let mut done = None;
+    loop {
+        tokio::select! {
+            biased;
+            output = &mut main => {
+                let side = match done { Some(output) => Pending::Done(output), None => Pending::Running(side) };
+                return (output, side);
+            }
+            output = side.as_mut(), if done.is_none() => done = Some(output),
+        }
+    }
 }
 
 /// An error and its sources on one line: hyper's errors say little without their causes.

@@ -146,6 +146,9 @@ pub enum StartError {
     Bind { key: &'static str, addr: SocketAddr, source: std::io::Error },
     #[error("cannot set up the upstream client: {0}")]
     Client(#[source] std::io::Error),
+    /// Identity could not be set up (a `jwks_url` that cannot be loaded, say).
+    #[error("{0}")]
+    Identity(String),
 }
 
 /// A proxy serving in the background: its addresses and the means to stop it.
@@ -190,7 +193,7 @@ pub async fn start(config: crate::config::Config) -> Result<RunningProxy, StartE
     };
     let tls_addr = tls.as_ref().and_then(|(listener, _)| listener.local_addr().ok());
     let grace = config.shutdown_grace_period;
-    let proxy = Arc::new(Proxy::new(config).map_err(StartError::Client)?);
+    let proxy = Arc::new(Proxy::start(config).await?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let stopped = async move {
         let _ = stopped.await;

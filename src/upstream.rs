@@ -7,7 +7,6 @@ use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -29,6 +28,12 @@ pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, UploadBody>;
 /// upstream TLS verified against the system's roots, or `upstream.tls.ca_file`'s CAs, for
 /// the URL's host or `upstream.tls.server_name`.
 pub fn client(upstream: &config::Upstream) -> std::io::Result<UpstreamClient> {
+    Ok(crate::fetch::pooled(connector(upstream)?))
+}
+
+/// How connections to the upstream are made: `connect_timeout`, and TLS verified as
+/// [`client`] says. Lookups on the upstream connect the same way.
+pub fn connector(upstream: &config::Upstream) -> std::io::Result<HttpsConnector<HttpConnector>> {
     let mut http = HttpConnector::new();
     http.set_connect_timeout(Some(upstream.connect_timeout));
     http.set_nodelay(true);
@@ -44,12 +49,13 @@ pub fn client(upstream: &config::Upstream) -> std::io::Result<UpstreamClient> {
     if let Some(name) = &upstream.tls.server_name {
         builder = builder.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name.clone()));
     }
-    let connector = builder.enable_http1().wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new()).pool_idle_timeout(std::time::Duration::from_secs(90)).build(connector))
+    Ok(builder.enable_http1().wrap_connector(http))
 }
 
 /// A client TLS configuration trusting exactly `ca_certs`.
-fn tls_config(ca_certs: &[rustls::pki_types::CertificateDer<'static>]) -> std::io::Result<rustls::ClientConfig> {
+pub(crate) fn tls_config(
+    ca_certs: &[rustls::pki_types::CertificateDer<'static>],
+) -> std::io::Result<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in ca_certs {
         roots.add(cert.clone()).map_err(std::io::Error::other)?;

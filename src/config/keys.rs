@@ -1,8 +1,10 @@
 //! JWT verification keys: from `jwt.secret`, `jwt.public_key_file` or `jwt.jwks_file`,
-//! checked against `jwt.algorithms`, and parsed once at start-up.
+//! checked against `jwt.algorithms` and parsed once at start-up — or where `jwt.jwks_url`
+//! is fetched from, and how often.
 
 use std::fmt;
 use std::path::Path;
+use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
 use serde_saphyr::Location;
@@ -56,13 +58,72 @@ impl fmt::Debug for JwtKey {
     }
 }
 
+/// Where the verification keys come from: parsed from the config's files, or a key set
+/// the proxy fetches (at start-up, then in the background).
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    Fixed(JwtKey),
+    Url(JwksUrl),
+}
+
+impl KeySource {
+    /// What the keys are, safe to print.
+    pub fn describe(&self) -> String {
+        match self {
+            KeySource::Fixed(key) => key.describe().to_owned(),
+            KeySource::Url(jwks) => format!(
+                "the key set at {} (refreshed every {}, on an unknown kid at most every {}{})",
+                jwks.url,
+                humantime::format_duration(jwks.refresh),
+                humantime::format_duration(jwks.min_refresh),
+                if jwks.optional { "; optional at start-up" } else { "" }
+            ),
+        }
+    }
+}
+
+/// `jwt.jwks_url` and its schedule.
+#[derive(Debug, Clone)]
+pub struct JwksUrl {
+    pub url: http::Uri,
+    /// Start without the key set when it cannot be fetched (every token is then rejected
+    /// until a refresh succeeds).
+    pub optional: bool,
+    /// How often the key set is fetched again in the background.
+    pub refresh: Duration,
+    /// The least time between two fetches prompted by a token whose `kid` is unknown.
+    pub min_refresh: Duration,
+    /// Limit on one fetch, connection to last byte.
+    pub timeout: Duration,
+}
+
 pub(crate) struct LoadedKey {
     pub algorithms: Vec<Algorithm>,
-    pub key: JwtKey,
+    pub key: KeySource,
 }
 
 /// Builds the verification key of `identity.jwt` and the algorithms it accepts.
 pub(crate) fn load(jwt: &RawJwt, jwt_location: Location, base_dir: &Path) -> Result<LoadedKey, BuildError> {
+    let key_options = [jwt.secret.is_some(), jwt.public_key_file.is_some(), jwt.jwks_file.is_some()];
+    if let Some(url) = &jwt.jwks_url {
+        if key_options.iter().any(|set| *set) {
+            let message = "set one of `secret`, `public_key_file`, `jwks_file` and `jwks_url`";
+            return Err(BuildError::new("identity.jwt.jwks_url", Some(url.referenced), message));
+        }
+        let algorithms = key_set_algorithms(jwt, jwt_location)?;
+        return Ok(LoadedKey { algorithms, key: KeySource::Url(jwks_url(jwt, &url.value.0.0)) });
+    }
+    if [
+        jwt.jwks_refresh.is_some(),
+        jwt.jwks_min_refresh.is_some(),
+        jwt.jwks_timeout.is_some(),
+        jwt.jwks_optional.is_some(),
+    ]
+    .contains(&true)
+    {
+        let message = "`jwks_optional`, `jwks_refresh`, `jwks_min_refresh` and `jwks_timeout` go with `jwks_url`";
+        return Err(BuildError::new("identity.jwt", Some(jwt_location), message));
+    }
     if let Some(file) = &jwt.jwks_file {
         return load_key_set(jwt, file, jwt_location, base_dir);
     }
@@ -99,7 +160,19 @@ pub(crate) fn load(jwt: &RawJwt, jwt_location: Location, base_dir: &Path) -> Res
             ));
         }
     };
-    Ok(LoadedKey { algorithms, key })
+    Ok(LoadedKey { algorithms, key: KeySource::Fixed(key) })
+}
+
+fn jwks_url(jwt: &RawJwt, url: &http::Uri) -> JwksUrl {
+    let refresh = jwt.jwks_refresh.as_ref().map_or(Duration::from_secs(600), |v| v.0.0);
+    let min_refresh = jwt.jwks_min_refresh.as_ref().map_or(Duration::from_secs(30), |v| v.0.0);
+    JwksUrl {
+        url: url.clone(),
+        optional: jwt.jwks_optional.unwrap_or(false),
+        refresh,
+        min_refresh: min_refresh.min(refresh),
+        timeout: jwt.jwks_timeout.as_ref().map_or(Duration::from_secs(5), |v| v.0.0),
+    }
 }
 
 /// `jwt.jwks_file`: a key set, alone, with the algorithms it may verify listed (key sets
@@ -112,8 +185,16 @@ fn load_key_set(
 ) -> Result<LoadedKey, BuildError> {
     let error = |message: String| BuildError::new("identity.jwt.jwks_file", Some(file.referenced), message);
     if jwt.secret.is_some() || jwt.public_key_file.is_some() {
-        return Err(error("set one of `secret`, `public_key_file` and `jwks_file`".to_owned()));
+        return Err(error("set one of `secret`, `public_key_file`, `jwks_file` and `jwks_url`".to_owned()));
     }
+    let algorithms = key_set_algorithms(jwt, jwt_location)?;
+    let key = super::jwks::load(&base_dir.join(&file.value.0)).map_err(error)?;
+    Ok(LoadedKey { algorithms, key: KeySource::Fixed(key) })
+}
+
+/// The algorithms a key set may verify: they must be listed, since a key set may mix key
+/// types.
+fn key_set_algorithms(jwt: &RawJwt, jwt_location: Location) -> Result<Vec<Algorithm>, BuildError> {
     let Some(listed) = &jwt.algorithms else {
         let message = "list the algorithms the key set verifies, e.g. [RS256, ES256]";
         return Err(BuildError::new("identity.jwt.algorithms", Some(jwt_location), message));
@@ -126,8 +207,7 @@ fn load_key_set(
             "must list at least one algorithm",
         ));
     }
-    let key = super::jwks::load(&base_dir.join(&file.value.0)).map_err(error)?;
-    Ok(LoadedKey { algorithms, key })
+    Ok(algorithms)
 }
 
 /// The bytes of `jwt.secret`, as `secret_encoding` says it is written (never quoted in an

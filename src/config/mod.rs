@@ -5,7 +5,9 @@
 //! what spans several keys and loads key material, so that a running proxy never
 //! discovers a bad setting on its first request.
 
+mod identity;
 mod jwks;
+pub(crate) use jwks::signature_keys;
 mod keys;
 mod load;
 pub mod raw;
@@ -19,7 +21,8 @@ use std::time::Duration;
 
 use globset::GlobSet;
 
-pub use keys::{JwtKey, VerificationKey};
+pub use identity::{Claims, Identity, Jwt, Lookup, LookupTarget, TokenSource};
+pub use keys::{JwksUrl, JwtKey, KeySource, VerificationKey};
 pub(crate) use load::BuildError;
 pub use load::ConfigError;
 pub use raw::{ClaimPath, UpstreamUrl};
@@ -78,54 +81,6 @@ pub struct Theme {
     pub appearance: Option<Appearance>,
     pub button_background_color: Option<String>,
     pub button_color: Option<String>,
-}
-
-/// How a visitor is recognised and how their `user-hash` is keyed.
-#[derive(Debug, Clone)]
-pub struct Identity {
-    /// The assistant's secret key: the HMAC key of `user-hash`. Never leaves the process.
-    pub secret_key: Secret,
-    pub jwt: Jwt,
-}
-
-/// Where the session JWT is and how it is verified.
-#[derive(Debug, Clone)]
-pub struct Jwt {
-    /// Where the token is: the cookie, its chunks, and/or a `Bearer` header.
-    pub source: TokenSource,
-    /// Accepted `alg` values; every one belongs to the family of `key`.
-    pub algorithms: Vec<jsonwebtoken::Algorithm>,
-    pub key: JwtKey,
-    /// Accepted `iss` values (any, if empty).
-    pub issuer: Vec<String>,
-    /// Accepted `aud` values (any, if empty).
-    pub audience: Vec<String>,
-    /// Claims a token must carry (default `exp`).
-    pub required_claims: Vec<ClaimPath>,
-    /// Clock skew allowed on `exp` and `nbf`.
-    pub leeway: Duration,
-    /// `secret` was written in the file rather than read from the environment.
-    pub inline_secret: bool,
-    pub claims: Claims,
-}
-
-/// Where a request's session token is looked for, in this order: the header, the cookie,
-/// the cookie's chunks. At least one of `header` and `cookie` is set.
-#[derive(Debug, Clone)]
-pub struct TokenSource {
-    /// A header with the `Bearer` scheme (`Authorization`, usually).
-    pub header: Option<http::HeaderName>,
-    pub cookie: Option<String>,
-    /// The cookie may be split as `name.0`, `name.1`, … (NextAuth/Auth.js).
-    pub cookie_chunks: bool,
-}
-
-/// Where the identity lives in the token's payload.
-#[derive(Debug, Clone)]
-pub struct Claims {
-    pub user_id: ClaimPath,
-    pub user_name: Option<ClaimPath>,
-    pub user_avatar: Option<ClaimPath>,
 }
 
 /// Which pages get the widget, and where.
@@ -214,7 +169,7 @@ impl Config {
             script_url: raw.assistant.script_url.map_or_else(|| DEFAULT_SCRIPT_URL.to_owned(), |v| v.0.0),
             theme,
         };
-        let identity = raw.identity.map(|raw| build_identity(raw, base_dir)).transpose()?;
+        let identity = raw.identity.map(|raw| identity::build(raw, &upstream, base_dir)).transpose()?;
         let inject = build_inject(raw.inject)?;
         Ok(Config {
             listen: raw.listen.map_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8080)), |v| v.0.0),
@@ -231,60 +186,6 @@ impl Config {
 
 fn duration_or(value: Option<value::Parsed<value::ConfigDuration>>, default_secs: u64) -> Duration {
     value.map_or(Duration::from_secs(default_secs), |v| v.0.0)
-}
-
-fn build_identity(raw: raw::RawIdentity, base_dir: &Path) -> Result<Identity, BuildError> {
-    let jwt_location = raw.jwt.referenced;
-    let jwt = raw.jwt.value;
-    let key = keys::load(&jwt, jwt_location, base_dir)?;
-    let claims = jwt.claims.map_or_else(
-        || Claims { user_id: default_user_id_claim(), user_name: None, user_avatar: None },
-        |c| Claims {
-            user_id: c.user_id.map_or_else(default_user_id_claim, |v| v.0),
-            user_name: c.user_name.map(|v| v.0),
-            user_avatar: c.user_avatar.map(|v| v.0),
-        },
-    );
-    let source = TokenSource {
-        header: jwt.header.map(|v| v.0.0),
-        cookie: jwt.cookie.map(|v| v.0.0),
-        cookie_chunks: jwt.cookie_chunks.unwrap_or(false),
-    };
-    if source.header.is_none() && source.cookie.is_none() {
-        let message = "say where the session token is: `cookie` (and `cookie_chunks`) and/or `header`";
-        return Err(BuildError::new("identity.jwt", Some(jwt_location), message));
-    }
-    if source.cookie_chunks && source.cookie.is_none() {
-        return Err(BuildError::new(
-            "identity.jwt.cookie_chunks",
-            Some(jwt_location),
-            "needs `cookie`, the chunks' base name",
-        ));
-    }
-    let texts = |list: Option<raw::OneOrMany<value::Parsed<value::NonEmpty>>>| {
-        list.map(raw::OneOrMany::into_vec).unwrap_or_default().into_iter().map(|v| v.0.0).collect()
-    };
-    let required_claims = jwt
-        .required_claims
-        .map_or_else(|| vec![ClaimPath(vec!["exp".to_owned()])], |list| list.into_iter().map(|v| v.0).collect());
-    Ok(Identity {
-        secret_key: raw.secret_key,
-        jwt: Jwt {
-            source,
-            algorithms: key.algorithms.clone(),
-            key: key.key,
-            issuer: texts(jwt.issuer),
-            audience: texts(jwt.audience),
-            required_claims,
-            leeway: jwt.leeway.map_or(Duration::from_secs(30), |v| v.0.0),
-            inline_secret: jwt.secret.as_ref().is_some_and(|s| !s.value.from_env()),
-            claims,
-        },
-    })
-}
-
-fn default_user_id_claim() -> ClaimPath {
-    ClaimPath(vec!["sub".to_owned()])
 }
 
 fn build_inject(raw: Option<raw::RawInject>) -> Result<Inject, BuildError> {

@@ -58,7 +58,20 @@ pub struct RawTheme {
 #[serde(deny_unknown_fields)]
 pub struct RawIdentity {
     pub secret_key: Secret,
-    pub jwt: Spanned<RawJwt>,
+    pub jwt: Option<Spanned<RawJwt>>,
+    pub lookup: Option<Spanned<RawLookup>>,
+}
+
+/// `identity.lookup`: sessions that are not JWTs, asked of the site's "who am I" endpoint.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLookup {
+    pub url: Parsed<LookupUrl>,
+    pub cookies: Spanned<Vec<Parsed<CookieName>>>,
+    pub timeout: Option<Parsed<Timeout>>,
+    pub cache_ttl: Option<Parsed<ConfigDuration>>,
+    pub max_entries: Option<Spanned<u64>>,
+    pub claims: Option<RawClaims>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -72,6 +85,11 @@ pub struct RawJwt {
     pub secret_encoding: Option<Parsed<SecretEncoding>>,
     pub public_key_file: Option<Spanned<Parsed<PathBuf>>>,
     pub jwks_file: Option<Spanned<Parsed<PathBuf>>>,
+    pub jwks_url: Option<Spanned<Parsed<FetchUrl>>>,
+    pub jwks_optional: Option<bool>,
+    pub jwks_refresh: Option<Parsed<Timeout>>,
+    pub jwks_min_refresh: Option<Parsed<ConfigDuration>>,
+    pub jwks_timeout: Option<Parsed<Timeout>>,
     pub issuer: Option<OneOrMany<Parsed<NonEmpty>>>,
     pub audience: Option<OneOrMany<Parsed<NonEmpty>>>,
     pub required_claims: Option<Vec<Parsed<ClaimPath>>>,
@@ -177,6 +195,48 @@ impl FromStr for UpstreamUrl {
         }
         let host = http::HeaderValue::from_str(authority.as_str()).map_err(|_| format!("{s:?} has an invalid host"))?;
         Ok(UpstreamUrl { scheme, authority, host })
+    }
+}
+
+/// An absolute `http://` or `https://` URL the proxy fetches itself (`jwks_url`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchUrl(pub http::Uri);
+
+impl FromStr for FetchUrl {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let uri: http::Uri = s.trim().parse().map_err(|e| format!("invalid URL {s:?}: {e}"))?;
+        match uri.scheme_str() {
+            Some("http" | "https") => {}
+            _ => return Err(format!("{s:?} needs a scheme: http:// or https://")),
+        }
+        match uri.authority() {
+            None => Err(format!("{s:?} has no host")),
+            Some(a) if a.as_str().contains('@') => Err(format!("{s:?} must not carry credentials")),
+            Some(_) => Ok(FetchUrl(uri)),
+        }
+    }
+}
+
+/// `identity.lookup.url`: an absolute URL, or a path (`/api/whoami`) on the upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LookupUrl {
+    Absolute(FetchUrl),
+    Path(http::uri::PathAndQuery),
+}
+
+impl FromStr for LookupUrl {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if s.starts_with('/') && !s.starts_with("//") {
+            return s.parse().map(LookupUrl::Path).map_err(|e| format!("invalid path {s:?}: {e}"));
+        }
+        s.parse()
+            .map(LookupUrl::Absolute)
+            .map_err(|e| format!("{e}; or write a path on the upstream, like /api/whoami"))
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{ClaimPath, Config, Identity};
+use super::{ClaimPath, Claims, Config, Identity, Jwt, KeySource};
 
 impl Config {
     /// A human-readable account of the config for `invent-proxy check`. Secrets show as
@@ -62,12 +62,25 @@ impl Config {
             if !identity.secret_key.from_env() {
                 warnings.push(inline_secret_warning("identity.secret_key"));
             }
-            if identity.jwt.inline_secret {
+            if identity.jwt.as_ref().is_some_and(|jwt| jwt.inline_secret) {
                 warnings.push(inline_secret_warning("identity.jwt.secret"));
+            }
+            if let Some(KeySource::Url(jwks)) = identity.jwt.as_ref().map(|jwt| &jwt.keys)
+                && jwks.url.scheme() == Some(&http::uri::Scheme::HTTP)
+                && !is_loopback(&jwks.url)
+            {
+                warnings.push(
+                    "identity.jwt.jwks_url is http:// to another host: anyone on the path can swap the keys".to_owned(),
+                );
             }
         }
         warnings
     }
+}
+
+fn is_loopback(url: &http::Uri) -> bool {
+    let host = url.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 fn inline_secret_warning(key: &str) -> String {
@@ -75,7 +88,26 @@ fn inline_secret_warning(key: &str) -> String {
 }
 
 fn write_identity_summary(s: &mut String, identity: &Identity) {
-    let jwt = &identity.jwt;
+    s.push_str("identity:         secret key set\n");
+    if let Some(jwt) = &identity.jwt {
+        write_jwt_summary(s, jwt);
+    }
+    if let Some(lookup) = &identity.lookup {
+        let then = if identity.jwt.is_some() { "without a token, " } else { "" };
+        let _ = writeln!(
+            s,
+            "  lookup:         {then}GET {} with cookies [{}] (timeout {}, answers kept {}, at most {})",
+            lookup.target.uri,
+            lookup.cookies.join(", "),
+            humantime::format_duration(lookup.timeout),
+            humantime::format_duration(lookup.cache_ttl),
+            lookup.max_entries
+        );
+        write_claims(s, &lookup.claims);
+    }
+}
+
+fn write_jwt_summary(s: &mut String, jwt: &Jwt) {
     let algorithms: Vec<String> = jwt.algorithms.iter().map(|a| format!("{a:?}")).collect();
     let mut places = Vec::new();
     if let Some(header) = &jwt.source.header {
@@ -87,8 +119,8 @@ fn write_identity_summary(s: &mut String, identity: &Identity) {
     if jwt.source.cookie_chunks {
         places.push("its chunks `.0`, `.1`, …".to_owned());
     }
-    let _ = writeln!(s, "identity:         secret key set; session JWT from {}", places.join(", then "));
-    let _ = writeln!(s, "  algorithms:     {} with {}", algorithms.join(", "), jwt.key.describe());
+    let _ = writeln!(s, "  session JWT:    from {}", places.join(", then "));
+    let _ = writeln!(s, "  algorithms:     {} with {}", algorithms.join(", "), jwt.keys.describe());
     let any = |list: &[String]| if list.is_empty() { "(any)".to_owned() } else { list.join(" or ") };
     let required: Vec<String> = jwt.required_claims.iter().map(ToString::to_string).collect();
     let _ = writeln!(
@@ -99,12 +131,16 @@ fn write_identity_summary(s: &mut String, identity: &Identity) {
         required.join(", "),
         humantime::format_duration(jwt.leeway)
     );
+    write_claims(s, &jwt.claims);
+}
+
+fn write_claims(s: &mut String, claims: &Claims) {
     let optional = |p: &Option<ClaimPath>| p.as_ref().map_or_else(|| "-".to_owned(), ToString::to_string);
     let _ = writeln!(
         s,
         "  claims:         user_id={} user_name={} user_avatar={}",
-        jwt.claims.user_id,
-        optional(&jwt.claims.user_name),
-        optional(&jwt.claims.user_avatar)
+        claims.user_id,
+        optional(&claims.user_name),
+        optional(&claims.user_avatar)
     );
 }

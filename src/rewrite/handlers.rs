@@ -25,7 +25,7 @@ pub const REWRITER_MAX_MEMORY: usize = 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct Injection {
     pub widget: Arc<Widget>,
-    pub visitor: Option<Visitor>,
+    pub visitor: Option<Arc<Visitor>>,
     pub position: Position,
     pub syntax: Syntax,
     /// The `Content-Type` charset, if the header gave one.
@@ -78,7 +78,7 @@ impl PageState {
         }
         let meta_nonce = self.meta_nonce.lock().unwrap_or_else(PoisonError::into_inner).clone();
         let nonce = injection.nonce.as_deref().or(meta_nonce.as_deref());
-        Some(injection.widget.markup(injection.visitor.as_ref(), injection.syntax, nonce, element, script))
+        Some(injection.widget.markup(injection.visitor.as_deref(), injection.syntax, nonce, element, script))
     }
 }
 
@@ -235,7 +235,7 @@ fn on_existing_element(
         if !el.has_attribute("assistant-id") {
             set_escaped(el, "assistant-id", injection.widget.assistant_id())?;
         }
-        for (name, value) in inject::identity_attributes(injection.visitor.as_ref()) {
+        for (name, value) in inject::identity_attributes(injection.visitor.as_deref()) {
             set_escaped(el, name, value)?;
         }
         Ok(())

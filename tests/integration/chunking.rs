@@ -67,7 +67,7 @@ fn rewrite_announced(page: &[u8], cuts: &[usize], position: Position, announced:
     let chunks = bounds.windows(2).map(|w| Bytes::copy_from_slice(&page[w[0]..w[1]])).collect();
     let injection = Injection {
         widget: widget(),
-        visitor: Some(visitor()),
+        visitor: Some(std::sync::Arc::new(visitor())),
         position,
         syntax: Syntax::Html,
         encoding: None,

@@ -242,6 +242,11 @@ pub fn config(yaml: &str) -> Config {
     Config::from_yaml(yaml, "test.yaml", &fixtures).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Runs `future` to completion on a runtime of its own, for tests that are not async.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(future)
+}
+
 /// Starts the real proxy from YAML.
 pub async fn spawn_proxy(yaml: &str) -> RunningProxy {
     invent_proxy::start(config(yaml)).await.unwrap()

@@ -1,0 +1,185 @@
+//! The `identity` block, typed: where a session token is and how it is verified (`jwt`),
+//! and how a session that is not a JWT is asked of the site (`lookup`).
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::raw::{self, ClaimPath, LookupUrl, RawClaims};
+use super::{BuildError, KeySource, Secret, Upstream, keys, value};
+
+/// How a visitor is recognised and how their `user-hash` is keyed. At least one of `jwt`
+/// and `lookup` is set; a request with a token is identified by it, one without by `lookup`.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// The assistant's secret key: the HMAC key of `user-hash`. Never leaves the process.
+    pub secret_key: Secret,
+    pub jwt: Option<Jwt>,
+    pub lookup: Option<Lookup>,
+}
+
+/// Where the session JWT is and how it is verified.
+#[derive(Debug, Clone)]
+pub struct Jwt {
+    /// Where the token is: the cookie, its chunks, and/or a `Bearer` header.
+    pub source: TokenSource,
+    /// Accepted `alg` values.
+    pub algorithms: Vec<jsonwebtoken::Algorithm>,
+    pub keys: KeySource,
+    /// Accepted `iss` values (any, if empty).
+    pub issuer: Vec<String>,
+    /// Accepted `aud` values (any, if empty).
+    pub audience: Vec<String>,
+    /// Claims a token must carry (default `exp`).
+    pub required_claims: Vec<ClaimPath>,
+    /// Clock skew allowed on `exp` and `nbf`.
+    pub leeway: Duration,
+    /// `secret` was written in the file rather than read from the environment.
+    pub inline_secret: bool,
+    pub claims: Claims,
+}
+
+/// Where a request's session token is looked for, in this order: the header, the cookie,
+/// the cookie's chunks. At least one of `header` and `cookie` is set.
+#[derive(Debug, Clone)]
+pub struct TokenSource {
+    /// A header with the `Bearer` scheme (`Authorization`, usually).
+    pub header: Option<http::HeaderName>,
+    pub cookie: Option<String>,
+    /// The cookie may be split as `name.0`, `name.1`, … (NextAuth/Auth.js).
+    pub cookie_chunks: bool,
+}
+
+/// Where the identity lives in a token's payload or a lookup's answer.
+#[derive(Debug, Clone)]
+pub struct Claims {
+    pub user_id: ClaimPath,
+    pub user_name: Option<ClaimPath>,
+    pub user_avatar: Option<ClaimPath>,
+}
+
+/// `identity.lookup`: the site's own "who am I" endpoint, asked with the session cookies.
+#[derive(Debug, Clone)]
+pub struct Lookup {
+    pub target: LookupTarget,
+    /// The only cookies forwarded to the endpoint; a request with none of them is not
+    /// looked up.
+    pub cookies: Vec<String>,
+    /// The most a page waits for an answer.
+    pub timeout: Duration,
+    /// How long an answer is reused for the same cookie values (0: not reused).
+    pub cache_ttl: Duration,
+    pub max_entries: u64,
+    pub claims: Claims,
+}
+
+/// Where a lookup goes.
+#[derive(Debug, Clone)]
+pub struct LookupTarget {
+    pub uri: http::Uri,
+    /// The URL is on the upstream: it is asked through the upstream's client (its TLS
+    /// settings), with the `Host` a page request would carry.
+    pub on_upstream: bool,
+}
+
+pub(super) fn build(raw: raw::RawIdentity, upstream: &Upstream, base_dir: &Path) -> Result<Identity, BuildError> {
+    if raw.jwt.is_none() && raw.lookup.is_none() {
+        let message =
+            "say how visitors are recognised: `jwt` (a session token), `lookup` (a \"who am I\" endpoint), or both";
+        return Err(BuildError::new("identity", None, message));
+    }
+    let jwt = raw.jwt.map(|jwt| build_jwt(jwt, base_dir)).transpose()?;
+    let lookup = raw.lookup.map(|lookup| build_lookup(lookup, upstream)).transpose()?;
+    Ok(Identity { secret_key: raw.secret_key, jwt, lookup })
+}
+
+fn build_jwt(raw: serde_saphyr::Spanned<raw::RawJwt>, base_dir: &Path) -> Result<Jwt, BuildError> {
+    let jwt_location = raw.referenced;
+    let jwt = raw.value;
+    let key = keys::load(&jwt, jwt_location, base_dir)?;
+    let source = TokenSource {
+        header: jwt.header.map(|v| v.0.0),
+        cookie: jwt.cookie.map(|v| v.0.0),
+        cookie_chunks: jwt.cookie_chunks.unwrap_or(false),
+    };
+    if source.header.is_none() && source.cookie.is_none() {
+        let message = "say where the session token is: `cookie` (and `cookie_chunks`) and/or `header`";
+        return Err(BuildError::new("identity.jwt", Some(jwt_location), message));
+    }
+    if source.cookie_chunks && source.cookie.is_none() {
+        return Err(BuildError::new(
+            "identity.jwt.cookie_chunks",
+            Some(jwt_location),
+            "needs `cookie`, the chunks' base name",
+        ));
+    }
+    let texts = |list: Option<raw::OneOrMany<value::Parsed<value::NonEmpty>>>| {
+        list.map(raw::OneOrMany::into_vec).unwrap_or_default().into_iter().map(|v| v.0.0).collect()
+    };
+    let required_claims = jwt
+        .required_claims
+        .map_or_else(|| vec![ClaimPath(vec!["exp".to_owned()])], |list| list.into_iter().map(|v| v.0).collect());
+    Ok(Jwt {
+        source,
+        algorithms: key.algorithms,
+        keys: key.key,
+        issuer: texts(jwt.issuer),
+        audience: texts(jwt.audience),
+        required_claims,
+        leeway: jwt.leeway.map_or(Duration::from_secs(30), |v| v.0.0),
+        inline_secret: jwt.secret.as_ref().is_some_and(|s| !s.value.from_env()),
+        claims: claims(jwt.claims, "sub"),
+    })
+}
+
+fn build_lookup(raw: serde_saphyr::Spanned<raw::RawLookup>, upstream: &Upstream) -> Result<Lookup, BuildError> {
+    let lookup = raw.value;
+    let target = match lookup.url.0 {
+        LookupUrl::Path(path) => {
+            let uri = http::Uri::builder()
+                .scheme(upstream.url.scheme.clone())
+                .authority(upstream.url.authority.clone())
+                .path_and_query(path)
+                .build()
+                .map_err(|e| BuildError::new("identity.lookup.url", Some(raw.referenced), e.to_string()))?;
+            LookupTarget { uri, on_upstream: true }
+        }
+        LookupUrl::Absolute(url) => {
+            let on_upstream = url.0.scheme() == Some(&upstream.url.scheme)
+                && url.0.authority().is_some_and(|a| a.as_str().eq_ignore_ascii_case(upstream.url.authority.as_str()));
+            LookupTarget { uri: url.0, on_upstream }
+        }
+    };
+    if lookup.cookies.value.is_empty() {
+        let message = "lists no cookie; name the session cookies the endpoint needs, e.g. [PHPSESSID]";
+        return Err(BuildError::new("identity.lookup.cookies", Some(lookup.cookies.referenced), message));
+    }
+    let max_entries = match lookup.max_entries {
+        None => 10_000,
+        Some(max) if max.value == 0 => {
+            let message = "must be at least 1 (use `cache_ttl: 0s` to ask on every page)";
+            return Err(BuildError::new("identity.lookup.max_entries", Some(max.referenced), message));
+        }
+        Some(max) => max.value,
+    };
+    Ok(Lookup {
+        target,
+        cookies: lookup.cookies.value.into_iter().map(|c| c.0.0).collect(),
+        timeout: lookup.timeout.map_or(Duration::from_secs(1), |v| v.0.0),
+        cache_ttl: lookup.cache_ttl.map_or(Duration::from_secs(60), |v| v.0.0),
+        max_entries,
+        claims: claims(lookup.claims, "id"),
+    })
+}
+
+/// The claim paths, with `default_user_id` when `user_id` is not given.
+fn claims(raw: Option<RawClaims>, default_user_id: &str) -> Claims {
+    let default_user_id = || ClaimPath(vec![default_user_id.to_owned()]);
+    match raw {
+        None => Claims { user_id: default_user_id(), user_name: None, user_avatar: None },
+        Some(c) => Claims {
+            user_id: c.user_id.map_or_else(default_user_id, |v| v.0),
+            user_name: c.user_name.map(|v| v.0),
+            user_avatar: c.user_avatar.map(|v| v.0),
+        },
+    }
+}

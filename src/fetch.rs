@@ -1,0 +1,89 @@
+//! Small requests the proxy makes on its own behalf — the JWKS and identity lookups — with
+//! one deadline from connect to last byte and a cap on the answer's size.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+/// A pooled client for body-less `GET`s.
+pub type FetchClient = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
+
+/// Why a fetch gave no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    #[error("no answer within {}", humantime::format_duration(*.0))]
+    Timeout(Duration),
+    #[error("the answer is larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("the request failed: {0}")]
+    Failed(String),
+}
+
+/// A keep-alive client over `connector`, as the upstream client is built.
+pub fn pooled<B>(connector: HttpsConnector<HttpConnector>) -> Client<HttpsConnector<HttpConnector>, B>
+where
+    B: http_body::Body + Send,
+    B::Data: Send,
+{
+    Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(90)).build(connector)
+}
+
+/// A client for `url`: an `https://` URL is verified against the system's roots.
+pub fn client_for(url: &Uri, connect_timeout: Duration) -> std::io::Result<FetchClient> {
+    let mut http = HttpConnector::new();
+    http.set_connect_timeout(Some(connect_timeout));
+    http.set_nodelay(true);
+    http.enforce_http(false);
+    let builder = hyper_rustls::HttpsConnectorBuilder::new();
+    let builder = if url.scheme() == Some(&http::uri::Scheme::HTTPS) {
+        builder.with_native_roots()?
+    } else {
+        // Plain http: no trust store is read, so a host without one still runs.
+        builder.with_tls_config(crate::upstream::tls_config(&[])?)
+    };
+    Ok(pooled(builder.https_or_http().enable_http1().wrap_connector(http)))
+}
+
+/// Sends `request` and reads the whole answer, all within `timeout` and `max_bytes`.
+pub async fn get(
+    client: &FetchClient,
+    request: Request<Empty<Bytes>>,
+    timeout: Duration,
+    max_bytes: usize,
+) -> Result<(StatusCode, Bytes), FetchError> {
+    let exchange = async {
+        let response = client.request(request).await.map_err(|e| {
+            if e.is_connect() { FetchError::Connect(error_text(&e)) } else { FetchError::Failed(error_text(&e)) }
+        })?;
+        let status = response.status();
+        let body = Limited::new(response.into_body(), max_bytes).collect().await.map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                FetchError::TooLarge(max_bytes)
+            } else {
+                FetchError::Failed(e.to_string())
+            }
+        })?;
+        Ok((status, body.to_bytes()))
+    };
+    tokio::time::timeout(timeout, exchange).await.unwrap_or(Err(FetchError::Timeout(timeout)))
+}
+
+/// An error with its causes: hyper's say little alone.
+fn error_text(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

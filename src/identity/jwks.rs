@@ -1,0 +1,183 @@
+//! The keys tokens are verified with at run time: fixed ones from the config, or a JSON Web
+//! Key Set fetched from `jwt.jwks_url` — at start-up, every `jwks_refresh` in the
+//! background, and when a token names a `kid` the set lacks (at most once per
+//! `jwks_min_refresh`). A fetch that fails keeps the last good keys.
+
+use std::sync::{Arc, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, StatusCode, header};
+use http_body_util::Empty;
+use jsonwebtoken::jwk::JwkSet;
+use serde_json::Value;
+
+use crate::config::{JwksUrl, KeySource, VerificationKey};
+use crate::fetch::{self, FetchClient};
+
+/// The largest key set accepted.
+const MAX_JWKS_BYTES: usize = 1024 * 1024;
+
+/// One version of the keys. `generation` changes whenever the keys do, so that what was
+/// verified with an older version can be told apart.
+pub struct KeySet {
+    pub keys: Vec<VerificationKey>,
+    pub generation: u64,
+    /// The key set's JSON, to tell a refresh that changed nothing.
+    document: Option<Value>,
+}
+
+/// Where the current keys are.
+pub enum Keys {
+    Fixed(Arc<KeySet>),
+    Remote(Arc<RemoteKeys>),
+}
+
+impl Keys {
+    /// Loads the keys of `source`; a `jwks_url` is fetched now (a failure is an error
+    /// unless `jwks_optional`) and then kept fresh in the background.
+    pub async fn load(source: &KeySource) -> Result<Keys, String> {
+        match source {
+            KeySource::Fixed(key) => {
+                Ok(Keys::Fixed(Arc::new(KeySet { keys: key.keys().to_vec(), generation: 0, document: None })))
+            }
+            KeySource::Url(jwks) => RemoteKeys::start(jwks.clone()).await.map(Keys::Remote),
+        }
+    }
+
+    /// The keys as they are now.
+    pub fn current(&self) -> Arc<KeySet> {
+        match self {
+            Keys::Fixed(set) => Arc::clone(set),
+            Keys::Remote(remote) => remote.current(),
+        }
+    }
+
+    /// For a token whose `kid` is not in generation `seen`: fetches the key set again if
+    /// the last fetch is at least `jwks_min_refresh` old. Whether the keys are now
+    /// different, so that looking again may find the key.
+    pub async fn refresh_for_unknown_kid(&self, seen: u64) -> bool {
+        match self {
+            Keys::Fixed(_) => false,
+            Keys::Remote(remote) => remote.refresh_for_unknown_kid(seen).await,
+        }
+    }
+}
+
+/// A key set fetched from a URL.
+pub struct RemoteKeys {
+    config: JwksUrl,
+    client: FetchClient,
+    current: RwLock<Arc<KeySet>>,
+    /// When the set was last fetched (or tried); held while fetching, so that one fetch
+    /// runs at a time and requests waiting on it share its result.
+    last_fetch: tokio::sync::Mutex<Option<Instant>>,
+}
+
+impl RemoteKeys {
+    async fn start(config: JwksUrl) -> Result<Arc<RemoteKeys>, String> {
+        let client = fetch::client_for(&config.url, config.timeout)
+            .map_err(|e| format!("identity.jwt.jwks_url: cannot set up a client for {}: {e}", config.url))?;
+        let empty = KeySet { keys: Vec::new(), generation: 0, document: None };
+        let remote = Arc::new(RemoteKeys {
+            config,
+            client,
+            current: RwLock::new(Arc::new(empty)),
+            last_fetch: tokio::sync::Mutex::new(None),
+        });
+        let first_wait = match remote.refresh().await {
+            Ok(()) => remote.config.refresh,
+            Err(reason) if remote.config.optional => {
+                tracing::warn!(url = %remote.config.url, %reason, "JWKS not loaded; every token is rejected until it is (jwks_optional)");
+                remote.config.min_refresh
+            }
+            Err(reason) => {
+                return Err(format!(
+                    "identity.jwt.jwks_url: cannot load the key set at {}: {reason} (set `jwks_optional: true` to start without it)",
+                    remote.config.url
+                ));
+            }
+        };
+        tokio::spawn(refresh_in_background(Arc::downgrade(&remote), first_wait));
+        Ok(remote)
+    }
+
+    fn current(&self) -> Arc<KeySet> {
+        match self.current.read() {
+            Ok(current) => Arc::clone(&current),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    async fn refresh_for_unknown_kid(&self, seen: u64) -> bool {
+        let last_fetch = self.last_fetch.lock().await;
+        if self.current().generation != seen {
+            return true;
+        }
+        if last_fetch.is_some_and(|at| at.elapsed() < self.config.min_refresh) {
+            return false;
+        }
+        if let Err(reason) = self.fetch_holding(last_fetch).await {
+            tracing::warn!(url = %self.config.url, %reason, "JWKS refresh for an unknown kid failed; keeping the last good keys");
+        }
+        self.current().generation != seen
+    }
+
+    /// Fetches the key set and, if it differs, makes it current.
+    async fn refresh(&self) -> Result<(), String> {
+        self.fetch_holding(self.last_fetch.lock().await).await
+    }
+
+    async fn fetch_holding(&self, mut last_fetch: tokio::sync::MutexGuard<'_, Option<Instant>>) -> Result<(), String> {
+        *last_fetch = Some(Instant::now());
+        let (document, keys) = self.fetch().await?;
+        let mut current = match self.current.write() {
+            Ok(current) => current,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if current.document.as_ref() != Some(&document) {
+            let generation = current.generation + 1;
+            tracing::info!(url = %self.config.url, keys = keys.len(), generation, "JWKS loaded");
+            *current = Arc::new(KeySet { keys, generation, document: Some(document) });
+        }
+        Ok(())
+    }
+
+    async fn fetch(&self) -> Result<(Value, Vec<VerificationKey>), String> {
+        let request = Request::get(self.config.url.clone())
+            .header(header::ACCEPT, "application/jwk-set+json, application/json")
+            .header(header::USER_AGENT, concat!("invent-proxy/", env!("CARGO_PKG_VERSION")))
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| e.to_string())?;
+        let (status, body) =
+            fetch::get(&self.client, request, self.config.timeout, MAX_JWKS_BYTES).await.map_err(|e| e.to_string())?;
+        if status != StatusCode::OK {
+            return Err(format!("answered {status}"));
+        }
+        let document: Value = serde_json::from_slice(&body).map_err(|e| format!("not JSON: {e}"))?;
+        let set: JwkSet =
+            serde_json::from_value(document.clone()).map_err(|e| format!("not a JSON Web Key Set: {e}"))?;
+        let keys = crate::config::signature_keys(&set)?;
+        if keys.is_empty() {
+            return Err("the key set holds no signature key".to_owned());
+        }
+        Ok((document, keys))
+    }
+}
+
+/// Fetches the key set every `jwks_refresh` (sooner after a failure) for as long as the
+/// proxy that owns it runs.
+async fn refresh_in_background(remote: Weak<RemoteKeys>, first_wait: Duration) {
+    let mut wait = first_wait;
+    loop {
+        tokio::time::sleep(wait).await;
+        let Some(remote) = remote.upgrade() else { return };
+        wait = match remote.refresh().await {
+            Ok(()) => remote.config.refresh,
+            Err(reason) => {
+                tracing::warn!(url = %remote.config.url, %reason, "JWKS refresh failed; keeping the last good keys");
+                remote.config.min_refresh.max(Duration::from_secs(1))
+            }
+        };
+    }
+}

@@ -1,0 +1,220 @@
+//! Session JWTs: the key a token names, signature and registered claims (jsonwebtoken),
+//! the required claims and issuer checked again here, and a bounded cache of tokens
+//! already verified so that a session's signature is checked once, not on every page.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, Validation};
+use moka::Expiry;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::claims;
+use super::jwks::{KeySet, Keys};
+use super::{MAX_TOKEN_BYTES, Rejection, UserHasher, Visitor};
+use crate::config::{self, ClaimPath, VerificationKey};
+
+/// The registered claims jsonwebtoken checks itself when they are required.
+const SPEC_CLAIMS: [&str; 5] = ["exp", "nbf", "iss", "aud", "sub"];
+/// Tokens remembered as verified at once; at a few hundred bytes each, about 2 MiB.
+const CACHE_ENTRIES: u64 = 10_000;
+/// The longest a verified token is remembered, even if it expires later.
+const CACHE_LIFETIME: Duration = Duration::from_secs(600);
+
+/// Verifies session tokens against the configured keys and checks.
+pub struct JwtVerifier {
+    /// Required claims that jsonwebtoken does not check itself (not exp/nbf/iss/aud/sub).
+    required_paths: Vec<ClaimPath>,
+    /// Accepted issuers, checked again here: `iss` must be one string of them (RFC 7519
+    /// §4.1.1), never a list that merely includes one.
+    issuers: Vec<String>,
+    keys: Keys,
+    /// One validation per key family among the accepted algorithms: jsonwebtoken checks a
+    /// key against every algorithm it is given, and a key set may mix families.
+    validations: Vec<Validation>,
+    algorithms: Vec<Algorithm>,
+    claims: config::Claims,
+    leeway: Duration,
+    hasher: UserHasher,
+    cache: moka::sync::Cache<[u8; 32], Verified>,
+}
+
+/// A token that verified: who it names, with which keys, and for how long it may be reused.
+#[derive(Clone)]
+struct Verified {
+    visitor: Arc<Visitor>,
+    generation: u64,
+    lifetime: Duration,
+}
+
+/// Each cached token expires with the token (`exp` + leeway), or after [`CACHE_LIFETIME`].
+struct UntilTokenExpires;
+
+impl Expiry<[u8; 32], Verified> for UntilTokenExpires {
+    fn expire_after_create(&self, _: &[u8; 32], verified: &Verified, _: Instant) -> Option<Duration> {
+        Some(verified.lifetime)
+    }
+}
+
+impl JwtVerifier {
+    /// Builds the verifier; a `jwks_url` is fetched before this returns.
+    pub async fn start(jwt: &config::Jwt, hasher: UserHasher) -> Result<JwtVerifier, String> {
+        let is_spec = |p: &&ClaimPath| p.0.len() == 1 && SPEC_CLAIMS.contains(&p.0[0].as_str());
+        Ok(JwtVerifier {
+            required_paths: jwt.required_claims.iter().filter(|p| !is_spec(p)).cloned().collect(),
+            issuers: jwt.issuer.clone(),
+            keys: Keys::load(&jwt.keys).await?,
+            validations: per_family(&validation(jwt, is_spec)),
+            algorithms: jwt.algorithms.clone(),
+            claims: jwt.claims.clone(),
+            leeway: jwt.leeway,
+            hasher,
+            cache: moka::sync::Cache::builder().max_capacity(CACHE_ENTRIES).expire_after(UntilTokenExpires).build(),
+        })
+    }
+
+    /// Who `token` names, and whether that was known from an earlier request.
+    pub async fn verify(&self, token: &str) -> Result<(Arc<Visitor>, bool), Rejection> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(Rejection::TooLarge);
+        }
+        let fingerprint: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let mut keys = self.keys.current();
+        if let Some(hit) = self.cache.get(&fingerprint).filter(|hit| hit.generation == keys.generation) {
+            return Ok((hit.visitor, true));
+        }
+        let verified = match self.verify_with(token, &keys) {
+            Err(Rejection::UnknownKey) if self.keys.refresh_for_unknown_kid(keys.generation).await => {
+                keys = self.keys.current();
+                self.verify_with(token, &keys)
+            }
+            other => other,
+        }?;
+        let visitor = Arc::clone(&verified.visitor);
+        if !verified.lifetime.is_zero() {
+            self.cache.insert(fingerprint, verified);
+        }
+        Ok((visitor, false))
+    }
+
+    fn verify_with(&self, token: &str, keys: &KeySet) -> Result<Verified, Rejection> {
+        let (key, validation) = self.key_for(token, &keys.keys)?;
+        let data =
+            jsonwebtoken::decode::<Value>(token, &key.key, validation).map_err(|e| self.rejection(token, e.kind()))?;
+        let payload = data.claims;
+        if self.required_paths.iter().any(|path| claims::claim(&payload, path).is_none_or(Value::is_null)) {
+            return Err(Rejection::MissingClaim);
+        }
+        let issuer_ok = self.issuers.is_empty()
+            || payload.get("iss").and_then(Value::as_str).is_some_and(|iss| self.issuers.iter().any(|i| i == iss));
+        if !issuer_ok {
+            return Err(Rejection::WrongIssuer);
+        }
+        let visitor = self.hasher.visitor(claims::person(&payload, &self.claims)?);
+        Ok(Verified { visitor: Arc::new(visitor), generation: keys.generation, lifetime: self.lifetime(&payload) })
+    }
+
+    /// How long a verified token may be reused: until `exp` + leeway, at most
+    /// [`CACHE_LIFETIME`].
+    fn lifetime(&self, payload: &Value) -> Duration {
+        let Some(exp) = payload.get("exp").and_then(Value::as_u64) else { return CACHE_LIFETIME };
+        let until = UNIX_EPOCH + Duration::from_secs(exp) + self.leeway;
+        until.duration_since(SystemTime::now()).unwrap_or_default().min(CACHE_LIFETIME)
+    }
+
+    /// The key that verifies `token`: the one its `kid` names, else the key that has no
+    /// `kid` (a single configured key). A key's own `alg` must be the token's.
+    fn key_for<'k>(
+        &self,
+        token: &str,
+        keys: &'k [VerificationKey],
+    ) -> Result<(&'k VerificationKey, &Validation), Rejection> {
+        let header = jsonwebtoken::decode_header(token).map_err(|e| self.rejection(token, e.kind()))?;
+        let named = header.kid.as_deref().and_then(|kid| keys.iter().find(|k| k.kid.as_deref() == Some(kid)));
+        let key = match (named, keys) {
+            (Some(key), _) => key,
+            (None, [only]) if header.kid.is_none() || only.kid.is_none() => only,
+            (None, keys) => keys.iter().find(|k| k.kid.is_none()).ok_or(Rejection::UnknownKey)?,
+        };
+        if key.alg.is_some_and(|alg| alg != header.alg) {
+            return Err(Rejection::AlgorithmNotAllowed);
+        }
+        let validation = self
+            .validations
+            .iter()
+            .find(|v| v.algorithms.contains(&header.alg))
+            .ok_or(Rejection::AlgorithmNotAllowed)?;
+        Ok((key, validation))
+    }
+
+    /// Why jsonwebtoken refused `token`. A header whose `alg` it cannot even parse (`none`,
+    /// `HS1`) is an algorithm that is not allowed rather than a malformed token.
+    fn rejection(&self, token: &str, kind: &ErrorKind) -> Rejection {
+        let reason = Rejection::from_jwt_error(kind);
+        let listed = |alg: &str| alg.parse().is_ok_and(|alg| self.algorithms.contains(&alg));
+        match declared_algorithm(token) {
+            Some(alg) if reason == Rejection::Malformed && !listed(&alg) => Rejection::AlgorithmNotAllowed,
+            _ => reason,
+        }
+    }
+}
+
+/// The checks jsonwebtoken makes for `jwt`.
+fn validation(jwt: &config::Jwt, is_spec: impl Fn(&&ClaimPath) -> bool) -> Validation {
+    let mut validation = Validation {
+        algorithms: jwt.algorithms.clone(),
+        leeway: jwt.leeway.as_secs(),
+        validate_nbf: true,
+        ..Validation::default()
+    };
+    let mut spec: Vec<&str> = jwt.required_claims.iter().filter(is_spec).map(|p| p.0[0].as_str()).collect();
+    // jsonwebtoken checks `iss`/`aud` only when present and well-formed: a configured
+    // issuer or audience must therefore also be required, or leaving it out would pass.
+    if !jwt.issuer.is_empty() {
+        spec.push("iss");
+    }
+    if !jwt.audience.is_empty() {
+        spec.push("aud");
+    }
+    validation.set_required_spec_claims(&spec);
+    if jwt.issuer.is_empty() {
+        validation.iss = None;
+    } else {
+        validation.set_issuer(&jwt.issuer);
+    }
+    if jwt.audience.is_empty() {
+        validation.validate_aud = false;
+    } else {
+        validation.set_audience(&jwt.audience);
+    }
+    validation
+}
+
+/// `validation` split by key family: each copy accepts only the algorithms of one family.
+fn per_family(validation: &Validation) -> Vec<Validation> {
+    let mut families: Vec<jsonwebtoken::AlgorithmFamily> = Vec::new();
+    for alg in &validation.algorithms {
+        if !families.contains(&alg.family()) {
+            families.push(alg.family());
+        }
+    }
+    families
+        .into_iter()
+        .map(|family| {
+            let mut one = validation.clone();
+            one.algorithms.retain(|alg| alg.family() == family);
+            one
+        })
+        .collect()
+}
+
+/// The `alg` a token's header declares, if the header is readable JSON.
+fn declared_algorithm(token: &str) -> Option<String> {
+    use base64::Engine;
+    let header = token.split('.').next()?;
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header.trim_end_matches('=')).ok()?;
+    let header: Value = serde_json::from_slice(&json).ok()?;
+    header.get("alg")?.as_str().map(str::to_owned)
+}

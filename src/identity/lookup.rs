@@ -1,0 +1,149 @@
+//! Sessions that are not JWTs: the site's own "who am I" endpoint is asked with the
+//! visitor's session cookies (only those), and its JSON answer read with the configured
+//! claim paths. Answers are cached by a hash of the cookies for `cache_ttl`, concurrent
+//! requests for one session share one lookup, and a page never waits past `timeout`.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::Empty;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::{Outcome, Rejection, Source, UserHasher, Visitor, token};
+use crate::config;
+use crate::fetch::{self, FetchClient, FetchError};
+
+/// The largest answer read from the endpoint.
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+/// The most cookie bytes forwarded to the endpoint (a session id is far smaller).
+const MAX_COOKIE_BYTES: usize = 8 * 1024;
+
+/// What the endpoint said about a session; kept for `cache_ttl`.
+#[derive(Debug, Clone)]
+enum Answer {
+    Visitor(Arc<Visitor>),
+    /// Not signed in: 401, 403, 204, or no user id in the answer.
+    Anonymous,
+    /// An answer that names no usable id (a number with a fraction, markup, …).
+    Rejected(Rejection),
+}
+
+/// Asks the lookup endpoint, through the cache.
+pub struct Lookup {
+    config: config::Lookup,
+    client: FetchClient,
+    /// Send the visitor's own `Host` (a lookup on the upstream with `host_header: preserve`).
+    forward_host: bool,
+    hasher: UserHasher,
+    cache: moka::future::Cache<[u8; 32], Answer>,
+}
+
+impl Lookup {
+    pub fn new(config: &config::Lookup, upstream: &config::Upstream, hasher: UserHasher) -> Result<Lookup, String> {
+        let client = if config.target.on_upstream {
+            crate::upstream::connector(upstream).map(fetch::pooled)
+        } else {
+            fetch::client_for(&config.target.uri, upstream.connect_timeout)
+        }
+        .map_err(|e| format!("identity.lookup.url: cannot set up a client for {}: {e}", config.target.uri))?;
+        Ok(Lookup {
+            forward_host: config.target.on_upstream && upstream.host_header == config::HostHeader::Preserve,
+            client,
+            hasher,
+            cache: moka::future::Cache::builder()
+                .max_capacity(config.max_entries)
+                .time_to_live(config.cache_ttl)
+                .build(),
+            config: config.clone(),
+        })
+    }
+
+    /// Whether the lookup needs the request's `Host`.
+    pub fn forwards_host(&self) -> bool {
+        self.forward_host
+    }
+
+    /// The visitor behind the request's session cookies, within `timeout`.
+    pub async fn identify(&self, headers: &HeaderMap) -> (Option<Arc<Visitor>>, Outcome) {
+        let cookies = match self.session_cookies(headers) {
+            Ok(Some(cookies)) => cookies,
+            Ok(None) => return (None, Outcome::None),
+            Err(reason) => return (None, Outcome::Rejected(reason)),
+        };
+        let host = headers.get(header::HOST).filter(|_| self.forward_host);
+        let mut key = Sha256::new();
+        key.update(host.map_or(&b""[..], HeaderValue::as_bytes));
+        key.update(b"\n");
+        key.update(cookies.as_bytes());
+        let key: [u8; 32] = key.finalize().into();
+        let asked = self.cache.entry(key).or_try_insert_with(self.ask(cookies, host.cloned()));
+        let entry = match tokio::time::timeout(self.config.timeout, asked).await {
+            Err(_) => return (None, Outcome::Rejected(Rejection::LookupTimeout)),
+            Ok(Err(reason)) => return (None, Outcome::Rejected(*reason)),
+            Ok(Ok(entry)) => entry,
+        };
+        let source = if entry.is_fresh() { Source::Lookup } else { Source::CachedLookup };
+        match entry.into_value() {
+            Answer::Visitor(visitor) => (Some(visitor), Outcome::Verified(source)),
+            Answer::Anonymous => (None, Outcome::None),
+            Answer::Rejected(reason) => (None, Outcome::Rejected(reason)),
+        }
+    }
+
+    /// The configured cookies the request carries, as one `Cookie` value.
+    fn session_cookies(&self, headers: &HeaderMap) -> Result<Option<String>, Rejection> {
+        let mut sent = String::new();
+        for name in &self.config.cookies {
+            if let Some(value) = token::session_cookie(headers, name) {
+                if !sent.is_empty() {
+                    sent.push_str("; ");
+                }
+                sent.push_str(name);
+                sent.push('=');
+                sent.push_str(&value);
+            }
+        }
+        match sent.len() {
+            0 => Ok(None),
+            n if n > MAX_COOKIE_BYTES => Err(Rejection::TooLarge),
+            _ => Ok(Some(sent)),
+        }
+    }
+
+    /// One request to the endpoint. Errors are not cached: the next page asks again.
+    async fn ask(&self, cookies: String, host: Option<HeaderValue>) -> Result<Answer, Rejection> {
+        let mut request = Request::get(self.config.target.uri.clone())
+            .header(header::ACCEPT, "application/json")
+            .header(header::USER_AGENT, concat!("invent-proxy/", env!("CARGO_PKG_VERSION")))
+            .body(Empty::<Bytes>::new())
+            .map_err(|_| Rejection::LookupFailed)?;
+        let cookie = HeaderValue::from_str(&cookies).map_err(|_| Rejection::Malformed)?;
+        request.headers_mut().insert(header::COOKIE, cookie);
+        if let Some(host) = host {
+            request.headers_mut().insert(header::HOST, host);
+        }
+        let (status, body) =
+            fetch::get(&self.client, request, self.config.timeout, MAX_ANSWER_BYTES).await.map_err(|e| match e {
+                FetchError::Timeout(_) => Rejection::LookupTimeout,
+                FetchError::TooLarge(_) => Rejection::LookupInvalid,
+                FetchError::Connect(_) | FetchError::Failed(_) => Rejection::LookupFailed,
+            })?;
+        match status {
+            StatusCode::OK => self.read_answer(&body),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NO_CONTENT => Ok(Answer::Anonymous),
+            _ => Err(Rejection::LookupStatus),
+        }
+    }
+
+    fn read_answer(&self, body: &[u8]) -> Result<Answer, Rejection> {
+        let answer: Value = serde_json::from_slice(body).map_err(|_| Rejection::LookupInvalid)?;
+        Ok(match super::claims::person(&answer, &self.config.claims) {
+            Ok(person) => Answer::Visitor(Arc::new(self.hasher.visitor(person))),
+            Err(Rejection::NoUserId) => Answer::Anonymous,
+            Err(reason) => Answer::Rejected(reason),
+        })
+    }
+}
