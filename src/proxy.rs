@@ -58,6 +58,12 @@ impl Proxy {
         Ok(Proxy { config, client, identifier, widget })
     }
 
+    /// Whether identity can verify tokens: false while an optional `jwks_url` has not
+    /// loaded.
+    pub fn identity_keys_loaded(&self) -> bool {
+        self.identifier.as_ref().is_none_or(Identifier::keys_loaded)
+    }
+
     /// The config this proxy runs with.
     pub fn config(&self) -> &Config {
         &self.config

@@ -53,6 +53,14 @@ impl Keys {
         }
     }
 
+    /// Whether there are keys to verify with (a `jwks_url` has loaded at least once).
+    pub fn loaded(&self) -> bool {
+        match self {
+            Keys::Fixed(_) => true,
+            Keys::Remote(remote) => remote.current().generation > 0,
+        }
+    }
+
     /// For a token whose `kid` is not in generation `seen`: fetches the key set again if
     /// the last fetch is at least `jwks_min_refresh` old. Whether the keys are now
     /// different, so that looking again may find the key.
@@ -89,7 +97,7 @@ impl RemoteKeys {
             Ok(()) => remote.config.refresh,
             Err(reason) if remote.config.optional => {
                 tracing::warn!(url = %remote.config.url, %reason, "JWKS not loaded; every token is rejected until it is (jwks_optional)");
-                remote.config.min_refresh
+                remote.retry_after_failure()
             }
             Err(reason) => {
                 return Err(format!(
@@ -100,6 +108,12 @@ impl RemoteKeys {
         };
         tokio::spawn(refresh_in_background(Arc::downgrade(&remote), first_wait));
         Ok(remote)
+    }
+
+    /// When to try again after a failed fetch: sooner than the regular refresh, but never
+    /// in a tight loop against a failing server.
+    fn retry_after_failure(&self) -> Duration {
+        self.config.min_refresh.max(Duration::from_secs(1).min(self.config.refresh))
     }
 
     fn current(&self) -> Arc<KeySet> {
@@ -176,7 +190,7 @@ async fn refresh_in_background(remote: Weak<RemoteKeys>, first_wait: Duration) {
             Ok(()) => remote.config.refresh,
             Err(reason) => {
                 tracing::warn!(url = %remote.config.url, %reason, "JWKS refresh failed; keeping the last good keys");
-                remote.config.min_refresh.max(Duration::from_secs(1))
+                remote.retry_after_failure()
             }
         };
     }

@@ -75,6 +75,11 @@ impl JwtVerifier {
         })
     }
 
+    /// Whether the keys are loaded (see [`Keys::loaded`]).
+    pub fn keys_loaded(&self) -> bool {
+        self.keys.loaded()
+    }
+
     /// Who `token` names, and whether that was known from an earlier request.
     pub async fn verify(&self, token: &str) -> Result<(Arc<Visitor>, bool), Rejection> {
         if token.len() > MAX_TOKEN_BYTES {
@@ -116,12 +121,13 @@ impl JwtVerifier {
         Ok(Verified { visitor: Arc::new(visitor), generation: keys.generation, lifetime: self.lifetime(&payload) })
     }
 
-    /// How long a verified token may be reused: until `exp` + leeway, at most
-    /// [`CACHE_LIFETIME`].
+    /// How long a verified token may be reused: as long as jsonwebtoken would accept it
+    /// (to the end of the second `exp` + leeway), at most [`CACHE_LIFETIME`].
     fn lifetime(&self, payload: &Value) -> Duration {
         let Some(exp) = payload.get("exp").and_then(Value::as_u64) else { return CACHE_LIFETIME };
-        let until = UNIX_EPOCH + Duration::from_secs(exp) + self.leeway;
-        until.duration_since(SystemTime::now()).unwrap_or_default().min(CACHE_LIFETIME)
+        let until = Duration::from_secs(exp).saturating_add(self.leeway).saturating_add(Duration::from_secs(1));
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        until.saturating_sub(now).min(CACHE_LIFETIME)
     }
 
     /// The key that verifies `token`: the one its `kid` names, else the key that has no
@@ -217,4 +223,31 @@ fn declared_algorithm(token: &str) -> Option<String> {
     let json = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header.trim_end_matches('=')).ok()?;
     let header: Value = serde_json::from_slice(&json).ok()?;
     header.get("alg")?.as_str().map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use serde_json::json;
+
+    async fn verifier(leeway: &str) -> JwtVerifier {
+        let yaml = format!(
+            "upstream: {{ url: http://127.0.0.1:9 }}\nassistant: {{ id: a }}\nidentity:\n  secret_key: k\n  jwt:\n    cookie: s\n    secret: x\n    leeway: {leeway}\n"
+        );
+        let config = Config::from_yaml(&yaml, "t.yaml", std::path::Path::new(".")).unwrap();
+        let identity = config.identity.unwrap();
+        JwtVerifier::start(identity.jwt.as_ref().unwrap(), UserHasher(super::super::hmac_for("k"))).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_verified_token_is_cached_until_it_expires_and_never_past_the_cap() {
+        let verifier = verifier("30s").await;
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let lifetime = verifier.lifetime(&json!({"exp": now + 60}));
+        assert!(lifetime > Duration::from_secs(89) && lifetime <= Duration::from_secs(91), "{lifetime:?}");
+        assert_eq!(verifier.lifetime(&json!({"exp": now - 3600})), Duration::ZERO);
+        assert_eq!(verifier.lifetime(&json!({"exp": u64::MAX})), CACHE_LIFETIME, "no overflow");
+        assert_eq!(verifier.lifetime(&json!({"sub": "no exp"})), CACHE_LIFETIME);
+    }
 }

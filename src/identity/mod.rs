@@ -185,6 +185,12 @@ impl Identifier {
         Ok(Identifier { source, jwt, lookup, reads, hasher })
     }
 
+    /// Whether tokens can be verified now: false while an optional `jwks_url` has not
+    /// loaded.
+    pub fn keys_loaded(&self) -> bool {
+        self.jwt.as_ref().is_none_or(jwt::JwtVerifier::keys_loaded)
+    }
+
     /// The request headers a session may come from.
     pub fn reads(&self) -> &[http::HeaderName] {
         &self.reads

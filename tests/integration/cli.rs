@@ -222,3 +222,21 @@ fn a_taken_port_names_the_key_it_came_from() {
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("(set `listen_tls.address` in"), "{}", stderr(&output));
 }
+
+#[test]
+fn check_loads_a_jwks_url_as_run_would() {
+    let (dead, _reserved) = unreachable_address();
+    let yaml = format!(
+        "upstream:\n  url: http://127.0.0.1:9\nassistant:\n  id: ast_real\nidentity:\n  secret_key: k\n  jwt:\n    cookie: s\n    algorithms: [RS256]\n    jwks_url: http://{dead}/jwks.json\n"
+    );
+    let required = TempPath::with_contents(&yaml);
+    let output = invent_proxy(&["check", "--config", required.path()]);
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert_eq!(message.lines().count(), 1, "{message}");
+    assert!(message.contains(&format!("identity.jwt.jwks_url: cannot load the key set at http://{dead}/jwks.json")));
+    let optional = TempPath::with_contents(&format!("{yaml}    jwks_optional: true\n"));
+    let output = invent_proxy(&["check", "--config", optional.path()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).contains("warning: identity.jwt.jwks_url cannot be loaded now"), "{}", stdout(&output));
+}

@@ -164,3 +164,26 @@ fn key_paths_read_like_the_yaml() {
         "{indentation}"
     );
 }
+
+#[test]
+fn identity_sources_are_checked_at_load() {
+    let identity = |body: &str| error(&format!("{BASE}identity:\n  secret_key: k\n{body}"));
+    let none = identity("");
+    assert!(none.contains("identity: say how visitors are recognised: `jwt`"), "{none}");
+    let two_keys = identity("  jwt:\n    cookie: s\n    secret: x\n    jwks_url: https://auth.example/jwks.json\n");
+    assert!(two_keys.starts_with("proxy.yaml:10:15: identity.jwt.jwks_url: set one of"), "{two_keys}");
+    let no_algorithms = identity("  jwt:\n    cookie: s\n    jwks_url: https://auth.example/jwks.json\n");
+    assert!(no_algorithms.contains("identity.jwt.algorithms: list the algorithms the key set verifies"));
+    let stray = identity("  jwt:\n    cookie: s\n    secret: x\n    jwks_refresh: 5m\n");
+    assert!(stray.contains("identity.jwt: ") && stray.contains("go with `jwks_url`"), "{stray}");
+    let relative = identity("  jwt:\n    cookie: s\n    algorithms: [RS256]\n    jwks_url: /jwks.json\n");
+    assert!(relative.contains("identity.jwt.jwks_url: ") && relative.contains("needs a scheme"), "{relative}");
+    let no_cookies = identity("  lookup:\n    url: /whoami\n    cookies: []\n");
+    assert!(no_cookies.starts_with("proxy.yaml:9:14: identity.lookup.cookies: lists no cookie"), "{no_cookies}");
+    let bad_url = identity("  lookup:\n    url: whoami\n    cookies: [sid]\n");
+    assert!(bad_url.contains("identity.lookup.url: ") && bad_url.contains("/api/whoami"), "{bad_url}");
+    let zero = identity("  lookup:\n    url: /whoami\n    cookies: [sid]\n    max_entries: 0\n");
+    assert!(zero.contains("identity.lookup.max_entries: must be at least 1"), "{zero}");
+    let typo = identity("  lookup:\n    url: /whoami\n    cookie: [sid]\n");
+    assert!(typo.contains("identity.lookup.cookie: unknown field"), "{typo}");
+}

@@ -471,3 +471,13 @@ mod fuzzing {
         }
     }
 }
+
+#[test]
+fn a_cached_session_expires_with_its_token() {
+    let rsa = identifier(&public_key_yaml("rsa_public.pem", "RS256").replace("  jwt:\n", "  jwt:\n    leeway: 0s\n"));
+    let token = tokens::rs256(&json!({"sub": "u1", "exp": get_current_timestamp() + 1}));
+    assert_eq!(outcome(&rsa, &token), VERIFIED);
+    assert_eq!(outcome(&rsa, &token), Outcome::Verified(Source::CachedToken));
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    assert_eq!(outcome(&rsa, &token), Outcome::Rejected(Rejection::Expired), "the cache never outlives the token");
+}

@@ -108,3 +108,36 @@ async fn a_page_in_an_unreadable_charset_is_logged_with_why() {
     let line = proxy.wait_for_log("path=/utf16");
     assert!(line.contains("injected=false") && line.contains("charset:UTF-16LE"), "{line}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lookup_outcomes_are_logged_with_their_reason_and_never_the_session_id() {
+    let site = spawn_upstream(|req: http::Request<hyper::body::Incoming>| async move {
+        let cookie = req.headers().get("cookie").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        match (req.uri().path(), cookie.contains("sess-good-7f3a")) {
+            ("/whoami", true) => respond(http::StatusCode::OK, "application/json", r#"{"id": "u9"}"#),
+            ("/whoami", false) => respond(http::StatusCode::INTERNAL_SERVER_ERROR, "text/plain", "down"),
+            _ => html("<!doctype html><html><body>shop</body></html>"),
+        }
+    })
+    .await;
+    let yaml = proxy_yaml(
+        site.addr,
+        &format!("identity:\n  secret_key: {SECRET_KEY}\n  lookup:\n    url: /whoami\n    cookies: [PHPSESSID]\n"),
+    );
+    let mut proxy = ProxyProcess::start(&yaml, &[]);
+    let addr = proxy.addr;
+    tokio::task::spawn_blocking(move || {
+        assert!(raw_get(addr, "/good", "PHPSESSID=sess-good-7f3a").contains("user-id=\"u9\""));
+        raw_get(addr, "/again", "PHPSESSID=sess-good-7f3a");
+        assert!(!raw_get(addr, "/failing", "PHPSESSID=sess-bad-91c2").contains("user-id"));
+    })
+    .await
+    .unwrap();
+    assert!(proxy.wait_for_log("path=/good").contains("identity=verified:lookup "));
+    assert!(proxy.wait_for_log("path=/again").contains("identity=verified:lookup_cached"));
+    assert!(proxy.wait_for_log("path=/failing").contains("identity=rejected:lookup_status"));
+    let logs = proxy.logs().join("\n");
+    for secret in [SECRET_KEY, "sess-good-7f3a", "sess-bad-91c2"] {
+        assert!(!logs.contains(secret), "{secret} leaked into the logs:\n{logs}");
+    }
+}

@@ -1,0 +1,212 @@
+//! `jwt.jwks_url`: a real key-set server on loopback, fetched at start-up, refreshed in the
+//! background and on an unknown `kid` (at most once per `jwks_min_refresh`), its last good
+//! keys kept when it fails, and keys it drops no longer verifying.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::StatusCode;
+use invent_proxy::identity::{Identifier, Outcome, Rejection, Source, Visitor};
+use jsonwebtoken::jwk::{Jwk, JwkSet};
+use jsonwebtoken::{Algorithm, EncodingKey};
+use serde_json::json;
+
+use crate::support::tokens::{self, claims};
+use crate::support::*;
+
+/// A key-set server whose answer the test changes as it goes.
+struct JwksServer {
+    server: Upstream,
+    answer: Arc<Mutex<(StatusCode, String)>>,
+}
+
+impl JwksServer {
+    async fn start(kids: &[&str]) -> JwksServer {
+        let answer = Arc::new(Mutex::new((StatusCode::OK, key_set(kids))));
+        let shared = Arc::clone(&answer);
+        let server = spawn_upstream(move |_| {
+            let (status, body) = shared.lock().unwrap().clone();
+            async move { respond(status, "application/json", body) }
+        })
+        .await;
+        JwksServer { server, answer }
+    }
+
+    fn serve(&self, kids: &[&str]) {
+        *self.answer.lock().unwrap() = (StatusCode::OK, key_set(kids));
+    }
+
+    fn fail(&self, status: StatusCode, body: &str) {
+        *self.answer.lock().unwrap() = (status, body.to_owned());
+    }
+
+    fn fetches(&self) -> usize {
+        self.server.seen().len()
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/.well-known/jwks.json", self.server.addr)
+    }
+}
+
+/// A key set with the fixture keys of `kids`: `rsa-1` (RS256) and `ec-1` (ES256).
+fn key_set(kids: &[&str]) -> String {
+    let keys = kids
+        .iter()
+        .map(|kid| {
+            let mut jwk = match *kid {
+                "rsa-1" => Jwk::from_encoding_key(&tokens::rsa_key(), Algorithm::RS256),
+                "ec-1" => Jwk::from_encoding_key(&tokens::ec_key(), Algorithm::ES256),
+                other => panic!("no fixture key {other}"),
+            }
+            .unwrap();
+            jwk.common.key_id = Some((*kid).to_owned());
+            jwk
+        })
+        .collect();
+    serde_json::to_string(&JwkSet { keys }).unwrap()
+}
+
+fn jwks_yaml(url: &str, schedule: &str) -> String {
+    format!(
+        "identity:\n  secret_key: {SECRET_KEY}\n  jwt:\n    cookie: session\n    algorithms: [RS256, ES256]\n    jwks_url: {url}\n{schedule}"
+    )
+}
+
+async fn identifier(yaml: &str) -> Result<Identifier, String> {
+    let config = config(&proxy_yaml("127.0.0.1:9".parse().unwrap(), yaml));
+    Identifier::start(config.identity.as_ref().unwrap(), &config.upstream).await
+}
+
+async fn identify(identifier: &Identifier, token: &str) -> (Option<Arc<Visitor>>, Outcome) {
+    let mut headers = http::HeaderMap::new();
+    headers.insert("cookie", format!("session={token}").parse().unwrap());
+    identifier.identify(&headers).await
+}
+
+fn rsa_token(sub: &str) -> String {
+    tokens::sign_with_kid(Algorithm::RS256, &tokens::rsa_key(), "rsa-1", &claims(sub))
+}
+
+fn ec_token(sub: &str) -> String {
+    tokens::sign_with_kid(Algorithm::ES256, &tokens::ec_key(), "ec-1", &claims(sub))
+}
+
+#[tokio::test]
+async fn a_rotated_in_key_is_fetched_on_its_first_token_at_most_once_per_min_refresh() {
+    let jwks = JwksServer::start(&["rsa-1"]).await;
+    let upstream = spawn_html_upstream("<!doctype html><html><body>account</body></html>").await;
+    let yaml = jwks_yaml(&jwks.url(), "    jwks_min_refresh: 300ms\n    jwks_refresh: 1h\n");
+    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, &yaml)).await;
+    assert_eq!(jwks.fetches(), 1, "fetched once at start-up");
+    let page = get_as(&proxy, "/", &rsa_token("u-rsa")).await.text();
+    assert_eq!(widget_attribute(&page, "user-id").as_deref(), Some("u-rsa"), "{page}");
+
+    // The site starts signing with a new key before the proxy has seen it; the set was
+    // fetched moments ago, so the proxy does not ask again yet.
+    let page = get_as(&proxy, "/", &ec_token("u-ec")).await;
+    assert_eq!((page.status, widget_attribute(&page.text(), "user-id")), (StatusCode::OK, None));
+    assert_eq!(jwks.fetches(), 1);
+
+    jwks.serve(&["rsa-1", "ec-1"]);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let token = ec_token("u-ec");
+    let pages = futures_util::future::join_all((0..5).map(|_| get_as(&proxy, "/", &token))).await;
+    for page in pages {
+        assert_eq!(widget_attribute(&page.text(), "user-id").as_deref(), Some("u-ec"));
+    }
+    assert_eq!(jwks.fetches(), 2, "five requests with the new kid made one fetch");
+
+    let unknown = tokens::sign_with_kid(Algorithm::ES256, &tokens::ec_key(), "made-up", &claims("x"));
+    assert_eq!(widget_attribute(&get_as(&proxy, "/", &unknown).await.text(), "user-id"), None);
+    assert_eq!(jwks.fetches(), 2, "an unknown kid right after a fetch does not fetch again");
+}
+
+#[tokio::test]
+async fn a_failing_refresh_keeps_the_last_good_keys_and_a_dropped_key_stops_verifying() {
+    let jwks = JwksServer::start(&["rsa-1", "ec-1"]).await;
+    let identifier =
+        identifier(&jwks_yaml(&jwks.url(), "    jwks_refresh: 100ms\n    jwks_min_refresh: 50ms\n")).await.unwrap();
+    let token = rsa_token("u1");
+    assert_eq!(identify(&identifier, &token).await.1, Outcome::Verified(Source::Token));
+    assert_eq!(identify(&identifier, &token).await.1, Outcome::Verified(Source::CachedToken));
+
+    for (status, body) in
+        [(StatusCode::SERVICE_UNAVAILABLE, "down"), (StatusCode::OK, "{not json"), (StatusCode::OK, "{\"keys\":[]}")]
+    {
+        jwks.fail(status, body);
+        let fetched = jwks.fetches();
+        wait_until(|| jwks.fetches() >= fetched + 2).await;
+        let (visitor, outcome) = identify(&identifier, &token).await;
+        assert!(matches!(outcome, Outcome::Verified(_)), "{body}: {outcome:?}");
+        assert_eq!(visitor.unwrap().user_id, "u1");
+        assert_eq!(identify(&identifier, &ec_token("u2")).await.1, Outcome::Verified(Source::Token));
+    }
+
+    // The site rotates rsa-1 out: a session signed with it, even one verified before,
+    // no longer identifies anyone.
+    jwks.serve(&["ec-1"]);
+    wait_until_async(|| async { identify(&identifier, &token).await.1 == Outcome::Rejected(Rejection::UnknownKey) })
+        .await;
+    assert_eq!(identify(&identifier, &ec_token("u2")).await.1, Outcome::Verified(Source::Token));
+}
+
+#[tokio::test]
+async fn an_unreachable_key_set_stops_start_up_unless_it_is_optional() {
+    let (nowhere, _held) = unreachable_address();
+    let url = format!("http://{nowhere}/jwks.json");
+    let error = invent_proxy::start(config(&proxy_yaml(nowhere, &jwks_yaml(&url, "")))).await.err().unwrap();
+    let message = error.to_string();
+    assert!(message.contains("identity.jwt.jwks_url: cannot load the key set at"), "{message}");
+    assert!(message.contains("jwks_optional: true"), "{message}");
+
+    let jwks = JwksServer::start(&[]).await;
+    jwks.fail(StatusCode::BAD_GATEWAY, "");
+    let upstream = spawn_html_upstream("<!doctype html><html><body>account</body></html>").await;
+    let yaml = jwks_yaml(&jwks.url(), "    jwks_optional: true\n    jwks_min_refresh: 100ms\n");
+    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, &yaml)).await;
+    let page = get_as(&proxy, "/", &rsa_token("u1")).await;
+    assert_eq!((page.status, widget_attribute(&page.text(), "user-id")), (StatusCode::OK, None), "anonymous meanwhile");
+    jwks.serve(&["rsa-1"]);
+    wait_until_async(|| async {
+        widget_attribute(&get_as(&proxy, "/", &rsa_token("u1")).await.text(), "user-id").as_deref() == Some("u1")
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn key_location_headers_never_make_the_proxy_fetch_anything_but_its_own_key_set() {
+    let jwks = JwksServer::start(&["rsa-1"]).await;
+    let attacker = spawn_upstream(|_| async { respond(StatusCode::OK, "application/json", key_set(&["ec-1"])) }).await;
+    let identifier = identifier(&jwks_yaml(&jwks.url(), "    jwks_min_refresh: 0s\n")).await.unwrap();
+    let mut header = jsonwebtoken::Header::new(Algorithm::ES256);
+    header.kid = Some("ec-1".into());
+    header.jku = Some(format!("http://{}/keys.json", attacker.addr));
+    header.x5u = Some(format!("http://{}/cert.pem", attacker.addr));
+    header.jwk = Some(serde_json::from_str(&key_set(&["ec-1"])).map(|set: JwkSet| set.keys[0].clone()).unwrap());
+    let forged =
+        jsonwebtoken::encode(&header, &json!({"sub": "admin", "exp": 4_000_000_000u64}), &tokens::ec_key()).unwrap();
+    assert_eq!(identify(&identifier, &forged).await.1, Outcome::Rejected(Rejection::UnknownKey));
+    assert_eq!(attacker.seen().len(), 0, "the token's jku/x5u were never fetched");
+    assert_eq!(jwks.fetches(), 2, "only the configured key set was asked for the unknown kid");
+    let wrong_alg = tokens::sign_with_kid(Algorithm::RS384, &tokens::rsa_key(), "rsa-1", &claims("u1"));
+    assert_eq!(identify(&identifier, &wrong_alg).await.1, Outcome::Rejected(Rejection::AlgorithmNotAllowed));
+    let hs_with_public = EncodingKey::from_secret(&tokens::fixture("rsa_public.pem"));
+    let confused = tokens::sign_with_kid(Algorithm::HS256, &hs_with_public, "rsa-1", &claims("admin"));
+    assert_eq!(identify(&identifier, &confused).await.1, Outcome::Rejected(Rejection::AlgorithmNotAllowed));
+}
+
+/// Polls `done` until it holds (up to 10 s): for what background tasks do.
+async fn wait_until(done: impl Fn() -> bool) {
+    wait_until_async(|| std::future::ready(done())).await;
+}
+
+async fn wait_until_async<F: std::future::Future<Output = bool>>(done: impl Fn() -> F) {
+    for _ in 0..200 {
+        if done().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("not done within 10 s");
+}

@@ -1,0 +1,184 @@
+//! `identity.lookup`: sessions that are not JWTs, identified by the site's own "who am I"
+//! endpoint on a real upstream — only the named cookies forwarded, answers cached and
+//! shared, and every failure an anonymous visitor on a page that is still served.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Request, StatusCode, header};
+use hyper::body::Incoming;
+use invent_proxy::identity::{Identifier, Outcome, Rejection, Source, user_hash};
+
+use crate::support::*;
+
+const PAGE: &str = "<!doctype html><html><body><p>Shop</p></body></html>";
+
+/// A legacy site: pages on every path, and `/whoami` answering by the `PHPSESSID` cookie
+/// the way a PHP, Rails or Django app would.
+async fn spawn_site() -> Upstream {
+    spawn_upstream(|req: Request<Incoming>| async move {
+        if req.uri().path() != "/whoami" {
+            return html(PAGE);
+        }
+        let cookie = req.headers().get(header::COOKIE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let session = cookie.split("; ").find_map(|c| c.strip_prefix("PHPSESSID=")).unwrap_or_default();
+        let json = |body: &str| respond(StatusCode::OK, "application/json", body.to_owned());
+        match session {
+            "ada" => json(r#"{"user": {"id": 42, "name": "Ada", "avatar": "https://cdn.example/ada.png"}}"#),
+            "slow" => {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                json(r#"{"user": {"id": "slow-1"}}"#)
+            }
+            "hang" => std::future::pending().await,
+            "error" => respond(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", "boom"),
+            "junk" => json("<html>not json"),
+            "script" => json(r#"{"user": {"id": "\"><script>alert(1)</script>"}}"#),
+            "float" => json(r#"{"user": {"id": 1.5}}"#),
+            "logged-out" => json(r#"{"user": null}"#),
+            _ => respond(StatusCode::UNAUTHORIZED, "application/json", "{}"),
+        }
+    })
+    .await
+}
+
+fn lookup_yaml(site: &Upstream, extra: &str) -> String {
+    format!(
+        "identity:\n  secret_key: {SECRET_KEY}\n  lookup:\n    url: http://{}/whoami\n    cookies: [PHPSESSID, remember_me]\n    timeout: 500ms\n    claims: {{ user_id: user.id, user_name: user.name, user_avatar: user.avatar }}\n{extra}",
+        site.addr
+    )
+}
+
+fn whoami_asks(site: &Upstream) -> Vec<String> {
+    site.seen()
+        .into_iter()
+        .filter(|seen| seen.uri.path() == "/whoami")
+        .map(|seen| seen.headers.get(header::COOKIE).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default())
+        .collect()
+}
+
+async fn page_for(proxy: &invent_proxy::RunningProxy, session: &str) -> Received {
+    let cookie = format!("theme=dark; PHPSESSID={session}; tracking=abc");
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        get_with(proxy, "/account", &[("cookie", &cookie), ("host", "shop.example")]),
+    )
+    .await
+    .expect("a page is never held for a slow lookup")
+}
+
+#[tokio::test]
+async fn a_session_cookie_is_looked_up_with_only_the_named_cookies_and_the_answer_is_reused() {
+    let site = spawn_site().await;
+    let proxy = spawn_proxy(&proxy_yaml(site.addr, &lookup_yaml(&site, ""))).await;
+    let page = page_for(&proxy, "ada").await;
+    let text = page.text();
+    assert_eq!(widget_attribute(&text, "user-id").as_deref(), Some("42"), "{text}");
+    assert_eq!(widget_attribute(&text, "user-hash"), Some(user_hash(SECRET_KEY, "42")));
+    assert_eq!(widget_attribute(&text, "user-name").as_deref(), Some("Ada"));
+    assert_eq!(widget_attribute(&text, "user-avatar").as_deref(), Some("https://cdn.example/ada.png"));
+    assert!(page.headers[header::CACHE_CONTROL].to_str().unwrap().contains("private"));
+    assert_eq!(whoami_asks(&site), ["PHPSESSID=ada"], "theme and tracking cookies stay with the page request");
+    let whoami = site.seen().into_iter().find(|s| s.uri.path() == "/whoami").unwrap();
+    assert_eq!(whoami.headers[header::HOST], "shop.example", "the app sees the visitor's Host, as for its pages");
+
+    for _ in 0..3 {
+        assert_eq!(widget_attribute(&page_for(&proxy, "ada").await.text(), "user-id").as_deref(), Some("42"));
+    }
+    assert_eq!(whoami_asks(&site).len(), 1, "answers are cached for cache_ttl");
+    let anonymous = get(&proxy, "/").await;
+    assert_eq!((anonymous.widgets(), widget_attribute(&anonymous.text(), "user-id")), (1, None));
+    assert_eq!(whoami_asks(&site).len(), 1, "a visitor without the cookies is not looked up");
+}
+
+#[tokio::test]
+async fn concurrent_pages_of_one_session_make_one_lookup() {
+    let site = spawn_site().await;
+    let proxy = spawn_proxy(&proxy_yaml(site.addr, &lookup_yaml(&site, ""))).await;
+    let pages = futures_util::future::join_all((0..6).map(|_| page_for(&proxy, "slow"))).await;
+    for page in pages {
+        assert_eq!(widget_attribute(&page.text(), "user-id").as_deref(), Some("slow-1"));
+    }
+    assert_eq!(whoami_asks(&site).len(), 1);
+}
+
+#[tokio::test]
+async fn a_failing_slow_or_hostile_endpoint_leaves_the_visitor_anonymous_and_the_page_served() {
+    let site = spawn_site().await;
+    let proxy = spawn_proxy(&proxy_yaml(site.addr, &lookup_yaml(&site, ""))).await;
+    for session in ["hang", "error", "junk", "script", "float", "logged-out", "unknown"] {
+        let page = page_for(&proxy, session).await;
+        assert_eq!((page.status, page.widgets()), (StatusCode::OK, 1), "{session}");
+        assert_eq!(widget_attribute(&page.text(), "user-id"), None, "{session}");
+        assert!(!page.text().contains("<script>alert(1)"), "{session}");
+    }
+    let asked = whoami_asks(&site).len();
+    page_for(&proxy, "error").await;
+    assert_eq!(whoami_asks(&site).len(), asked + 1, "a failure is not cached: the next page asks again");
+    page_for(&proxy, "logged-out").await;
+    assert_eq!(whoami_asks(&site).len(), asked + 1, "a definite \"not signed in\" is cached");
+}
+
+#[test]
+fn each_lookup_failure_has_its_own_reason() {
+    block_on(async {
+        let site = spawn_site().await;
+        let config = config(&proxy_yaml(site.addr, &lookup_yaml(&site, "    cache_ttl: 0s\n")));
+        let identifier = Identifier::start(config.identity.as_ref().unwrap(), &config.upstream).await.unwrap();
+        let outcome = |session: &'static str| {
+            let identifier = &identifier;
+            async move {
+                let mut headers = http::HeaderMap::new();
+                headers.insert(header::COOKIE, format!("PHPSESSID={session}").parse().unwrap());
+                identifier.identify(&headers).await.1
+            }
+        };
+        assert_eq!(outcome("ada").await, Outcome::Verified(Source::Lookup));
+        assert_eq!(outcome("ada").await, Outcome::Verified(Source::Lookup), "cache_ttl 0s asks every time");
+        assert_eq!(outcome("hang").await, Outcome::Rejected(Rejection::LookupTimeout));
+        assert_eq!(outcome("error").await, Outcome::Rejected(Rejection::LookupStatus));
+        assert_eq!(outcome("junk").await, Outcome::Rejected(Rejection::LookupInvalid));
+        assert_eq!(outcome("script").await, Outcome::Rejected(Rejection::InvalidUserId));
+        assert_eq!(outcome("float").await, Outcome::Rejected(Rejection::InvalidUserId));
+        assert_eq!(outcome("logged-out").await, Outcome::None);
+        assert_eq!(outcome("unknown").await, Outcome::None);
+
+        let (nowhere, _held) = unreachable_address();
+        let yaml = lookup_yaml(&site, "").replace(&site.addr.to_string(), &nowhere.to_string());
+        let elsewhere = crate::support::config(&proxy_yaml(site.addr, &yaml));
+        let unreachable = Identifier::start(elsewhere.identity.as_ref().unwrap(), &elsewhere.upstream).await.unwrap();
+        let mut headers = http::HeaderMap::new();
+        headers.insert(header::COOKIE, "PHPSESSID=ada".parse().unwrap());
+        assert_eq!(unreachable.identify(&headers).await.1, Outcome::Rejected(Rejection::LookupFailed));
+    });
+}
+
+#[tokio::test]
+async fn cached_answers_expire_after_cache_ttl() {
+    let site = spawn_site().await;
+    let config = config(&proxy_yaml(site.addr, &lookup_yaml(&site, "    cache_ttl: 200ms\n")));
+    let identifier = Arc::new(Identifier::start(config.identity.as_ref().unwrap(), &config.upstream).await.unwrap());
+    let mut headers = http::HeaderMap::new();
+    headers.insert(header::COOKIE, "PHPSESSID=ada".parse().unwrap());
+    assert_eq!(identifier.identify(&headers).await.1, Outcome::Verified(Source::Lookup));
+    assert_eq!(identifier.identify(&headers).await.1, Outcome::Verified(Source::CachedLookup));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(identifier.identify(&headers).await.1, Outcome::Verified(Source::Lookup));
+    assert_eq!(whoami_asks(&site).len(), 2);
+}
+
+#[tokio::test]
+async fn a_token_wins_over_a_lookup_and_a_lookup_path_goes_to_the_upstream() {
+    let site = spawn_site().await;
+    let yaml = format!(
+        "identity:\n  secret_key: {SECRET_KEY}\n  jwt:\n    cookie: session\n    secret: {JWT_SECRET}\n  lookup:\n    url: /whoami\n    cookies: [PHPSESSID]\n    claims: {{ user_id: user.id }}\n"
+    );
+    let proxy = spawn_proxy(&proxy_yaml(site.addr, &yaml)).await;
+    let token = crate::support::tokens::hs256(&crate::support::tokens::claims("from-token"));
+    let both = format!("PHPSESSID=ada; session={token}");
+    let page = get_with(&proxy, "/", &[("cookie", &both)]).await.text();
+    assert_eq!(widget_attribute(&page, "user-id").as_deref(), Some("from-token"));
+    assert!(whoami_asks(&site).is_empty());
+    let page = get_with(&proxy, "/", &[("cookie", "PHPSESSID=ada")]).await.text();
+    assert_eq!(widget_attribute(&page, "user-id").as_deref(), Some("42"));
+    assert_eq!(whoami_asks(&site), ["PHPSESSID=ada"]);
+}
