@@ -99,8 +99,10 @@ fn check(path: &Path) -> CliResult {
     for warning in proxy.config().warnings() {
         println!("warning: {warning}");
     }
-    if !proxy.identity_keys_loaded() {
-        println!("warning: identity.jwt.jwks_url cannot be loaded now; until it is, every session token is rejected");
+    if let Some(reason) = proxy.identity_keys_missing() {
+        println!(
+            "warning: identity.jwt.jwks_url cannot be loaded now ({reason}); until it is, every session token is rejected"
+        );
     }
     if let Err(reason) = probe_upstream_briefly(&proxy.config().upstream) {
         println!("warning: upstream {reason}; until it answers, visitors get 502");

@@ -58,10 +58,9 @@ impl Proxy {
         Ok(Proxy { config, client, identifier, widget })
     }
 
-    /// Whether identity can verify tokens: false while an optional `jwks_url` has not
-    /// loaded.
-    pub fn identity_keys_loaded(&self) -> bool {
-        self.identifier.as_ref().is_none_or(Identifier::keys_loaded)
+    /// Why identity cannot verify tokens now: an optional `jwks_url` that has not loaded.
+    pub fn identity_keys_missing(&self) -> Option<String> {
+        self.identifier.as_ref().and_then(Identifier::keys_not_loaded)
     }
 
     /// The config this proxy runs with.

@@ -3,7 +3,7 @@
 //! background, and when a token names a `kid` the set lacks (at most once per
 //! `jwks_min_refresh`). A fetch that fails keeps the last good keys.
 
-use std::sync::{Arc, RwLock, Weak};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -53,11 +53,12 @@ impl Keys {
         }
     }
 
-    /// Whether there are keys to verify with (a `jwks_url` has loaded at least once).
-    pub fn loaded(&self) -> bool {
+    /// Why there are no keys to verify with yet (a `jwks_url` that has not loaded once).
+    pub fn not_loaded(&self) -> Option<String> {
         match self {
-            Keys::Fixed(_) => true,
-            Keys::Remote(remote) => remote.current().generation > 0,
+            Keys::Fixed(_) => None,
+            Keys::Remote(remote) if remote.current().generation > 0 => None,
+            Keys::Remote(remote) => Some(remote.last_failure().unwrap_or_else(|| "not fetched yet".to_owned())),
         }
     }
 
@@ -80,6 +81,8 @@ pub struct RemoteKeys {
     /// When the set was last fetched (or tried); held while fetching, so that one fetch
     /// runs at a time and requests waiting on it share its result.
     last_fetch: tokio::sync::Mutex<Option<Instant>>,
+    /// Why the last fetch failed, until one succeeds.
+    last_failure: Mutex<Option<String>>,
 }
 
 impl RemoteKeys {
@@ -92,6 +95,7 @@ impl RemoteKeys {
             client,
             current: RwLock::new(Arc::new(empty)),
             last_fetch: tokio::sync::Mutex::new(None),
+            last_failure: Mutex::new(None),
         });
         let first_wait = match remote.refresh().await {
             Ok(()) => remote.config.refresh,
@@ -116,11 +120,12 @@ impl RemoteKeys {
         self.config.min_refresh.max(Duration::from_secs(1).min(self.config.refresh))
     }
 
+    fn last_failure(&self) -> Option<String> {
+        self.last_failure.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
     fn current(&self) -> Arc<KeySet> {
-        match self.current.read() {
-            Ok(current) => Arc::clone(&current),
-            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
-        }
+        Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
     }
 
     async fn refresh_for_unknown_kid(&self, seen: u64) -> bool {
@@ -144,11 +149,10 @@ impl RemoteKeys {
 
     async fn fetch_holding(&self, mut last_fetch: tokio::sync::MutexGuard<'_, Option<Instant>>) -> Result<(), String> {
         *last_fetch = Some(Instant::now());
-        let (document, keys) = self.fetch().await?;
-        let mut current = match self.current.write() {
-            Ok(current) => current,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let fetched = self.fetch().await;
+        *self.last_failure.lock().unwrap_or_else(PoisonError::into_inner) = fetched.as_ref().err().cloned();
+        let (document, keys) = fetched?;
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
         if current.document.as_ref() != Some(&document) {
             let generation = current.generation + 1;
             tracing::info!(url = %self.config.url, keys = keys.len(), generation, "JWKS loaded");

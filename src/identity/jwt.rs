@@ -75,9 +75,9 @@ impl JwtVerifier {
         })
     }
 
-    /// Whether the keys are loaded (see [`Keys::loaded`]).
-    pub fn keys_loaded(&self) -> bool {
-        self.keys.loaded()
+    /// Why there are no keys yet (see [`Keys::not_loaded`]).
+    pub fn keys_not_loaded(&self) -> Option<String> {
+        self.keys.not_loaded()
     }
 
     /// Who `token` names, and whether that was known from an earlier request.

@@ -185,10 +185,9 @@ impl Identifier {
         Ok(Identifier { source, jwt, lookup, reads, hasher })
     }
 
-    /// Whether tokens can be verified now: false while an optional `jwks_url` has not
-    /// loaded.
-    pub fn keys_loaded(&self) -> bool {
-        self.jwt.as_ref().is_none_or(jwt::JwtVerifier::keys_loaded)
+    /// Why tokens cannot be verified now: an optional `jwks_url` that has not loaded.
+    pub fn keys_not_loaded(&self) -> Option<String> {
+        self.jwt.as_ref().and_then(jwt::JwtVerifier::keys_not_loaded)
     }
 
     /// The request headers a session may come from.
