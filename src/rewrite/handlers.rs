@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use lol_html::send::{Element, ElementContentHandlers, Settings};
-use lol_html::{MemorySettings, OutputSink, Selector, doctype, end, end_tag};
+use lol_html::{MemorySettings, OutputSink, Selector, end, end_tag};
 
 use super::charset::Decoding;
 use crate::config::Position;
@@ -140,12 +140,9 @@ pub(super) fn settings(
             Ok(())
         }
     };
-    let doctype_state = Arc::clone(&state);
+    // A doctype is spotted in the first bytes instead (`doctype.rs`): a doctype handler
+    // would make lol_html tokenize every tag in full.
     Settings::new_send()
-        .append_document_content_handler(doctype!(move |_| {
-            PageState::set(&doctype_state.page);
-            Ok(())
-        }))
         .append_element_content_handler(on(&SELECTORS.html, mark_page(&state)))
         .append_element_content_handler(on(&SELECTORS.head, on_head(Arc::clone(&injection), Arc::clone(&state))))
         .append_element_content_handler(on(&SELECTORS.body, on_body(Arc::clone(&injection), Arc::clone(&state))))

@@ -7,6 +7,7 @@
 //! longer than [`SNIFF_DEADLINE`].
 
 mod charset;
+mod doctype;
 mod handlers;
 mod stages;
 
@@ -82,6 +83,8 @@ pub struct RewriteBody<B> {
     remainder: Bytes,
     /// The upstream body has ended (what remains is in `remainder` or the decoder).
     input_ended: bool,
+    /// Whether the page opens with a doctype, until that is clear.
+    doctype: doctype::DoctypeScan,
 }
 
 /// What one unit of work did.
@@ -116,6 +119,7 @@ impl<B> RewriteBody<B> {
             encoder: transcode.encoder,
             remainder: Bytes::new(),
             input_ended: false,
+            doctype: doctype::DoctypeScan::default(),
         };
         let injection = Arc::new(injection);
         match injection.encoding {

@@ -60,6 +60,9 @@ impl<B> RewriteBody<B> {
             prefix.extend_from_slice(data);
             return self.start(injection, &prefix);
         }
+        if self.doctype.scan(data) == Some(true) {
+            PageState::set(&self.state.page);
+        }
         if let Stage::Rewriting(rewriter) = &mut self.stage
             && let Err(error) = rewriter.write(data)
         {
