@@ -22,7 +22,8 @@ pub(crate) fn load(path: &Path) -> Result<JwtKey, String> {
     Ok(JwtKey::from_keys(keys, description))
 }
 
-/// The keys of `set` that verify signatures (`use` absent or `sig`, a signature `alg`).
+/// The keys of `set` that verify signatures (`use` absent or `sig`, a signature `alg`),
+/// leaving out keys of a kind this proxy cannot use. A shared secret (`oct`) is refused.
 pub(crate) fn signature_keys(set: &JwkSet) -> Result<Vec<VerificationKey>, String> {
     let mut keys = Vec::new();
     for jwk in &set.keys {
@@ -41,7 +42,12 @@ pub(crate) fn signature_keys(set: &JwkSet) -> Result<Vec<VerificationKey>, Strin
             },
             None => None,
         };
-        let key = DecodingKey::from_jwk(jwk).map_err(|e| format!("key {name} cannot be used: {e}"))?;
+        // A key of a kind this proxy cannot verify with (another curve, say) is left out
+        // rather than costing the whole set: tokens it signed are rejected as unknown.
+        let Ok(key) = DecodingKey::from_jwk(jwk) else {
+            tracing::warn!(kid = %name, "a key of the key set cannot be used; it is left out");
+            continue;
+        };
         keys.push(VerificationKey { kid: jwk.common.key_id.clone(), alg, key });
     }
     Ok(keys)

@@ -17,6 +17,8 @@ use crate::fetch::{self, FetchClient};
 
 /// The largest key set accepted.
 const MAX_JWKS_BYTES: usize = 1024 * 1024;
+/// The longest a page waits for a key set fetched because of its token's unknown `kid`.
+const UNKNOWN_KID_WAIT: Duration = Duration::from_secs(1);
 
 /// One version of the keys. `generation` changes whenever the keys do, so that what was
 /// verified with an older version can be told apart.
@@ -78,9 +80,10 @@ pub struct RemoteKeys {
     config: JwksUrl,
     client: FetchClient,
     current: RwLock<Arc<KeySet>>,
-    /// When the set was last fetched (or tried); held while fetching, so that one fetch
-    /// runs at a time and requests waiting on it share its result.
-    last_fetch: tokio::sync::Mutex<Option<Instant>>,
+    /// Held while fetching: one fetch runs at a time.
+    fetching: tokio::sync::Mutex<()>,
+    /// When the last fetch (successful or not) ended.
+    last_fetch: Mutex<Option<Instant>>,
     /// Why the last fetch failed, until one succeeds.
     last_failure: Mutex<Option<String>>,
 }
@@ -94,7 +97,8 @@ impl RemoteKeys {
             config,
             client,
             current: RwLock::new(Arc::new(empty)),
-            last_fetch: tokio::sync::Mutex::new(None),
+            fetching: tokio::sync::Mutex::new(()),
+            last_fetch: Mutex::new(None),
             last_failure: Mutex::new(None),
         });
         let first_wait = match remote.refresh().await {
@@ -128,28 +132,45 @@ impl RemoteKeys {
         Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
     }
 
-    async fn refresh_for_unknown_kid(&self, seen: u64) -> bool {
-        let last_fetch = self.last_fetch.lock().await;
-        if self.current().generation != seen {
-            return true;
+    /// When the last fetch ended.
+    fn last_fetch(&self) -> Option<Instant> {
+        *self.last_fetch.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Fetches the key set for a token whose `kid` generation `seen` lacks — unless a
+    /// fetch ended less than `jwks_min_refresh` ago, or ends while this one waits its turn.
+    /// The fetch runs as a task of its own, so a request that goes away does not cancel it;
+    /// the request waits for it at most [`UNKNOWN_KID_WAIT`] (then the visitor is
+    /// anonymous, and the next page finds the key).
+    async fn refresh_for_unknown_kid(self: &Arc<Self>, seen: u64) -> bool {
+        if self.last_fetch().is_some_and(|at| at.elapsed() < self.config.min_refresh) {
+            return self.current().generation != seen;
         }
-        if last_fetch.is_some_and(|at| at.elapsed() < self.config.min_refresh) {
-            return false;
-        }
-        if let Err(reason) = self.fetch_holding(last_fetch).await {
-            tracing::warn!(url = %self.config.url, %reason, "JWKS refresh for an unknown kid failed; keeping the last good keys");
-        }
+        let asked_at = Instant::now();
+        let remote = Arc::clone(self);
+        let refresh = tokio::spawn(async move {
+            let turn = remote.fetching.lock().await;
+            let recent = |at: Instant| at >= asked_at || at.elapsed() < remote.config.min_refresh;
+            if remote.last_fetch().is_some_and(recent) {
+                return;
+            }
+            if let Err(reason) = remote.fetch_now(turn).await {
+                tracing::warn!(url = %remote.config.url, %reason, "JWKS refresh for an unknown kid failed; keeping the last good keys");
+            }
+        });
+        let _ = tokio::time::timeout(UNKNOWN_KID_WAIT.min(self.config.timeout), refresh).await;
         self.current().generation != seen
     }
 
     /// Fetches the key set and, if it differs, makes it current.
     async fn refresh(&self) -> Result<(), String> {
-        self.fetch_holding(self.last_fetch.lock().await).await
+        self.fetch_now(self.fetching.lock().await).await
     }
 
-    async fn fetch_holding(&self, mut last_fetch: tokio::sync::MutexGuard<'_, Option<Instant>>) -> Result<(), String> {
-        *last_fetch = Some(Instant::now());
+    /// Fetches, holding the `fetching` turn.
+    async fn fetch_now(&self, _turn: tokio::sync::MutexGuard<'_, ()>) -> Result<(), String> {
         let fetched = self.fetch().await;
+        *self.last_fetch.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
         *self.last_failure.lock().unwrap_or_else(PoisonError::into_inner) = fetched.as_ref().err().cloned();
         let (document, keys) = fetched?;
         let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);

@@ -124,7 +124,16 @@ impl JwtVerifier {
     /// How long a verified token may be reused: as long as jsonwebtoken would accept it
     /// (to the end of the second `exp` + leeway), at most [`CACHE_LIFETIME`].
     fn lifetime(&self, payload: &Value) -> Duration {
-        let Some(exp) = payload.get("exp").and_then(Value::as_u64) else { return CACHE_LIFETIME };
+        let exp = match payload.get("exp") {
+            None | Some(Value::Null) => return CACHE_LIFETIME,
+            Some(exp) => match (exp.as_u64(), exp.as_f64()) {
+                (Some(whole), _) => whole,
+                // jsonwebtoken reads a fractional `exp` rounded to the nearest second.
+                (None, Some(f)) if f.is_finite() && f >= 0.0 && f < u64::MAX as f64 => f.round() as u64,
+                // An `exp` it did not read: not remembered at all.
+                _ => return Duration::ZERO,
+            },
+        };
         let until = Duration::from_secs(exp).saturating_add(self.leeway).saturating_add(Duration::from_secs(1));
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         until.saturating_sub(now).min(CACHE_LIFETIME)
@@ -249,5 +258,9 @@ mod tests {
         assert_eq!(verifier.lifetime(&json!({"exp": now - 3600})), Duration::ZERO);
         assert_eq!(verifier.lifetime(&json!({"exp": u64::MAX})), CACHE_LIFETIME, "no overflow");
         assert_eq!(verifier.lifetime(&json!({"sub": "no exp"})), CACHE_LIFETIME);
+        let fractional = verifier.lifetime(&json!({"exp": now as f64 + 2.4}));
+        assert!(fractional > Duration::from_secs(31) && fractional <= Duration::from_secs(33), "{fractional:?}");
+        assert_eq!(verifier.lifetime(&json!({"exp": now as f64 - 3600.5})), Duration::ZERO);
+        assert_eq!(verifier.lifetime(&json!({"exp": "soon"})), Duration::ZERO);
     }
 }

@@ -18,18 +18,24 @@ use crate::support::*;
 struct JwksServer {
     server: Upstream,
     answer: Arc<Mutex<(StatusCode, String)>>,
+    delay: Arc<Mutex<Duration>>,
 }
 
 impl JwksServer {
     async fn start(kids: &[&str]) -> JwksServer {
         let answer = Arc::new(Mutex::new((StatusCode::OK, key_set(kids))));
-        let shared = Arc::clone(&answer);
+        let delay = Arc::new(Mutex::new(Duration::ZERO));
+        let (shared, shared_delay) = (Arc::clone(&answer), Arc::clone(&delay));
         let server = spawn_upstream(move |_| {
             let (status, body) = shared.lock().unwrap().clone();
-            async move { respond(status, "application/json", body) }
+            let delay = *shared_delay.lock().unwrap();
+            async move {
+                tokio::time::sleep(delay).await;
+                respond(status, "application/json", body)
+            }
         })
         .await;
-        JwksServer { server, answer }
+        JwksServer { server, answer, delay }
     }
 
     fn serve(&self, kids: &[&str]) {
@@ -194,6 +200,26 @@ async fn key_location_headers_never_make_the_proxy_fetch_anything_but_its_own_ke
     let hs_with_public = EncodingKey::from_secret(&tokens::fixture("rsa_public.pem"));
     let confused = tokens::sign_with_kid(Algorithm::HS256, &hs_with_public, "rsa-1", &claims("admin"));
     assert_eq!(identify(&identifier, &confused).await.1, Outcome::Rejected(Rejection::AlgorithmNotAllowed));
+}
+
+#[tokio::test]
+async fn a_slow_key_set_holds_no_page_long_and_is_fetched_once_whoever_waits() {
+    let jwks = JwksServer::start(&["rsa-1"]).await;
+    let identifier = Arc::new(identifier(&jwks_yaml(&jwks.url(), "    jwks_min_refresh: 0s\n")).await.unwrap());
+    *jwks.delay.lock().unwrap() = Duration::from_millis(1500);
+    jwks.serve(&["rsa-1", "ec-1"]);
+    let token = ec_token("u-ec");
+    let pages = (0..5).map(|_| {
+        let (identifier, token) = (Arc::clone(&identifier), token.clone());
+        tokio::spawn(async move { identify(&identifier, &token).await.1 })
+    });
+    for outcome in futures_util::future::join_all(pages).await {
+        // Each page stopped waiting after a second: anonymous, not held for the fetch.
+        assert_eq!(outcome.unwrap(), Outcome::Rejected(Rejection::UnknownKey));
+    }
+    // The fetch the pages gave up on went on without them, and ended the wait of all.
+    wait_until_async(|| async { identify(&identifier, &token).await.1 == Outcome::Verified(Source::Token) }).await;
+    assert_eq!(jwks.fetches(), 2, "start-up, then one fetch for five pages");
 }
 
 /// Polls `done` until it holds (up to 10 s): for what background tasks do.
