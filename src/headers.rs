@@ -45,6 +45,13 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
 
 /// Other headers through which a client could claim a scheme, host, port, prefix or
 /// address to the upstream. Only a trusted peer's are passed on.
+/// The forwarding headers the proxy sets on what it sends upstream.
+pub const X_FORWARDED: [HeaderName; 3] = [
+    HeaderName::from_static("x-forwarded-for"),
+    HeaderName::from_static("x-forwarded-proto"),
+    HeaderName::from_static("x-forwarded-host"),
+];
+
 const SPOOFABLE: [&str; 9] = [
     "forwarded",
     "x-real-ip",

@@ -91,13 +91,14 @@ impl Proxy {
         peer: Peer,
         log: &mut AccessLog,
     ) -> Result<Response<ProxyBody>, ProxyError> {
-        let plan = self.plan(&req);
+        let plan = self.plan(&req, peer);
         if plan.is_ok() && headers::accepts_html(req.headers()) {
             // A byte range of the upstream's page does not fit the rewritten page the
             // browser holds: ask for the whole page.
             req.headers_mut().remove(header::RANGE);
             req.headers_mut().remove(header::IF_RANGE);
         }
+        let session = self.identifier.as_ref().and_then(|i| i.lookup_session(req.headers()));
         let client_upgrade = upgrade::requested_protocol(req.headers()).map(|_| hyper::upgrade::on(&mut req));
         // A page's visitor is identified while the upstream prepares the page: a lookup
         // then costs the page no time of its own unless it is the slower of the two.
@@ -110,11 +111,15 @@ impl Proxy {
             }
             return Ok(response.map(ProxyBody::Passthrough));
         }
-        self.inject(response, &plan, identified, log).await
+        let response = self.inject(response, &plan, identified, log).await?;
+        if let (Some(identifier), Some(session)) = (&self.identifier, session) {
+            identifier.after_response(session, response.headers()).await;
+        }
+        Ok(response)
     }
 
     /// Decides from the request alone whether its response may get the widget.
-    fn plan(&self, req: &Request<Incoming>) -> Result<Kept, Skip> {
+    fn plan(&self, req: &Request<Incoming>, peer: Peer) -> Result<Kept, Skip> {
         inject::request_qualifies(req.method(), req.uri().path(), req.headers(), &self.config.inject)?;
         let mut kept = HeaderMap::new();
         for name in std::iter::once(&header::ACCEPT_ENCODING).chain(self.identity_headers()) {
@@ -122,13 +127,28 @@ impl Proxy {
                 kept.append(name.clone(), value.clone());
             }
         }
-        if self.identifier.as_ref().is_some_and(Identifier::needs_host) {
-            let authority = req.uri().authority().and_then(|a| http::HeaderValue::from_str(a.as_str()).ok());
-            if let Some(host) = req.headers().get(header::HOST).cloned().or(authority) {
-                kept.insert(header::HOST, host);
-            }
+        if self.identifier.as_ref().is_some_and(Identifier::asks_upstream) {
+            self.keep_for_lookup(req, peer, &mut kept);
         }
         Ok(Kept(kept))
+    }
+
+    /// What a lookup on the upstream sends besides the cookies, as the page request does:
+    /// the visitor's `Host` and `User-Agent`, and `X-Forwarded-*` — an app that insists on
+    /// HTTPS or ties sessions to a browser then answers the lookup as it answers the page.
+    fn keep_for_lookup(&self, req: &Request<Incoming>, peer: Peer, kept: &mut HeaderMap) {
+        let authority = req.uri().authority().and_then(|a| http::HeaderValue::from_str(a.as_str()).ok());
+        let host = req.headers().get(header::HOST).cloned().or(authority);
+        for name in std::iter::once(header::USER_AGENT).chain(headers::X_FORWARDED) {
+            for value in req.headers().get_all(&name) {
+                kept.append(name.clone(), value.clone());
+            }
+        }
+        let proto = if peer.tls { "https" } else { "http" };
+        headers::set_forwarded(kept, peer.addr.ip(), proto, host.as_ref(), self.config.trusts(peer.addr.ip()));
+        if let Some(host) = host {
+            kept.insert(header::HOST, host);
+        }
     }
 
     async fn forward(&self, req: Request<Incoming>, peer: Peer) -> Result<Response<Incoming>, ProxyError> {

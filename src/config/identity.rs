@@ -161,11 +161,16 @@ fn build_lookup(raw: serde_saphyr::Spanned<raw::RawLookup>, upstream: &Upstream)
         }
         Some(max) => max.value,
     };
+    let cache_ttl = lookup.cache_ttl.map_or(Duration::from_secs(60), |v| v.0.0);
+    if cache_ttl > Duration::from_secs(86_400) {
+        let message = "must be at most 1 day: a visitor who signs out stays recognised this long";
+        return Err(BuildError::new("identity.lookup.cache_ttl", Some(raw.referenced), message));
+    }
     Ok(Lookup {
         target,
         cookies: lookup.cookies.value.into_iter().map(|c| c.0.0).collect(),
         timeout: lookup.timeout.map_or(Duration::from_secs(1), |v| v.0.0),
-        cache_ttl: lookup.cache_ttl.map_or(Duration::from_secs(60), |v| v.0.0),
+        cache_ttl,
         max_entries,
         claims: claims(lookup.claims, "id"),
     })

@@ -35,7 +35,9 @@ enum Answer {
 pub struct Lookup {
     config: config::Lookup,
     client: FetchClient,
-    /// Send the visitor's own `Host` (a lookup on the upstream with `host_header: preserve`).
+    /// The lookup goes to the upstream: it carries what the page request carries.
+    on_upstream: bool,
+    /// And the visitor's own `Host` (`host_header: preserve`).
     forward_host: bool,
     hasher: UserHasher,
     cache: moka::future::Cache<[u8; 32], Answer>,
@@ -50,6 +52,7 @@ impl Lookup {
         }
         .map_err(|e| format!("identity.lookup.url: cannot set up a client for {}: {e}", config.target.uri))?;
         Ok(Lookup {
+            on_upstream: config.target.on_upstream,
             forward_host: config.target.on_upstream && upstream.host_header == config::HostHeader::Preserve,
             client,
             hasher,
@@ -61,9 +64,32 @@ impl Lookup {
         })
     }
 
-    /// Whether the lookup needs the request's `Host`.
-    pub fn forwards_host(&self) -> bool {
-        self.forward_host
+    /// Whether the lookup goes to the upstream (and needs the request's context).
+    pub fn asks_upstream(&self) -> bool {
+        self.on_upstream
+    }
+
+    /// The cache key of the request's session, if it carries one.
+    pub fn session_key(&self, headers: &HeaderMap) -> Option<[u8; 32]> {
+        let cookies = self.session_cookies(headers).ok()??;
+        let host = headers.get(header::HOST).filter(|_| self.forward_host);
+        Some(cache_key(host, &cookies))
+    }
+
+    /// Whether a response sets (or clears) one of the session cookies: a sign-in or a
+    /// sign-out, after which what was cached for the old session must not be used.
+    pub fn ends_session(&self, response: &HeaderMap) -> bool {
+        response
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|v| v.split_once('=').map(|(name, _)| name.trim()))
+            .any(|name| self.config.cookies.iter().any(|c| c == name))
+    }
+
+    /// Forgets the answer cached for a session.
+    pub async fn forget(&self, key: [u8; 32]) {
+        self.cache.invalidate(&key).await;
     }
 
     /// The visitor behind the request's session cookies, within `timeout`.
@@ -74,12 +100,8 @@ impl Lookup {
             Err(reason) => return (None, Outcome::Rejected(reason)),
         };
         let host = headers.get(header::HOST).filter(|_| self.forward_host);
-        let mut key = Sha256::new();
-        key.update(host.map_or(&b""[..], HeaderValue::as_bytes));
-        key.update(b"\n");
-        key.update(cookies.as_bytes());
-        let key: [u8; 32] = key.finalize().into();
-        let asked = self.cache.entry(key).or_try_insert_with(self.ask(cookies, host.cloned()));
+        let key = cache_key(host, &cookies);
+        let asked = self.cache.entry(key).or_try_insert_with(self.ask(cookies, headers));
         let entry = match tokio::time::timeout(self.config.timeout, asked).await {
             Err(_) => return (None, Outcome::Rejected(Rejection::LookupTimeout)),
             Ok(Err(reason)) => return (None, Outcome::Rejected(*reason)),
@@ -114,16 +136,26 @@ impl Lookup {
     }
 
     /// One request to the endpoint. Errors are not cached: the next page asks again.
-    async fn ask(&self, cookies: String, host: Option<HeaderValue>) -> Result<Answer, Rejection> {
+    async fn ask(&self, cookies: String, page_request: &HeaderMap) -> Result<Answer, Rejection> {
         let mut request = Request::get(self.config.target.uri.clone())
             .header(header::ACCEPT, "application/json")
+            // Never an answer from a cache between the proxy and the endpoint.
+            .header(header::CACHE_CONTROL, "no-cache")
             .header(header::USER_AGENT, concat!("invent-proxy/", env!("CARGO_PKG_VERSION")))
             .body(Empty::<Bytes>::new())
             .map_err(|_| Rejection::LookupFailed)?;
         let cookie = HeaderValue::from_str(&cookies).map_err(|_| Rejection::Malformed)?;
-        request.headers_mut().insert(header::COOKIE, cookie);
-        if let Some(host) = host {
-            request.headers_mut().insert(header::HOST, host);
+        let sent = request.headers_mut();
+        sent.insert(header::COOKIE, cookie);
+        if self.on_upstream {
+            for name in std::iter::once(header::USER_AGENT).chain(crate::headers::X_FORWARDED) {
+                if let Some(value) = page_request.get(&name) {
+                    sent.insert(name, value.clone());
+                }
+            }
+        }
+        if let Some(host) = page_request.get(header::HOST).filter(|_| self.forward_host) {
+            sent.insert(header::HOST, host.clone());
         }
         let (status, body) =
             fetch::get(&self.client, request, self.config.timeout, MAX_ANSWER_BYTES).await.map_err(|e| match e {
@@ -134,6 +166,8 @@ impl Lookup {
         match status {
             StatusCode::OK => self.read_answer(&body),
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NO_CONTENT => Ok(Answer::Anonymous),
+            // Sent to the login page: not signed in.
+            status if status.is_redirection() => Ok(Answer::Anonymous),
             _ => Err(Rejection::LookupStatus),
         }
     }
@@ -146,4 +180,13 @@ impl Lookup {
             Err(reason) => Answer::Rejected(reason),
         })
     }
+}
+
+/// A session's cache key: a SHA-256 of the `Host` it is for and its cookies.
+fn cache_key(host: Option<&HeaderValue>, cookies: &str) -> [u8; 32] {
+    let mut key = Sha256::new();
+    key.update(host.map_or(&b""[..], HeaderValue::as_bytes));
+    key.update(b"\n");
+    key.update(cookies.as_bytes());
+    key.finalize().into()
 }

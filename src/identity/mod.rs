@@ -195,9 +195,10 @@ impl Identifier {
         &self.reads
     }
 
-    /// Whether identification needs the request's `Host` (kept besides [`Self::reads`]).
-    pub fn needs_host(&self) -> bool {
-        self.lookup.as_ref().is_some_and(lookup::Lookup::forwards_host)
+    /// Whether identification asks the upstream, and so needs the request's `Host`,
+    /// `User-Agent` and forwarding headers besides [`Self::reads`].
+    pub fn asks_upstream(&self) -> bool {
+        self.lookup.as_ref().is_some_and(lookup::Lookup::asks_upstream)
     }
 
     /// Identifies the visitor of a request from its headers: by its session token if it
@@ -221,6 +222,19 @@ impl Identifier {
         match &self.lookup {
             Some(lookup) => lookup.identify(headers).await,
             None => (None, Outcome::None),
+        }
+    }
+
+    /// The lookup cache key of a request's session, noted before it is forwarded: if its
+    /// response signs the visitor in or out, [`Self::after_response`] forgets it.
+    pub fn lookup_session(&self, request: &HeaderMap) -> Option<[u8; 32]> {
+        self.lookup.as_ref()?.session_key(request)
+    }
+
+    /// Forgets the session's cached lookup if `response` sets one of its cookies.
+    pub async fn after_response(&self, session: [u8; 32], response: &HeaderMap) {
+        if let Some(lookup) = self.lookup.as_ref().filter(|l| l.ends_session(response)) {
+            lookup.forget(session).await;
         }
     }
 

@@ -182,3 +182,54 @@ async fn a_token_wins_over_a_lookup_and_a_lookup_path_goes_to_the_upstream() {
     assert_eq!(widget_attribute(&page, "user-id").as_deref(), Some("42"));
     assert_eq!(whoami_asks(&site), ["PHPSESSID=ada"]);
 }
+
+#[tokio::test]
+async fn signing_out_forgets_the_cached_answer_and_a_redirect_to_login_is_anonymous() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let signed_in = Arc::new(AtomicBool::new(true));
+    let state = Arc::clone(&signed_in);
+    let site = spawn_upstream(move |req: Request<Incoming>| {
+        let state = Arc::clone(&state);
+        async move {
+            match req.uri().path() {
+                "/whoami" if state.load(Ordering::SeqCst) => {
+                    respond(StatusCode::OK, "application/json", r#"{"id": 7}"#)
+                }
+                "/whoami" => {
+                    let mut to_login = respond(StatusCode::FOUND, "text/html", "");
+                    to_login.headers_mut().insert(header::LOCATION, "/login".parse().unwrap());
+                    to_login
+                }
+                "/logout" => {
+                    // The session is destroyed server-side; its cookie is cleared.
+                    state.store(false, Ordering::SeqCst);
+                    let mut page = html(PAGE);
+                    page.headers_mut()
+                        .insert(header::SET_COOKIE, "PHPSESSID=deleted; Max-Age=0; Path=/".parse().unwrap());
+                    page
+                }
+                _ => html(PAGE),
+            }
+        }
+    })
+    .await;
+    let yaml = format!(
+        "identity:\n  secret_key: {SECRET_KEY}\n  lookup:\n    url: /whoami\n    cookies: [PHPSESSID]\n    cache_ttl: 1h\n"
+    );
+    let proxy = spawn_proxy(&proxy_yaml(site.addr, &yaml)).await;
+    let visit =
+        |path: &'static str| get_with(&proxy, path, &[("cookie", "PHPSESSID=s1"), ("user-agent", "TestBrowser/1.0")]);
+    assert_eq!(widget_attribute(&visit("/").await.text(), "user-id").as_deref(), Some("7"));
+    let whoami = site.seen().into_iter().find(|s| s.uri.path() == "/whoami").unwrap();
+    assert_eq!(whoami.headers[header::USER_AGENT], "TestBrowser/1.0", "the app sees the visitor's browser");
+    assert_eq!(whoami.headers["x-forwarded-proto"], "http");
+    assert!(whoami.headers["x-forwarded-for"].to_str().unwrap().contains("127.0.0.1"));
+    assert_eq!(whoami.headers[header::CACHE_CONTROL], "no-cache");
+
+    visit("/logout").await;
+    let after = visit("/").await.text();
+    assert_eq!(widget_attribute(&after, "user-id"), None, "not the cached sign-in of an hour ago: {after}");
+    let asks = whoami_asks(&site).len();
+    assert_eq!(widget_attribute(&visit("/").await.text(), "user-id"), None);
+    assert_eq!(whoami_asks(&site).len(), asks, "the redirect to the login page is a cached \"not signed in\"");
+}
