@@ -11,6 +11,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+use crate::error::error_chain;
+
 /// A pooled client for body-less `GET`s.
 pub type FetchClient = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
 
@@ -36,12 +38,19 @@ where
     Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(90)).build(connector)
 }
 
-/// A client for `url`: an `https://` URL is verified against the system's roots.
-pub fn client_for(url: &Uri, connect_timeout: Duration) -> std::io::Result<FetchClient> {
+/// TCP connections as every client of the proxy makes them: `connect_timeout`, no Nagle
+/// delay, and any scheme (TLS is layered on top).
+pub fn http_connector(connect_timeout: Duration) -> HttpConnector {
     let mut http = HttpConnector::new();
     http.set_connect_timeout(Some(connect_timeout));
     http.set_nodelay(true);
     http.enforce_http(false);
+    http
+}
+
+/// A client for `url`: an `https://` URL is verified against the system's roots.
+pub fn client_for(url: &Uri, connect_timeout: Duration) -> std::io::Result<FetchClient> {
+    let http = http_connector(connect_timeout);
     let builder = hyper_rustls::HttpsConnectorBuilder::new();
     let builder = if url.scheme() == Some(&http::uri::Scheme::HTTPS) {
         builder.with_native_roots()?
@@ -61,7 +70,7 @@ pub async fn get(
 ) -> Result<(StatusCode, Bytes), FetchError> {
     let exchange = async {
         let response = client.request(request).await.map_err(|e| {
-            if e.is_connect() { FetchError::Connect(error_text(&e)) } else { FetchError::Failed(error_text(&e)) }
+            if e.is_connect() { FetchError::Connect(error_chain(&e)) } else { FetchError::Failed(error_chain(&e)) }
         })?;
         let status = response.status();
         let body = Limited::new(response.into_body(), max_bytes).collect().await.map_err(|e| {
@@ -74,16 +83,4 @@ pub async fn get(
         Ok((status, body.to_bytes()))
     };
     tokio::time::timeout(timeout, exchange).await.unwrap_or(Err(FetchError::Timeout(timeout)))
-}
-
-/// An error with its causes: hyper's say little alone.
-fn error_text(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -72,7 +72,7 @@ impl Proxy {
     pub async fn handle(&self, req: Request<Incoming>, peer: Peer) -> Response<LoggedBody> {
         let mut log = AccessLog::start(req.method(), req.uri().path(), peer.addr);
         let response = self.respond(req, peer, &mut log).await.unwrap_or_else(|err| {
-            log.error = Some((err.kind(), error_chain(&err)));
+            log.error = Some((err.kind(), crate::error::error_chain(&err)));
             err.to_response().map(ProxyBody::Local)
         });
         log.status = response.status().as_u16();
@@ -98,7 +98,7 @@ impl Proxy {
             req.headers_mut().remove(header::RANGE);
             req.headers_mut().remove(header::IF_RANGE);
         }
-        let session = self.identifier.as_ref().and_then(|i| i.lookup_session(req.headers()));
+        let session = self.identifier.as_ref().and_then(|i| i.lookup_session(&req));
         let client_upgrade = upgrade::requested_protocol(req.headers()).map(|_| hyper::upgrade::on(&mut req));
         // A page's visitor is identified while the upstream prepares the page: a lookup
         // then costs the page no time of its own unless it is the slower of the two.
@@ -112,7 +112,7 @@ impl Proxy {
             return Ok(response.map(ProxyBody::Passthrough));
         }
         let response = self.inject(response, &plan, identified, log).await?;
-        if let (Some(identifier), Some(session)) = (&self.identifier, session) {
+        if let (Some(identifier), Some(session)) = (&self.identifier, &session) {
             identifier.after_response(session, response.headers()).await;
         }
         Ok(response)
@@ -137,8 +137,7 @@ impl Proxy {
     /// the visitor's `Host` and `User-Agent`, and `X-Forwarded-*` — an app that insists on
     /// HTTPS or ties sessions to a browser then answers the lookup as it answers the page.
     fn keep_for_lookup(&self, req: &Request<Incoming>, peer: Peer, kept: &mut HeaderMap) {
-        let authority = req.uri().authority().and_then(|a| http::HeaderValue::from_str(a.as_str()).ok());
-        let host = req.headers().get(header::HOST).cloned().or(authority);
+        let host = headers::client_host(req.headers(), req.uri());
         for name in std::iter::once(header::USER_AGENT).chain(headers::X_FORWARDED) {
             for value in req.headers().get_all(&name) {
                 kept.append(name.clone(), value.clone());
@@ -266,19 +265,4 @@ async fn alongside<'a, M: Future, F: Future>(main: M, mut side: Pin<&'a mut F>) 
             output = side.as_mut(), if done.is_none() => done = Some(output),
         }
     }
-}
-
-/// An error and its sources on one line: hyper's errors say little without their causes.
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }

@@ -34,10 +34,7 @@ pub fn client(upstream: &config::Upstream) -> std::io::Result<UpstreamClient> {
 /// How connections to the upstream are made: `connect_timeout`, and TLS verified as
 /// [`client`] says. Lookups on the upstream connect the same way.
 pub fn connector(upstream: &config::Upstream) -> std::io::Result<HttpsConnector<HttpConnector>> {
-    let mut http = HttpConnector::new();
-    http.set_connect_timeout(Some(upstream.connect_timeout));
-    http.set_nodelay(true);
-    http.enforce_http(false);
+    let http = crate::fetch::http_connector(upstream.connect_timeout);
     let builder = hyper_rustls::HttpsConnectorBuilder::new();
     let builder = match (&upstream.tls.ca_certs, upstream.url.scheme == http::uri::Scheme::HTTPS) {
         (Some(ca_certs), _) => builder.with_tls_config(tls_config(ca_certs)?),
@@ -75,11 +72,7 @@ pub fn prepare(
     if parts.method == http::Method::CONNECT {
         return Err(ProxyError::BadRequest("CONNECT is not supported by a reverse proxy"));
     }
-    let client_host = parts
-        .headers
-        .get(header::HOST)
-        .cloned()
-        .or_else(|| parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+    let client_host = headers::client_host(&parts.headers, &parts.uri);
     if parts.version == Version::HTTP_2 {
         join_cookie_headers(&mut parts.headers);
     }

@@ -25,6 +25,8 @@ const CACHE_LIFETIME: Duration = Duration::from_secs(600);
 
 /// Verifies session tokens against the configured keys and checks.
 pub struct JwtVerifier {
+    /// Where a request's token is.
+    source: config::TokenSource,
     /// Required claims that jsonwebtoken does not check itself (not exp/nbf/iss/aud/sub).
     required_paths: Vec<ClaimPath>,
     /// Accepted issuers, checked again here: `iss` must be one string of them (RFC 7519
@@ -63,6 +65,7 @@ impl JwtVerifier {
     pub async fn start(jwt: &config::Jwt, hasher: UserHasher) -> Result<JwtVerifier, String> {
         let is_spec = |p: &&ClaimPath| p.0.len() == 1 && SPEC_CLAIMS.contains(&p.0[0].as_str());
         Ok(JwtVerifier {
+            source: jwt.source.clone(),
             required_paths: jwt.required_claims.iter().filter(|p| !is_spec(p)).cloned().collect(),
             issuers: jwt.issuer.clone(),
             keys: Keys::load(&jwt.keys).await?,
@@ -73,6 +76,11 @@ impl JwtVerifier {
             hasher,
             cache: moka::sync::Cache::builder().max_capacity(CACHE_ENTRIES).expire_after(UntilTokenExpires).build(),
         })
+    }
+
+    /// Where a request's token is looked for.
+    pub fn source(&self) -> &config::TokenSource {
+        &self.source
     }
 
     /// Why there are no keys yet (see [`Keys::not_loaded`]).

@@ -153,7 +153,6 @@ impl fmt::Display for Outcome {
 
 /// Identifies visitors and computes user hashes. Built once from the config.
 pub struct Identifier {
-    source: Option<config::TokenSource>,
     jwt: Option<jwt::JwtVerifier>,
     lookup: Option<lookup::Lookup>,
     /// The request headers identity reads, to keep them and to `Vary` on them.
@@ -163,7 +162,10 @@ pub struct Identifier {
 
 impl fmt::Debug for Identifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Identifier").field("source", &self.source).finish_non_exhaustive()
+        f.debug_struct("Identifier")
+            .field("jwt", &self.jwt.as_ref().map(jwt::JwtVerifier::source))
+            .field("lookup", &self.lookup.is_some())
+            .finish_non_exhaustive()
     }
 }
 
@@ -176,13 +178,13 @@ impl Identifier {
             None => None,
         };
         let lookup = identity.lookup.as_ref().map(|l| lookup::Lookup::new(l, upstream, hasher.clone())).transpose()?;
-        let source = identity.jwt.as_ref().map(|jwt| jwt.source.clone());
+        let source = identity.jwt.as_ref().map(|jwt| &jwt.source);
         let mut reads = Vec::new();
-        reads.extend(source.as_ref().and_then(|s| s.header.clone()));
-        if source.as_ref().is_some_and(|s| s.cookie.is_some()) || lookup.is_some() {
+        reads.extend(source.and_then(|s| s.header.clone()));
+        if source.is_some_and(|s| s.cookie.is_some()) || lookup.is_some() {
             reads.push(COOKIE);
         }
-        Ok(Identifier { source, jwt, lookup, reads, hasher })
+        Ok(Identifier { jwt, lookup, reads, hasher })
     }
 
     /// Why tokens cannot be verified now: an optional `jwks_url` that has not loaded.
@@ -204,8 +206,8 @@ impl Identifier {
     /// Identifies the visitor of a request from its headers: by its session token if it
     /// carries one, else by a lookup if one is configured.
     pub async fn identify(&self, headers: &HeaderMap) -> (Option<Arc<Visitor>>, Outcome) {
-        if let (Some(source), Some(jwt)) = (&self.source, &self.jwt) {
-            match token::find_token(headers, source) {
+        if let Some(jwt) = &self.jwt {
+            match token::find_token(headers, jwt.source()) {
                 Ok(None) => {}
                 Ok(Some(token)) => {
                     return match jwt.verify(&token).await {
@@ -225,16 +227,31 @@ impl Identifier {
         }
     }
 
-    /// The lookup cache key of a request's session, noted before it is forwarded: if its
-    /// response signs the visitor in or out, [`Self::after_response`] forgets it.
-    pub fn lookup_session(&self, request: &HeaderMap) -> Option<[u8; 32]> {
-        self.lookup.as_ref()?.session_key(request)
+    /// What names a request's lookup session (its `Cookie` and `Host`), noted before the
+    /// request is forwarded: if the response signs the visitor in or out,
+    /// [`Self::after_response`] forgets what was cached for it. Copies of two headers,
+    /// only with a lookup configured; nothing is parsed unless the response needs it.
+    pub fn lookup_session<B>(&self, request: &http::Request<B>) -> Option<HeaderMap> {
+        self.lookup.as_ref()?;
+        let mut session = HeaderMap::new();
+        for cookie in request.headers().get_all(COOKIE) {
+            session.append(COOKIE, cookie.clone());
+        }
+        if session.is_empty() {
+            return None;
+        }
+        if let Some(host) = crate::headers::client_host(request.headers(), request.uri()) {
+            session.insert(http::header::HOST, host);
+        }
+        Some(session)
     }
 
     /// Forgets the session's cached lookup if `response` sets one of its cookies.
-    pub async fn after_response(&self, session: [u8; 32], response: &HeaderMap) {
-        if let Some(lookup) = self.lookup.as_ref().filter(|l| l.ends_session(response)) {
-            lookup.forget(session).await;
+    pub async fn after_response(&self, session: &HeaderMap, response: &HeaderMap) {
+        if let Some(lookup) = self.lookup.as_ref().filter(|l| l.ends_session(response))
+            && let Some(key) = lookup.session_key(session)
+        {
+            lookup.forget(key).await;
         }
     }
 

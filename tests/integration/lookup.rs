@@ -183,11 +183,11 @@ async fn a_token_wins_over_a_lookup_and_a_lookup_path_goes_to_the_upstream() {
     assert_eq!(whoami_asks(&site), ["PHPSESSID=ada"]);
 }
 
-#[tokio::test]
-async fn signing_out_forgets_the_cached_answer_and_a_redirect_to_login_is_anonymous() {
+/// A site whose `/whoami` knows session 7 until `/logout` destroys it (and clears the
+/// cookie); after that it sends visitors to the login page.
+async fn spawn_sign_out_site() -> (Upstream, String) {
     use std::sync::atomic::{AtomicBool, Ordering};
-    let signed_in = Arc::new(AtomicBool::new(true));
-    let state = Arc::clone(&signed_in);
+    let state = Arc::new(AtomicBool::new(true));
     let site = spawn_upstream(move |req: Request<Incoming>| {
         let state = Arc::clone(&state);
         async move {
@@ -216,6 +216,12 @@ async fn signing_out_forgets_the_cached_answer_and_a_redirect_to_login_is_anonym
     let yaml = format!(
         "identity:\n  secret_key: {SECRET_KEY}\n  lookup:\n    url: /whoami\n    cookies: [PHPSESSID]\n    cache_ttl: 1h\n"
     );
+    (site, yaml)
+}
+
+#[tokio::test]
+async fn signing_out_forgets_the_cached_answer_and_a_redirect_to_login_is_anonymous() {
+    let (site, yaml) = spawn_sign_out_site().await;
     let proxy = spawn_proxy(&proxy_yaml(site.addr, &yaml)).await;
     let visit =
         |path: &'static str| get_with(&proxy, path, &[("cookie", "PHPSESSID=s1"), ("user-agent", "TestBrowser/1.0")]);
@@ -232,4 +238,26 @@ async fn signing_out_forgets_the_cached_answer_and_a_redirect_to_login_is_anonym
     let asks = whoami_asks(&site).len();
     assert_eq!(widget_attribute(&visit("/").await.text(), "user-id"), None);
     assert_eq!(whoami_asks(&site).len(), asks, "the redirect to the login page is a cached \"not signed in\"");
+}
+
+#[tokio::test]
+async fn signing_out_over_http2_forgets_the_cached_answer_too() {
+    use http_body_util::{BodyExt, Full};
+    let (site, yaml) = spawn_sign_out_site().await;
+    let proxy = spawn_proxy(&proxy_yaml(site.addr, &yaml)).await;
+    let h2: hyper_util::client::legacy::Client<_, Full<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).http2_only(true).build_http();
+    let visit = |path: &str| {
+        let request = Request::get(format!("http://{}{path}", proxy.local_addr()))
+            .header(header::COOKIE, "PHPSESSID=s1")
+            .body(Full::default())
+            .unwrap();
+        let response = h2.request(request);
+        async move {
+            String::from_utf8(response.await.unwrap().into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap()
+        }
+    };
+    assert_eq!(widget_attribute(&visit("/").await, "user-id").as_deref(), Some("7"));
+    visit("/logout").await;
+    assert_eq!(widget_attribute(&visit("/").await, "user-id"), None, "the session is named by :authority on HTTP/2");
 }
