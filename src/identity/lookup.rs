@@ -71,9 +71,19 @@ impl Lookup {
 
     /// The cache key of the request's session, if it carries one.
     pub fn session_key(&self, headers: &HeaderMap) -> Option<[u8; 32]> {
-        let cookies = self.session_cookies(headers).ok()??;
+        self.session(headers).ok()?.map(|(_, key)| key)
+    }
+
+    /// The request's session cookies, as sent to the endpoint, and their cache key: a
+    /// SHA-256 of the `Host` they are for (when it is forwarded) and the cookies.
+    fn session(&self, headers: &HeaderMap) -> Result<Option<(String, [u8; 32])>, Rejection> {
+        let Some(cookies) = self.session_cookies(headers)? else { return Ok(None) };
+        let mut key = Sha256::new();
         let host = headers.get(header::HOST).filter(|_| self.forward_host);
-        Some(cache_key(host, &cookies))
+        key.update(host.map_or(&b""[..], HeaderValue::as_bytes));
+        key.update(b"\n");
+        key.update(cookies.as_bytes());
+        Ok(Some((cookies, key.finalize().into())))
     }
 
     /// Whether a response sets (or clears) one of the session cookies: a sign-in or a
@@ -94,13 +104,11 @@ impl Lookup {
 
     /// The visitor behind the request's session cookies, within `timeout`.
     pub async fn identify(&self, headers: &HeaderMap) -> (Option<Arc<Visitor>>, Outcome) {
-        let cookies = match self.session_cookies(headers) {
-            Ok(Some(cookies)) => cookies,
+        let (cookies, key) = match self.session(headers) {
+            Ok(Some(session)) => session,
             Ok(None) => return (None, Outcome::None),
             Err(reason) => return (None, Outcome::Rejected(reason)),
         };
-        let host = headers.get(header::HOST).filter(|_| self.forward_host);
-        let key = cache_key(host, &cookies);
         let asked = self.cache.entry(key).or_try_insert_with(self.ask(cookies, headers));
         let entry = match tokio::time::timeout(self.config.timeout, asked).await {
             Err(_) => return (None, Outcome::Rejected(Rejection::LookupTimeout)),
@@ -180,13 +188,4 @@ impl Lookup {
             Err(reason) => Answer::Rejected(reason),
         })
     }
-}
-
-/// A session's cache key: a SHA-256 of the `Host` it is for and its cookies.
-fn cache_key(host: Option<&HeaderValue>, cookies: &str) -> [u8; 32] {
-    let mut key = Sha256::new();
-    key.update(host.map_or(&b""[..], HeaderValue::as_bytes));
-    key.update(b"\n");
-    key.update(cookies.as_bytes());
-    key.finalize().into()
 }
