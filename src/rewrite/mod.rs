@@ -9,6 +9,7 @@
 mod charset;
 mod doctype;
 mod handlers;
+mod skim;
 mod stages;
 
 use std::collections::VecDeque;
@@ -85,6 +86,8 @@ pub struct RewriteBody<B> {
     input_ended: bool,
     /// Whether the page opens with a doctype, until that is clear.
     doctype: doctype::DoctypeScan,
+    /// The fast path: which bytes lol_html must see. `None`: it sees them all.
+    skim: Option<Box<skim::Skimmer>>,
 }
 
 /// What one unit of work did.
@@ -120,6 +123,7 @@ impl<B> RewriteBody<B> {
             remainder: Bytes::new(),
             input_ended: false,
             doctype: doctype::DoctypeScan::default(),
+            skim: Some(Box::default()),
         };
         let injection = Arc::new(injection);
         match injection.encoding {
@@ -127,6 +131,14 @@ impl<B> RewriteBody<B> {
             None => body.stage = Stage::AwaitingFirstBytes { injection, prefix: Vec::new() },
         }
         body
+    }
+
+    /// Sends every byte of the page through lol_html, without the fast path: the oracle
+    /// the fast path is tested and measured against.
+    #[must_use]
+    pub fn without_fast_path(mut self) -> Self {
+        self.skim = None;
+        self
     }
 
     /// The charset the rewriter could not handle, if that is why the page passed through.

@@ -1,12 +1,15 @@
 //! The lol_html side of a body: creating the rewriter once the page's encoding is known,
 //! feeding it page bytes, and ending it — or letting bytes through once it has given up.
 
-use std::sync::{Arc, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bytes::BytesMut;
 
 use lol_html::send::HtmlRewriter;
 use tracing::debug;
 
 use super::handlers::{Injection, PageState, Sink, settings};
+use super::skim::Route;
 use super::{RewriteBody, Stage, charset};
 
 impl<B> RewriteBody<B> {
@@ -63,11 +66,15 @@ impl<B> RewriteBody<B> {
         if self.doctype.scan(data) == Some(true) {
             PageState::set(&self.state.page);
         }
-        if let Stage::Rewriting(rewriter) = &mut self.stage
-            && let Err(error) = rewriter.write(data)
-        {
-            debug!(%error, "rewriter gave up; the rest of the page passes through unchanged");
-            self.stage = Stage::PassingThrough;
+        if let Stage::Rewriting(rewriter) = &mut self.stage {
+            let mut lanes = Lanes { rewriter, output: &self.output, failed: false };
+            match &mut self.skim {
+                Some(skim) => skim.route(data, &mut lanes),
+                None => lanes.feed(data),
+            }
+            if lanes.failed {
+                self.stage = Stage::PassingThrough;
+            }
         }
     }
 
@@ -79,6 +86,13 @@ impl<B> RewriteBody<B> {
         {
             self.start(injection, &prefix);
         }
+        if let (Stage::Rewriting(rewriter), Some(skim)) = (&mut self.stage, &mut self.skim) {
+            let mut lanes = Lanes { rewriter, output: &self.output, failed: false };
+            skim.finish(&mut lanes);
+            if lanes.failed {
+                self.stage = Stage::PassingThrough;
+            }
+        }
         if let Stage::Rewriting(rewriter) = std::mem::replace(&mut self.stage, Stage::Finished)
             && let Err(error) = rewriter.end()
         {
@@ -86,5 +100,52 @@ impl<B> RewriteBody<B> {
             PageState::set(&self.state.bailed_out);
         }
         self.stage = Stage::Finished;
+    }
+}
+
+/// The two ways a page's bytes go: through lol_html, or straight to the output. Once
+/// lol_html has given up, everything goes straight to the output.
+struct Lanes<'a> {
+    rewriter: &'a mut HtmlRewriter<'static, Sink>,
+    output: &'a Mutex<BytesMut>,
+    failed: bool,
+}
+
+impl Lanes<'_> {
+    fn output(&self) -> std::sync::MutexGuard<'_, BytesMut> {
+        self.output.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// On a rewriter error lol_html has already flushed the unprocessed input as-is.
+    fn write(&mut self, bytes: &[u8]) {
+        if let Err(error) = self.rewriter.write(bytes) {
+            debug!(%error, "rewriter gave up; the rest of the page passes through unchanged");
+            self.failed = true;
+        }
+    }
+}
+
+impl Route for Lanes<'_> {
+    fn pass(&mut self, bytes: &[u8]) {
+        self.output().extend_from_slice(bytes);
+    }
+
+    fn feed(&mut self, bytes: &[u8]) {
+        if self.failed {
+            self.pass(bytes);
+        } else {
+            self.write(bytes);
+        }
+    }
+
+    fn feed_unseen(&mut self, bytes: &[u8]) {
+        if self.failed {
+            return;
+        }
+        let before = self.output().len();
+        self.write(bytes);
+        let mut output = self.output();
+        debug_assert_eq!(output.get(before..), Some(bytes), "lol_html changed unseen start tags");
+        output.truncate(before);
     }
 }
