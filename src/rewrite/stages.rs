@@ -9,7 +9,7 @@ use lol_html::send::HtmlRewriter;
 use tracing::debug;
 
 use super::handlers::{Injection, PageState, Sink, settings};
-use super::skim::Route;
+use super::skim::{Route, Skimmer};
 use super::{RewriteBody, Stage, charset};
 
 impl<B> RewriteBody<B> {
@@ -66,15 +66,20 @@ impl<B> RewriteBody<B> {
         if self.doctype.scan(data) == Some(true) {
             PageState::set(&self.state.page);
         }
-        if let Stage::Rewriting(rewriter) = &mut self.stage {
-            let mut lanes = Lanes { rewriter, output: &self.output, failed: false };
-            match &mut self.skim {
-                Some(skim) => skim.route(data, &mut lanes),
-                None => lanes.feed(data),
-            }
-            if lanes.failed {
-                self.stage = Stage::PassingThrough;
-            }
+        self.through_lanes(|skim, lanes| match skim {
+            Some(skim) => skim.route(data, lanes),
+            None => lanes.feed(data),
+        });
+    }
+
+    /// Runs `send` with the page's two lanes, while the rewriter has not given up; once it
+    /// has, the rest of the page passes through.
+    fn through_lanes(&mut self, send: impl FnOnce(Option<&mut Skimmer>, &mut Lanes<'_>)) {
+        let Stage::Rewriting(rewriter) = &mut self.stage else { return };
+        let mut lanes = Lanes { rewriter, output: &self.output, failed: false };
+        send(self.skim.as_deref_mut(), &mut lanes);
+        if lanes.failed {
+            self.stage = Stage::PassingThrough;
         }
     }
 
@@ -86,13 +91,11 @@ impl<B> RewriteBody<B> {
         {
             self.start(injection, &prefix);
         }
-        if let (Stage::Rewriting(rewriter), Some(skim)) = (&mut self.stage, &mut self.skim) {
-            let mut lanes = Lanes { rewriter, output: &self.output, failed: false };
-            skim.finish(&mut lanes);
-            if lanes.failed {
-                self.stage = Stage::PassingThrough;
+        self.through_lanes(|skim, lanes| {
+            if let Some(skim) = skim {
+                skim.finish(lanes);
             }
-        }
+        });
         if let Stage::Rewriting(rewriter) = std::mem::replace(&mut self.stage, Stage::Finished)
             && let Err(error) = rewriter.end()
         {
@@ -127,19 +130,21 @@ impl Lanes<'_> {
 
 impl Route for Lanes<'_> {
     fn pass(&mut self, bytes: &[u8]) {
-        self.output().extend_from_slice(bytes);
+        if !bytes.is_empty() {
+            self.output().extend_from_slice(bytes);
+        }
     }
 
     fn feed(&mut self, bytes: &[u8]) {
         if self.failed {
             self.pass(bytes);
-        } else {
+        } else if !bytes.is_empty() {
             self.write(bytes);
         }
     }
 
     fn feed_unseen(&mut self, bytes: &[u8]) {
-        if self.failed {
+        if self.failed || bytes.is_empty() {
             return;
         }
         let before = self.output().len();

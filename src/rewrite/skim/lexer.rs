@@ -199,8 +199,8 @@ impl Lexer {
         self.attr_len = usize::MAX;
     }
 
-    /// The attributes of a tag, in one loop (most of a page's markup is attributes): the
-    /// same transitions as [`Lexer::step`], up to the end of the tag or of the chunk.
+    /// The attributes of a tag, in one loop (most of a page's markup is attributes), up to
+    /// the end of the tag or of the chunk.
     fn attributes(&mut self, chunk: &[u8], at: &mut usize) -> Option<Event> {
         use State::*;
         let mut state = self.state;
@@ -433,74 +433,11 @@ impl Lexer {
         }
     }
 
-    /// One byte `b`, already consumed, in a state without a fast path of its own. To
+    /// One byte `b`, already consumed, in a state `run` does not read itself. To
     /// reconsume it in another state, `at` steps back.
     fn step(&mut self, b: u8, chunk: &[u8], at: &mut usize) -> Option<Event> {
         use State::*;
         match self.state {
-            BeforeAttrName => match b {
-                _ if is_whitespace(b) => {}
-                b'/' => self.state = SelfClosing,
-                b'>' => return self.tag_end(self.text_state()),
-                _ => {
-                    self.attr_start();
-                    self.attr_byte(b);
-                    self.state = AttrName;
-                }
-            },
-            AttrName => match b {
-                _ if is_whitespace(b) => {
-                    self.attr_done();
-                    self.state = AfterAttrName;
-                }
-                b'=' => {
-                    self.attr_done();
-                    self.state = BeforeAttrValue;
-                }
-                b'/' => {
-                    self.attr_done();
-                    self.state = SelfClosing;
-                }
-                b'>' => {
-                    self.attr_done();
-                    return self.tag_end(self.text_state());
-                }
-                _ => self.attr_byte(b),
-            },
-            AfterAttrName => match b {
-                _ if is_whitespace(b) => {}
-                b'/' => self.state = SelfClosing,
-                b'=' => self.state = BeforeAttrValue,
-                b'>' => return self.tag_end(self.text_state()),
-                _ => {
-                    self.attr_start();
-                    self.attr_byte(b);
-                    self.state = AttrName;
-                }
-            },
-            BeforeAttrValue => match b {
-                _ if is_whitespace(b) => {}
-                b'"' | b'\'' => {
-                    if !self.skip_past(b, chunk, at, BeforeAttrName) {
-                        self.state = AttrValueQuoted(b);
-                    }
-                }
-                // lol_html goes to the data state here, whatever the element.
-                b'>' => return self.tag_end(Data),
-                _ => self.state = AttrValueUnquoted,
-            },
-            AttrValueQuoted(quote) => {
-                if b == quote {
-                    self.state = BeforeAttrName;
-                } else {
-                    self.skip_past(quote, chunk, at, BeforeAttrName);
-                }
-            }
-            AttrValueUnquoted => match b {
-                _ if is_whitespace(b) => self.state = BeforeAttrName,
-                b'>' => return self.tag_end(self.text_state()),
-                _ => {}
-            },
             SelfClosing => {
                 if b == b'>' {
                     self.self_closing = true;
@@ -777,8 +714,9 @@ impl Lexer {
                 }
             }
             PlainText => *at = chunk.len(),
-            // Read by `run` itself: reconsumed there.
-            Data | TagOpen | EndTagOpen | TagName => *at -= 1,
+            // Read by `run` itself (attributes by `attributes`): reconsumed there.
+            Data | TagOpen | EndTagOpen | TagName | BeforeAttrName | AttrName | AfterAttrName | BeforeAttrValue
+            | AttrValueQuoted(_) | AttrValueUnquoted => *at -= 1,
         }
         None
     }

@@ -93,6 +93,8 @@ pub(super) struct Skimmer {
     /// The open element the current end tag closes.
     closes: Option<usize>,
     tree: Tree,
+    /// The start tags of a sync (kept to reuse its allocation).
+    unseen: Vec<u8>,
 }
 
 impl Default for Skimmer {
@@ -108,6 +110,7 @@ impl Default for Skimmer {
             kind: Kind::Other,
             closes: None,
             tree: Tree::default(),
+            unseen: Vec::new(),
         }
     }
 }
@@ -122,18 +125,19 @@ impl Skimmer {
         let mut at = 0;
         while let Some(event) = self.lexer.next(chunk, &mut at) {
             self.opened(&mut cut);
-            let wanted = match event {
-                Event::NotTag => Way::Pass,
-                Event::Name => self.at_name(),
+            match event {
+                Event::NotTag | Event::Closed => self.apply(Way::Pass, chunk, &mut cut, at, to),
+                Event::Name => {
+                    let wanted = self.at_name();
+                    self.apply(wanted, chunk, &mut cut, at, to);
+                }
                 Event::TagEnd => {
-                    let wanted = if self.lexer.end_tag { Way::Pass } else { self.at_raw_start_tag_end() };
+                    // Decided before the element is pushed: a sync must not include it.
+                    let wanted = if self.lexer.end_tag { Way::Pass } else { self.at_start_tag_end() };
                     self.apply(wanted, chunk, &mut cut, at, to);
                     self.at_tag_end();
-                    Way::Pass
                 }
-                Event::Closed => Way::Pass,
-            };
-            self.apply(wanted, chunk, &mut cut, at, to);
+            }
             if self.way == Way::Full {
                 return to.feed(&chunk[cut.start..]);
             }
@@ -169,15 +173,12 @@ impl Skimmer {
     fn apply(&mut self, wanted: Way, chunk: &[u8], cut: &mut Cut, at: usize, to: &mut impl Route) {
         match (self.way, wanted) {
             (Way::Hold, Way::Pass) => {
-                if !self.held.is_empty() {
-                    to.pass(&self.held);
-                    self.held.clear();
-                }
+                self.release_held(Way::Pass, to);
                 self.way = Way::Pass;
             }
             (Way::Hold, Way::HoldTree) => {
                 self.tree.sync.clear();
-                self.sync_bytes();
+                self.open.start_tags_from(self.synced, &mut self.tree.sync);
                 self.tree.base = self.open.len();
                 self.tree.clean = true;
                 self.way = Way::HoldTree;
@@ -185,14 +186,8 @@ impl Skimmer {
             (Way::Hold, Way::Feed | Way::Full) => {
                 to.pass(&chunk[cut.start..cut.hold_from]);
                 cut.start = cut.hold_from;
-                self.tree.sync.clear();
-                self.sync_bytes();
-                if !self.tree.sync.is_empty() {
-                    to.feed_unseen(&self.tree.sync);
-                }
-                self.synced = self.open.len();
-                to.feed(&self.held);
-                self.held.clear();
+                self.sync(to);
+                self.release_held(Way::Feed, to);
                 self.way = wanted;
             }
             (Way::HoldTree, Way::Full) => {
@@ -212,12 +207,7 @@ impl Skimmer {
                 to.feed(&chunk[cut.start..at]);
                 cut.start = at;
             }
-            Way::HoldTree if self.tree.clean && self.open.len() == self.tree.base => {
-                if !self.held.is_empty() {
-                    to.pass(&self.held);
-                    self.held.clear();
-                }
-            }
+            Way::HoldTree if self.tree.clean && self.open.len() == self.tree.base => self.release_held(Way::Pass, to),
             Way::HoldTree => self.feed_tree(chunk, cut, at, to),
             _ => return,
         }
@@ -228,11 +218,8 @@ impl Skimmer {
     /// start; what follows is fed too until the subtree is over.
     fn feed_tree(&mut self, chunk: &[u8], cut: &mut Cut, at: usize, to: &mut impl Route) {
         to.pass(&chunk[cut.start..cut.hold_from.min(at)]);
-        if !self.tree.sync.is_empty() {
-            to.feed_unseen(&self.tree.sync);
-        }
-        to.feed(&self.held);
-        self.held.clear();
+        to.feed_unseen(&self.tree.sync);
+        self.release_held(Way::Feed, to);
         to.feed(&chunk[cut.hold_from.min(at)..at]);
         cut.start = at;
         self.synced = self.open.len();
@@ -267,14 +254,22 @@ impl Skimmer {
         }
     }
 
-    /// The start tags that show lol_html the elements opened while it was not fed, so that
-    /// its stack of open elements becomes the page's (in `tree.sync`).
-    fn sync_bytes(&mut self) {
-        for i in self.synced..self.open.len() {
-            self.tree.sync.push(b'<');
-            self.tree.sync.extend_from_slice(self.open.name(i));
-            self.tree.sync.push(b'>');
+    /// The held bytes of a construct from earlier chunks go `way` (passed or fed).
+    fn release_held(&mut self, way: Way, to: &mut impl Route) {
+        match way {
+            Way::Pass => to.pass(&self.held),
+            _ => to.feed(&self.held),
         }
+        self.held.clear();
+    }
+
+    /// Shows lol_html, unseen, the elements opened while it was not fed: its stack of open
+    /// elements becomes the page's.
+    fn sync(&mut self, to: &mut impl Route) {
+        self.unseen.clear();
+        self.open.start_tags_from(self.synced, &mut self.unseen);
+        to.feed_unseen(&self.unseen);
+        self.synced = self.open.len();
     }
 
     /// A tag name is complete: the tree builder's view of it, and how the tag goes.
@@ -311,6 +306,9 @@ impl Skimmer {
             Kind::Widget | Kind::PlainText => Way::Full,
             Kind::Svg | Kind::Math => Way::HoldTree,
             Kind::Page | Kind::Meta => Way::Feed,
+            // A `<script>` (in any namespace: lol_html's `script[src]` matches there too) and
+            // raw text elements are decided at the end of the tag.
+            Kind::Script => Way::Hold,
             _ if self.lexer.pending_text != TextType::Data => Way::Hold,
             _ if self.open.len() >= MAX_OPEN_ELEMENTS => Way::Full,
             _ => Way::Pass,
@@ -334,16 +332,14 @@ impl Skimmer {
         }
     }
 
-    /// A `<script>`, `<style>`, `<textarea>`… start tag is complete: a script with a `src`
-    /// (the widget's?) goes through lol_html. One that ends right after `=` (`<style a=>`)
-    /// leaves lol_html reading raw text or markup depending on its parser's mode at the
-    /// time: the rest of the page goes to lol_html.
-    fn at_raw_start_tag_end(&self) -> Way {
-        if self.lexer.pending_text == TextType::Data {
-            Way::Pass
-        } else if self.lexer.state == State::Data {
+    /// A start tag is complete. One that ends right after `=` (`<style a=>`) and would
+    /// switch to raw text leaves lol_html reading raw text or markup depending on its
+    /// parser's mode at the time: the rest of the page goes to lol_html. A script with a
+    /// `src` (the widget's?) goes through lol_html.
+    fn at_start_tag_end(&self) -> Way {
+        if self.lexer.pending_text != TextType::Data && self.lexer.state == State::Data {
             Way::Full
-        } else if self.lexer.has_src && self.lexer.pending_text == TextType::Script {
+        } else if self.kind == Kind::Script && self.lexer.has_src {
             Way::Feed
         } else {
             Way::Pass

@@ -300,6 +300,15 @@ impl OpenElements {
         self.names.extend(name.iter().map(u8::to_ascii_lowercase));
     }
 
+    /// The start tags of the elements from `first` on (what lol_html has not seen opened).
+    pub(super) fn start_tags_from(&self, first: usize, into: &mut Vec<u8>) {
+        for i in first..self.len() {
+            into.push(b'<');
+            into.extend_from_slice(self.name(i));
+            into.push(b'>');
+        }
+    }
+
     /// The nearest open element of this name.
     pub(super) fn find(&self, name: &[u8]) -> Option<usize> {
         (0..self.len()).rev().find(|&i| self.name(i).eq_ignore_ascii_case(name))

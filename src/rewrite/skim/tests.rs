@@ -146,6 +146,7 @@ const PIECES: &[&str] = &[
     "<mi>",
     "</mi>",
     "<annotation-xml encoding=\"text/html\">",
+    "<svg><script src=\"https://www.useinvent.com/button.js\"></script></svg>",
     "</annotation-xml>",
     "<font size=1>",
     "<![CDATA[x]]>",
