@@ -138,9 +138,9 @@ impl Default for Lexer {
             end_tag: false,
             self_closing: false,
             has_src: false,
-            name: Vec::with_capacity(32),
-            last_start: Vec::with_capacity(16),
-            raw_end: Vec::with_capacity(16),
+            name: Vec::new(),
+            last_start: Vec::new(),
+            raw_end: Vec::new(),
             attr: [0; 3],
             attr_len: 0,
         }
