@@ -24,9 +24,21 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// How long a client may take to complete its TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How many connections may wait for `accept`: a burst of new clients queues instead of
+/// being dropped (the standard library's 128 is too few for one; nginx uses 511). Linux
+/// caps it at `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 1024;
+
 /// Binds a listening socket; `key` is the config key the address comes from.
 pub async fn bind(addr: SocketAddr, key: &'static str) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr).await.map_err(|source| StartError::Bind { key, addr, source })
+    let listen = || {
+        let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+        // A restarted proxy can bind while the old one's connections are in TIME_WAIT.
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(LISTEN_BACKLOG)
+    };
+    listen().map_err(|source| StartError::Bind { key, addr, source })
 }
 
 /// The proxy's bound sockets: plain HTTP, and HTTPS if `listen_tls` is configured.

@@ -4,13 +4,12 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use bytes::BytesMut;
 use lol_html::html_content::{ContentType, DocumentEnd, EndTag};
 use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use lol_html::send::{Element, ElementContentHandlers, Settings};
-use lol_html::{MemorySettings, OutputSink, Selector, end, end_tag};
+use lol_html::{MemorySettings, Selector, end, end_tag};
 
 use super::charset::Decoding;
 use crate::config::Position;
@@ -79,15 +78,6 @@ impl PageState {
         let meta_nonce = self.meta_nonce.lock().unwrap_or_else(PoisonError::into_inner).clone();
         let nonce = injection.nonce.as_deref().or(meta_nonce.as_deref());
         Some(injection.widget.markup(injection.visitor.as_deref(), injection.syntax, nonce, element, script))
-    }
-}
-
-/// Collects the rewriter's output until the body hands it on.
-pub(super) struct Sink(pub(super) Arc<Mutex<BytesMut>>);
-
-impl OutputSink for Sink {
-    fn handle_chunk(&mut self, chunk: &[u8]) {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).extend_from_slice(chunk);
     }
 }
 

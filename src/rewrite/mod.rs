@@ -9,15 +9,16 @@
 mod charset;
 mod doctype;
 mod handlers;
+mod output;
 mod skim;
 mod stages;
 
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
@@ -26,7 +27,8 @@ use lol_html::send::HtmlRewriter;
 pub use handlers::{Injection, REWRITER_MAX_MEMORY, selectors_ready};
 
 use crate::codec::{Decoder, Encoder};
-use handlers::{PageState, Sink};
+use handlers::PageState;
+use output::{SharedOutput, Sink, lock};
 
 /// The error of a body on the request path: whatever the upstream body failed with.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -68,9 +70,10 @@ enum Stage {
 pub struct RewriteBody<B> {
     upstream: B,
     stage: Stage,
-    output: Arc<Mutex<BytesMut>>,
+    /// What the page has produced, not yet moved to `pending`.
+    output: SharedOutput,
     state: Arc<PageState>,
-    /// Bytes decided while sniffing, sent before anything else.
+    /// Bytes ready to send, in order (encoded, if the client gets the page compressed).
     pending: VecDeque<Bytes>,
     /// The page's encoding, when the rewriter cannot handle it (UTF-16 by its BOM).
     refused_charset: Option<&'static str>,
@@ -113,7 +116,7 @@ impl<B> RewriteBody<B> {
         let mut body = RewriteBody {
             upstream,
             stage: Stage::PassingThrough,
-            output: Arc::new(Mutex::new(BytesMut::with_capacity(16 * 1024))),
+            output: SharedOutput::default(),
             state: Arc::new(PageState::default()),
             pending: VecDeque::new(),
             refused_charset: None,
@@ -127,7 +130,7 @@ impl<B> RewriteBody<B> {
         };
         let injection = Arc::new(injection);
         match injection.encoding {
-            Some(_) => body.start(injection, &[]),
+            Some(_) => body.start(injection, &Bytes::new()),
             None => body.stage = Stage::AwaitingFirstBytes { injection, prefix: Vec::new() },
         }
         body
@@ -167,26 +170,36 @@ impl<B> RewriteBody<B> {
         done.then(|| self.pending.iter().map(|b| b.len() as u64).sum())
     }
 
-    fn take_output(&self) -> Bytes {
-        self.output.lock().unwrap_or_else(PoisonError::into_inner).split().freeze()
-    }
-
-    /// The output so far, encoded if the client gets the page compressed.
-    fn take_encoded(&mut self) -> Result<Bytes, BoxError> {
-        let out = self.take_output();
+    /// Moves the output so far to the bytes to send, encoded if the client gets the page
+    /// compressed.
+    fn queue_output(&mut self) -> Result<(), BoxError> {
+        let parts = lock(&self.output).take();
         match &mut self.encoder {
-            Some(encoder) => Ok(encoder.push(&out)?),
-            None => Ok(out),
+            Some(encoder) => {
+                for part in parts {
+                    self.pending.push_back(encoder.push(&part)?);
+                }
+            }
+            None => self.pending.extend(parts),
         }
+        Ok(())
     }
 
-    /// The last output, with the end of the encoded stream.
-    fn take_final(&mut self) -> Result<Bytes, BoxError> {
-        let out = self.take_output();
-        match self.encoder.take() {
-            Some(encoder) => Ok(encoder.finish(&out)?),
-            None => Ok(out),
+    /// Moves the last output to the bytes to send, with the end of the encoded stream.
+    fn queue_final(&mut self) -> Result<(), BoxError> {
+        let Some(mut encoder) = self.encoder.take() else { return self.queue_output() };
+        let mut parts = lock(&self.output).take();
+        let last = parts.pop().unwrap_or_default();
+        for part in parts {
+            self.pending.push_back(encoder.push(&part)?);
         }
+        self.pending.push_back(encoder.finish(&last)?);
+        Ok(())
+    }
+
+    /// The next bytes ready to send.
+    fn next_pending(&mut self) -> Option<Bytes> {
+        std::iter::from_fn(|| self.pending.pop_front()).find(|bytes| !bytes.is_empty())
     }
 
     /// Takes an upstream chunk: kept for bounded decoding if compressed, else fed on.
@@ -228,8 +241,11 @@ impl<B> RewriteBody<B> {
     /// The next frame once everything has been processed: the last bytes (with the end of
     /// the encoded stream), then any trailers.
     fn finish(&mut self) -> Result<Option<Frame<Bytes>>, BoxError> {
-        let rest = self.take_final()?;
-        Ok(if rest.is_empty() { self.trailers.take().map(Frame::trailers) } else { Some(Frame::data(rest)) })
+        self.queue_final()?;
+        Ok(match self.next_pending() {
+            Some(bytes) => Some(Frame::data(bytes)),
+            None => self.trailers.take().map(Frame::trailers),
+        })
     }
 }
 
@@ -251,7 +267,7 @@ where
         // An upstream that announced a small length usually has the whole body at hand:
         // reading it all gives the client an exact Content-Length instead of chunks.
         let small = self.upstream.size_hint().exact().is_some_and(|len| len <= SNIFF_LIMIT as u64);
-        let buffered = |body: &Self| body.output.lock().unwrap_or_else(PoisonError::into_inner).len();
+        let buffered = |body: &Self| lock(&body.output).len();
         // The output held back is bounded too: a small compressed body may decode to much
         // more (twice the window leaves room for a whole small page and its widget).
         while (small || (!self.is_page() && read < SNIFF_LIMIT)) && buffered(self) <= 2 * SNIFF_LIMIT {
@@ -262,8 +278,7 @@ where
             }
             let Ok(frame) = tokio::time::timeout_at(deadline, self.upstream.frame()).await else {
                 // Still unclear, or still arriving: stop holding the head back.
-                let out = self.take_encoded()?;
-                self.pending.push_back(out);
+                self.queue_output()?;
                 return Ok(if self.is_page() { Sniffed::Page } else { Sniffed::Undecided });
             };
             match frame {
@@ -281,13 +296,16 @@ where
         }
         if self.is_page() {
             let done = matches!(self.stage, Stage::Finished) && self.decoder.is_none();
-            let out = if done { self.take_final()? } else { self.take_encoded()? };
-            self.pending.push_back(out);
+            if done {
+                self.queue_final()?
+            } else {
+                self.queue_output()?
+            };
             return Ok(Sniffed::Page);
         }
         // Not a page: what was read goes out exactly as it came (still compressed, if it
         // was), and the rest unparsed.
-        self.output.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        lock(&self.output).clear();
         self.decoder = None;
         self.encoder = None;
         self.remainder = Bytes::new();
@@ -309,19 +327,16 @@ where
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
-        while let Some(bytes) = this.pending.pop_front() {
-            if !bytes.is_empty() {
+        loop {
+            if let Some(bytes) = this.next_pending() {
                 return Poll::Ready(Some(Ok(Frame::data(bytes))));
             }
-        }
-        loop {
             match this.pump() {
                 Err(e) => return Poll::Ready(Some(Err(e))),
                 Ok(Pump::Done) => return Poll::Ready(this.finish().transpose()),
-                Ok(Pump::Worked) => match this.take_encoded() {
+                Ok(Pump::Worked) => match this.queue_output() {
                     Err(e) => return Poll::Ready(Some(Err(e))),
-                    Ok(out) if !out.is_empty() => return Poll::Ready(Some(Ok(Frame::data(out)))),
-                    Ok(_) => continue,
+                    Ok(()) => continue,
                 },
                 Ok(Pump::NeedInput) => {}
             }
@@ -344,10 +359,8 @@ where
                 return Poll::Ready(Some(Ok(Frame::data(data))));
             }
             this.accept(data);
-            match this.take_encoded() {
-                Err(e) => return Poll::Ready(Some(Err(e))),
-                Ok(out) if !out.is_empty() => return Poll::Ready(Some(Ok(Frame::data(out)))),
-                Ok(_) => {}
+            if let Err(e) = this.queue_output() {
+                return Poll::Ready(Some(Err(e)));
             }
         }
     }
@@ -358,14 +371,12 @@ where
             && self.encoder.is_none()
             && self.pending.iter().all(Bytes::is_empty)
             && self.trailers.is_none()
-            && self.output.lock().unwrap_or_else(PoisonError::into_inner).is_empty()
+            && lock(&self.output).is_empty()
     }
 
     fn size_hint(&self) -> SizeHint {
         match self.complete_len() {
-            Some(len) if self.output.lock().unwrap_or_else(PoisonError::into_inner).is_empty() => {
-                SizeHint::with_exact(len)
-            }
+            Some(len) if lock(&self.output).is_empty() => SizeHint::with_exact(len),
             _ => SizeHint::default(),
         }
     }

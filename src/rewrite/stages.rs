@@ -1,21 +1,22 @@
 //! The lol_html side of a body: creating the rewriter once the page's encoding is known,
 //! feeding it page bytes, and ending it — or letting bytes through once it has given up.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use bytes::BytesMut;
+use bytes::Bytes;
 
 use lol_html::send::HtmlRewriter;
 use tracing::debug;
 
-use super::handlers::{Injection, PageState, Sink, settings};
+use super::handlers::{Injection, PageState, settings};
+use super::output::{Output, Sink, lock};
 use super::skim::{Route, Skimmer};
 use super::{RewriteBody, Stage, charset};
 
 impl<B> RewriteBody<B> {
     /// Creates the rewriter for the page's encoding and feeds it `first_bytes`; or, for an
     /// encoding it cannot handle, lets the page through as it is.
-    pub(super) fn start(&mut self, injection: Arc<Injection>, first_bytes: &[u8]) {
+    pub(super) fn start(&mut self, injection: Arc<Injection>, first_bytes: &Bytes) {
         match charset::choose(injection.encoding, first_bytes) {
             Ok(decoding) => {
                 let settings = settings(injection, Arc::clone(&self.state), decoding);
@@ -27,17 +28,15 @@ impl<B> RewriteBody<B> {
                 debug!(charset, "the page's encoding cannot be rewritten; it passes through");
                 self.refused_charset = Some(charset);
                 self.stage = Stage::PassingThrough;
-                self.output.lock().unwrap_or_else(PoisonError::into_inner).extend_from_slice(first_bytes);
+                lock(&self.output).share(first_bytes.clone());
             }
         }
     }
 
     /// Page bytes to the rewriter, or straight to the output once it has given up.
-    pub(super) fn feed(&mut self, page_bytes: &[u8]) {
+    pub(super) fn feed(&mut self, page_bytes: &Bytes) {
         match self.stage {
-            Stage::PassingThrough => {
-                self.output.lock().unwrap_or_else(PoisonError::into_inner).extend_from_slice(page_bytes);
-            }
+            Stage::PassingThrough => lock(&self.output).share(page_bytes.clone()),
             Stage::Finished => {}
             _ => self.write(page_bytes),
         }
@@ -46,7 +45,7 @@ impl<B> RewriteBody<B> {
     /// Feeds one chunk to the rewriter, leaving its output in the buffer. On a rewriter
     /// error lol_html has already flushed the unprocessed input as-is; the rest passes
     /// through.
-    fn write(&mut self, data: &[u8]) {
+    fn write(&mut self, data: &Bytes) {
         if let Stage::AwaitingFirstBytes { prefix, .. } = &mut self.stage {
             if prefix.len() + data.len() < charset::BOM_LENGTH {
                 prefix.extend_from_slice(data);
@@ -61,12 +60,12 @@ impl<B> RewriteBody<B> {
                 return self.start(injection, data);
             }
             prefix.extend_from_slice(data);
-            return self.start(injection, &prefix);
+            return self.start(injection, &Bytes::from(prefix));
         }
         if self.doctype.scan(data) == Some(true) {
             PageState::set(&self.state.page);
         }
-        self.through_lanes(|skim, lanes| match skim {
+        self.through_lanes(Some(data), |skim, lanes| match skim {
             Some(skim) => skim.route(data, lanes),
             None => lanes.feed(data),
         });
@@ -74,9 +73,10 @@ impl<B> RewriteBody<B> {
 
     /// Runs `send` with the page's two lanes, while the rewriter has not given up; once it
     /// has, the rest of the page passes through.
-    fn through_lanes(&mut self, send: impl FnOnce(Option<&mut Skimmer>, &mut Lanes<'_>)) {
+    /// `source` is the upstream chunk being routed, if any: long pieces of it are not copied.
+    fn through_lanes(&mut self, source: Option<&Bytes>, send: impl FnOnce(Option<&mut Skimmer>, &mut Lanes<'_>)) {
         let Stage::Rewriting(rewriter) = &mut self.stage else { return };
-        let mut lanes = Lanes { rewriter, output: &self.output, failed: false };
+        let mut lanes = Lanes { rewriter, output: &self.output, source, failed: false };
         send(self.skim.as_deref_mut(), &mut lanes);
         if lanes.failed {
             self.stage = Stage::PassingThrough;
@@ -89,9 +89,9 @@ impl<B> RewriteBody<B> {
             && let Stage::AwaitingFirstBytes { injection, prefix } =
                 std::mem::replace(&mut self.stage, Stage::PassingThrough)
         {
-            self.start(injection, &prefix);
+            self.start(injection, &Bytes::from(prefix));
         }
-        self.through_lanes(|skim, lanes| {
+        self.through_lanes(None, |skim, lanes| {
             if let Some(skim) = skim {
                 skim.finish(lanes);
             }
@@ -110,13 +110,14 @@ impl<B> RewriteBody<B> {
 /// lol_html has given up, everything goes straight to the output.
 struct Lanes<'a> {
     rewriter: &'a mut HtmlRewriter<'static, Sink>,
-    output: &'a Mutex<BytesMut>,
+    output: &'a Mutex<Output>,
+    source: Option<&'a Bytes>,
     failed: bool,
 }
 
 impl Lanes<'_> {
-    fn output(&self) -> std::sync::MutexGuard<'_, BytesMut> {
-        self.output.lock().unwrap_or_else(PoisonError::into_inner)
+    fn output(&self) -> MutexGuard<'_, Output> {
+        lock(self.output)
     }
 
     /// On a rewriter error lol_html has already flushed the unprocessed input as-is.
@@ -131,7 +132,7 @@ impl Lanes<'_> {
 impl Route for Lanes<'_> {
     fn pass(&mut self, bytes: &[u8]) {
         if !bytes.is_empty() {
-            self.output().extend_from_slice(bytes);
+            self.output().pass(self.source, bytes);
         }
     }
 
@@ -147,10 +148,10 @@ impl Route for Lanes<'_> {
         if self.failed || bytes.is_empty() {
             return;
         }
-        let before = self.output().len();
+        let before = self.output().tail().len();
         self.write(bytes);
         let mut output = self.output();
-        debug_assert_eq!(output.get(before..), Some(bytes), "lol_html changed unseen start tags");
-        output.truncate(before);
+        debug_assert_eq!(output.tail().get(before..), Some(bytes), "lol_html changed unseen start tags");
+        output.truncate_tail(before);
     }
 }

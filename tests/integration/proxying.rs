@@ -421,3 +421,22 @@ async fn a_websocket_echoes_through_the_proxy() {
     }
     socket.close(None).await.unwrap();
 }
+
+#[tokio::test]
+async fn an_upstream_head_over_16_kib_is_a_502_and_smaller_ones_pass() {
+    let upstream = spawn_upstream(|req| async move {
+        let size: usize = req.uri().path().trim_start_matches('/').parse().unwrap_or(0);
+        let mut response = respond(StatusCode::OK, "text/plain", "fine");
+        response.headers_mut().insert("x-large", "a".repeat(size).parse().unwrap());
+        response
+    })
+    .await;
+    let proxy = spawn_default_proxy(upstream.addr).await;
+    let large = get(&proxy, "/12000").await;
+    assert_eq!(large.status, StatusCode::OK, "{}", large.text());
+    assert_eq!(large.headers["x-large"].len(), 12000);
+    let too_large = get(&proxy, "/20000").await;
+    assert_eq!(too_large.status, StatusCode::BAD_GATEWAY, "{}", too_large.text());
+    assert!(!too_large.text().contains("aaaa"), "the upstream's header is not echoed");
+    assert_eq!(get(&proxy, "/10").await.status, StatusCode::OK, "the proxy keeps serving");
+}
