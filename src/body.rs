@@ -12,6 +12,7 @@ use hyper::body::Incoming;
 use crate::inject::Skip;
 use crate::rewrite::{BoxError, RewriteBody};
 use crate::telemetry::AccessLog;
+use crate::upstream::InFlight;
 
 /// The three ways a response body can go.
 pub enum ProxyBody {
@@ -77,11 +78,13 @@ pub struct LoggedBody {
     log: AccessLog,
     bytes: u64,
     complete: bool,
+    /// Counted as in flight until the body ends or is dropped.
+    _in_flight: InFlight,
 }
 
 impl LoggedBody {
-    pub fn new(inner: ProxyBody, log: AccessLog) -> Self {
-        LoggedBody { inner, log, bytes: 0, complete: false }
+    pub fn new(inner: ProxyBody, log: AccessLog, in_flight: InFlight) -> Self {
+        LoggedBody { inner, log, bytes: 0, complete: false, _in_flight: in_flight }
     }
 }
 

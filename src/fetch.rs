@@ -29,23 +29,23 @@ pub enum FetchError {
     Failed(String),
 }
 
-/// The most a client connection reads ahead of what has been handed on: also the largest
-/// response head an upstream may send (nginx allows 4–8 KiB). hyper's default, about
-/// 400 KiB, let 1,000 clients downloading 1 MB pages hold 650 KB each; a body chunk
-/// rests at most in the read buffer, the body channel and the client's write queue, so
-/// this bounds a connection to about 100 KB. Larger reads cost less CPU per byte (about
-/// a fifth less at 64 KiB) for three times the memory: HAProxy makes the same choice.
-pub const MAX_READ_BUFFER: usize = 16 * 1024;
+/// The small read buffer (see [`pooled`]): also the largest response head accepted.
+pub const SMALL_READS: usize = 16 * 1024;
 
-/// A keep-alive client over `connector`, as the upstream client is built.
-pub fn pooled<B>(connector: HttpsConnector<HttpConnector>) -> Client<HttpsConnector<HttpConnector>, B>
+/// A keep-alive client over `connector` that reads at most `read_buffer` bytes ahead of
+/// what has been handed on. hyper's default, about 400 KiB, let 1,000 clients downloading
+/// 1 MB pages hold 650 KB each.
+pub fn pooled<B>(
+    connector: HttpsConnector<HttpConnector>,
+    read_buffer: usize,
+) -> Client<HttpsConnector<HttpConnector>, B>
 where
     B: http_body::Body + Send,
     B::Data: Send,
 {
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))
-        .http1_max_buf_size(MAX_READ_BUFFER)
+        .http1_max_buf_size(read_buffer)
         .build(connector)
 }
 
@@ -69,7 +69,7 @@ pub fn client_for(url: &Uri, connect_timeout: Duration) -> std::io::Result<Fetch
         // Plain http: no trust store is read, so a host without one still runs.
         builder.with_tls_config(crate::upstream::tls_config(&[])?)
     };
-    Ok(pooled(builder.https_or_http().enable_http1().wrap_connector(http)))
+    Ok(pooled(builder.https_or_http().enable_http1().wrap_connector(http), SMALL_READS))
 }
 
 /// Sends `request` and reads the whole answer, all within `timeout` and `max_bytes`.

@@ -70,13 +70,14 @@ impl Proxy {
 
     /// Proxies one request. Never fails: upstream failures become 502/504 pages.
     pub async fn handle(&self, req: Request<Incoming>, peer: Peer) -> Response<LoggedBody> {
+        let in_flight = self.client.response_started();
         let mut log = AccessLog::start(req.method(), req.uri().path(), peer.addr);
         let response = self.respond(req, peer, &mut log).await.unwrap_or_else(|err| {
             log.error = Some((err.kind(), crate::error::error_chain(&err)));
             err.to_response().map(ProxyBody::Local)
         });
         log.status = response.status().as_u16();
-        let mut response = response.map(|body| LoggedBody::new(body, log));
+        let mut response = response.map(|body| LoggedBody::new(body, log, in_flight));
         // The client speaks to this proxy, not to the upstream: an HTTP/1.0 upstream must
         // not turn the client's connection into HTTP/1.0 (hyper answers in the client's
         // own version on HTTP/2).

@@ -46,7 +46,7 @@ pub struct Lookup {
 impl Lookup {
     pub fn new(config: &config::Lookup, upstream: &config::Upstream, hasher: UserHasher) -> Result<Lookup, String> {
         let client = if config.target.on_upstream {
-            crate::upstream::connector(upstream).map(fetch::pooled)
+            crate::upstream::connector(upstream).map(|c| fetch::pooled(c, fetch::SMALL_READS))
         } else {
             fetch::client_for(&config.target.uri, upstream.connect_timeout)
         }
