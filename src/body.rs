@@ -101,8 +101,12 @@ impl Body for LoggedBody {
             }
             Some(Err(e)) => {
                 // The upstream's own body failed, or decoding what it sent did.
-                let kind = if e.downcast_ref::<hyper::Error>().is_some() { "upstream_body" } else { "upstream_coding" };
+                let upstream = e.downcast_ref::<hyper::Error>().is_some();
+                let kind = if upstream { "upstream_body" } else { "upstream_coding" };
                 this.log.error = Some((kind, e.to_string()));
+                if upstream {
+                    this.log.upstream_failure = Some(crate::error::classify(e.as_ref()));
+                }
             }
             None => this.complete = true,
         }

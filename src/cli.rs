@@ -78,6 +78,9 @@ fn run(path: &Path) -> CliResult {
             server::StartError::Bind { key, .. } => format!("{e} (set `{key}` in {})", path.display()),
             other => other.to_string(),
         })?;
+        if let Some(admin) = proxy.admin_addr() {
+            tracing::info!(admin = %admin, "admin listener: /healthz, /readyz, /metrics");
+        }
         match proxy.tls_addr() {
             Some(tls) => {
                 tracing::info!(listen = %proxy.local_addr(), listen_tls = %tls, config = %path.display(), "invent-proxy is serving")

@@ -4,6 +4,7 @@ use bytes::Bytes;
 use http::{Response, StatusCode, header};
 use http_body_util::Full;
 
+use crate::metrics::UpstreamFailure;
 use crate::rewrite::BoxError;
 
 /// Everything that can stop a request from being proxied, tagged by where it came from.
@@ -27,6 +28,18 @@ pub enum ProxyError {
 }
 
 impl ProxyError {
+    /// How the exchange with the upstream failed, for the metrics; `None` when the
+    /// upstream is not to blame.
+    pub fn upstream_failure(&self) -> Option<UpstreamFailure> {
+        match self {
+            ProxyError::BadRequest(_) | ProxyError::Internal(_) => None,
+            ProxyError::UpstreamTimeout(_) => Some(UpstreamFailure::Timeout),
+            ProxyError::UpstreamConnect(e) if is_tls(e.as_ref()) => Some(UpstreamFailure::Tls),
+            ProxyError::UpstreamConnect(_) => Some(UpstreamFailure::Connect),
+            ProxyError::Upstream(e) => Some(classify(e.as_ref())),
+        }
+    }
+
     /// The status the client receives.
     pub fn status(&self) -> StatusCode {
         match self {
@@ -88,4 +101,35 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// How an upstream connection that was up failed: reset or closed early, TLS, or
+/// something that is not valid HTTP.
+pub fn classify(error: &(dyn std::error::Error + 'static)) -> UpstreamFailure {
+    if is_tls(error) {
+        return UpstreamFailure::Tls;
+    }
+    let reset = causes(error).any(|e| {
+        use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+        e.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_incomplete_message)
+            || e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| matches!(io.kind(), ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof))
+    });
+    if reset { UpstreamFailure::Reset } else { UpstreamFailure::Protocol }
+}
+
+/// Whether a TLS error is anywhere in the chain.
+fn is_tls(error: &(dyn std::error::Error + 'static)) -> bool {
+    causes(error).any(|e| e.is::<rustls::Error>())
+}
+
+/// `error` and its causes. An `io::Error`'s `source` skips the error it wraps (TLS errors
+/// come as one inside another), so the wrapped error is visited too.
+fn causes<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(error), |e| match e.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref) {
+        Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+        None => e.source(),
+    })
 }

@@ -16,6 +16,7 @@
 //! and allowed origins · [`upgrade`] WebSocket tunnels · [`demo`] the built-in sample site.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod body;
 pub mod cli;
 pub mod codec;
@@ -27,6 +28,7 @@ pub mod fetch;
 pub mod headers;
 pub mod identity;
 pub mod inject;
+pub mod metrics;
 pub mod proxy;
 pub mod rewrite;
 pub mod server;

@@ -7,6 +7,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use http::{HeaderMap, Request, Response, header};
 use hyper::body::Incoming;
@@ -19,6 +20,7 @@ use crate::error::ProxyError;
 use crate::headers;
 use crate::identity::{Identifier, Outcome, Visitor};
 use crate::inject::{self, Skip, Widget};
+use crate::metrics::Metrics;
 use crate::rewrite::{Injection, RewriteBody, Sniffed, Transcode};
 use crate::server::StartError;
 use crate::telemetry::AccessLog;
@@ -32,6 +34,9 @@ pub struct Proxy {
     /// `None` when identity is not configured: every visitor is anonymous.
     identifier: Option<Identifier>,
     widget: Arc<Widget>,
+    metrics: Arc<Metrics>,
+    /// Set once shutdown has begun: `/readyz` then says so.
+    draining: AtomicBool,
 }
 
 /// Who is on the other end of a connection, and whether it came over TLS.
@@ -55,12 +60,31 @@ impl Proxy {
             None => None,
         };
         let widget = Arc::new(Widget::new(&config.assistant));
-        Ok(Proxy { config, client, identifier, widget })
+        Ok(Proxy { config, client, identifier, widget, metrics: Arc::default(), draining: AtomicBool::new(false) })
     }
 
     /// Why identity cannot verify tokens now: an optional `jwks_url` that has not loaded.
     pub fn identity_keys_missing(&self) -> Option<String> {
         self.identifier.as_ref().and_then(Identifier::keys_not_loaded)
+    }
+
+    /// Why the proxy should not get traffic now (for `/readyz`): shutting down, or a
+    /// configured `jwks_url` not loaded yet. Its listeners are bound before it runs.
+    pub fn not_ready(&self) -> Option<String> {
+        if self.draining.load(Ordering::Relaxed) {
+            return Some("shutting down".to_owned());
+        }
+        self.identity_keys_missing().map(|reason| format!("identity.jwt.jwks_url not loaded ({reason})"))
+    }
+
+    /// Marks the proxy as shutting down.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// What the proxy has counted.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// The config this proxy runs with.
@@ -71,9 +95,10 @@ impl Proxy {
     /// Proxies one request. Never fails: upstream failures become 502/504 pages.
     pub async fn handle(&self, req: Request<Incoming>, peer: Peer) -> Response<LoggedBody> {
         let in_flight = self.client.response_started();
-        let mut log = AccessLog::start(req.method(), req.uri().path(), peer.addr);
+        let mut log = AccessLog::start(req.method(), req.uri().path(), peer.addr, Arc::clone(&self.metrics));
         let response = self.respond(req, peer, &mut log).await.unwrap_or_else(|err| {
             log.error = Some((err.kind(), crate::error::error_chain(&err)));
+            log.upstream_failure = err.upstream_failure();
             err.to_response().map(ProxyBody::Local)
         });
         log.status = response.status().as_u16();

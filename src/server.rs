@@ -67,6 +67,7 @@ pub async fn serve(listeners: Listeners, proxy: Arc<Proxy>, shutdown: impl Futur
         }
     }
     drop(listeners);
+    proxy.start_draining();
     info!(open_connections = graceful.count(), "shutting down: listeners closed, finishing in-flight requests");
     tokio::select! {
         () = graceful.shutdown() => info!("all connections finished"),
@@ -93,6 +94,7 @@ fn serve_connection(
     let _ = stream.set_nodelay(true);
     let watcher = graceful.watcher();
     tokio::spawn(async move {
+        let _open = proxy.metrics().connection_opened();
         let Some(acceptor) = tls else {
             return serve_http(TokioIo::new(stream), Peer { addr, tls: false }, proxy, watcher).await;
         };
@@ -167,8 +169,10 @@ pub enum StartError {
 pub struct RunningProxy {
     local_addr: SocketAddr,
     tls_addr: Option<SocketAddr>,
+    admin_addr: Option<SocketAddr>,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
+    admin: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl RunningProxy {
@@ -182,11 +186,20 @@ impl RunningProxy {
         self.tls_addr
     }
 
-    /// Stops accepting, lets in-flight requests finish within the grace period, and
-    /// returns once the proxy has stopped.
+    /// The address of the admin listener, if there is one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
+    /// Stops accepting, lets in-flight requests finish within the grace period (the admin
+    /// listener answers `/readyz` with 503 meanwhile), and returns once the proxy has
+    /// stopped.
     pub async fn shutdown(self) {
         let _ = self.stop.send(());
         let _ = self.task.await;
+        if let Some(admin) = self.admin {
+            admin.abort();
+        }
     }
 }
 
@@ -204,12 +217,18 @@ pub async fn start(config: crate::config::Config) -> Result<RunningProxy, StartE
         }
     };
     let tls_addr = tls.as_ref().and_then(|(listener, _)| listener.local_addr().ok());
+    let admin = match &config.admin {
+        Some(admin) => Some(bind(admin.listen, "admin.listen").await?),
+        None => None,
+    };
+    let admin_addr = admin.as_ref().and_then(|listener| listener.local_addr().ok());
     let grace = config.shutdown_grace_period;
     let proxy = Arc::new(Proxy::start(config).await?);
+    let admin = admin.map(|listener| tokio::spawn(crate::admin::serve(listener, Arc::clone(&proxy))));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let stopped = async move {
         let _ = stopped.await;
     };
     let task = tokio::spawn(serve(Listeners { plain, tls }, proxy, stopped, grace));
-    Ok(RunningProxy { local_addr, tls_addr, stop, task })
+    Ok(RunningProxy { local_addr, tls_addr, admin_addr, stop, task, admin })
 }

@@ -4,6 +4,7 @@
 //! value, so cookies, tokens and secrets cannot reach the log.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use http::Method;
@@ -11,6 +12,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::identity::Outcome;
 use crate::inject::Skip;
+use crate::metrics::{Finished, Metrics, UpstreamFailure};
 
 /// The `tracing` target of access lines, for filtering (`RUST_LOG=access=off`).
 pub const ACCESS_TARGET: &str = "access";
@@ -37,10 +39,13 @@ pub struct AccessLog {
     pub skip: Option<Skip>,
     /// The failure behind an error response or a broken body, already rendered.
     pub error: Option<(&'static str, String)>,
+    /// How the exchange with the upstream failed, if it did.
+    pub upstream_failure: Option<UpstreamFailure>,
+    metrics: Arc<Metrics>,
 }
 
 impl AccessLog {
-    pub fn start(method: &Method, path: &str, peer: SocketAddr) -> Self {
+    pub fn start(method: &Method, path: &str, peer: SocketAddr, metrics: Arc<Metrics>) -> Self {
         AccessLog {
             started: Instant::now(),
             method: method.clone(),
@@ -50,12 +55,25 @@ impl AccessLog {
             identity: Outcome::None,
             skip: None,
             error: None,
+            upstream_failure: None,
+            metrics,
         }
     }
 
-    /// Writes the access line. `complete`: the whole body reached the client.
+    /// Writes the access line and counts the request in the metrics. `complete`: the whole
+    /// body reached the client.
     pub fn emit(&self, bytes: u64, injected: bool, complete: bool) {
-        let duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        let seconds = self.started.elapsed().as_secs_f64();
+        self.metrics.finished(&Finished {
+            method: &self.method,
+            status: self.status,
+            seconds,
+            bytes_sent: bytes,
+            page: if injected { Ok(()) } else { Err(self.skip.map_or("none", Skip::as_str)) },
+            identity: self.identity.labels(),
+            upstream_failure: self.upstream_failure,
+        });
+        let duration_ms = seconds * 1000.0;
         let skip = self.skip.map_or_else(|| "-".to_owned(), |s| s.to_string());
         macro_rules! access {
             ($level:ident $(, $field:ident = $value:expr)*) => {

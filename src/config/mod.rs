@@ -47,11 +47,19 @@ pub struct Config {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// The HTTPS listener, beside `listen`, if configured.
     pub listen_tls: Option<tls::ListenTls>,
+    /// The admin listener (`/healthz`, `/readyz`, `/metrics`), if configured.
+    pub admin: Option<Admin>,
     pub upstream: Upstream,
     pub assistant: Assistant,
     /// `None`: every visitor is anonymous.
     pub identity: Option<Identity>,
     pub inject: Inject,
+}
+
+/// The admin listener: never the port proxied traffic comes in on.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    pub listen: SocketAddr,
 }
 
 /// The site behind the proxy.
@@ -171,17 +179,39 @@ impl Config {
         };
         let identity = raw.identity.map(|raw| identity::build(raw, &upstream, base_dir)).transpose()?;
         let inject = build_inject(raw.inject)?;
+        let listen = raw.listen.map_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8080)), |v| v.0.0);
+        let listen_tls = raw.listen_tls.map(|raw| tls::build_listen_tls(raw, base_dir)).transpose()?;
+        let admin = raw.admin.map(|admin| Admin { listen: admin.listen.0.0 });
+        check_admin_port(admin.as_ref(), listen, listen_tls.as_ref())?;
         Ok(Config {
-            listen: raw.listen.map_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8080)), |v| v.0.0),
+            listen,
             shutdown_grace_period: duration_or(raw.shutdown_grace_period, 30),
             trusted_proxies: raw.trusted_proxies.unwrap_or_default().into_iter().map(|n| n.0.0).collect(),
-            listen_tls: raw.listen_tls.map(|raw| tls::build_listen_tls(raw, base_dir)).transpose()?,
+            listen_tls,
+            admin,
             upstream,
             assistant,
             identity,
             inject,
         })
     }
+}
+
+/// The admin listener must not take proxied traffic's port (port 0 picks a free one).
+fn check_admin_port(admin: Option<&Admin>, listen: SocketAddr, tls: Option<&tls::ListenTls>) -> Result<(), BuildError> {
+    let Some(admin) = admin else { return Ok(()) };
+    let clashes = |other: SocketAddr| {
+        admin.listen.port() != 0
+            && admin.listen.port() == other.port()
+            && (admin.listen.ip() == other.ip() || admin.listen.ip().is_unspecified() || other.ip().is_unspecified())
+    };
+    if clashes(listen) {
+        return Err(BuildError::new("admin.listen", None, format!("{} is the proxy's own `listen`", admin.listen)));
+    }
+    if let Some(tls) = tls.filter(|tls| clashes(tls.address)) {
+        return Err(BuildError::new("admin.listen", None, format!("{} is `listen_tls.address`", tls.address)));
+    }
+    Ok(())
 }
 
 fn duration_or(value: Option<value::Parsed<value::ConfigDuration>>, default_secs: u64) -> Duration {

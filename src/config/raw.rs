@@ -22,10 +22,17 @@ pub struct RawConfig {
     pub shutdown_grace_period: Option<Parsed<ConfigDuration>>,
     pub trusted_proxies: Option<Vec<Parsed<TrustedNet>>>,
     pub listen_tls: Option<super::tls::RawListenTls>,
+    pub admin: Option<RawAdmin>,
     pub upstream: RawUpstream,
     pub assistant: RawAssistant,
     pub identity: Option<RawIdentity>,
     pub inject: Option<RawInject>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    pub listen: Parsed<ListenAddr>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -14,6 +14,9 @@ impl Config {
         if let Some(tls) = &self.listen_tls {
             let _ = writeln!(s, "listen (TLS):     {} (certificate {})", tls.address, tls.cert_file.display());
         }
+        if let Some(admin) = &self.admin {
+            let _ = writeln!(s, "admin:            {} (/healthz, /readyz, /metrics)", admin.listen);
+        }
         let _ = writeln!(
             s,
             "upstream:         {}://{} (host header: {}, connect timeout: {}, response timeout: {})",

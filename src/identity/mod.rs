@@ -138,6 +138,20 @@ impl Rejection {
     }
 }
 
+impl Outcome {
+    /// The outcome and its detail, as metric labels: values from fixed sets.
+    pub fn labels(&self) -> (&'static str, &'static str) {
+        match self {
+            Outcome::None => ("none", ""),
+            Outcome::Verified(Source::Token) => ("verified", "token"),
+            Outcome::Verified(Source::CachedToken) => ("verified", "token_cached"),
+            Outcome::Verified(Source::Lookup) => ("verified", "lookup"),
+            Outcome::Verified(Source::CachedLookup) => ("verified", "lookup_cached"),
+            Outcome::Rejected(reason) => ("rejected", reason.as_str()),
+        }
+    }
+}
+
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

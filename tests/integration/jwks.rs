@@ -170,7 +170,11 @@ async fn an_unreachable_key_set_stops_start_up_unless_it_is_optional() {
     jwks.fail(StatusCode::BAD_GATEWAY, "");
     let upstream = spawn_html_upstream("<!doctype html><html><body>account</body></html>").await;
     let yaml = jwks_yaml(&jwks.url(), "    jwks_optional: true\n    jwks_min_refresh: 100ms\n");
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, &yaml)).await;
+    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, &format!("admin:\n  listen: 127.0.0.1:0\n{yaml}"))).await;
+    let admin = proxy.admin_addr().unwrap();
+    let (status, reason) = crate::operations::admin_get(admin, "/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "not ready without its keys");
+    assert!(reason.contains("identity.jwt.jwks_url not loaded"), "{reason}");
     let page = get_as(&proxy, "/", &rsa_token("u1")).await;
     assert_eq!((page.status, widget_attribute(&page.text(), "user-id")), (StatusCode::OK, None), "anonymous meanwhile");
     jwks.serve(&["rsa-1"]);
@@ -178,6 +182,7 @@ async fn an_unreachable_key_set_stops_start_up_unless_it_is_optional() {
         widget_attribute(&get_as(&proxy, "/", &rsa_token("u1")).await.text(), "user-id").as_deref() == Some("u1")
     })
     .await;
+    assert_eq!(crate::operations::admin_get(admin, "/readyz").await.0, StatusCode::OK, "ready once the keys loaded");
 }
 
 #[tokio::test]

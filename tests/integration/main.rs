@@ -13,6 +13,7 @@ mod injection;
 mod jwks;
 mod logs;
 mod lookup;
+mod operations;
 mod proxying;
 mod streaming;
 mod support;

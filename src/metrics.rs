@@ -1,0 +1,230 @@
+//! Prometheus metrics: what the proxy counts, with label values from fixed sets only (never
+//! a path or anything a visitor sent), and their text exposition for `/metrics`.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
+
+/// A request's method, status class and timing, once its response has been sent.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: &'static str,
+    status: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+/// How a failed exchange with the upstream failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamFailure {
+    Connect,
+    Timeout,
+    Reset,
+    Tls,
+    /// The upstream answered with something that is not valid HTTP, or too large a head.
+    Protocol,
+}
+
+impl UpstreamFailure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpstreamFailure::Connect => "connect",
+            UpstreamFailure::Timeout => "timeout",
+            UpstreamFailure::Reset => "reset",
+            UpstreamFailure::Tls => "tls",
+            UpstreamFailure::Protocol => "protocol",
+        }
+    }
+}
+
+/// What one finished request adds to the metrics.
+pub struct Finished<'a> {
+    pub method: &'a http::Method,
+    pub status: u16,
+    pub seconds: f64,
+    pub bytes_sent: u64,
+    /// `Err(reason)` when the widget was not injected.
+    pub page: Result<(), &'static str>,
+    /// The identity outcome and its detail (`none`, `verified`/`token`, `rejected`/`expired`…).
+    pub identity: (&'static str, &'static str),
+    pub upstream_failure: Option<UpstreamFailure>,
+}
+
+/// Every metric the proxy keeps, registered once per running proxy.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    duration: Histogram,
+    bytes_sent: Counter,
+    upstream_errors: Family<KindLabels, Counter>,
+    pages: Family<OutcomeLabels, Counter>,
+    identity: Family<OutcomeLabels, Counter>,
+    open_connections: Gauge<i64, std::sync::atomic::AtomicI64>,
+    reloads: Family<ResultLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("invent_proxy");
+        let metrics = Metrics {
+            requests: Family::default(),
+            duration: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            bytes_sent: Counter::<u64, AtomicU64>::default(),
+            upstream_errors: Family::default(),
+            pages: Family::default(),
+            identity: Family::default(),
+            open_connections: Gauge::default(),
+            reloads: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register("requests", "Requests answered, by method and status class", metrics.requests.clone());
+        registry.register(
+            "request_duration_seconds",
+            "Time from a request's arrival to the end of its response",
+            metrics.duration.clone(),
+        );
+        registry.register("sent_bytes", "Response body bytes sent to clients", metrics.bytes_sent.clone());
+        registry.register(
+            "upstream_errors",
+            "Failed exchanges with the upstream, by kind",
+            metrics.upstream_errors.clone(),
+        );
+        registry.register(
+            "responses",
+            "Responses with the widget injected, or passed through and why",
+            metrics.pages.clone(),
+        );
+        registry.register("identity", "Identity outcomes of requests", metrics.identity.clone());
+        registry.register("open_connections", "Client connections open now", metrics.open_connections.clone());
+        registry.register("config_reloads", "Config reloads, by result", metrics.reloads.clone());
+        registry.register("build", "The running build", Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]));
+        Metrics { registry, ..metrics }
+    }
+
+    /// Counts a finished request.
+    pub fn finished(&self, request: &Finished<'_>) {
+        let labels = RequestLabels { method: method_class(request.method), status: status_class(request.status) };
+        self.requests.get_or_create(&labels).inc();
+        self.duration.observe(request.seconds);
+        self.bytes_sent.inc_by(request.bytes_sent);
+        if let Some(failure) = request.upstream_failure {
+            self.upstream_errors.get_or_create(&KindLabels { kind: failure.as_str() }).inc();
+        }
+        let page = match request.page {
+            Ok(()) => OutcomeLabels { outcome: "injected", reason: "" },
+            Err(reason) => OutcomeLabels { outcome: "passed", reason },
+        };
+        self.pages.get_or_create(&page).inc();
+        let (outcome, reason) = request.identity;
+        self.identity.get_or_create(&OutcomeLabels { outcome, reason }).inc();
+    }
+
+    /// Counts a client connection open until the guard is dropped.
+    pub fn connection_opened(&self) -> OpenConnection {
+        self.open_connections.inc();
+        OpenConnection(self.open_connections.clone())
+    }
+
+    /// Counts a config reload.
+    pub fn reloaded(&self, ok: bool) {
+        self.reloads.get_or_create(&ResultLabels { result: if ok { "success" } else { "failure" } }).inc();
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}
+
+/// One open client connection; dropping it counts the connection closed.
+pub struct OpenConnection(Gauge<i64, std::sync::atomic::AtomicI64>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+fn method_class(method: &http::Method) -> &'static str {
+    match *method {
+        http::Method::GET => "GET",
+        http::Method::HEAD => "HEAD",
+        http::Method::POST => "POST",
+        http::Method::PUT => "PUT",
+        http::Method::PATCH => "PATCH",
+        http::Method::DELETE => "DELETE",
+        http::Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_finished_request_shows_in_the_exposition_with_fixed_labels() {
+        let metrics = Metrics::new();
+        let method = http::Method::from_bytes(b"BREW").unwrap();
+        metrics.finished(&Finished {
+            method: &method,
+            status: 502,
+            seconds: 0.003,
+            bytes_sent: 120,
+            page: Err("status"),
+            identity: ("none", ""),
+            upstream_failure: Some(UpstreamFailure::Connect),
+        });
+        let text = metrics.encode();
+        assert!(text.contains(r#"invent_proxy_requests_total{method="other",status="5xx"} 1"#), "{text}");
+        assert!(text.contains(r#"invent_proxy_upstream_errors_total{kind="connect"} 1"#), "{text}");
+        assert!(text.contains(r#"invent_proxy_responses_total{outcome="passed",reason="status"} 1"#), "{text}");
+        assert!(text.contains("invent_proxy_sent_bytes_total 120"), "{text}");
+        assert!(text.contains("invent_proxy_request_duration_seconds_count 1"), "{text}");
+        assert!(!text.contains("BREW"), "a method outside the fixed set is not a label value");
+        let open = metrics.connection_opened();
+        assert!(metrics.encode().contains("invent_proxy_open_connections 1"));
+        drop(open);
+        assert!(metrics.encode().contains("invent_proxy_open_connections 0"));
+    }
+}

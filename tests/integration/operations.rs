@@ -1,0 +1,196 @@
+//! The admin listener: `/healthz`, `/readyz` and Prometheus `/metrics` scraped over a real
+//! socket after known traffic.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use http::{Method, Request, StatusCode};
+use http_body_util::Full;
+
+use crate::support::*;
+
+const ADMIN: &str = "admin:\n  listen: 127.0.0.1:0\n";
+
+/// GETs `path` from the admin listener: status and body.
+pub async fn admin_get(admin: SocketAddr, path: &str) -> (StatusCode, String) {
+    let response = client().get(format!("http://{admin}{path}").parse().unwrap()).await.unwrap();
+    let status = response.status();
+    let body = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// Scrapes `/metrics` until `line` shows (a request is counted when its body is dropped,
+/// just after the client has it).
+async fn scrape_until(admin: SocketAddr, line: &str) -> String {
+    for _ in 0..100 {
+        let (_, text) = admin_get(admin, "/metrics").await;
+        if text.lines().any(|l| l == line) {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (_, text) = admin_get(admin, "/metrics").await;
+    panic!("no line {line:?} in\n{text}");
+}
+
+#[tokio::test]
+async fn metrics_count_known_traffic_with_fixed_labels() {
+    let upstream = spawn_upstream(|req| async move {
+        match req.uri().path() {
+            "/api" => respond(StatusCode::OK, "application/json", "{}"),
+            "/missing" => respond(StatusCode::NOT_FOUND, "text/html", "<!doctype html><html><body>no</body></html>"),
+            _ => html("<!doctype html><html><body>hello</body></html>"),
+        }
+    })
+    .await;
+    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, ADMIN)).await;
+    let admin = proxy.admin_addr().expect("admin listener");
+    for _ in 0..3 {
+        assert_eq!(get(&proxy, "/page?token=secret-in-query").await.widgets(), 1);
+    }
+    get(&proxy, "/api").await;
+    get(&proxy, "/missing").await;
+    let post = Request::builder()
+        .method(Method::POST)
+        .uri(format!("http://{}/form", proxy.local_addr()))
+        .body(Full::default())
+        .unwrap();
+    send(&proxy, post).await;
+
+    let text = scrape_until(admin, r#"invent_proxy_requests_total{method="POST",status="2xx"} 1"#).await;
+    let text = if text.contains(r#"invent_proxy_requests_total{method="GET",status="2xx"} 4"#) {
+        text
+    } else {
+        scrape_until(admin, r#"invent_proxy_requests_total{method="GET",status="2xx"} 4"#).await
+    };
+    for line in [
+        r#"invent_proxy_requests_total{method="GET",status="4xx"} 1"#,
+        r#"invent_proxy_responses_total{outcome="injected",reason=""} 3"#,
+        r#"invent_proxy_responses_total{outcome="passed",reason="not_html"} 1"#,
+        r#"invent_proxy_responses_total{outcome="passed",reason="status"} 1"#,
+        r#"invent_proxy_responses_total{outcome="passed",reason="method"} 1"#,
+        r#"invent_proxy_identity_total{outcome="none",reason=""} 6"#,
+        "invent_proxy_request_duration_seconds_count 6",
+        r#"invent_proxy_build_info{version="0.1.0"} 1"#,
+    ] {
+        assert!(text.lines().any(|l| l == line), "no line {line:?} in\n{text}");
+    }
+    assert!(text.lines().any(|l| l.starts_with("invent_proxy_open_connections ")), "{text}");
+    let sent: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("invent_proxy_sent_bytes_total "))
+        .and_then(|v| v.parse().ok())
+        .expect("sent bytes");
+    assert!(sent > 3 * 100, "the pages' bytes are counted: {sent}");
+    assert!(!text.contains("/page") && !text.contains("secret-in-query"), "no path or query in any label");
+    proxy.shutdown().await;
+}
+
+#[tokio::test]
+async fn upstream_failures_are_counted_by_kind() {
+    let (nowhere, _held) = unreachable_address();
+    let proxy = spawn_proxy(&proxy_yaml(nowhere, ADMIN)).await;
+    let admin = proxy.admin_addr().unwrap();
+    assert_eq!(get(&proxy, "/").await.status, StatusCode::BAD_GATEWAY);
+    scrape_until(admin, r#"invent_proxy_upstream_errors_total{kind="connect"} 1"#).await;
+    scrape_until(admin, r#"invent_proxy_requests_total{method="GET",status="5xx"} 1"#).await;
+}
+
+#[tokio::test]
+async fn health_readiness_and_nothing_else_on_the_admin_port() {
+    let upstream = spawn_html_upstream("<!doctype html><html><body>the site</body></html>").await;
+    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, ADMIN)).await;
+    let admin = proxy.admin_addr().unwrap();
+    assert_ne!(admin, proxy.local_addr());
+    assert_eq!(admin_get(admin, "/healthz").await, (StatusCode::OK, "ok\n".to_owned()));
+    assert_eq!(admin_get(admin, "/readyz").await, (StatusCode::OK, "ready\n".to_owned()));
+    let (status, body) = admin_get(admin, "/").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "proxied traffic never goes through the admin port");
+    assert!(!body.contains("the site"), "{body}");
+    let post = Request::builder().method(Method::POST).uri(format!("http://{admin}/metrics")).body(Full::default());
+    let response = client().request(post.unwrap()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert!(upstream.seen().is_empty(), "nothing reached the upstream");
+}
+
+#[tokio::test]
+async fn readiness_is_503_while_shutting_down() {
+    let (tx, page) = streamed_html();
+    let page = std::sync::Mutex::new(Some(page));
+    let upstream = spawn_upstream(move |_| {
+        let page = page.lock().unwrap().take().expect("one request");
+        async move { page }
+    })
+    .await;
+    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, ADMIN)).await;
+    let admin = proxy.admin_addr().unwrap();
+    let address = proxy.local_addr();
+    let in_flight = tokio::spawn(async move {
+        let response = client().get(format!("http://{address}/").parse().unwrap()).await.unwrap();
+        http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes()
+    });
+    tx.send(Ok("<!doctype html><html><body>slow".into())).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let shutdown = tokio::spawn(proxy.shutdown());
+    let mut status = StatusCode::OK;
+    for _ in 0..50 {
+        status = admin_get(admin, "/readyz").await.0;
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "draining: not ready");
+    assert!(admin_get(admin, "/readyz").await.1.contains("shutting down"));
+    tx.send(Ok(" page</body></html>".into())).await.unwrap();
+    drop(tx);
+    let body = in_flight.await.unwrap();
+    assert!(String::from_utf8_lossy(&body).contains("slow page"), "the in-flight response completes");
+    shutdown.await.unwrap();
+}
+
+#[test]
+fn the_admin_port_must_not_be_the_proxy_port() {
+    let yaml = "listen: 127.0.0.1:8080\nadmin:\n  listen: 0.0.0.0:8080\nupstream:\n  url: http://127.0.0.1:9\nassistant:\n  id: a\n";
+    let error = invent_proxy::Config::from_yaml(yaml, "test.yaml", std::path::Path::new(".")).unwrap_err().to_string();
+    assert!(error.contains("admin.listen") && error.contains("listen"), "{error}");
+    let yaml = yaml.replace("  listen: 0.0.0.0:8080", "  listen: 127.0.0.1:9090\n  port: 1");
+    let error = invent_proxy::Config::from_yaml(&yaml, "test.yaml", std::path::Path::new(".")).unwrap_err().to_string();
+    assert!(error.contains("port"), "unknown keys under admin are errors: {error}");
+}
+
+#[tokio::test]
+async fn timeouts_resets_and_tls_failures_are_told_apart() {
+    let slow = spawn_upstream(|_| async move {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        html("<!doctype html><html><body>late</body></html>")
+    })
+    .await;
+    let yaml = proxy_yaml(slow.addr, ADMIN).replace("response_timeout: 5s", "response_timeout: 200ms");
+    let proxy = spawn_proxy(&yaml).await;
+    assert_eq!(get(&proxy, "/").await.status, StatusCode::GATEWAY_TIMEOUT);
+    scrape_until(proxy.admin_addr().unwrap(), r#"invent_proxy_upstream_errors_total{kind="timeout"} 1"#).await;
+
+    let dies = spawn_raw_upstream(|mut socket| async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut head = [0u8; 1024];
+        let _ = socket.read(&mut head).await;
+        let head = "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 5000\r\n\r\npartial";
+        let _ = socket.write_all(head.as_bytes()).await;
+    })
+    .await;
+    let proxy = spawn_proxy(&proxy_yaml(dies, ADMIN)).await;
+    let _ = client().get(format!("http://{}/", proxy.local_addr()).parse().unwrap()).await;
+    scrape_until(proxy.admin_addr().unwrap(), r#"invent_proxy_upstream_errors_total{kind="reset"} 1"#).await;
+
+    let pki = crate::support::pki::Pki::new(&["127.0.0.1"]);
+    let plain = spawn_html_upstream("<!doctype html><html><body>plain</body></html>").await;
+    let yaml = format!(
+        "listen: 127.0.0.1:0\n{ADMIN}upstream:\n  url: https://{}\n  tls:\n    ca_file: {}\nassistant:\n  id: ast_test\n",
+        plain.addr,
+        pki.ca_file.display()
+    );
+    let proxy = spawn_proxy(&yaml).await;
+    assert_eq!(get(&proxy, "/").await.status, StatusCode::BAD_GATEWAY, "TLS to a plain HTTP upstream fails");
+    scrape_until(proxy.admin_addr().unwrap(), r#"invent_proxy_upstream_errors_total{kind="tls"} 1"#).await;
+}
