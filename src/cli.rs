@@ -72,7 +72,7 @@ type CliResult = Result<(), Box<dyn std::error::Error>>;
 
 fn run(path: &Path) -> CliResult {
     let config = Config::load(path)?;
-    telemetry::init();
+    telemetry::init(&config.log);
     block_on(async {
         let proxy = server::start(config).await.map_err(|e| match e {
             server::StartError::Bind { key, .. } => format!("{e} (set `{key}` in {})", path.display()),
@@ -155,7 +155,7 @@ fn hash(path: &Path, user_id: &str) -> CliResult {
 }
 
 fn demo(listen: SocketAddr) -> CliResult {
-    telemetry::init();
+    telemetry::init(&crate::config::Log::default());
     block_on(async {
         let running = demo::start(listen).await.map_err(|e| match e {
             server::StartError::Bind { .. } => {

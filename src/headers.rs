@@ -232,6 +232,31 @@ pub fn add_vary_on(headers: &mut HeaderMap, name: &HeaderName) {
     add_vary(headers, spelled);
 }
 
+/// The request id header: taken from the client, else made; sent upstream and returned.
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The client's `X-Request-Id` when it is a plain token of at most 128 bytes (letters,
+/// digits and `-_.:/+=`), else a new random one (32 hex digits).
+pub fn request_id(headers: &HeaderMap) -> HeaderValue {
+    let plain = |b: &u8| b.is_ascii_alphanumeric() || b"-_.:/+=".contains(b);
+    match headers.get(&X_REQUEST_ID) {
+        Some(id) if (1..=128).contains(&id.len()) && id.as_bytes().iter().all(plain) => id.clone(),
+        _ => {
+            let mut random = [0u8; 16];
+            let filled = rustls::crypto::aws_lc_rs::default_provider().secure_random.fill(&mut random);
+            if filled.is_err() {
+                // The system's random source failed: a unique id still beats none.
+                random = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_nanos()
+                    .to_be_bytes();
+            }
+            HeaderValue::from_str(&hex::encode(random)).unwrap_or_else(|_| HeaderValue::from_static("-"))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

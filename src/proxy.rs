@@ -93,9 +93,12 @@ impl Proxy {
     }
 
     /// Proxies one request. Never fails: upstream failures become 502/504 pages.
-    pub async fn handle(&self, req: Request<Incoming>, peer: Peer) -> Response<LoggedBody> {
+    pub async fn handle(&self, mut req: Request<Incoming>, peer: Peer) -> Response<LoggedBody> {
         let in_flight = self.client.response_started();
+        let request_id = headers::request_id(req.headers());
+        req.headers_mut().insert(&headers::X_REQUEST_ID, request_id.clone());
         let mut log = AccessLog::start(req.method(), req.uri().path(), peer.addr, Arc::clone(&self.metrics));
+        log.request_id = request_id.to_str().unwrap_or("-").to_owned();
         let response = self.respond(req, peer, &mut log).await.unwrap_or_else(|err| {
             log.error = Some((err.kind(), crate::error::error_chain(&err)));
             log.upstream_failure = err.upstream_failure();
@@ -103,6 +106,7 @@ impl Proxy {
         });
         log.status = response.status().as_u16();
         let mut response = response.map(|body| LoggedBody::new(body, log, in_flight));
+        response.headers_mut().insert(&headers::X_REQUEST_ID, request_id);
         // The client speaks to this proxy, not to the upstream: an HTTP/1.0 upstream must
         // not turn the client's connection into HTTP/1.0 (hyper answers in the client's
         // own version on HTTP/2).

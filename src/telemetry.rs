@@ -10,6 +10,7 @@ use std::time::Instant;
 use http::Method;
 use tracing_subscriber::EnvFilter;
 
+use crate::config::LogFormat;
 use crate::identity::Outcome;
 use crate::inject::Skip;
 use crate::metrics::{Finished, Metrics, UpstreamFailure};
@@ -17,12 +18,22 @@ use crate::metrics::{Finished, Metrics, UpstreamFailure};
 /// The `tracing` target of access lines, for filtering (`RUST_LOG=access=off`).
 pub const ACCESS_TARGET: &str = "access";
 
-/// Installs the global subscriber: `RUST_LOG` if set, otherwise `info`.
-pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// Installs the global subscriber: `log.format`, and `RUST_LOG` if set, else `log.level`.
+pub fn init(log: &crate::config::Log) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&log.level));
     // A second call (tests run the proxy more than once) keeps the first subscriber.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).try_init();
+    let _ = match log.format {
+        LogFormat::Text => {
+            let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+            tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).try_init()
+        }
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_env_filter(filter)
+            .try_init(),
+    };
 }
 
 /// What one request did, gathered along the pipeline and written once when its response
@@ -39,6 +50,8 @@ pub struct AccessLog {
     pub skip: Option<Skip>,
     /// The failure behind an error response or a broken body, already rendered.
     pub error: Option<(&'static str, String)>,
+    /// The request's `X-Request-Id`, as sent upstream and returned.
+    pub request_id: String,
     /// How the exchange with the upstream failed, if it did.
     pub upstream_failure: Option<UpstreamFailure>,
     metrics: Arc<Metrics>,
@@ -56,6 +69,7 @@ impl AccessLog {
             skip: None,
             error: None,
             upstream_failure: None,
+            request_id: String::new(),
             metrics,
         }
     }
@@ -89,6 +103,7 @@ impl AccessLog {
                     identity = %self.identity,
                     complete,
                     peer = %self.peer,
+                    request_id = %self.request_id,
                     $($field = $value,)*
                 )
             };

@@ -26,7 +26,7 @@ pub use keys::{JwksUrl, JwtKey, KeySource, VerificationKey};
 pub(crate) use load::BuildError;
 pub use load::ConfigError;
 pub use raw::{ClaimPath, UpstreamUrl};
-pub use value::{Appearance, HostHeader, Position, Secret};
+pub use value::{Appearance, HostHeader, LogFormat, Position, Secret};
 
 use raw::{PathGlob, RawConfig};
 
@@ -49,11 +49,25 @@ pub struct Config {
     pub listen_tls: Option<tls::ListenTls>,
     /// The admin listener (`/healthz`, `/readyz`, `/metrics`), if configured.
     pub admin: Option<Admin>,
+    pub log: Log,
     pub upstream: Upstream,
     pub assistant: Assistant,
     /// `None`: every visitor is anonymous.
     pub identity: Option<Identity>,
     pub inject: Inject,
+}
+
+/// How the proxy logs. `RUST_LOG`, when set, overrides `level`.
+#[derive(Debug, Clone)]
+pub struct Log {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log { format: LogFormat::Text, level: "info".to_owned() }
+    }
 }
 
 /// The admin listener: never the port proxied traffic comes in on.
@@ -183,12 +197,17 @@ impl Config {
         let listen_tls = raw.listen_tls.map(|raw| tls::build_listen_tls(raw, base_dir)).transpose()?;
         let admin = raw.admin.map(|admin| Admin { listen: admin.listen.0.0 });
         check_admin_port(admin.as_ref(), listen, listen_tls.as_ref())?;
+        let log = raw.log.map_or_else(Log::default, |raw| Log {
+            format: raw.format.map_or(LogFormat::Text, |v| v.0),
+            level: raw.level.map_or_else(|| Log::default().level, |v| v.0.0),
+        });
         Ok(Config {
             listen,
             shutdown_grace_period: duration_or(raw.shutdown_grace_period, 30),
             trusted_proxies: raw.trusted_proxies.unwrap_or_default().into_iter().map(|n| n.0.0).collect(),
             listen_tls,
             admin,
+            log,
             upstream,
             assistant,
             identity,

@@ -23,10 +23,18 @@ pub struct RawConfig {
     pub trusted_proxies: Option<Vec<Parsed<TrustedNet>>>,
     pub listen_tls: Option<super::tls::RawListenTls>,
     pub admin: Option<RawAdmin>,
+    pub log: Option<RawLog>,
     pub upstream: RawUpstream,
     pub assistant: RawAssistant,
     pub identity: Option<RawIdentity>,
     pub inject: Option<RawInject>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    pub format: Option<Parsed<super::value::LogFormat>>,
+    pub level: Option<Parsed<super::value::LogLevel>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -356,3 +356,35 @@ mod tests {
         assert_eq!("RS256".parse::<JwtAlgorithm>().unwrap().0, jsonwebtoken::Algorithm::RS256);
     }
 }
+
+config_enum! {
+    /// How log lines are written.
+    LogFormat {
+        /// `key=value` fields after a message, one event per line.
+        Text => "text",
+        /// One JSON object per line.
+        Json => "json",
+    }
+}
+
+/// A `tracing` filter: a level (`info`) or directives (`info,invent_proxy=debug`).
+#[derive(Debug, Clone)]
+pub struct LogLevel(pub String);
+
+impl FromStr for LogLevel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        use tracing_subscriber::filter::LevelFilter;
+        let expected = "expected a level (off, error, warn, info, debug, trace) or target=level directives";
+        // tracing would take a misspelt level for a target name and log nothing.
+        for directive in s.split(',') {
+            let level = directive.rsplit_once('=').map_or(directive, |(_, level)| level);
+            if level.trim().is_empty() || level.trim().parse::<LevelFilter>().is_err() {
+                return Err(format!("{:?} is not a level; {expected}", level.trim()));
+            }
+        }
+        tracing_subscriber::EnvFilter::try_new(s)
+            .map(|_| LogLevel(s.to_owned()))
+            .map_err(|e| format!("{e}; {expected}"))
+    }
+}

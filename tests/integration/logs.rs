@@ -20,14 +20,18 @@ fn raw_get(addr: std::net::SocketAddr, path: &str, cookie: &str) -> String {
     String::from_utf8_lossy(&response).into_owned()
 }
 
+/// The real binary in front of `upstream`, HS256 sessions on, secrets from the environment.
+fn identity_process(upstream: &Upstream, extra: &str) -> ProxyProcess {
+    let identity =
+        "identity:\n  secret_key: ${TEST_SECRET_KEY}\n  jwt:\n    cookie: session\n    secret: ${TEST_JWT_SECRET}\n";
+    let yaml = proxy_yaml(upstream.addr, &format!("{extra}{identity}"));
+    ProxyProcess::start(&yaml, &[("TEST_SECRET_KEY", SECRET_KEY), ("TEST_JWT_SECRET", JWT_SECRET)])
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn access_lines_carry_the_outcome_and_never_a_token_or_secret() {
     let upstream = spawn_html_upstream("<!doctype html><html><body>account</body></html>").await;
-    let yaml = proxy_yaml(
-        upstream.addr,
-        "identity:\n  secret_key: ${TEST_SECRET_KEY}\n  jwt:\n    cookie: session\n    secret: ${TEST_JWT_SECRET}\n",
-    );
-    let mut proxy = ProxyProcess::start(&yaml, &[("TEST_SECRET_KEY", SECRET_KEY), ("TEST_JWT_SECRET", JWT_SECRET)]);
+    let mut proxy = identity_process(&upstream, "");
     let valid = tokens::hs256(&claims("user_42"));
     let expired = tokens::hs256(&serde_json::json!({"sub": "user_42", "exp": 1_000_000}));
     let addr = proxy.addr;
@@ -139,5 +143,39 @@ async fn lookup_outcomes_are_logged_with_their_reason_and_never_the_session_id()
     let logs = proxy.logs().join("\n");
     for secret in [SECRET_KEY, "sess-good-7f3a", "sess-bad-91c2"] {
         assert!(!logs.contains(secret), "{secret} leaked into the logs:\n{logs}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_logs_are_one_object_per_line_with_stable_fields_and_no_secret() {
+    let upstream = spawn_html_upstream("<!doctype html><html><body>account</body></html>").await;
+    let mut proxy = identity_process(&upstream, "log:\n  format: json\n  level: debug\n");
+    let valid = tokens::hs256(&claims("user_42"));
+    let addr = proxy.addr;
+    let cookie = format!("session={valid}");
+    let page = tokio::task::spawn_blocking(move || raw_get(addr, "/account", &cookie)).await.unwrap();
+    let id = page
+        .lines()
+        .find_map(|l| l.strip_prefix("x-request-id: "))
+        .unwrap_or_else(|| panic!("a request id is returned:\n{page}"))
+        .trim()
+        .to_owned();
+    let line = proxy.wait_for_log("/account");
+    let access: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    for (field, want) in
+        [("method", "GET"), ("path", "/account"), ("identity", "verified"), ("request_id", id.as_str())]
+    {
+        assert_eq!(access[field].as_str(), Some(want), "{field} in {line}");
+    }
+    assert_eq!(access["status"], 200, "{line}");
+    assert_eq!(access["target"], "access", "{line}");
+    proxy.signal("TERM");
+    proxy.wait();
+    let logs = proxy.logs();
+    for line in &logs {
+        serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        for secret in [SECRET_KEY, JWT_SECRET, valid.as_str()] {
+            assert!(!line.contains(secret), "{secret} leaked into the logs: {line}");
+        }
     }
 }

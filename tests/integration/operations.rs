@@ -194,3 +194,21 @@ async fn timeouts_resets_and_tls_failures_are_told_apart() {
     assert_eq!(get(&proxy, "/").await.status, StatusCode::BAD_GATEWAY, "TLS to a plain HTTP upstream fails");
     scrape_until(proxy.admin_addr().unwrap(), r#"invent_proxy_upstream_errors_total{kind="tls"} 1"#).await;
 }
+
+#[test]
+fn log_format_and_level_are_checked_at_load() {
+    let base = "upstream:\n  url: http://127.0.0.1:9\nassistant:\n  id: a\n";
+    let load =
+        |log: &str| invent_proxy::Config::from_yaml(&format!("{log}{base}"), "t.yaml", std::path::Path::new("."));
+    let config = load("log:\n  format: json\n  level: warn,invent_proxy=debug\n").unwrap();
+    assert_eq!(
+        (config.log.format, config.log.level.as_str()),
+        (invent_proxy::config::LogFormat::Json, "warn,invent_proxy=debug")
+    );
+    let error = load("log:\n  format: xml\n").unwrap_err().to_string();
+    assert!(error.contains("log.format") && error.contains("text, json"), "{error}");
+    for level in ["loud", "invent_proxy=inf", ""] {
+        let error = load(&format!("log:\n  level: \"{level}\"\n")).unwrap_err().to_string();
+        assert!(error.contains("log.level") && error.contains("not a level"), "{level}: {error}");
+    }
+}

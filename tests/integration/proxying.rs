@@ -440,3 +440,22 @@ async fn an_upstream_head_over_16_kib_is_a_502_and_smaller_ones_pass() {
     assert!(!too_large.text().contains("aaaa"), "the upstream's header is not echoed");
     assert_eq!(get(&proxy, "/10").await.status, StatusCode::OK, "the proxy keeps serving");
 }
+
+#[tokio::test]
+async fn a_request_id_is_kept_or_made_sent_upstream_and_returned() {
+    let upstream = spawn_html_upstream("<!doctype html><html><body>hi</body></html>").await;
+    let proxy = spawn_default_proxy(upstream.addr).await;
+    let made = get(&proxy, "/").await;
+    let id = made.headers["x-request-id"].to_str().unwrap().to_owned();
+    assert!(id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+    assert_ne!(get(&proxy, "/").await.headers["x-request-id"], id.as_str(), "a new id per request");
+    let kept = get_with(&proxy, "/", &[("x-request-id", "lb-7f3a:42")]).await;
+    assert_eq!(kept.headers["x-request-id"], "lb-7f3a:42");
+    let odd = get_with(&proxy, "/", &[("x-request-id", "has space")]).await;
+    assert_ne!(odd.headers["x-request-id"], "has space", "an id that is not a plain token is replaced");
+    let seen: Vec<String> =
+        upstream.seen().iter().map(|s| s.headers["x-request-id"].to_str().unwrap().to_owned()).collect();
+    assert_eq!(seen[0], id, "the upstream gets the id the client gets");
+    assert_eq!(seen[2], "lb-7f3a:42");
+    assert_eq!(seen[3], odd.headers["x-request-id"].to_str().unwrap());
+}

@@ -41,9 +41,11 @@ impl ProxyProcess {
             });
         }
         let mut process = ProxyProcess { child, addr: "0.0.0.0:0".parse().unwrap(), logs, _config: config };
-        let line = process.wait_for_log("listen=");
-        let at = line.find("listen=").unwrap() + "listen=".len();
-        process.addr = line[at..].split_whitespace().next().unwrap().parse().unwrap();
+        let line = process.wait_for_log("invent-proxy is serving");
+        // `listen=ADDR` in text logs, `"listen":"ADDR"` in JSON ones.
+        let at = line.find("listen").unwrap() + "listen".len();
+        let addr = line[at..].trim_start_matches(['=', '"', ':']).split(['"', ' ']).next().unwrap();
+        process.addr = addr.parse().unwrap_or_else(|e| panic!("{e}: {line}"));
         process
     }
 
