@@ -13,13 +13,13 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tracing::{debug, warn};
 
-use crate::proxy::Proxy;
+use crate::live::Live;
 
 /// The media type of the Prometheus text exposition format prometheus-client writes.
 const METRICS_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Answers admin requests on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>) {
+pub async fn serve(listener: TcpListener, live: Arc<Live>) {
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -29,10 +29,10 @@ pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>) {
                 continue;
             }
         };
-        let proxy = Arc::clone(&proxy);
+        let live = Arc::clone(&live);
         tokio::spawn(async move {
             let service = service_fn(move |req| {
-                let response = answer(&req, &proxy);
+                let response = answer(&req, &live);
                 async move { Ok::<_, Infallible>(response) }
             });
             let connection = hyper::server::conn::http1::Builder::new()
@@ -46,7 +46,7 @@ pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>) {
 }
 
 /// One admin request's answer.
-fn answer(req: &Request<Incoming>, proxy: &Proxy) -> Response<Full<Bytes>> {
+fn answer(req: &Request<Incoming>, live: &Live) -> Response<Full<Bytes>> {
     let path = req.uri().path();
     if !matches!(path, "/healthz" | "/readyz" | "/metrics") {
         return text(StatusCode::NOT_FOUND, "not found: /healthz, /readyz and /metrics are served here\n".into());
@@ -58,12 +58,12 @@ fn answer(req: &Request<Incoming>, proxy: &Proxy) -> Response<Full<Bytes>> {
     }
     match path {
         "/healthz" => text(StatusCode::OK, "ok\n".into()),
-        "/readyz" => match proxy.not_ready() {
+        "/readyz" => match live.not_ready() {
             None => text(StatusCode::OK, "ready\n".into()),
             Some(reason) => text(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}\n")),
         },
         _ => {
-            let mut response = text(StatusCode::OK, proxy.metrics().encode());
+            let mut response = text(StatusCode::OK, live.metrics().encode());
             response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static(METRICS_TYPE));
             response
         }

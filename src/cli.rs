@@ -27,6 +27,9 @@ pub struct Cli {
         default_value = DEFAULT_CONFIG_PATH
     )]
     config: PathBuf,
+    /// With run: reload the config when its file changes (as on SIGHUP).
+    #[arg(long, global = true)]
+    watch: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -54,7 +57,7 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Run) {
-        Command::Run => run(&cli.config),
+        Command::Run => run(&cli.config, cli.watch),
         Command::Check => check(&cli.config),
         Command::Hash { user_id } => hash(&cli.config, &user_id),
         Command::Demo { listen } => demo(listen),
@@ -70,7 +73,7 @@ pub fn main() -> ExitCode {
 
 type CliResult = Result<(), Box<dyn std::error::Error>>;
 
-fn run(path: &Path) -> CliResult {
+fn run(path: &Path, watch: bool) -> CliResult {
     let config = Config::load(path)?;
     telemetry::init(&config.log);
     block_on(async {
@@ -87,10 +90,60 @@ fn run(path: &Path) -> CliResult {
             }
             None => tracing::info!(listen = %proxy.local_addr(), config = %path.display(), "invent-proxy is serving"),
         }
-        server::shutdown_signal().await;
+        let mut shutdown = std::pin::pin!(server::shutdown_signal());
+        let mut reloads = reload_requests(path, watch);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                Some(why) = reloads.recv() => {
+                    tracing::info!(trigger = why, config = %path.display(), "reloading the config");
+                    match Config::load(path) {
+                        Ok(config) => {
+                            // A rejected config has been logged and counted already.
+                            let _ = proxy.reload(config).await;
+                        }
+                        Err(error) => proxy.reload_failed(&error),
+                    }
+                }
+            }
+        }
         proxy.shutdown().await;
         Ok(())
     })?
+}
+
+/// How often `--watch` looks at the config file.
+const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What asks for a reload: SIGHUP, and with `--watch` a change of the config file's
+/// contents. Its contents are compared, not its time stamp, so a file swapped in by a
+/// symbolic link (a Kubernetes ConfigMap) counts too.
+fn reload_requests(path: &Path, watch: bool) -> tokio::sync::mpsc::Receiver<&'static str> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    #[cfg(unix)]
+    if let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while hangup.recv().await.is_some() {
+                let _ = tx.try_send("SIGHUP");
+            }
+        });
+    }
+    if watch {
+        let path = path.to_owned();
+        tokio::spawn(async move {
+            let mut seen = std::fs::read(&path).ok();
+            loop {
+                tokio::time::sleep(WATCH_INTERVAL).await;
+                let now = std::fs::read(&path).ok();
+                if now.is_some() && now != seen {
+                    seen = now;
+                    let _ = tx.try_send("file changed");
+                }
+            }
+        });
+    }
+    rx
 }
 
 /// Validates exactly what `run` would build — config, keys (a `jwks_url` fetched), upstream

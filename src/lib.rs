@@ -28,6 +28,7 @@ pub mod fetch;
 pub mod headers;
 pub mod identity;
 pub mod inject;
+pub mod live;
 pub mod metrics;
 pub mod proxy;
 pub mod rewrite;

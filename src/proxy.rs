@@ -7,7 +7,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use http::{HeaderMap, Request, Response, header};
 use hyper::body::Incoming;
@@ -35,8 +34,6 @@ pub struct Proxy {
     identifier: Option<Identifier>,
     widget: Arc<Widget>,
     metrics: Arc<Metrics>,
-    /// Set once shutdown has begun: `/readyz` then says so.
-    draining: AtomicBool,
 }
 
 /// Who is on the other end of a connection, and whether it came over TLS.
@@ -53,6 +50,11 @@ struct Kept(HeaderMap);
 impl Proxy {
     /// Builds the proxy: upstream client, identifier (its keys loaded) and widget markup.
     pub async fn start(config: Config) -> Result<Self, StartError> {
+        Self::start_with(config, Arc::default()).await
+    }
+
+    /// As [`Proxy::start`], counting into `metrics` (kept across reloads).
+    pub async fn start_with(config: Config, metrics: Arc<Metrics>) -> Result<Self, StartError> {
         let client = upstream::client(&config.upstream).map_err(StartError::Client)?;
         crate::rewrite::selectors_ready();
         let identifier = match &config.identity {
@@ -60,7 +62,7 @@ impl Proxy {
             None => None,
         };
         let widget = Arc::new(Widget::new(&config.assistant));
-        Ok(Proxy { config, client, identifier, widget, metrics: Arc::default(), draining: AtomicBool::new(false) })
+        Ok(Proxy { config, client, identifier, widget, metrics })
     }
 
     /// Why identity cannot verify tokens now: an optional `jwks_url` that has not loaded.
@@ -68,18 +70,10 @@ impl Proxy {
         self.identifier.as_ref().and_then(Identifier::keys_not_loaded)
     }
 
-    /// Why the proxy should not get traffic now (for `/readyz`): shutting down, or a
-    /// configured `jwks_url` not loaded yet. Its listeners are bound before it runs.
+    /// Why this proxy should not get traffic (for `/readyz`): a configured `jwks_url` not
+    /// loaded yet. Its listeners are bound before it runs.
     pub fn not_ready(&self) -> Option<String> {
-        if self.draining.load(Ordering::Relaxed) {
-            return Some("shutting down".to_owned());
-        }
         self.identity_keys_missing().map(|reason| format!("identity.jwt.jwks_url not loaded ({reason})"))
-    }
-
-    /// Marks the proxy as shutting down.
-    pub fn start_draining(&self) {
-        self.draining.store(true, Ordering::Relaxed);
     }
 
     /// What the proxy has counted.

@@ -15,6 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
+use crate::live::Live;
 use crate::proxy::{Peer, Proxy};
 
 /// How long to pause after a failed `accept` (e.g. out of file descriptors) before trying
@@ -49,7 +50,7 @@ pub struct Listeners {
 
 /// Serves `listeners` until `shutdown` completes, then drains connections for at most
 /// `grace`.
-pub async fn serve(listeners: Listeners, proxy: Arc<Proxy>, shutdown: impl Future<Output = ()>, grace: Duration) {
+pub async fn serve(listeners: Listeners, live: Arc<Live>, shutdown: impl Future<Output = ()>, grace: Duration) {
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -59,7 +60,7 @@ pub async fn serve(listeners: Listeners, proxy: Arc<Proxy>, shutdown: impl Futur
             () = &mut shutdown => break,
         };
         match accepted {
-            Ok((stream, peer)) => serve_connection(stream, peer, tls, Arc::clone(&proxy), &graceful),
+            Ok((stream, peer)) => serve_connection(stream, peer, tls, Arc::clone(&live), &graceful),
             Err(error) => {
                 warn!(%error, "accept failed; retrying");
                 tokio::time::sleep(ACCEPT_BACKOFF).await;
@@ -67,7 +68,7 @@ pub async fn serve(listeners: Listeners, proxy: Arc<Proxy>, shutdown: impl Futur
         }
     }
     drop(listeners);
-    proxy.start_draining();
+    live.start_draining();
     info!(open_connections = graceful.count(), "shutting down: listeners closed, finishing in-flight requests");
     tokio::select! {
         () = graceful.shutdown() => info!("all connections finished"),
@@ -88,30 +89,32 @@ fn serve_connection(
     stream: TcpStream,
     addr: SocketAddr,
     tls: Option<TlsAcceptor>,
-    proxy: Arc<Proxy>,
+    live: Arc<Live>,
     graceful: &GracefulShutdown,
 ) {
     let _ = stream.set_nodelay(true);
     let watcher = graceful.watcher();
     tokio::spawn(async move {
-        let _open = proxy.metrics().connection_opened();
+        let _open = live.metrics().connection_opened();
         let Some(acceptor) = tls else {
-            return serve_http(TokioIo::new(stream), Peer { addr, tls: false }, proxy, watcher).await;
+            return serve_http(TokioIo::new(stream), Peer { addr, tls: false }, live, watcher).await;
         };
         match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-            Ok(Ok(stream)) => serve_http(TokioIo::new(stream), Peer { addr, tls: true }, proxy, watcher).await,
+            Ok(Ok(stream)) => serve_http(TokioIo::new(stream), Peer { addr, tls: true }, live, watcher).await,
             Ok(Err(error)) => debug!(%addr, %error, "TLS handshake failed"),
             Err(_) => debug!(%addr, "TLS handshake timed out"),
         }
     });
 }
 
-async fn serve_http<I>(io: TokioIo<I>, peer: Peer, proxy: Arc<Proxy>, watcher: Watcher)
+async fn serve_http<I>(io: TokioIo<I>, peer: Peer, live: Arc<Live>, watcher: Watcher)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    // Each request goes through the config current when it arrives, even on a
+    // connection opened before a reload.
     let service = service_fn(move |req| {
-        let proxy = Arc::clone(&proxy);
+        let proxy = live.current();
         async move { Ok::<_, Infallible>(proxy.handle(req, peer).await) }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -173,6 +176,7 @@ pub struct RunningProxy {
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
     admin: Option<tokio::task::JoinHandle<()>>,
+    live: Arc<Live>,
 }
 
 impl RunningProxy {
@@ -184,6 +188,17 @@ impl RunningProxy {
     /// The address of the HTTPS listener, if there is one.
     pub fn tls_addr(&self) -> Option<SocketAddr> {
         self.tls_addr
+    }
+
+    /// Swaps in a new config for the requests that arrive from now on (see [`Live::reload`]).
+    pub async fn reload(&self, config: crate::config::Config) -> Result<(), StartError> {
+        self.live.reload(config).await
+    }
+
+    /// Counts and logs a reload rejected before it could be tried (a config that does not
+    /// load); the running config keeps serving.
+    pub fn reload_failed(&self, reason: &dyn std::fmt::Display) {
+        self.live.failed(reason);
     }
 
     /// The address of the admin listener, if there is one.
@@ -223,12 +238,12 @@ pub async fn start(config: crate::config::Config) -> Result<RunningProxy, StartE
     };
     let admin_addr = admin.as_ref().and_then(|listener| listener.local_addr().ok());
     let grace = config.shutdown_grace_period;
-    let proxy = Arc::new(Proxy::start(config).await?);
-    let admin = admin.map(|listener| tokio::spawn(crate::admin::serve(listener, Arc::clone(&proxy))));
+    let live = Arc::new(Live::new(Proxy::start(config).await?));
+    let admin = admin.map(|listener| tokio::spawn(crate::admin::serve(listener, Arc::clone(&live))));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let stopped = async move {
         let _ = stopped.await;
     };
-    let task = tokio::spawn(serve(Listeners { plain, tls }, proxy, stopped, grace));
-    Ok(RunningProxy { local_addr, tls_addr, admin_addr, stop, task, admin })
+    let task = tokio::spawn(serve(Listeners { plain, tls }, Arc::clone(&live), stopped, grace));
+    Ok(RunningProxy { local_addr, tls_addr, admin_addr, stop, task, admin, live })
 }

@@ -15,6 +15,7 @@ mod logs;
 mod lookup;
 mod operations;
 mod proxying;
+mod reload;
 mod streaming;
 mod support;
 mod tls;

@@ -212,3 +212,19 @@ fn log_format_and_level_are_checked_at_load() {
         assert!(error.contains("log.level") && error.contains("not a level"), "{level}: {error}");
     }
 }
+
+#[tokio::test]
+async fn reloads_are_counted_and_metrics_survive_them() {
+    let upstream = spawn_html_upstream("<!doctype html><html><body>hi</body></html>").await;
+    let yaml = proxy_yaml(upstream.addr, ADMIN);
+    let proxy = spawn_proxy(&yaml).await;
+    let admin = proxy.admin_addr().unwrap();
+    get(&proxy, "/").await;
+    scrape_until(admin, r#"invent_proxy_requests_total{method="GET",status="2xx"} 1"#).await;
+    proxy.reload(config(&yaml.replace("id: ast_test", "id: ast_new"))).await.unwrap();
+    assert_eq!(widget_attribute(&get(&proxy, "/").await.text(), "assistant-id").as_deref(), Some("ast_new"));
+    proxy.reload_failed(&"test: a config that does not load");
+    scrape_until(admin, r#"invent_proxy_config_reloads_total{result="success"} 1"#).await;
+    scrape_until(admin, r#"invent_proxy_config_reloads_total{result="failure"} 1"#).await;
+    scrape_until(admin, r#"invent_proxy_requests_total{method="GET",status="2xx"} 2"#).await;
+}

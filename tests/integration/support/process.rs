@@ -19,9 +19,15 @@ pub struct ProxyProcess {
 impl ProxyProcess {
     /// Starts the binary with `yaml` as its config file and waits until it serves.
     pub fn start(yaml: &str, envs: &[(&str, &str)]) -> Self {
+        Self::start_with_args(yaml, envs, &[])
+    }
+
+    /// [`ProxyProcess::start`] with more arguments after `run --config FILE`.
+    pub fn start_with_args(yaml: &str, envs: &[(&str, &str)], args: &[&str]) -> Self {
         let config = TempPath::with_contents(yaml);
         let mut child = Command::new(binary())
             .args(["run", "--config", config.path()])
+            .args(args)
             .envs(envs.iter().copied())
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
@@ -47,6 +53,11 @@ impl ProxyProcess {
         let addr = line[at..].trim_start_matches(['=', '"', ':']).split(['"', ' ']).next().unwrap();
         process.addr = addr.parse().unwrap_or_else(|e| panic!("{e}: {line}"));
         process
+    }
+
+    /// Replaces the config file's contents (for a reload).
+    pub fn write_config(&self, yaml: &str) {
+        std::fs::write(self._config.path(), yaml).unwrap();
     }
 
     /// Everything logged so far, one line each.
