@@ -38,6 +38,8 @@ enum Command {
     Run,
     /// Load and validate the config (secrets, keys), print a summary without secrets.
     Check,
+    /// Print the JSON Schema of the config file (for editors' YAML language servers).
+    Schema,
     /// Print the user-hash the proxy would inject for a user id.
     Hash {
         /// The user id to hash, exactly as it appears in the session token.
@@ -59,6 +61,10 @@ pub fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(&cli.config, cli.watch),
         Command::Check => check(&cli.config),
+        Command::Schema => {
+            print!("{}", crate::config::json_schema());
+            Ok(())
+        }
         Command::Hash { user_id } => hash(&cli.config, &user_id),
         Command::Demo { listen } => demo(listen),
     };

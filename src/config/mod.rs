@@ -260,3 +260,11 @@ fn build_inject(raw: Option<raw::RawInject>) -> Result<Inject, BuildError> {
         csp_allow: csp_allow.unwrap_or_default().into_iter().map(|origin| origin.0.0).collect(),
     })
 }
+
+/// The JSON Schema of the config file, generated from the types it is read into: editors
+/// with a YAML language server validate and complete config files with it.
+pub fn json_schema() -> String {
+    let mut schema = schemars::schema_for!(raw::RawConfig);
+    schema.insert("title".into(), "invent-proxy configuration".into());
+    serde_json::to_string_pretty(&schema).unwrap_or_default() + "\n"
+}

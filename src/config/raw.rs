@@ -15,7 +15,7 @@ use super::value::{
     SecretEncoding, Timeout,
 };
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     pub listen: Option<Parsed<ListenAddr>>,
@@ -30,30 +30,31 @@ pub struct RawConfig {
     pub inject: Option<RawInject>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawLog {
     pub format: Option<Parsed<super::value::LogFormat>>,
     pub level: Option<Parsed<super::value::LogLevel>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawAdmin {
     pub listen: Parsed<ListenAddr>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawUpstream {
     pub url: Parsed<UpstreamUrl>,
     pub host_header: Option<Parsed<HostHeader>>,
     pub connect_timeout: Option<Parsed<Timeout>>,
     pub response_timeout: Option<Parsed<Timeout>>,
+    #[schemars(with = "Option<super::tls::RawUpstreamTls>")]
     pub tls: Option<Spanned<super::tls::RawUpstreamTls>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawAssistant {
     pub id: Parsed<NonEmpty>,
@@ -61,7 +62,7 @@ pub struct RawAssistant {
     pub theme: Option<RawTheme>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawTheme {
     pub appearance: Option<Parsed<Appearance>>,
@@ -69,37 +70,46 @@ pub struct RawTheme {
     pub button_color: Option<Parsed<NonEmpty>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawIdentity {
     pub secret_key: Secret,
+    #[schemars(with = "Option<RawJwt>")]
     pub jwt: Option<Spanned<RawJwt>>,
+    #[schemars(with = "Option<RawLookup>")]
     pub lookup: Option<Spanned<RawLookup>>,
 }
 
 /// `identity.lookup`: sessions that are not JWTs, asked of the site's "who am I" endpoint.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawLookup {
     pub url: Parsed<LookupUrl>,
+    #[schemars(with = "Vec<Parsed<CookieName>>")]
     pub cookies: Spanned<Vec<Parsed<CookieName>>>,
     pub timeout: Option<Parsed<Timeout>>,
     pub cache_ttl: Option<Parsed<ConfigDuration>>,
+    #[schemars(with = "Option<u64>")]
     pub max_entries: Option<Spanned<u64>>,
     pub claims: Option<RawClaims>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawJwt {
     pub cookie: Option<Parsed<CookieName>>,
     pub cookie_chunks: Option<bool>,
     pub header: Option<Parsed<HeaderNameValue>>,
+    #[schemars(with = "Option<Vec<Parsed<JwtAlgorithm>>>")]
     pub algorithms: Option<Spanned<Vec<Parsed<JwtAlgorithm>>>>,
+    #[schemars(with = "Option<Secret>")]
     pub secret: Option<Spanned<Secret>>,
     pub secret_encoding: Option<Parsed<SecretEncoding>>,
+    #[schemars(with = "Option<Parsed<PathBuf>>")]
     pub public_key_file: Option<Spanned<Parsed<PathBuf>>>,
+    #[schemars(with = "Option<Parsed<PathBuf>>")]
     pub jwks_file: Option<Spanned<Parsed<PathBuf>>>,
+    #[schemars(with = "Option<Parsed<FetchUrl>>")]
     pub jwks_url: Option<Spanned<Parsed<FetchUrl>>>,
     pub jwks_optional: Option<bool>,
     pub jwks_refresh: Option<Parsed<Timeout>>,
@@ -113,7 +123,7 @@ pub struct RawJwt {
 }
 
 /// A value written either alone or as a list: `issuer: a` or `issuer: [a, b]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum OneOrMany<T> {
     One(T),
@@ -143,7 +153,7 @@ impl FromStr for HeaderNameValue {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawClaims {
     pub user_id: Option<Parsed<ClaimPath>>,
@@ -151,7 +161,7 @@ pub struct RawClaims {
     pub user_avatar: Option<Parsed<ClaimPath>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawInject {
     pub position: Option<Parsed<Position>>,

@@ -13,18 +13,22 @@ use serde_saphyr::Spanned;
 use super::BuildError;
 use super::value::{ListenAddr, NonEmpty, Parsed};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawListenTls {
     pub address: Parsed<ListenAddr>,
+    #[schemars(with = "Parsed<PathBuf>")]
     pub cert_file: Spanned<Parsed<PathBuf>>,
+    #[schemars(with = "Parsed<PathBuf>")]
     pub key_file: Spanned<Parsed<PathBuf>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawUpstreamTls {
+    #[schemars(with = "Option<Parsed<PathBuf>>")]
     pub ca_file: Option<Spanned<Parsed<PathBuf>>>,
+    #[schemars(with = "Option<Parsed<NonEmpty>>")]
     pub server_name: Option<Spanned<Parsed<NonEmpty>>>,
 }
 

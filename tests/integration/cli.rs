@@ -124,8 +124,8 @@ fn hash_prints_the_user_hash_of_the_spec_vectors() {
     assert_eq!(stdout(&output).trim(), "04a33c483382739aca1dc954e79aac17831e5595be959c9dbe91cec509dcc2b5");
 }
 
-#[test]
-fn every_shipped_config_passes_check() {
+/// Every YAML file under `config/`.
+fn shipped_configs() -> Vec<std::path::PathBuf> {
     let mut files = vec![];
     let mut dirs = vec![std::path::Path::new(repo()).join("config")];
     while let Some(dir) = dirs.pop() {
@@ -139,7 +139,12 @@ fn every_shipped_config_passes_check() {
         }
     }
     assert!(files.len() >= 4, "the default config and examples: {files:?}");
-    for file in files {
+    files
+}
+
+#[test]
+fn every_shipped_config_passes_check() {
+    for file in shipped_configs() {
         let output = invent_proxy(&["check", "--config", file.to_str().unwrap()]);
         assert!(output.status.success(), "{}: {}", file.display(), stderr(&output));
     }
@@ -239,4 +244,27 @@ fn check_loads_a_jwks_url_as_run_would() {
     let output = invent_proxy(&["check", "--config", optional.path()]);
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(stdout(&output).contains("warning: identity.jwt.jwks_url cannot be loaded now"), "{}", stdout(&output));
+}
+
+#[test]
+fn the_shipped_schema_is_the_generated_one_and_every_shipped_config_follows_it() {
+    let generated = stdout(&invent_proxy(&["schema"]));
+    let shipped =
+        std::fs::read_to_string(std::path::Path::new(repo()).join("config/invent-proxy.schema.json")).unwrap();
+    assert!(
+        generated == shipped,
+        "config/invent-proxy.schema.json is stale: run `invent-proxy schema > config/invent-proxy.schema.json`"
+    );
+    let schema: serde_json::Value = serde_json::from_str(&shipped).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    for file in shipped_configs() {
+        let yaml = std::fs::read_to_string(&file).unwrap();
+        let config: serde_json::Value = serde_saphyr::from_str(&yaml).unwrap();
+        let errors: Vec<String> =
+            validator.iter_errors(&config).map(|e| format!("{e} at {}", e.instance_path())).collect();
+        assert!(errors.is_empty(), "{}: {errors:?}", file.display());
+    }
+    let wrong: serde_json::Value =
+        serde_saphyr::from_str("upstream: { url: http://x, colour: red }\nassistant: { id: a }\n").unwrap();
+    assert!(!validator.is_valid(&wrong), "an unknown key fails the schema as it fails the loader");
 }
