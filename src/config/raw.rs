@@ -12,7 +12,7 @@ use serde_saphyr::Spanned;
 
 use super::value::{
     Appearance, ConfigDuration, HostHeader, JwtAlgorithm, Leeway, ListenAddr, NonEmpty, Parsed, Position, Secret,
-    SecretEncoding, Timeout,
+    SecretEncoding, TextSchema, Timeout,
 };
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -357,6 +357,17 @@ impl FromStr for PathGlob {
         Ok(PathGlob { pattern: s.to_owned(), glob })
     }
 }
+
+impl TextSchema for ClaimPath {}
+impl TextSchema for CookieName {}
+impl TextSchema for CspSource {}
+impl TextSchema for FetchUrl {}
+impl TextSchema for HeaderNameValue {}
+impl TextSchema for LookupUrl {}
+impl TextSchema for PathGlob {}
+impl TextSchema for ScriptUrl {}
+impl TextSchema for TrustedNet {}
+impl TextSchema for UpstreamUrl {}
 
 #[cfg(test)]
 mod tests {

@@ -26,14 +26,32 @@ where
     }
 }
 
-/// In the config's JSON Schema every parsed value is a string (`${NAME}` allowed).
-impl<T> schemars::JsonSchema for Parsed<T> {
+/// How a value parsed from text shows in the config's JSON Schema: a string, or one of
+/// fixed spellings (a `${NAME}` reference is always allowed too).
+pub trait TextSchema {
+    /// The spellings, for a value that has a fixed set of them.
+    const SPELLINGS: &'static [&'static str] = &[];
+}
+
+impl<T: TextSchema> schemars::JsonSchema for Parsed<T> {
     fn schema_name() -> std::borrow::Cow<'static, str> {
         "Text".into()
     }
 
+    fn inline_schema() -> bool {
+        true
+    }
+
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({ "type": "string" })
+        if T::SPELLINGS.is_empty() {
+            return schemars::json_schema!({ "type": "string" });
+        }
+        schemars::json_schema!({
+            "anyOf": [
+                { "enum": T::SPELLINGS },
+                { "type": "string", "pattern": "\\$\\{", "description": "an environment variable: ${NAME}" }
+            ]
+        })
     }
 }
 
@@ -243,6 +261,10 @@ macro_rules! config_enum {
                 f.write_str(match self { $(Self::$variant => $text),+ })
             }
         }
+
+        impl TextSchema for $name {
+            const SPELLINGS: &'static [&'static str] = &[$($text),+];
+        }
     };
 }
 
@@ -299,6 +321,19 @@ impl FromStr for JwtAlgorithm {
             )
         })
     }
+}
+
+impl TextSchema for ConfigDuration {}
+impl TextSchema for Leeway {}
+impl TextSchema for Timeout {}
+impl TextSchema for ListenAddr {}
+impl TextSchema for LogLevel {}
+impl TextSchema for NonEmpty {}
+impl TextSchema for std::path::PathBuf {}
+
+impl TextSchema for JwtAlgorithm {
+    const SPELLINGS: &'static [&'static str] =
+        &["HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"];
 }
 
 #[cfg(test)]

@@ -267,4 +267,10 @@ fn the_shipped_schema_is_the_generated_one_and_every_shipped_config_follows_it()
     let wrong: serde_json::Value =
         serde_saphyr::from_str("upstream: { url: http://x, colour: red }\nassistant: { id: a }\n").unwrap();
     assert!(!validator.is_valid(&wrong), "an unknown key fails the schema as it fails the loader");
+    let with_log = |format: &str| -> serde_json::Value {
+        let yaml = format!("upstream: {{ url: http://x }}\nassistant: {{ id: a }}\nlog: {{ format: \"{format}\" }}\n");
+        serde_saphyr::from_str(&yaml).unwrap()
+    };
+    assert!(validator.is_valid(&with_log("json")) && validator.is_valid(&with_log("${LOG_FORMAT}")));
+    assert!(!validator.is_valid(&with_log("xml")), "a value outside an enum's spellings fails");
 }
