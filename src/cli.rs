@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
+use crate::live::Sites;
 use crate::proxy::Proxy;
 use crate::{demo, identity, server, telemetry};
 
@@ -156,8 +157,21 @@ fn reload_requests(path: &Path, watch: bool) -> tokio::sync::mpsc::Receiver<&'st
 /// client (and its TLS roots) — without binding a port.
 fn check(path: &Path) -> CliResult {
     let config = Config::load(path)?;
-    let proxy = block_on(Proxy::start(config))??;
-    println!("{}: OK\n{}", path.display(), proxy.config().summary());
+    let sites = block_on(Sites::start(config, std::sync::Arc::default()))??;
+    println!("{}: OK", path.display());
+    for (hosts, proxy) in sites.iter() {
+        if !hosts.is_empty() {
+            let names: Vec<String> = hosts.iter().map(ToString::to_string).collect();
+            println!("site {}:", names.join(", "));
+        }
+        report(proxy);
+    }
+    Ok(())
+}
+
+/// What `check` says about one site: its summary and what looks wrong.
+fn report(proxy: &Proxy) {
+    println!("{}", proxy.config().summary());
     for warning in proxy.config().warnings() {
         println!("warning: {warning}");
     }
@@ -169,7 +183,6 @@ fn check(path: &Path) -> CliResult {
     if let Err(reason) = probe_upstream_briefly(&proxy.config().upstream) {
         println!("warning: upstream {reason}; until it answers, visitors get 502");
     }
-    Ok(())
 }
 
 /// [`probe_upstream`] within 2 s: name resolution cannot be timed out, so it runs aside.

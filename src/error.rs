@@ -13,6 +13,9 @@ pub enum ProxyError {
     /// The client sent something the proxy cannot forward.
     #[error("bad request: {0}")]
     BadRequest(&'static str),
+    /// The request's host is none of the configured sites' and there is no `default_site`.
+    #[error("no site answers for this host")]
+    UnknownHost,
     /// No connection to the upstream could be made (refused, unreachable, connect timeout).
     #[error("upstream unreachable: {0}")]
     UpstreamConnect(#[source] BoxError),
@@ -32,7 +35,7 @@ impl ProxyError {
     /// upstream is not to blame.
     pub fn upstream_failure(&self) -> Option<UpstreamFailure> {
         match self {
-            ProxyError::BadRequest(_) | ProxyError::Internal(_) => None,
+            ProxyError::BadRequest(_) | ProxyError::UnknownHost | ProxyError::Internal(_) => None,
             ProxyError::UpstreamTimeout(_) => Some(UpstreamFailure::Timeout),
             ProxyError::UpstreamConnect(e) if is_tls(e.as_ref()) => Some(UpstreamFailure::Tls),
             ProxyError::UpstreamConnect(_) => Some(UpstreamFailure::Connect),
@@ -44,6 +47,7 @@ impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self {
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ProxyError::UnknownHost => StatusCode::MISDIRECTED_REQUEST,
             ProxyError::UpstreamConnect(_) | ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ProxyError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -54,6 +58,7 @@ impl ProxyError {
     pub fn kind(&self) -> &'static str {
         match self {
             ProxyError::BadRequest(_) => "bad_request",
+            ProxyError::UnknownHost => "unknown_host",
             ProxyError::UpstreamConnect(_) => "upstream_connect",
             ProxyError::UpstreamTimeout(_) => "upstream_timeout",
             ProxyError::Upstream(_) => "upstream",
@@ -72,6 +77,7 @@ impl ProxyError {
             code = status.as_u16(),
             explanation = match self {
                 ProxyError::BadRequest(_) => "The request could not be forwarded.",
+                ProxyError::UnknownHost => "No site is served under this name here.",
                 ProxyError::UpstreamConnect(_) | ProxyError::Upstream(_) => {
                     "The site behind this proxy could not be reached. Please try again shortly."
                 }

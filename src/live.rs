@@ -7,27 +7,95 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use tracing::{info, warn};
 
+use http::{Request, Response};
+use hyper::body::Incoming;
+
+use crate::body::LoggedBody;
 use crate::config::Config;
+use crate::config::sites::{HostPattern, request_host};
 use crate::metrics::Metrics;
-use crate::proxy::Proxy;
+use crate::proxy::{Peer, Proxy};
 use crate::server::StartError;
+
+/// The proxies of one config, one per site, and the site an unknown host goes to.
+pub struct Sites {
+    /// With one site, its host list is empty and it answers every host.
+    sites: Vec<(Vec<HostPattern>, Proxy)>,
+    default: Option<usize>,
+}
+
+impl Sites {
+    /// Builds each site's proxy, counting into `metrics`.
+    pub async fn start(mut config: Config, metrics: Arc<Metrics>) -> Result<Sites, StartError> {
+        if config.sites.is_empty() {
+            return Ok(Sites {
+                sites: vec![(Vec::new(), Proxy::start_with(config, metrics).await?)],
+                default: Some(0),
+            });
+        }
+        let mut sites = Vec::with_capacity(config.sites.len());
+        for site in std::mem::take(&mut config.sites) {
+            sites.push((site.hosts, Proxy::start_with(site.config, Arc::clone(&metrics)).await?));
+        }
+        Ok(Sites { sites, default: config.default_site })
+    }
+
+    /// The site that serves `host` (a request's `Host`, port and case ignored).
+    fn route(&self, host: Option<&str>) -> Option<&Proxy> {
+        if let [(hosts, only)] = self.sites.as_slice()
+            && hosts.is_empty()
+        {
+            return Some(only);
+        }
+        let host = host.map(request_host);
+        let named = host.and_then(|host| self.sites.iter().find(|(hosts, _)| hosts.iter().any(|h| h.matches(&host))));
+        named.or_else(|| self.default.and_then(|i| self.sites.get(i))).map(|(_, proxy)| proxy)
+    }
+
+    /// Proxies a request through its site's proxy; a host no site serves gets `421`.
+    pub async fn handle(&self, req: Request<Incoming>, peer: Peer) -> Response<LoggedBody> {
+        let host = crate::headers::client_host(req.headers(), req.uri());
+        match self.route(host.as_ref().and_then(|h| h.to_str().ok())) {
+            Some(proxy) => proxy.handle(req, peer).await,
+            None => self.first().misdirected(req, peer).await,
+        }
+    }
+
+    /// Each site's hosts (none for a single site) and proxy.
+    pub fn iter(&self) -> impl Iterator<Item = (&[HostPattern], &Proxy)> {
+        self.sites.iter().map(|(hosts, proxy)| (hosts.as_slice(), proxy))
+    }
+
+    fn first(&self) -> &Proxy {
+        &self.sites[0].1
+    }
+
+    /// The first reason any site is not ready.
+    fn not_ready(&self) -> Option<String> {
+        self.sites.iter().find_map(|(_, proxy)| proxy.not_ready())
+    }
+
+    /// The config the sites were built from (the default site's, or the first's).
+    fn config(&self) -> &Config {
+        self.first().config()
+    }
+}
 
 /// The proxy requests go to now, and what outlives a reload: metrics and the draining flag.
 pub struct Live {
-    current: RwLock<Arc<Proxy>>,
+    current: RwLock<Arc<Sites>>,
     metrics: Arc<Metrics>,
     /// Set once shutdown has begun: `/readyz` then says so.
     draining: AtomicBool,
 }
 
 impl Live {
-    pub fn new(proxy: Proxy) -> Self {
-        let metrics = Arc::clone(proxy.metrics());
-        Live { current: RwLock::new(Arc::new(proxy)), metrics, draining: AtomicBool::new(false) }
+    pub fn new(sites: Sites, metrics: Arc<Metrics>) -> Self {
+        Live { current: RwLock::new(Arc::new(sites)), metrics, draining: AtomicBool::new(false) }
     }
 
-    /// The proxy a request arriving now goes through.
-    pub fn current(&self) -> Arc<Proxy> {
+    /// The sites a request arriving now goes through.
+    pub fn current(&self) -> Arc<Sites> {
         Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
     }
 
@@ -53,9 +121,9 @@ impl Live {
                 warn!(key, "a changed listener address takes effect on restart; the rest of the config reloads");
             }
         }
-        match Proxy::start_with(config, Arc::clone(&self.metrics)).await {
-            Ok(proxy) => {
-                *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(proxy);
+        match Sites::start(config, Arc::clone(&self.metrics)).await {
+            Ok(sites) => {
+                *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(sites);
                 self.metrics.reloaded(true);
                 info!("config reloaded: new requests use it, requests in flight finish on the old one");
                 Ok(())

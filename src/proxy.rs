@@ -87,13 +87,23 @@ impl Proxy {
     }
 
     /// Proxies one request. Never fails: upstream failures become 502/504 pages.
-    pub async fn handle(&self, mut req: Request<Incoming>, peer: Peer) -> Response<LoggedBody> {
+    pub async fn handle(&self, req: Request<Incoming>, peer: Peer) -> Response<LoggedBody> {
+        self.answer(req, peer, true).await
+    }
+
+    /// Answers a request for a host no site serves: `421`, logged and counted here.
+    pub async fn misdirected(&self, req: Request<Incoming>, peer: Peer) -> Response<LoggedBody> {
+        self.answer(req, peer, false).await
+    }
+
+    async fn answer(&self, mut req: Request<Incoming>, peer: Peer, known_host: bool) -> Response<LoggedBody> {
         let in_flight = self.client.response_started();
         let request_id = headers::request_id(req.headers());
         req.headers_mut().insert(&headers::X_REQUEST_ID, request_id.clone());
         let mut log = AccessLog::start(req.method(), req.uri().path(), peer.addr, Arc::clone(&self.metrics));
         log.request_id = request_id.to_str().unwrap_or("-").to_owned();
-        let response = self.respond(req, peer, &mut log).await.unwrap_or_else(|err| {
+        let result = if known_host { self.respond(req, peer, &mut log).await } else { Err(ProxyError::UnknownHost) };
+        let response = result.unwrap_or_else(|err| {
             log.error = Some((err.kind(), crate::error::error_chain(&err)));
             log.upstream_failure = err.upstream_failure();
             err.to_response().map(ProxyBody::Local)

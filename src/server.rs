@@ -15,8 +15,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
-use crate::live::Live;
-use crate::proxy::{Peer, Proxy};
+use crate::live::{Live, Sites};
+use crate::proxy::Peer;
 
 /// How long to pause after a failed `accept` (e.g. out of file descriptors) before trying
 /// again, so the loop does not spin.
@@ -238,7 +238,8 @@ pub async fn start(config: crate::config::Config) -> Result<RunningProxy, StartE
     };
     let admin_addr = admin.as_ref().and_then(|listener| listener.local_addr().ok());
     let grace = config.shutdown_grace_period;
-    let live = Arc::new(Live::new(Proxy::start(config).await?));
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let live = Arc::new(Live::new(Sites::start(config, Arc::clone(&metrics)).await?, metrics));
     let admin = admin.map(|listener| tokio::spawn(crate::admin::serve(listener, Arc::clone(&live))));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let stopped = async move {

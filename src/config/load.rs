@@ -35,6 +35,12 @@ impl BuildError {
         BuildError { key, location, message: message.into() }
     }
 
+    /// The same problem, said to be inside `place` (a site of `sites:`).
+    pub(crate) fn within(self, place: String) -> Self {
+        let key = if self.key.is_empty() { String::new() } else { format!("{}: ", self.key) };
+        BuildError { key: "sites", location: self.location, message: format!("{place}: {key}{}", self.message) }
+    }
+
     pub(crate) fn into_config_error(self, file: &str) -> ConfigError {
         let location = self.location.map(|l| (l.line(), l.column()));
         invalid(file, self.key, location, &self.message)

@@ -11,6 +11,7 @@ pub(crate) use jwks::signature_keys;
 mod keys;
 mod load;
 pub mod raw;
+pub mod sites;
 mod summary;
 pub mod tls;
 pub mod value;
@@ -50,6 +51,11 @@ pub struct Config {
     /// The admin listener (`/healthz`, `/readyz`, `/metrics`), if configured.
     pub admin: Option<Admin>,
     pub log: Log,
+    /// With `sites:`, every site (this config's own blocks are the default site's, or
+    /// the first's); empty for one site.
+    pub sites: Vec<sites::Site>,
+    /// The site an unknown host goes to; `None`: such a request gets 421.
+    pub default_site: Option<usize>,
     pub upstream: Upstream,
     pub assistant: Assistant,
     /// `None`: every visitor is anonymous.
@@ -166,29 +172,43 @@ impl Config {
         self.trusted_proxies.iter().any(|net| net.contains(&peer))
     }
 
-    fn build(raw: RawConfig, base_dir: &Path) -> Result<Config, BuildError> {
-        let upstream_tls = match raw.upstream.tls {
+    fn build(mut raw: RawConfig, base_dir: &Path) -> Result<Config, BuildError> {
+        match raw.sites.take() {
+            Some(sites) => sites::build(raw, sites, base_dir),
+            None if raw.default_site.is_some() => Err(BuildError::new("default_site", None, "needs `sites`")),
+            None => Config::build_one(raw, base_dir),
+        }
+    }
+
+    /// One site's config: its upstream, assistant, identity and inject blocks.
+    fn build_one(raw: RawConfig, base_dir: &Path) -> Result<Config, BuildError> {
+        let required = "(required at the top level, or in every entry of `sites`)";
+        let raw_upstream =
+            raw.upstream.ok_or_else(|| BuildError::new("", None, format!("missing field `upstream` {required}")))?;
+        let raw_assistant =
+            raw.assistant.ok_or_else(|| BuildError::new("", None, format!("missing field `assistant` {required}")))?;
+        let upstream_tls = match raw_upstream.tls {
             None => tls::UpstreamTls::default(),
-            Some(_) if raw.upstream.url.0.scheme != http::uri::Scheme::HTTPS => {
+            Some(_) if raw_upstream.url.0.scheme != http::uri::Scheme::HTTPS => {
                 return Err(BuildError::new("upstream.tls", None, "is for an https:// upstream.url"));
             }
             Some(block) => tls::build_upstream_tls(block.value, base_dir)?,
         };
         let upstream = Upstream {
-            url: raw.upstream.url.0,
-            host_header: raw.upstream.host_header.map_or(HostHeader::Preserve, |v| v.0),
-            connect_timeout: raw.upstream.connect_timeout.map_or(Duration::from_secs(5), |v| v.0.0),
-            response_timeout: raw.upstream.response_timeout.map_or(Duration::from_secs(60), |v| v.0.0),
+            url: raw_upstream.url.0,
+            host_header: raw_upstream.host_header.map_or(HostHeader::Preserve, |v| v.0),
+            connect_timeout: raw_upstream.connect_timeout.map_or(Duration::from_secs(5), |v| v.0.0),
+            response_timeout: raw_upstream.response_timeout.map_or(Duration::from_secs(60), |v| v.0.0),
             tls: upstream_tls,
         };
-        let theme = raw.assistant.theme.map_or_else(Theme::default, |t| Theme {
+        let theme = raw_assistant.theme.map_or_else(Theme::default, |t| Theme {
             appearance: t.appearance.map(|v| v.0),
             button_background_color: t.button_background_color.map(|v| v.0.0),
             button_color: t.button_color.map(|v| v.0.0),
         });
         let assistant = Assistant {
-            id: raw.assistant.id.0.0,
-            script_url: raw.assistant.script_url.map_or_else(|| DEFAULT_SCRIPT_URL.to_owned(), |v| v.0.0),
+            id: raw_assistant.id.0.0,
+            script_url: raw_assistant.script_url.map_or_else(|| DEFAULT_SCRIPT_URL.to_owned(), |v| v.0.0),
             theme,
         };
         let identity = raw.identity.map(|raw| identity::build(raw, &upstream, base_dir)).transpose()?;
@@ -208,6 +228,8 @@ impl Config {
             listen_tls,
             admin,
             log,
+            sites: Vec::new(),
+            default_site: None,
             upstream,
             assistant,
             identity,

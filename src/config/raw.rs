@@ -15,7 +15,7 @@ use super::value::{
     SecretEncoding, TextSchema, Timeout,
 };
 
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     pub listen: Option<Parsed<ListenAddr>>,
@@ -24,26 +24,39 @@ pub struct RawConfig {
     pub listen_tls: Option<super::tls::RawListenTls>,
     pub admin: Option<RawAdmin>,
     pub log: Option<RawLog>,
-    pub upstream: RawUpstream,
-    pub assistant: RawAssistant,
+    pub upstream: Option<RawUpstream>,
+    pub assistant: Option<RawAssistant>,
+    pub identity: Option<RawIdentity>,
+    pub inject: Option<RawInject>,
+    pub sites: Option<Vec<RawSite>>,
+    pub default_site: Option<Parsed<super::sites::HostPattern>>,
+}
+
+/// One site of many: its hosts, and the blocks that replace the top-level ones for it.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSite {
+    pub hosts: Vec<Parsed<super::sites::HostPattern>>,
+    pub upstream: Option<RawUpstream>,
+    pub assistant: Option<RawAssistant>,
     pub identity: Option<RawIdentity>,
     pub inject: Option<RawInject>,
 }
 
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawLog {
     pub format: Option<Parsed<super::value::LogFormat>>,
     pub level: Option<Parsed<super::value::LogLevel>>,
 }
 
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawAdmin {
     pub listen: Parsed<ListenAddr>,
 }
 
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawUpstream {
     pub url: Parsed<UpstreamUrl>,
@@ -54,7 +67,7 @@ pub struct RawUpstream {
     pub tls: Option<Spanned<super::tls::RawUpstreamTls>>,
 }
 
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawAssistant {
     pub id: Parsed<NonEmpty>,
@@ -62,7 +75,7 @@ pub struct RawAssistant {
     pub theme: Option<RawTheme>,
 }
 
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawTheme {
     pub appearance: Option<Parsed<Appearance>>,
@@ -70,7 +83,7 @@ pub struct RawTheme {
     pub button_color: Option<Parsed<NonEmpty>>,
 }
 
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawIdentity {
     pub secret_key: Secret,
@@ -81,7 +94,7 @@ pub struct RawIdentity {
 }
 
 /// `identity.lookup`: sessions that are not JWTs, asked of the site's "who am I" endpoint.
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawLookup {
     pub url: Parsed<LookupUrl>,
@@ -94,7 +107,7 @@ pub struct RawLookup {
     pub claims: Option<RawClaims>,
 }
 
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawJwt {
     pub cookie: Option<Parsed<CookieName>>,
@@ -123,7 +136,7 @@ pub struct RawJwt {
 }
 
 /// A value written either alone or as a list: `issuer: a` or `issuer: [a, b]`.
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum OneOrMany<T> {
     One(T),
@@ -153,7 +166,7 @@ impl FromStr for HeaderNameValue {
     }
 }
 
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawClaims {
     pub user_id: Option<Parsed<ClaimPath>>,
@@ -161,7 +174,7 @@ pub struct RawClaims {
     pub user_avatar: Option<Parsed<ClaimPath>>,
 }
 
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawInject {
     pub position: Option<Parsed<Position>>,

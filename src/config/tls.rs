@@ -13,7 +13,7 @@ use serde_saphyr::Spanned;
 use super::BuildError;
 use super::value::{ListenAddr, NonEmpty, Parsed};
 
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawListenTls {
     pub address: Parsed<ListenAddr>,
@@ -23,7 +23,7 @@ pub struct RawListenTls {
     pub key_file: Spanned<Parsed<PathBuf>>,
 }
 
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawUpstreamTls {
     #[schemars(with = "Option<Parsed<PathBuf>>")]

@@ -16,6 +16,7 @@ mod lookup;
 mod operations;
 mod proxying;
 mod reload;
+mod sites;
 mod streaming;
 mod support;
 mod tls;

@@ -1,0 +1,77 @@
+//! Many sites from one proxy: routing by `Host` (port and case ignored, `*.` wildcards),
+//! top-level blocks as defaults, `default_site`, and `421` for a host no site serves.
+
+use http::StatusCode;
+use invent_proxy::RunningProxy;
+
+use crate::support::*;
+
+fn sites_yaml(a: &Upstream, b: &Upstream, extra: &str) -> String {
+    format!(
+        "listen: 127.0.0.1:0\nassistant:\n  id: ast_top\n{extra}sites:\n  - hosts: [www.a.test, a.test]\n    \
+         upstream: {{ url: \"http://{}\" }}\n    assistant: {{ id: ast_a }}\n  - hosts: [\"*.b.test\"]\n    \
+         upstream: {{ url: \"http://{}\" }}\n",
+        a.addr, b.addr
+    )
+}
+
+async fn page_for(proxy: &RunningProxy, host: &str) -> Received {
+    get_with(proxy, "/", &[("host", host)]).await
+}
+
+#[tokio::test]
+async fn requests_go_to_the_site_of_their_host() {
+    let a = spawn_html_upstream("<!doctype html><html><body>site a</body></html>").await;
+    let b = spawn_html_upstream("<!doctype html><html><body>site b</body></html>").await;
+    let proxy = spawn_proxy(&sites_yaml(&a, &b, "")).await;
+
+    for host in ["www.a.test", "WWW.A.test:8080", "a.test."] {
+        let page = page_for(&proxy, host).await;
+        assert!(page.text().contains("site a"), "{host}: {}", page.text());
+        assert_eq!(widget_attribute(&page.text(), "assistant-id").as_deref(), Some("ast_a"), "{host}");
+    }
+    let page = page_for(&proxy, "shop.b.test").await;
+    assert!(page.text().contains("site b"), "{}", page.text());
+    assert_eq!(
+        widget_attribute(&page.text(), "assistant-id").as_deref(),
+        Some("ast_top"),
+        "top-level block as default"
+    );
+    assert!(page_for(&proxy, "x.y.b.test").await.text().contains("site b"), "a wildcard covers deeper names");
+
+    for host in ["b.test", "evilb.test", "www.a.test.evil", "other.test"] {
+        let refused = page_for(&proxy, host).await;
+        assert_eq!(refused.status, StatusCode::MISDIRECTED_REQUEST, "{host}");
+        assert!(refused.text().contains("421"), "{}", refused.text());
+    }
+    assert_eq!(a.seen().len(), 3);
+    assert_eq!(b.seen().len(), 2);
+}
+
+#[tokio::test]
+async fn an_unknown_host_goes_to_the_default_site() {
+    let a = spawn_html_upstream("<!doctype html><html><body>site a</body></html>").await;
+    let b = spawn_html_upstream("<!doctype html><html><body>site b</body></html>").await;
+    let proxy = spawn_proxy(&sites_yaml(&a, &b, "default_site: a.test\n")).await;
+    let page = page_for(&proxy, "10.0.0.1").await;
+    assert!(page.text().contains("site a"), "{}", page.text());
+    assert!(page_for(&proxy, "www.b.test").await.text().contains("site b"), "named hosts still route");
+}
+
+#[test]
+fn site_errors_name_the_site_and_key() {
+    let load = |yaml: &str| {
+        invent_proxy::Config::from_yaml(yaml, "t.yaml", std::path::Path::new(".")).unwrap_err().to_string()
+    };
+    let base = "assistant: { id: a }\nsites:\n  - hosts: [a.test]\n    upstream: { url: \"http://127.0.0.1:9\" }\n";
+    let error = load(&format!("default_site: b.test\n{base}"));
+    assert!(error.contains("default_site") && error.contains("b.test"), "{error}");
+    let error = load("assistant: { id: a }\nsites:\n  - hosts: [a.test]\n");
+    assert!(error.contains("site 1 (a.test)") && error.contains("missing field `upstream`"), "{error}");
+    let error = load(&base.replace("[a.test]", "[\"a.test:8080\"]"));
+    assert!(error.contains("sites[0].hosts[0]") && error.contains("no port"), "{error}");
+    let error = load(&format!(
+        "{base}  - hosts: [b.test]\n    upstream: {{ url: \"http://127.0.0.1:9\", tls: {{ server_name: x }} }}\n"
+    ));
+    assert!(error.contains("site 2 (b.test)") && error.contains("upstream.tls"), "{error}");
+}
