@@ -77,6 +77,7 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     duration: Histogram,
     bytes_sent: Counter,
+    bytes_received: Counter,
     upstream_errors: Family<KindLabels, Counter>,
     pages: Family<OutcomeLabels, Counter>,
     identity: Family<OutcomeLabels, Counter>,
@@ -97,6 +98,7 @@ impl Metrics {
             requests: Family::default(),
             duration: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             bytes_sent: Counter::<u64, AtomicU64>::default(),
+            bytes_received: Counter::default(),
             upstream_errors: Family::default(),
             pages: Family::default(),
             identity: Family::default(),
@@ -111,6 +113,7 @@ impl Metrics {
             metrics.duration.clone(),
         );
         registry.register("sent_bytes", "Response body bytes sent to clients", metrics.bytes_sent.clone());
+        registry.register("received_bytes", "Request body bytes received from clients", metrics.bytes_received.clone());
         registry.register(
             "upstream_errors",
             "Failed exchanges with the upstream, by kind",
@@ -144,6 +147,11 @@ impl Metrics {
         self.pages.get_or_create(&page).inc();
         let (outcome, reason) = request.identity;
         self.identity.get_or_create(&OutcomeLabels { outcome, reason }).inc();
+    }
+
+    /// The counter of request body bytes received from clients.
+    pub fn received_bytes(&self) -> Counter {
+        self.bytes_received.clone()
     }
 
     /// Counts a client connection open until the guard is dropped.

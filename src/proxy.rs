@@ -186,7 +186,8 @@ impl Proxy {
 
     async fn forward(&self, req: Request<Incoming>, peer: Peer) -> Result<Response<Incoming>, ProxyError> {
         let trusted = self.config.trusts(peer.addr.ip());
-        let req = upstream::prepare(req, peer, trusted, &self.config.upstream)?;
+        let mut req = upstream::prepare(req, peer, trusted, &self.config.upstream)?;
+        req.body_mut().count_into(self.metrics.received_bytes());
         upstream::send(&self.client, req, &self.config.upstream).await
     }
 

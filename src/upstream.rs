@@ -234,15 +234,22 @@ pub struct UploadBody {
     /// Taken by [`send`] to watch the upload; `None` for a body with nothing to send.
     progress: Option<watch::Receiver<Upload>>,
     report: Option<watch::Sender<Upload>>,
+    /// Counts the bytes received from the client, if set.
+    received: Option<prometheus_client::metrics::counter::Counter>,
 }
 
 impl UploadBody {
+    /// Counts the body's bytes into `counter` as they arrive from the client.
+    pub fn count_into(&mut self, counter: prometheus_client::metrics::counter::Counter) {
+        self.received = Some(counter);
+    }
+
     fn new(inner: Incoming) -> Self {
         if inner.is_end_stream() {
-            return UploadBody { inner, progress: None, report: None };
+            return UploadBody { inner, progress: None, report: None, received: None };
         }
         let (report, progress) = watch::channel(Upload::WaitingForUpstream);
-        UploadBody { inner, progress: Some(progress), report: Some(report) }
+        UploadBody { inner, progress: Some(progress), report: Some(report), received: None }
     }
 
     fn report(&self, state: Upload) {
@@ -261,6 +268,9 @@ impl Body for UploadBody {
             self.report(Upload::WaitingForClient);
             return Poll::Pending;
         };
+        if let (Some(counter), Some(Ok(frame))) = (&self.received, &frame) {
+            counter.inc_by(frame.data_ref().map_or(0, |data| data.len() as u64));
+        }
         if !matches!(frame, Some(Ok(_))) || self.inner.is_end_stream() {
             self.report(Upload::Done);
             self.report = None;

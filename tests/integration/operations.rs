@@ -53,7 +53,7 @@ async fn metrics_count_known_traffic_with_fixed_labels() {
     let post = Request::builder()
         .method(Method::POST)
         .uri(format!("http://{}/form", proxy.local_addr()))
-        .body(Full::default())
+        .body(Full::new(bytes::Bytes::from_static(b"name=ada&city=london")))
         .unwrap();
     send(&proxy, post).await;
 
@@ -71,6 +71,7 @@ async fn metrics_count_known_traffic_with_fixed_labels() {
         r#"invent_proxy_responses_total{outcome="passed",reason="method"} 1"#,
         r#"invent_proxy_identity_total{outcome="none",reason=""} 6"#,
         "invent_proxy_request_duration_seconds_count 6",
+        "invent_proxy_received_bytes_total 20",
         r#"invent_proxy_build_info{version="0.1.0"} 1"#,
     ] {
         assert!(text.lines().any(|l| l == line), "no line {line:?} in\n{text}");
