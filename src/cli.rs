@@ -84,7 +84,7 @@ fn run(path: &Path, watch: bool) -> CliResult {
     let config = Config::load(path)?;
     telemetry::init(&config.log);
     block_on(async {
-        let proxy = server::start(config).await.map_err(|e| match e {
+        let mut proxy = server::start(config).await.map_err(|e| match e {
             server::StartError::Bind { key, .. } => format!("{e} (set `{key}` in {})", path.display()),
             other => other.to_string(),
         })?;

@@ -74,11 +74,6 @@ impl Sites {
     fn not_ready(&self) -> Option<String> {
         self.sites.iter().find_map(|(_, proxy)| proxy.not_ready())
     }
-
-    /// The config the sites were built from (the default site's, or the first's).
-    fn config(&self) -> &Config {
-        self.first().config()
-    }
 }
 
 /// The proxy requests go to now, and what outlives a reload: metrics and the draining flag.
@@ -103,24 +98,10 @@ impl Live {
         &self.metrics
     }
 
-    /// Builds a proxy from `config` exactly as start-up does (`invent-proxy check` runs the
-    /// same steps) and swaps it in. On any error the running config keeps serving.
-    /// Listener addresses are bound at start-up: a change to them waits for a restart.
+    /// Builds the sites of `config` exactly as start-up does (`invent-proxy check` runs the
+    /// same steps) and swaps them in. On any error the running config keeps serving.
+    /// (Listeners are the server's: see [`crate::server::RunningProxy::reload`].)
     pub async fn reload(&self, config: Config) -> Result<(), StartError> {
-        let old = self.current();
-        for (key, before, after) in [
-            ("listen", Some(old.config().listen), Some(config.listen)),
-            (
-                "listen_tls",
-                old.config().listen_tls.as_ref().map(|t| t.address),
-                config.listen_tls.as_ref().map(|t| t.address),
-            ),
-            ("admin.listen", old.config().admin.as_ref().map(|a| a.listen), config.admin.as_ref().map(|a| a.listen)),
-        ] {
-            if before != after {
-                warn!(key, "a changed listener address takes effect on restart; the rest of the config reloads");
-            }
-        }
         match Sites::start(config, Arc::clone(&self.metrics)).await {
             Ok(sites) => {
                 *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(sites);

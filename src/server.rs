@@ -48,15 +48,66 @@ pub struct Listeners {
     pub tls: Option<(TcpListener, TlsAcceptor)>,
 }
 
+/// What a reload changes in the listeners; a listener replaced is closed, its open
+/// connections untouched.
+pub struct Rebind {
+    plain: Option<TcpListener>,
+    tls: TlsRebind,
+    /// Told once the listeners have changed.
+    applied: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+enum TlsRebind {
+    Keep,
+    /// Same address, the certificate as the new config has it.
+    Acceptor(TlsAcceptor),
+    Replace(Option<(TcpListener, TlsAcceptor)>),
+}
+
+impl Listeners {
+    fn apply(&mut self, mut rebind: Rebind) {
+        let applied = rebind.applied.take();
+        self.change(rebind);
+        if let Some(applied) = applied {
+            let _ = applied.send(());
+        }
+    }
+
+    fn change(&mut self, rebind: Rebind) {
+        if let Some(plain) = rebind.plain {
+            self.plain = plain;
+        }
+        match rebind.tls {
+            TlsRebind::Keep => {}
+            TlsRebind::Acceptor(acceptor) => {
+                if let Some((_, current)) = &mut self.tls {
+                    *current = acceptor;
+                }
+            }
+            TlsRebind::Replace(tls) => self.tls = tls,
+        }
+    }
+}
+
 /// Serves `listeners` until `shutdown` completes, then drains connections for at most
 /// `grace`.
-pub async fn serve(listeners: Listeners, live: Arc<Live>, shutdown: impl Future<Output = ()>, grace: Duration) {
+pub async fn serve(
+    mut listeners: Listeners,
+    live: Arc<Live>,
+    mut rebinds: tokio::sync::mpsc::Receiver<Rebind>,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) {
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (accepted, tls) = tokio::select! {
             accepted = listeners.plain.accept() => (accepted, None),
             accepted = accept_tls(&listeners.tls) => (accepted, listeners.tls.as_ref().map(|(_, acceptor)| acceptor.clone())),
+            Some(rebind) = rebinds.recv() => {
+                listeners.apply(rebind);
+                continue;
+            }
             () = &mut shutdown => break,
         };
         match accepted {
@@ -177,6 +228,27 @@ pub struct RunningProxy {
     task: tokio::task::JoinHandle<()>,
     admin: Option<tokio::task::JoinHandle<()>>,
     live: Arc<Live>,
+    rebinds: tokio::sync::mpsc::Sender<Rebind>,
+    /// The addresses the running config names (port 0 stays 0), to see what a reload moves.
+    configured: Addresses,
+}
+
+/// The listener addresses a config names.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Addresses {
+    listen: SocketAddr,
+    tls: Option<SocketAddr>,
+    admin: Option<SocketAddr>,
+}
+
+impl Addresses {
+    fn of(config: &crate::config::Config) -> Self {
+        Addresses {
+            listen: config.listen,
+            tls: config.listen_tls.as_ref().map(|tls| tls.address),
+            admin: config.admin.as_ref().map(|admin| admin.listen),
+        }
+    }
 }
 
 impl RunningProxy {
@@ -191,8 +263,58 @@ impl RunningProxy {
     }
 
     /// Swaps in a new config for the requests that arrive from now on (see [`Live::reload`]).
-    pub async fn reload(&self, config: crate::config::Config) -> Result<(), StartError> {
-        self.live.reload(config).await
+    /// A listener whose address changed is bound anew first (a failure rejects the reload)
+    /// and the old one closed; the others stay open. The HTTPS certificate is the new
+    /// config's.
+    pub async fn reload(&mut self, config: crate::config::Config) -> Result<(), StartError> {
+        let addresses = Addresses::of(&config);
+        let bound = self.bind_moved(&config).await;
+        let (rebind, admin) = bound.inspect_err(|error| self.live.failed(error))?;
+        self.live.reload(config).await?;
+        self.local_addr = rebind.plain.as_ref().and_then(|l| l.local_addr().ok()).unwrap_or(self.local_addr);
+        if let TlsRebind::Replace(tls) = &rebind.tls {
+            self.tls_addr = tls.as_ref().and_then(|(l, _)| l.local_addr().ok());
+        }
+        let (applied, done) = tokio::sync::oneshot::channel();
+        if self.rebinds.send(Rebind { applied: Some(applied), ..rebind }).await.is_ok() {
+            let _ = done.await;
+        }
+        if let Some(admin) = admin {
+            if let Some(task) = self.admin.take() {
+                task.abort();
+            }
+            self.admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
+            self.admin = admin.map(|listener| tokio::spawn(crate::admin::serve(listener, Arc::clone(&self.live))));
+        }
+        self.configured = addresses;
+        Ok(())
+    }
+
+    /// Binds the listeners whose address `config` changes. The admin listener: `None` to
+    /// keep it, `Some(None)` to close it.
+    async fn bind_moved(
+        &self,
+        config: &crate::config::Config,
+    ) -> Result<(Rebind, Option<Option<TcpListener>>), StartError> {
+        let now = Addresses::of(config);
+        let plain = if now.listen == self.configured.listen { None } else { Some(bind(now.listen, "listen").await?) };
+        let tls = match (&config.listen_tls, self.configured.tls) {
+            (None, None) => TlsRebind::Keep,
+            (None, Some(_)) => TlsRebind::Replace(None),
+            (Some(tls), Some(old)) if tls.address == old => {
+                TlsRebind::Acceptor(TlsAcceptor::from(Arc::clone(&tls.server_config)))
+            }
+            (Some(tls), _) => {
+                let listener = bind(tls.address, "listen_tls.address").await?;
+                TlsRebind::Replace(Some((listener, TlsAcceptor::from(Arc::clone(&tls.server_config)))))
+            }
+        };
+        let admin = match (now.admin, self.configured.admin) {
+            (new, old) if new == old => None,
+            (None, _) => Some(None),
+            (Some(addr), _) => Some(Some(bind(addr, "admin.listen").await?)),
+        };
+        Ok((Rebind { plain, tls, applied: None }, admin))
     }
 
     /// Counts and logs a reload rejected before it could be tried (a config that does not
@@ -238,6 +360,7 @@ pub async fn start(config: crate::config::Config) -> Result<RunningProxy, StartE
     };
     let admin_addr = admin.as_ref().and_then(|listener| listener.local_addr().ok());
     let grace = config.shutdown_grace_period;
+    let configured = Addresses::of(&config);
     let metrics = Arc::new(crate::metrics::Metrics::new());
     let live = Arc::new(Live::new(Sites::start(config, Arc::clone(&metrics)).await?, metrics));
     let admin = admin.map(|listener| tokio::spawn(crate::admin::serve(listener, Arc::clone(&live))));
@@ -245,6 +368,7 @@ pub async fn start(config: crate::config::Config) -> Result<RunningProxy, StartE
     let stopped = async move {
         let _ = stopped.await;
     };
-    let task = tokio::spawn(serve(Listeners { plain, tls }, Arc::clone(&live), stopped, grace));
-    Ok(RunningProxy { local_addr, tls_addr, admin_addr, stop, task, admin, live })
+    let (rebinds, rebind_requests) = tokio::sync::mpsc::channel(1);
+    let task = tokio::spawn(serve(Listeners { plain, tls }, Arc::clone(&live), rebind_requests, stopped, grace));
+    Ok(RunningProxy { local_addr, tls_addr, admin_addr, stop, task, admin, live, rebinds, configured })
 }

@@ -218,7 +218,7 @@ fn log_format_and_level_are_checked_at_load() {
 async fn reloads_are_counted_and_metrics_survive_them() {
     let upstream = spawn_html_upstream("<!doctype html><html><body>hi</body></html>").await;
     let yaml = proxy_yaml(upstream.addr, ADMIN);
-    let proxy = spawn_proxy(&yaml).await;
+    let mut proxy = spawn_proxy(&yaml).await;
     let admin = proxy.admin_addr().unwrap();
     get(&proxy, "/").await;
     scrape_until(admin, r#"invent_proxy_requests_total{method="GET",status="2xx"} 1"#).await;
@@ -228,4 +228,44 @@ async fn reloads_are_counted_and_metrics_survive_them() {
     scrape_until(admin, r#"invent_proxy_config_reloads_total{result="success"} 1"#).await;
     scrape_until(admin, r#"invent_proxy_config_reloads_total{result="failure"} 1"#).await;
     scrape_until(admin, r#"invent_proxy_requests_total{method="GET",status="2xx"} 2"#).await;
+}
+
+/// Sends a GET on an open keep-alive connection and reads the whole response.
+async fn get_on(socket: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    socket.write_all(b"GET / HTTP/1.1\r\nhost: shop\r\n\r\n").await.unwrap();
+    let mut response = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&response).contains("</html>") {
+        let n = socket.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&response));
+        response.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+#[tokio::test]
+async fn a_reload_moves_a_changed_listener_and_keeps_the_others_and_open_connections() {
+    let upstream = spawn_html_upstream("<!doctype html><html><body>hi</body></html>").await;
+    let yaml = proxy_yaml(upstream.addr, ADMIN);
+    let mut proxy = spawn_proxy(&yaml).await;
+    let (old, admin) = (proxy.local_addr(), proxy.admin_addr().unwrap());
+    let mut kept = tokio::net::TcpStream::connect(old).await.unwrap();
+    assert!(get_on(&mut kept).await.contains("ast_test"));
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let moved = yaml.replace("listen: 127.0.0.1:0\nshutdown", &format!("listen: 127.0.0.1:{port}\nshutdown"));
+    proxy.reload(config(&moved.replace("id: ast_test", "id: ast_new"))).await.unwrap();
+    assert_eq!(proxy.local_addr().port(), port);
+    assert_eq!(widget_attribute(&get(&proxy, "/").await.text(), "assistant-id").as_deref(), Some("ast_new"));
+    assert!(tokio::net::TcpStream::connect(old).await.is_err(), "the old listener is closed");
+    assert!(get_on(&mut kept).await.contains("ast_new"), "an open connection stays open, on the new config");
+    assert_eq!((proxy.admin_addr(), admin_get(admin, "/healthz").await.0), (Some(admin), StatusCode::OK));
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let clash = moved.replace(&format!(":{port}\n"), &format!(":{}\n", taken.local_addr().unwrap().port()));
+    let error = proxy.reload(config(&clash)).await.unwrap_err().to_string();
+    assert!(error.contains("listen"), "{error}");
+    assert_eq!(get(&proxy, "/").await.status, StatusCode::OK, "the running config keeps serving");
+    scrape_until(admin, r#"invent_proxy_config_reloads_total{result="failure"} 1"#).await;
 }

@@ -167,3 +167,19 @@ fn tls_files_are_checked_at_start_up() {
         error(base.replace("url: http://127.0.0.1:3000", "url: http://127.0.0.1:3000\n  tls:\n    server_name: x"));
     assert!(plain_upstream.contains("upstream.tls: is for an https:// upstream.url"), "{plain_upstream}");
 }
+
+#[tokio::test]
+async fn a_reload_serves_the_new_certificate_on_the_same_listener() {
+    let (old, new) = (Pki::new(&["localhost"]), Pki::new(&["localhost"]));
+    let upstream = spawn_html_upstream(PAGE).await;
+    let mut proxy = spawn_proxy(&proxy_yaml(upstream.addr, &listen_tls_yaml(&old))).await;
+    let tls_addr = proxy.tls_addr().unwrap();
+    assert_eq!(https_get(tls_addr, &old, &[b"http/1.1"], "/").await.1, StatusCode::OK);
+    proxy.reload(config(&proxy_yaml(upstream.addr, &listen_tls_yaml(&new)))).await.unwrap();
+    assert_eq!(proxy.tls_addr(), Some(tls_addr), "same address: the listener stays");
+    assert_eq!(https_get(tls_addr, &new, &[b"http/1.1"], "/").await.1, StatusCode::OK, "the new certificate");
+    let connector = tokio_rustls::TlsConnector::from(old.client_config(&[b"http/1.1"]));
+    let tcp = TcpStream::connect(tls_addr).await.unwrap();
+    let refused = connector.connect(ServerName::try_from("localhost").unwrap(), tcp).await;
+    assert!(refused.is_err(), "a client that trusts only the old certificate's CA no longer connects");
+}
