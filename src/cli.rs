@@ -46,6 +46,10 @@ enum Command {
         /// The user id to hash, exactly as it appears in the session token.
         #[arg(long, value_name = "ID")]
         user_id: String,
+        /// With `sites:`, the host whose site's secret key to use (default: the default
+        /// site, or the first).
+        #[arg(long, value_name = "HOST")]
+        site: Option<String>,
     },
     /// Run a built-in sample legacy site with the proxy in front of it, for a first look.
     Demo {
@@ -66,7 +70,7 @@ pub fn main() -> ExitCode {
             print!("{}", crate::config::json_schema());
             Ok(())
         }
-        Command::Hash { user_id } => hash(&cli.config, &user_id),
+        Command::Hash { user_id, site } => hash(&cli.config, &user_id, site.as_deref()),
         Command::Demo { listen } => demo(listen),
     };
     match result {
@@ -81,9 +85,14 @@ pub fn main() -> ExitCode {
 type CliResult = Result<(), Box<dyn std::error::Error>>;
 
 fn run(path: &Path, watch: bool) -> CliResult {
+    // Read before the config is: a change in between is seen by `--watch`, not missed.
+    let watched = std::fs::read(path).ok();
     let config = Config::load(path)?;
     telemetry::init(&config.log);
     block_on(async {
+        // Before start-up, which may take seconds (a `jwks_url`): a SIGHUP meanwhile
+        // reloads once serving, instead of ending the process.
+        let mut reloads = reload_requests(path, watch.then_some(watched));
         let mut proxy = server::start(config).await.map_err(|e| match e {
             server::StartError::Bind { key, .. } => format!("{e} (set `{key}` in {})", path.display()),
             other => other.to_string(),
@@ -98,7 +107,6 @@ fn run(path: &Path, watch: bool) -> CliResult {
             None => tracing::info!(listen = %proxy.local_addr(), config = %path.display(), "invent-proxy is serving"),
         }
         let mut shutdown = std::pin::pin!(server::shutdown_signal());
-        let mut reloads = reload_requests(path, watch);
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
@@ -125,7 +133,8 @@ const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 /// What asks for a reload: SIGHUP, and with `--watch` a change of the config file's
 /// contents. Its contents are compared, not its time stamp, so a file swapped in by a
 /// symbolic link (a Kubernetes ConfigMap) counts too.
-fn reload_requests(path: &Path, watch: bool) -> tokio::sync::mpsc::Receiver<&'static str> {
+/// `watched`: with `--watch`, the file's contents the running config came from.
+fn reload_requests(path: &Path, watched: Option<Option<Vec<u8>>>) -> tokio::sync::mpsc::Receiver<&'static str> {
     let (tx, rx) = tokio::sync::mpsc::channel(1);
     #[cfg(unix)]
     if let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
@@ -136,10 +145,9 @@ fn reload_requests(path: &Path, watch: bool) -> tokio::sync::mpsc::Receiver<&'st
             }
         });
     }
-    if watch {
+    if let Some(mut seen) = watched {
         let path = path.to_owned();
         tokio::spawn(async move {
-            let mut seen = std::fs::read(&path).ok();
             loop {
                 tokio::time::sleep(WATCH_INTERVAL).await;
                 let now = std::fs::read(&path).ok();
@@ -217,8 +225,25 @@ fn probe_upstream(upstream: &crate::config::Upstream) -> Result<(), String> {
     Err(last_error)
 }
 
-fn hash(path: &Path, user_id: &str) -> CliResult {
-    let config = Config::load(path)?;
+fn hash(path: &Path, user_id: &str, site: Option<&str>) -> CliResult {
+    let mut config = Config::load(path)?;
+    if let Some(host) = site {
+        let host = crate::config::sites::request_host(host);
+        let specificity = |s: &crate::config::sites::Site| {
+            s.hosts.iter().filter(|h| h.matches(&host)).map(crate::config::sites::HostPattern::specificity).max()
+        };
+        let chosen = config
+            .sites
+            .into_iter()
+            .filter_map(|s| specificity(&s).map(|rank| (rank, s)))
+            .max_by_key(|(rank, _)| *rank);
+        config = chosen.ok_or_else(|| format!("{}: no site serves {host}", path.display()))?.1.config;
+    } else if config.sites.len() > 1 {
+        eprintln!(
+            "note: {} has several sites; this is the default site's hash (choose one with --site HOST)",
+            path.display()
+        );
+    }
     let identity = config.identity.ok_or_else(|| {
         format!("{}: identity is not configured, so there is no secret key to hash with", path.display())
     })?;

@@ -120,13 +120,13 @@ pub fn is_navigation(headers: &HeaderMap) -> bool {
     dest_ok && !xhr && !headers.contains_key("hx-request")
 }
 
-/// Whether the client asks for an HTML document (`Accept` names `text/html` or
-/// `application/xhtml+xml`), as browsers' navigations do.
 /// The host the client asked for: its `Host` header, or on HTTP/2 the `:authority`.
 pub fn client_host(headers: &HeaderMap, uri: &http::Uri) -> Option<HeaderValue> {
     headers.get(http::header::HOST).cloned().or_else(|| uri.authority().and_then(|a| a.as_str().parse().ok()))
 }
 
+/// Whether the client asks for an HTML document (`Accept` names `text/html` or
+/// `application/xhtml+xml`), as browsers' navigations do.
 pub fn accepts_html(headers: &HeaderMap) -> bool {
     list_items(headers, header::ACCEPT).any(|t| {
         let media = t.split(';').next().unwrap_or("").trim();

@@ -48,14 +48,28 @@ impl Sites {
             return Some(only);
         }
         let host = host.map(request_host);
-        let named = host.and_then(|host| self.sites.iter().find(|(hosts, _)| hosts.iter().any(|h| h.matches(&host))));
-        named.or_else(|| self.default.and_then(|i| self.sites.get(i))).map(|(_, proxy)| proxy)
+        // An exact name wins over any wildcard, and a longer wildcard over a shorter one.
+        let best = host.and_then(|host| {
+            self.sites
+                .iter()
+                .flat_map(|(hosts, proxy)| {
+                    hosts.iter().filter(|h| h.matches(&host)).map(move |h| (h.specificity(), proxy))
+                })
+                .max_by_key(|(specificity, _)| *specificity)
+                .map(|(_, proxy)| proxy)
+        });
+        best.or_else(|| self.default.and_then(|i| self.sites.get(i)).map(|(_, proxy)| proxy))
     }
 
-    /// Proxies a request through its site's proxy; a host no site serves gets `421`.
+    /// Proxies a request through its site's proxy; a host no site serves gets `421`. The
+    /// host is the request target's authority when it has one (HTTP/2, absolute-form
+    /// HTTP/1.1), else `Host`.
     pub async fn handle(&self, req: Request<Incoming>, peer: Peer) -> Response<LoggedBody> {
-        let host = crate::headers::client_host(req.headers(), req.uri());
-        match self.route(host.as_ref().and_then(|h| h.to_str().ok())) {
+        let host = match req.uri().authority() {
+            Some(authority) => Some(authority.as_str().to_owned()),
+            None => req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned),
+        };
+        match self.route(host.as_deref()) {
             Some(proxy) => proxy.handle(req, peer).await,
             None => self.first().misdirected(req, peer).await,
         }

@@ -186,7 +186,12 @@ impl Proxy {
 
     async fn forward(&self, req: Request<Incoming>, peer: Peer) -> Result<Response<Incoming>, ProxyError> {
         let trusted = self.config.trusts(peer.addr.ip());
+        let request_id = req.headers().get(&headers::X_REQUEST_ID).cloned();
         let mut req = upstream::prepare(req, peer, trusted, &self.config.upstream)?;
+        // After `prepare`: a `Connection` header naming it must not take it away.
+        if let Some(id) = request_id {
+            req.headers_mut().insert(&headers::X_REQUEST_ID, id);
+        }
         req.body_mut().count_into(self.metrics.received_bytes());
         upstream::send(&self.client, req, &self.config.upstream).await
     }

@@ -48,6 +48,15 @@ impl fmt::Display for HostPattern {
 impl TextSchema for HostPattern {}
 
 impl HostPattern {
+    /// How precisely the pattern names a host: an exact name beats every wildcard, a
+    /// longer wildcard a shorter one.
+    pub fn specificity(&self) -> (bool, usize) {
+        match self {
+            HostPattern::Exact(name) => (true, name.len()),
+            HostPattern::Wildcard(suffix) => (false, suffix.len()),
+        }
+    }
+
     /// Whether `host` (lowercase, without port) is one this pattern names.
     pub fn matches(&self, host: &str) -> bool {
         match self {
@@ -101,6 +110,9 @@ pub(super) fn build(top: RawConfig, sites: Vec<RawSite>, base_dir: &Path) -> Res
             Config::build_one(raw, base_dir).map_err(|e| e.within(format!("site {} ({})", i + 1, names.join(", "))))?;
         built.push(Site { hosts, config });
     }
+    if let Some(twice) = first_repeated(built.iter().flat_map(|site| &site.hosts)) {
+        return Err(BuildError::new("sites", None, format!("{twice} is listed by more than one site")));
+    }
     let default_site = match default_name {
         None => None,
         Some(name) => Some(built.iter().position(|site| site.hosts.contains(&name)).ok_or_else(|| {
@@ -111,4 +123,10 @@ pub(super) fn build(top: RawConfig, sites: Vec<RawSite>, base_dir: &Path) -> Res
     config.sites = built;
     config.default_site = default_site;
     Ok(config)
+}
+
+/// A host pattern listed twice, if any.
+fn first_repeated<'a>(patterns: impl Iterator<Item = &'a HostPattern>) -> Option<&'a HostPattern> {
+    let mut seen = std::collections::HashSet::new();
+    patterns.into_iter().find(|pattern| !seen.insert(pattern.to_string()))
 }

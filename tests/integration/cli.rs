@@ -274,3 +274,21 @@ fn the_shipped_schema_is_the_generated_one_and_every_shipped_config_follows_it()
     assert!(validator.is_valid(&with_log("json")) && validator.is_valid(&with_log("${LOG_FORMAT}")));
     assert!(!validator.is_valid(&with_log("xml")), "a value outside an enum's spellings fails");
 }
+
+#[test]
+fn hash_takes_the_secret_key_of_the_site_named() {
+    let yaml = "listen: 127.0.0.1:0\nassistant: { id: a }\nidentity: { secret_key: key-main, jwt: { cookie: s, secret: j } }\n\
+                sites:\n  - hosts: [a.test]\n    upstream: { url: \"http://127.0.0.1:9\" }\n  - hosts: [\"*.b.test\"]\n    \
+                upstream: { url: \"http://127.0.0.1:9\" }\n    identity: { secret_key: key-b, jwt: { cookie: s, secret: j } }\n";
+    let file = crate::support::process::TempPath::with_contents(yaml);
+    let hash = |extra: &[&str]| {
+        let args = [&["hash", "--config", file.path(), "--user-id", "u1"][..], extra].concat();
+        let output = invent_proxy(&args);
+        assert!(output.status.success(), "{}", stderr(&output));
+        stdout(&output).trim().to_owned()
+    };
+    assert_eq!(hash(&[]), invent_proxy::identity::user_hash("key-main", "u1"));
+    assert_eq!(hash(&["--site", "www.b.test:443"]), invent_proxy::identity::user_hash("key-b", "u1"));
+    assert_eq!(hash(&["--site", "A.TEST"]), invent_proxy::identity::user_hash("key-main", "u1"));
+    assert!(!invent_proxy(&["hash", "--config", file.path(), "--user-id", "u1", "--site", "c.test"]).status.success());
+}

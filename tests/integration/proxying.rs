@@ -459,3 +459,12 @@ async fn a_request_id_is_kept_or_made_sent_upstream_and_returned() {
     assert_eq!(seen[2], "lb-7f3a:42");
     assert_eq!(seen[3], odd.headers["x-request-id"].to_str().unwrap());
 }
+
+#[tokio::test]
+async fn a_connection_header_cannot_keep_the_request_id_from_the_upstream() {
+    let upstream = spawn_html_upstream("<!doctype html><html><body>hi</body></html>").await;
+    let proxy = spawn_default_proxy(upstream.addr).await;
+    let sent = get_with(&proxy, "/", &[("x-request-id", "abc-1"), ("connection", "x-request-id")]).await;
+    assert_eq!(sent.headers["x-request-id"], "abc-1");
+    assert_eq!(upstream.seen()[0].headers.get("x-request-id").map(|v| v.to_str().unwrap()), Some("abc-1"));
+}

@@ -75,3 +75,21 @@ fn site_errors_name_the_site_and_key() {
     ));
     assert!(error.contains("site 2 (b.test)") && error.contains("upstream.tls"), "{error}");
 }
+
+#[tokio::test]
+async fn an_exact_name_beats_a_wildcard_and_a_host_listed_twice_is_refused() {
+    let wide = spawn_html_upstream("<!doctype html><html><body>wildcard site</body></html>").await;
+    let api = spawn_html_upstream("<!doctype html><html><body>api site</body></html>").await;
+    let yaml = format!(
+        "listen: 127.0.0.1:0\nassistant: {{ id: a }}\nsites:\n  - hosts: [\"*.example.test\"]\n    upstream: {{ url: \"http://{}\" }}\n  \
+         - hosts: [api.example.test, \"*.v2.example.test\"]\n    upstream: {{ url: \"http://{}\" }}\n",
+        wide.addr, api.addr
+    );
+    let proxy = spawn_proxy(&yaml).await;
+    assert!(page_for(&proxy, "api.example.test").await.text().contains("api site"), "exact beats the earlier wildcard");
+    assert!(page_for(&proxy, "x.v2.example.test").await.text().contains("api site"), "longer wildcard wins");
+    assert!(page_for(&proxy, "www.example.test").await.text().contains("wildcard site"));
+    let twice = yaml.replace("[\"*.example.test\"]", "[\"*.example.test\", API.example.test]");
+    let error = invent_proxy::Config::from_yaml(&twice, "t.yaml", std::path::Path::new(".")).unwrap_err().to_string();
+    assert!(error.contains("api.example.test is listed by more than one site"), "{error}");
+}
