@@ -1,6 +1,8 @@
 //! invent-proxy's integration tests: the real proxy and real upstreams on loopback ports
 //! the OS picks, talking over sockets.
 
+#[cfg(feature = "browser-tests")]
+mod browser;
 mod charsets;
 mod chunking;
 mod cli;

@@ -96,8 +96,9 @@ where
                     let response = handler(req);
                     async move { Ok::<_, Infallible>(response.await) }
                 });
-                let _ =
-                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                let connection =
+                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+                let _ = connection.with_upgrades().await;
             });
         }
     });
