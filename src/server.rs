@@ -15,6 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
+use crate::config::Limits;
 use crate::live::{Live, Sites};
 use crate::proxy::Peer;
 
@@ -96,11 +97,28 @@ pub async fn serve(
     live: Arc<Live>,
     mut rebinds: tokio::sync::mpsc::Receiver<Rebind>,
     shutdown: impl Future<Output = ()>,
-    grace: Duration,
+    (grace, limits): (Duration, Limits),
 ) {
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
+    // A connection is accepted only with a permit: past `max_connections`, new ones wait
+    // in the listen backlog until one closes.
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     loop {
+        if permits.available_permits() == 0 {
+            debug!(max = limits.max_connections, "limits.max_connections reached: new connections wait");
+        }
+        let permit = tokio::select! {
+            permit = Arc::clone(&permits).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            Some(rebind) = rebinds.recv() => {
+                listeners.apply(rebind);
+                continue;
+            }
+            () = &mut shutdown => break,
+        };
         let (accepted, tls) = tokio::select! {
             accepted = listeners.plain.accept() => (accepted, None),
             accepted = accept_tls(&listeners.tls) => (accepted, listeners.tls.as_ref().map(|(_, acceptor)| acceptor.clone())),
@@ -111,7 +129,10 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         match accepted {
-            Ok((stream, peer)) => serve_connection(stream, peer, tls, Arc::clone(&live), &graceful),
+            Ok((stream, peer)) => {
+                let connection = Connection { permit, header_read_timeout: limits.header_read_timeout };
+                serve_connection(stream, peer, tls, Arc::clone(&live), &graceful, connection);
+            }
             Err(error) => {
                 warn!(%error, "accept failed; retrying");
                 tokio::time::sleep(ACCEPT_BACKOFF).await;
@@ -134,6 +155,12 @@ async fn accept_tls(tls: &Option<(TcpListener, TlsAcceptor)>) -> std::io::Result
     }
 }
 
+/// What a connection carries from the accept loop: its place under `max_connections`.
+struct Connection {
+    permit: tokio::sync::OwnedSemaphorePermit,
+    header_read_timeout: Duration,
+}
+
 /// Serves one connection in its own task: after the TLS handshake, if any, HTTP/1.1 or
 /// HTTP/2 (by ALPN over TLS, by preface in the clear).
 fn serve_connection(
@@ -142,23 +169,29 @@ fn serve_connection(
     tls: Option<TlsAcceptor>,
     live: Arc<Live>,
     graceful: &GracefulShutdown,
+    connection: Connection,
 ) {
     let _ = stream.set_nodelay(true);
     let watcher = graceful.watcher();
     tokio::spawn(async move {
         let _open = live.metrics().connection_opened();
+        let Connection { permit: _permit, header_read_timeout } = connection;
         let Some(acceptor) = tls else {
-            return serve_http(TokioIo::new(stream), Peer { addr, tls: false }, live, watcher).await;
+            let peer = Peer { addr, tls: false };
+            return serve_http(TokioIo::new(stream), peer, live, watcher, header_read_timeout).await;
         };
         match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-            Ok(Ok(stream)) => serve_http(TokioIo::new(stream), Peer { addr, tls: true }, live, watcher).await,
+            Ok(Ok(stream)) => {
+                let peer = Peer { addr, tls: true };
+                serve_http(TokioIo::new(stream), peer, live, watcher, header_read_timeout).await;
+            }
             Ok(Err(error)) => debug!(%addr, %error, "TLS handshake failed"),
             Err(_) => debug!(%addr, "TLS handshake timed out"),
         }
     });
 }
 
-async fn serve_http<I>(io: TokioIo<I>, peer: Peer, live: Arc<Live>, watcher: Watcher)
+async fn serve_http<I>(io: TokioIo<I>, peer: Peer, live: Arc<Live>, watcher: Watcher, header_read_timeout: Duration)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -170,7 +203,7 @@ where
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // A timer enables hyper's limit on how long a request head may take to arrive.
-    builder.http1().timer(TokioTimer::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(header_read_timeout);
     builder.http2().timer(TokioTimer::new());
     let connection = builder.serve_connection_with_upgrades(io, service);
     if let Err(error) = watcher.watch(connection).await {
@@ -360,6 +393,7 @@ pub async fn start(config: crate::config::Config) -> Result<RunningProxy, StartE
     };
     let admin_addr = admin.as_ref().and_then(|listener| listener.local_addr().ok());
     let grace = config.shutdown_grace_period;
+    let limits = config.limits.clone();
     let configured = Addresses::of(&config);
     let metrics = Arc::new(crate::metrics::Metrics::new());
     let live = Arc::new(Live::new(Sites::start(config, Arc::clone(&metrics)).await?, metrics));
@@ -369,6 +403,7 @@ pub async fn start(config: crate::config::Config) -> Result<RunningProxy, StartE
         let _ = stopped.await;
     };
     let (rebinds, rebind_requests) = tokio::sync::mpsc::channel(1);
-    let task = tokio::spawn(serve(Listeners { plain, tls }, Arc::clone(&live), rebind_requests, stopped, grace));
+    let serving = serve(Listeners { plain, tls }, Arc::clone(&live), rebind_requests, stopped, (grace, limits));
+    let task = tokio::spawn(serving);
     Ok(RunningProxy { local_addr, tls_addr, admin_addr, stop, task, admin, live, rebinds, configured })
 }

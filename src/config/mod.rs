@@ -51,6 +51,7 @@ pub struct Config {
     /// The admin listener (`/healthz`, `/readyz`, `/metrics`), if configured.
     pub admin: Option<Admin>,
     pub log: Log,
+    pub limits: Limits,
     /// With `sites:`, every site (this config's own blocks are the default site's, or
     /// the first's); empty for one site.
     pub sites: Vec<sites::Site>,
@@ -61,6 +62,21 @@ pub struct Config {
     /// `None`: every visitor is anonymous.
     pub identity: Option<Identity>,
     pub inject: Inject,
+}
+
+/// What one proxy takes on at most, and how long it waits.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Client connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// The most a client may take to send a whole request head (slowloris).
+    pub header_read_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_connections: 10_000, header_read_timeout: Duration::from_secs(10) }
+    }
 }
 
 /// How the proxy logs. `RUST_LOG`, when set, overrides `level`.
@@ -217,6 +233,7 @@ impl Config {
         let listen_tls = raw.listen_tls.map(|raw| tls::build_listen_tls(raw, base_dir)).transpose()?;
         let admin = raw.admin.map(|admin| Admin { listen: admin.listen.0.0 });
         check_admin_port(admin.as_ref(), listen, listen_tls.as_ref())?;
+        let limits = build_limits(raw.limits)?;
         let log = raw.log.map_or_else(Log::default, |raw| Log {
             format: raw.format.map_or(LogFormat::Text, |v| v.0),
             level: raw.level.map_or_else(|| Log::default().level, |v| v.0.0),
@@ -228,6 +245,7 @@ impl Config {
             listen_tls,
             admin,
             log,
+            limits,
             sites: Vec::new(),
             default_site: None,
             upstream,
@@ -236,6 +254,20 @@ impl Config {
             inject,
         })
     }
+}
+
+fn build_limits(raw: Option<raw::RawLimits>) -> Result<Limits, BuildError> {
+    let defaults = Limits::default();
+    let Some(raw) = raw else { return Ok(defaults) };
+    let max_connections = match raw.max_connections {
+        None => defaults.max_connections,
+        Some(0) => return Err(BuildError::new("limits.max_connections", None, "must be at least 1")),
+        Some(n) => usize::try_from(n).unwrap_or(usize::MAX).min(tokio::sync::Semaphore::MAX_PERMITS),
+    };
+    Ok(Limits {
+        max_connections,
+        header_read_timeout: raw.header_read_timeout.map_or(defaults.header_read_timeout, |v| v.0.0),
+    })
 }
 
 /// The admin listener must not take proxied traffic's port (port 0 picks a free one).

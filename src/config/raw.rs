@@ -24,6 +24,7 @@ pub struct RawConfig {
     pub listen_tls: Option<super::tls::RawListenTls>,
     pub admin: Option<RawAdmin>,
     pub log: Option<RawLog>,
+    pub limits: Option<RawLimits>,
     pub upstream: Option<RawUpstream>,
     pub assistant: Option<RawAssistant>,
     pub identity: Option<RawIdentity>,
@@ -41,6 +42,13 @@ pub struct RawSite {
     pub assistant: Option<RawAssistant>,
     pub identity: Option<RawIdentity>,
     pub inject: Option<RawInject>,
+}
+
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub max_connections: Option<u64>,
+    pub header_read_timeout: Option<Parsed<Timeout>>,
 }
 
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]

@@ -1,0 +1,89 @@
+//! `limits:` over real sockets: a slowloris client is cut off while others are served, and
+//! connections past `max_connections` wait until one closes.
+
+use std::time::Duration;
+
+use http::StatusCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::support::*;
+
+/// Sends a GET on `socket` and reads the response head's first line, within `wait`.
+async fn status_line(socket: &mut TcpStream, wait: Duration) -> Option<String> {
+    socket.write_all(b"GET / HTTP/1.1\r\nhost: shop\r\n\r\n").await.ok()?;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read = async {
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = socket.read(&mut buf).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            head.extend_from_slice(&buf[..n]);
+        }
+        // The small test page follows its head at once; drain it for the next request.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let _ = tokio::time::timeout(Duration::from_millis(20), socket.read(&mut buf)).await;
+        Some(())
+    };
+    tokio::time::timeout(wait, read).await.ok()??;
+    String::from_utf8_lossy(&head).lines().next().map(str::to_owned)
+}
+
+#[tokio::test]
+async fn a_slowloris_client_is_cut_off_while_others_are_served() {
+    let upstream = spawn_html_upstream("<!doctype html><html><body>hi</body></html>").await;
+    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "limits:\n  header_read_timeout: 300ms\n")).await;
+    let mut slow = TcpStream::connect(proxy.local_addr()).await.unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nhost: sh").await.unwrap();
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(get(&proxy, "/").await.status, StatusCode::OK, "others are served meanwhile");
+    }
+    let mut rest = Vec::new();
+    let cut = tokio::time::timeout(Duration::from_secs(3), slow.read_to_end(&mut rest)).await;
+    assert!(cut.is_ok(), "the slow client's connection is closed");
+    let answer = String::from_utf8_lossy(&rest);
+    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(upstream.seen().len() == 3, "the unfinished request never reached the upstream");
+}
+
+#[tokio::test]
+async fn connections_past_the_maximum_wait_until_one_closes() {
+    let upstream = spawn_html_upstream("<!doctype html><html><body>hi</body></html>").await;
+    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "limits:\n  max_connections: 2\n")).await;
+    let mut first = TcpStream::connect(proxy.local_addr()).await.unwrap();
+    let mut second = TcpStream::connect(proxy.local_addr()).await.unwrap();
+    let wait = Duration::from_secs(5);
+    assert_eq!(status_line(&mut first, wait).await.as_deref(), Some("HTTP/1.1 200 OK"));
+    assert_eq!(status_line(&mut second, wait).await.as_deref(), Some("HTTP/1.1 200 OK"));
+    let mut third = TcpStream::connect(proxy.local_addr()).await.unwrap();
+    assert_eq!(status_line(&mut third, Duration::from_millis(300)).await, None, "the third waits");
+    drop(first);
+    let mut fourth = TcpStream::connect(proxy.local_addr()).await.unwrap();
+    let served = tokio::time::timeout(wait, async {
+        let mut buf = [0u8; 4096];
+        let n = third.read(&mut buf).await.unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    });
+    assert!(served.await.unwrap().starts_with("HTTP/1.1 200"), "served once a place is free");
+    assert_eq!(status_line(&mut second, wait).await.as_deref(), Some("HTTP/1.1 200 OK"), "the others go on");
+    assert_eq!(status_line(&mut fourth, Duration::from_millis(300)).await, None, "still at most two");
+}
+
+#[test]
+fn limits_are_checked_at_load() {
+    let load = |limits: &str| {
+        let yaml = format!("limits:\n{limits}upstream: {{ url: \"http://127.0.0.1:9\" }}\nassistant: {{ id: a }}\n");
+        invent_proxy::Config::from_yaml(&yaml, "t.yaml", std::path::Path::new("."))
+    };
+    let config = load("  max_connections: 500\n  header_read_timeout: 5s\n").unwrap();
+    assert_eq!((config.limits.max_connections, config.limits.header_read_timeout), (500, Duration::from_secs(5)));
+    let error = load("  max_connections: 0\n").unwrap_err().to_string();
+    assert!(error.contains("limits.max_connections") && error.contains("at least 1"), "{error}");
+    let error = load("  header_read_timeout: 0s\n").unwrap_err().to_string();
+    assert!(error.contains("limits.header_read_timeout"), "{error}");
+    let error = load("  max_conections: 5\n").unwrap_err().to_string();
+    assert!(error.contains("max_conections"), "{error}");
+}
