@@ -1,8 +1,10 @@
 //! The response body the proxy hands to hyper: passed through untouched, rewritten, or a
 //! short error page, wrapped so the access line is written when it ends.
 
+use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -80,13 +82,30 @@ pub struct LoggedBody {
     complete: bool,
     /// Counted as in flight until the body ends or is dropped.
     _in_flight: InFlight,
+    /// How long the body may wait for its next bytes, and the timer running while it does.
+    stall_limit: Duration,
+    stall: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl LoggedBody {
-    pub fn new(inner: ProxyBody, log: AccessLog, in_flight: InFlight) -> Self {
-        LoggedBody { inner, log, bytes: 0, complete: false, _in_flight: in_flight }
+    pub fn new(inner: ProxyBody, log: AccessLog, in_flight: InFlight, stall_limit: Duration) -> Self {
+        LoggedBody { inner, log, bytes: 0, complete: false, _in_flight: in_flight, stall_limit, stall: None }
+    }
+
+    /// Whether the body has waited past `stall_limit` for its next bytes. The timer runs
+    /// only between a poll that found nothing and the next bytes, so a slow client (which
+    /// leaves the body unpolled) never counts against the upstream.
+    fn stalled(&mut self, cx: &mut Context<'_>) -> bool {
+        let limit = self.stall_limit;
+        let timer = self.stall.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        timer.as_mut().poll(cx).is_ready()
     }
 }
+
+/// The body's next bytes took longer than `limits.body_stall_timeout`.
+#[derive(Debug, thiserror::Error)]
+#[error("no body bytes for {}: the response is ended", humantime::format_duration(*.0))]
+pub struct Stalled(pub Duration);
 
 impl Body for LoggedBody {
     type Data = Bytes;
@@ -94,7 +113,17 @@ impl Body for LoggedBody {
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
-        let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) else {
+            if this.stalled(cx) {
+                let stalled = Stalled(this.stall_limit);
+                this.log.error = Some(("upstream_stall", stalled.to_string()));
+                this.log.upstream_failure = Some(crate::metrics::UpstreamFailure::Timeout);
+                this.stall = None;
+                return Poll::Ready(Some(Err(Box::new(stalled))));
+            }
+            return Poll::Pending;
+        };
+        this.stall = None;
         match &frame {
             Some(Ok(frame)) => {
                 this.bytes += frame.data_ref().map_or(0, |d| d.len() as u64);

@@ -109,7 +109,8 @@ impl Proxy {
             err.to_response().map(ProxyBody::Local)
         });
         log.status = response.status().as_u16();
-        let mut response = response.map(|body| LoggedBody::new(body, log, in_flight));
+        let stall_limit = self.config.limits.body_stall_timeout;
+        let mut response = response.map(|body| LoggedBody::new(body, log, in_flight, stall_limit));
         response.headers_mut().insert(&headers::X_REQUEST_ID, request_id);
         // The client speaks to this proxy, not to the upstream: an HTTP/1.0 upstream must
         // not turn the client's connection into HTTP/1.0 (hyper answers in the client's

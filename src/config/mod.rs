@@ -71,11 +71,18 @@ pub struct Limits {
     pub max_connections: usize,
     /// The most a client may take to send a whole request head (slowloris).
     pub header_read_timeout: Duration,
+    /// The most a response body may wait for its next bytes from the upstream before it
+    /// is ended (the connection then closes, so the client sees it cut short).
+    pub body_stall_timeout: Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_connections: 10_000, header_read_timeout: Duration::from_secs(10) }
+        Limits {
+            max_connections: 10_000,
+            header_read_timeout: Duration::from_secs(10),
+            body_stall_timeout: Duration::from_secs(30),
+        }
     }
 }
 
@@ -267,6 +274,7 @@ fn build_limits(raw: Option<raw::RawLimits>) -> Result<Limits, BuildError> {
     Ok(Limits {
         max_connections,
         header_read_timeout: raw.header_read_timeout.map_or(defaults.header_read_timeout, |v| v.0.0),
+        body_stall_timeout: raw.body_stall_timeout.map_or(defaults.body_stall_timeout, |v| v.0.0),
     })
 }
 

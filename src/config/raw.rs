@@ -49,6 +49,7 @@ pub struct RawSite {
 pub struct RawLimits {
     pub max_connections: Option<u64>,
     pub header_read_timeout: Option<Parsed<Timeout>>,
+    pub body_stall_timeout: Option<Parsed<Timeout>>,
 }
 
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]

@@ -87,3 +87,38 @@ fn limits_are_checked_at_load() {
     let error = load("  max_conections: 5\n").unwrap_err().to_string();
     assert!(error.contains("max_conections"), "{error}");
 }
+
+#[tokio::test]
+async fn a_body_that_stalls_past_the_limit_is_ended_and_its_connection_reclaimed() {
+    let (upstream, _gate) =
+        spawn_paused_upstream("<!doctype html><html><body>start of the page", "</body></html>").await;
+    let yaml = proxy_yaml(upstream.addr, "limits:\n  body_stall_timeout: 300ms\n");
+    let proxy = spawn_proxy(&yaml).await;
+    let mut client = TcpStream::connect(proxy.local_addr()).await.unwrap();
+    client.write_all(b"GET / HTTP/1.1\r\nhost: shop\r\n\r\n").await.unwrap();
+    let mut received = Vec::new();
+    let ended = tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut received)).await;
+    assert!(ended.is_ok(), "the stalled response ends and the connection closes");
+    let received = String::from_utf8_lossy(&received);
+    assert!(received.contains("start of the page"), "what came before the stall was delivered: {received}");
+    assert!(!received.ends_with("0\r\n\r\n"), "the body is cut short, not ended as if complete: {received}");
+    let fresh = spawn_html_upstream("<!doctype html><html><body>fine</body></html>").await;
+    let other = spawn_proxy(&proxy_yaml(fresh.addr, "limits:\n  body_stall_timeout: 300ms\n")).await;
+    assert_eq!(get(&other, "/").await.status, StatusCode::OK, "a body that does not stall is untouched");
+}
+
+#[tokio::test]
+async fn a_slow_reader_is_not_a_stalled_body() {
+    let page: &'static str = Box::leak(
+        format!("<!doctype html><html><body>{}</body></html>", "<p>text</p>".repeat(200_000)).into_boxed_str(),
+    );
+    let upstream = spawn_html_upstream(page).await;
+    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "limits:\n  body_stall_timeout: 200ms\n")).await;
+    let mut client = TcpStream::connect(proxy.local_addr()).await.unwrap();
+    client.write_all(b"GET / HTTP/1.1\r\nhost: shop\r\nconnection: close\r\n\r\n").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let mut received = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut received)).await.unwrap().unwrap();
+    let received = String::from_utf8_lossy(&received);
+    assert!(received.contains("</body></html>") && received.ends_with("0\r\n\r\n"), "the whole page arrives");
+}
