@@ -95,6 +95,7 @@ fn injection() -> Injection {
         syntax: Syntax::Html,
         encoding: None,
         nonce: None,
+        max_memory: invent_proxy::rewrite::REWRITER_MAX_MEMORY,
     }
 }
 

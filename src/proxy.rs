@@ -244,6 +244,7 @@ impl Proxy {
             syntax: document.syntax,
             encoding: document.encoding,
             nonce: csp::script_nonce(&parts.headers),
+            max_memory: self.config.limits.rewriter_max_memory,
         };
         let transcode = transcode(document.coding, &kept.0)?;
         let reencoded = transcode.encoder.is_some();

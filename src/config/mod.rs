@@ -74,7 +74,13 @@ pub struct Limits {
     /// The most a response body may wait for its next bytes from the upstream before it
     /// is ended (the connection then closes, so the client sees it cut short).
     pub body_stall_timeout: Duration,
+    /// lol_html's memory budget per page: a page that needs more passes through
+    /// unchanged and uninjected, never truncated.
+    pub rewriter_max_memory: usize,
 }
+
+/// The smallest `limits.rewriter_max_memory`: lol_html's own buffers need a few KiB.
+const MIN_REWRITER_MEMORY: u64 = 16 * 1024;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -82,6 +88,7 @@ impl Default for Limits {
             max_connections: 10_000,
             header_read_timeout: Duration::from_secs(10),
             body_stall_timeout: Duration::from_secs(30),
+            rewriter_max_memory: crate::rewrite::REWRITER_MAX_MEMORY,
         }
     }
 }
@@ -271,8 +278,17 @@ fn build_limits(raw: Option<raw::RawLimits>) -> Result<Limits, BuildError> {
         Some(0) => return Err(BuildError::new("limits.max_connections", None, "must be at least 1")),
         Some(n) => usize::try_from(n).unwrap_or(usize::MAX).min(tokio::sync::Semaphore::MAX_PERMITS),
     };
+    let rewriter_max_memory = match raw.rewriter_max_memory {
+        None => defaults.rewriter_max_memory,
+        Some(bytes) if bytes < MIN_REWRITER_MEMORY => {
+            let message = format!("must be at least {MIN_REWRITER_MEMORY} bytes");
+            return Err(BuildError::new("limits.rewriter_max_memory", None, message));
+        }
+        Some(bytes) => usize::try_from(bytes).unwrap_or(usize::MAX),
+    };
     Ok(Limits {
         max_connections,
+        rewriter_max_memory,
         header_read_timeout: raw.header_read_timeout.map_or(defaults.header_read_timeout, |v| v.0.0),
         body_stall_timeout: raw.body_stall_timeout.map_or(defaults.body_stall_timeout, |v| v.0.0),
     })

@@ -50,6 +50,7 @@ pub struct RawLimits {
     pub max_connections: Option<u64>,
     pub header_read_timeout: Option<Parsed<Timeout>>,
     pub body_stall_timeout: Option<Parsed<Timeout>>,
+    pub rewriter_max_memory: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]

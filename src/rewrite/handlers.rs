@@ -16,8 +16,9 @@ use crate::config::Position;
 use crate::identity::Visitor;
 use crate::inject::{self, Syntax, Widget};
 
-/// lol_html's memory budget per page. A page that needs more (a pathological tag or
-/// attribute megabytes long) is not rewritten: it passes through unchanged, never truncated.
+/// lol_html's default memory budget per page (`limits.rewriter_max_memory`). A page that
+/// needs more (a pathological tag or attribute megabytes long) is not rewritten: it passes
+/// through unchanged, never truncated.
 pub const REWRITER_MAX_MEMORY: usize = 1024 * 1024;
 
 /// What one page's rewrite needs: the widget, the visitor, where to put it.
@@ -31,6 +32,8 @@ pub struct Injection {
     pub encoding: Option<&'static encoding_rs::Encoding>,
     /// The script nonce of the response's `Content-Security-Policy` header.
     pub nonce: Option<String>,
+    /// lol_html's memory budget for this page.
+    pub max_memory: usize,
 }
 
 /// What the rewriter has seen and done on one page. Handlers run one at a time on the
@@ -123,6 +126,7 @@ pub(super) fn settings(
     state: Arc<PageState>,
     decoding: Decoding,
 ) -> Settings<'static, 'static> {
+    let max_memory = injection.max_memory;
     let mark_page = |state: &Arc<PageState>| {
         let state = Arc::clone(state);
         move |_: &mut Element<'_, '_>| {
@@ -157,7 +161,7 @@ pub(super) fn settings(
         .with_graceful_bail_out_on_content_handler_error(true)
         .with_memory_settings(
             MemorySettings::new()
-                .with_max_allowed_memory_usage(REWRITER_MAX_MEMORY)
+                .with_max_allowed_memory_usage(max_memory)
                 .with_graceful_bail_out_on_memory_limit_exceeded(true),
         )
 }

@@ -79,6 +79,8 @@ impl<B> RewriteBody<B> {
         let mut lanes = Lanes { rewriter, output: &self.output, source, failed: false };
         send(self.skim.as_deref_mut(), &mut lanes);
         if lanes.failed {
+            // Remembered past the end of the page, for the access line and the metrics.
+            PageState::set(&self.state.bailed_out);
             self.stage = Stage::PassingThrough;
         }
     }

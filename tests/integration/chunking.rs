@@ -72,6 +72,7 @@ fn rewrite_announced(page: &[u8], cuts: &[usize], position: Position, announced:
         syntax: Syntax::Html,
         encoding: None,
         nonce: None,
+        max_memory: invent_proxy::rewrite::REWRITER_MAX_MEMORY,
     };
     let body = RewriteBody::new(Chunks(chunks, announced), injection, Default::default());
     let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();

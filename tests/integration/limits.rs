@@ -84,6 +84,8 @@ fn limits_are_checked_at_load() {
     assert!(error.contains("limits.max_connections") && error.contains("at least 1"), "{error}");
     let error = load("  header_read_timeout: 0s\n").unwrap_err().to_string();
     assert!(error.contains("limits.header_read_timeout"), "{error}");
+    let error = load("  rewriter_max_memory: 100\n").unwrap_err().to_string();
+    assert!(error.contains("limits.rewriter_max_memory") && error.contains("at least"), "{error}");
     let error = load("  max_conections: 5\n").unwrap_err().to_string();
     assert!(error.contains("max_conections"), "{error}");
 }
@@ -121,4 +123,31 @@ async fn a_slow_reader_is_not_a_stalled_body() {
     tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut received)).await.unwrap().unwrap();
     let received = String::from_utf8_lossy(&received);
     assert!(received.contains("</body></html>") && received.ends_with("0\r\n\r\n"), "the whole page arrives");
+}
+
+#[tokio::test]
+async fn a_page_past_the_rewriter_memory_cap_passes_through_whole_and_uninjected() {
+    let huge = "a".repeat(200 * 1024);
+    let page: &'static str =
+        Box::leak(format!("<!doctype html><html><body title=\"{huge}\"><p>after</p></body></html>").into_boxed_str());
+    let upstream = spawn_html_upstream(page).await;
+    let admin = "admin:\n  listen: 127.0.0.1:0\n";
+    let yaml = proxy_yaml(upstream.addr, &format!("{admin}limits:\n  rewriter_max_memory: 65536\n"));
+    let proxy = spawn_proxy(&yaml).await;
+    let received = get(&proxy, "/").await;
+    assert_eq!(received.status, StatusCode::OK);
+    assert_eq!(received.text(), page, "every byte as the upstream sent it, none missing or added");
+    let metrics = r#"invent_proxy_responses_total{outcome="passed",reason="rewrite_failed"} 1"#;
+    let admin = proxy.admin_addr().unwrap();
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = crate::operations::admin_get(admin, "/metrics").await.1;
+        if text.lines().any(|l| l == metrics) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(text.lines().any(|l| l == metrics), "counted as a rewrite that gave up:\n{text}");
+    let roomy = spawn_proxy(&proxy_yaml(upstream.addr, "limits:\n  rewriter_max_memory: 4194304\n")).await;
+    assert_eq!(get(&roomy, "/").await.widgets(), 1, "with room enough the same page gets the widget");
 }

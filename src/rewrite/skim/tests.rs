@@ -199,6 +199,7 @@ fn injection(position: Position, visitor: bool) -> Injection {
         syntax: Syntax::Html,
         encoding: Some(encoding_rs::UTF_8),
         nonce: None,
+        max_memory: crate::rewrite::REWRITER_MAX_MEMORY,
     }
 }
 
