@@ -130,7 +130,11 @@ pub async fn serve(
         };
         match accepted {
             Ok((stream, peer)) => {
-                let connection = Connection { permit, header_read_timeout: limits.header_read_timeout };
+                let connection = Connection {
+                    permit,
+                    header_read_timeout: limits.header_read_timeout,
+                    max_header_size: limits.max_header_size,
+                };
                 serve_connection(stream, peer, tls, Arc::clone(&live), &graceful, connection);
             }
             Err(error) => {
@@ -159,6 +163,7 @@ async fn accept_tls(tls: &Option<(TcpListener, TlsAcceptor)>) -> std::io::Result
 struct Connection {
     permit: tokio::sync::OwnedSemaphorePermit,
     header_read_timeout: Duration,
+    max_header_size: usize,
 }
 
 /// Serves one connection in its own task: after the TLS handshake, if any, HTTP/1.1 or
@@ -175,15 +180,16 @@ fn serve_connection(
     let watcher = graceful.watcher();
     tokio::spawn(async move {
         let _open = live.metrics().connection_opened();
-        let Connection { permit: _permit, header_read_timeout } = connection;
+        let Connection { permit: _permit, header_read_timeout, max_header_size } = connection;
+        let heads = (header_read_timeout, max_header_size);
         let Some(acceptor) = tls else {
             let peer = Peer { addr, tls: false };
-            return serve_http(TokioIo::new(stream), peer, live, watcher, header_read_timeout).await;
+            return serve_http(TokioIo::new(stream), peer, live, watcher, heads).await;
         };
         match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
             Ok(Ok(stream)) => {
                 let peer = Peer { addr, tls: true };
-                serve_http(TokioIo::new(stream), peer, live, watcher, header_read_timeout).await;
+                serve_http(TokioIo::new(stream), peer, live, watcher, heads).await;
             }
             Ok(Err(error)) => debug!(%addr, %error, "TLS handshake failed"),
             Err(_) => debug!(%addr, "TLS handshake timed out"),
@@ -191,7 +197,8 @@ fn serve_connection(
     });
 }
 
-async fn serve_http<I>(io: TokioIo<I>, peer: Peer, live: Arc<Live>, watcher: Watcher, header_read_timeout: Duration)
+/// `heads`: how long a request head may take and how large it may be.
+async fn serve_http<I>(io: TokioIo<I>, peer: Peer, live: Arc<Live>, watcher: Watcher, heads: (Duration, usize))
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -203,8 +210,9 @@ where
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // A timer enables hyper's limit on how long a request head may take to arrive.
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(header_read_timeout);
-    builder.http2().timer(TokioTimer::new());
+    let (header_read_timeout, max_header_size) = heads;
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(header_read_timeout).max_buf_size(max_header_size);
+    builder.http2().timer(TokioTimer::new()).max_header_list_size(u32::try_from(max_header_size).unwrap_or(u32::MAX));
     let connection = builder.serve_connection_with_upgrades(io, service);
     if let Err(error) = watcher.watch(connection).await {
         debug!(peer = %peer.addr, %error, "connection ended with an error");

@@ -77,7 +77,12 @@ pub struct Limits {
     /// lol_html's memory budget per page: a page that needs more passes through
     /// unchanged and uninjected, never truncated.
     pub rewriter_max_memory: usize,
+    /// The largest request head a client may send, in bytes (more: 431, a longer URI: 414).
+    pub max_header_size: usize,
 }
+
+/// The smallest `limits.max_header_size`: hyper reads request heads in 8 KiB steps.
+const MIN_HEADER_SIZE: u64 = 8 * 1024;
 
 /// The smallest `limits.rewriter_max_memory`: lol_html's own buffers need a few KiB.
 const MIN_REWRITER_MEMORY: u64 = 16 * 1024;
@@ -89,6 +94,7 @@ impl Default for Limits {
             header_read_timeout: Duration::from_secs(10),
             body_stall_timeout: Duration::from_secs(30),
             rewriter_max_memory: crate::rewrite::REWRITER_MAX_MEMORY,
+            max_header_size: 128 * 1024,
         }
     }
 }
@@ -273,25 +279,33 @@ impl Config {
 fn build_limits(raw: Option<raw::RawLimits>) -> Result<Limits, BuildError> {
     let defaults = Limits::default();
     let Some(raw) = raw else { return Ok(defaults) };
-    let max_connections = match raw.max_connections {
-        None => defaults.max_connections,
-        Some(0) => return Err(BuildError::new("limits.max_connections", None, "must be at least 1")),
-        Some(n) => usize::try_from(n).unwrap_or(usize::MAX).min(tokio::sync::Semaphore::MAX_PERMITS),
-    };
-    let rewriter_max_memory = match raw.rewriter_max_memory {
-        None => defaults.rewriter_max_memory,
-        Some(bytes) if bytes < MIN_REWRITER_MEMORY => {
-            let message = format!("must be at least {MIN_REWRITER_MEMORY} bytes");
-            return Err(BuildError::new("limits.rewriter_max_memory", None, message));
-        }
-        Some(bytes) => usize::try_from(bytes).unwrap_or(usize::MAX),
-    };
+    let max_connections = at_least(raw.max_connections, 1, defaults.max_connections, "limits.max_connections")?;
     Ok(Limits {
-        max_connections,
-        rewriter_max_memory,
+        max_connections: max_connections.min(tokio::sync::Semaphore::MAX_PERMITS),
+        rewriter_max_memory: at_least(
+            raw.rewriter_max_memory,
+            MIN_REWRITER_MEMORY,
+            defaults.rewriter_max_memory,
+            "limits.rewriter_max_memory",
+        )?,
+        max_header_size: at_least(
+            raw.max_header_size,
+            MIN_HEADER_SIZE,
+            defaults.max_header_size,
+            "limits.max_header_size",
+        )?,
         header_read_timeout: raw.header_read_timeout.map_or(defaults.header_read_timeout, |v| v.0.0),
         body_stall_timeout: raw.body_stall_timeout.map_or(defaults.body_stall_timeout, |v| v.0.0),
     })
+}
+
+/// `value`, or `default` when absent; below `min` it is an error naming `key`.
+fn at_least(value: Option<u64>, min: u64, default: usize, key: &'static str) -> Result<usize, BuildError> {
+    match value {
+        None => Ok(default),
+        Some(n) if n < min => Err(BuildError::new(key, None, format!("must be at least {min}"))),
+        Some(n) => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
+    }
 }
 
 /// The admin listener must not take proxied traffic's port (port 0 picks a free one).

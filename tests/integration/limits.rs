@@ -86,6 +86,8 @@ fn limits_are_checked_at_load() {
     assert!(error.contains("limits.header_read_timeout"), "{error}");
     let error = load("  rewriter_max_memory: 100\n").unwrap_err().to_string();
     assert!(error.contains("limits.rewriter_max_memory") && error.contains("at least"), "{error}");
+    let error = load("  max_header_size: 1024\n").unwrap_err().to_string();
+    assert!(error.contains("limits.max_header_size") && error.contains("at least"), "{error}");
     let error = load("  max_conections: 5\n").unwrap_err().to_string();
     assert!(error.contains("max_conections"), "{error}");
 }
@@ -150,4 +152,35 @@ async fn a_page_past_the_rewriter_memory_cap_passes_through_whole_and_uninjected
     assert!(text.lines().any(|l| l == metrics), "counted as a rewrite that gave up:\n{text}");
     let roomy = spawn_proxy(&proxy_yaml(upstream.addr, "limits:\n  rewriter_max_memory: 4194304\n")).await;
     assert_eq!(get(&roomy, "/").await.widgets(), 1, "with room enough the same page gets the widget");
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_after_the_header_read_timeout() {
+    let upstream = spawn_html_upstream("<!doctype html><html><body>hi</body></html>").await;
+    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "limits:\n  header_read_timeout: 300ms\n")).await;
+    let mut idle = TcpStream::connect(proxy.local_addr()).await.unwrap();
+    assert_eq!(status_line(&mut idle, Duration::from_secs(5)).await.as_deref(), Some("HTTP/1.1 200 OK"));
+    let mut buf = [0u8; 64];
+    let closed = tokio::time::timeout(Duration::from_secs(5), idle.read(&mut buf)).await;
+    assert!(matches!(closed, Ok(Ok(0))), "the proxy closes the idle connection: {closed:?}");
+}
+
+/// Sends `head` on a new connection and returns the response's first line.
+async fn first_line(proxy: &invent_proxy::RunningProxy, head: &[u8]) -> String {
+    let mut socket = TcpStream::connect(proxy.local_addr()).await.unwrap();
+    let _ = socket.write_all(head).await;
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut response)).await;
+    String::from_utf8_lossy(&response).lines().next().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn request_heads_over_max_header_size_get_431() {
+    let upstream = spawn_html_upstream("<!doctype html><html><body>hi</body></html>").await;
+    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "limits:\n  max_header_size: 16384\n")).await;
+    let head =
+        |size: usize| format!("GET / HTTP/1.1\r\nhost: x\r\nx-big: {}\r\nconnection: close\r\n\r\n", "a".repeat(size));
+    assert_eq!(first_line(&proxy, head(10_000).as_bytes()).await, "HTTP/1.1 200 OK");
+    assert_eq!(first_line(&proxy, head(20_000).as_bytes()).await, "HTTP/1.1 431 Request Header Fields Too Large");
+    assert_eq!(upstream.seen().len(), 1, "the oversized head never reached the upstream");
 }
