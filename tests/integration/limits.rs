@@ -139,17 +139,8 @@ async fn a_page_past_the_rewriter_memory_cap_passes_through_whole_and_uninjected
     let received = get(&proxy, "/").await;
     assert_eq!(received.status, StatusCode::OK);
     assert_eq!(received.text(), page, "every byte as the upstream sent it, none missing or added");
-    let metrics = r#"invent_proxy_responses_total{outcome="passed",reason="rewrite_failed"} 1"#;
-    let admin = proxy.admin_addr().unwrap();
-    let mut text = String::new();
-    for _ in 0..100 {
-        text = crate::operations::admin_get(admin, "/metrics").await.1;
-        if text.lines().any(|l| l == metrics) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(text.lines().any(|l| l == metrics), "counted as a rewrite that gave up:\n{text}");
+    let counted = r#"invent_proxy_responses_total{outcome="passed",reason="rewrite_failed"} 1"#;
+    crate::operations::scrape_until(proxy.admin_addr().unwrap(), counted).await;
     let roomy = spawn_proxy(&proxy_yaml(upstream.addr, "limits:\n  rewriter_max_memory: 4194304\n")).await;
     assert_eq!(get(&roomy, "/").await.widgets(), 1, "with room enough the same page gets the widget");
 }
@@ -183,4 +174,21 @@ async fn request_heads_over_max_header_size_get_431() {
     assert_eq!(first_line(&proxy, head(10_000).as_bytes()).await, "HTTP/1.1 200 OK");
     assert_eq!(first_line(&proxy, head(20_000).as_bytes()).await, "HTTP/1.1 431 Request Header Fields Too Large");
     assert_eq!(upstream.seen().len(), 1, "the oversized head never reached the upstream");
+}
+
+#[tokio::test]
+async fn an_upstream_that_answers_with_something_other_than_http_is_a_502() {
+    let upstream = spawn_raw_upstream(|mut socket| async move {
+        let mut head = [0u8; 1024];
+        let _ = socket.read(&mut head).await;
+        let _ = socket.write_all(b"SSH-2.0-OpenSSH_9.2\r\n\r\nnot http at all").await;
+    })
+    .await;
+    let admin = "admin:\n  listen: 127.0.0.1:0\n";
+    let proxy = spawn_proxy(&proxy_yaml(upstream, admin)).await;
+    for _ in 0..2 {
+        assert_eq!(get(&proxy, "/").await.status, StatusCode::BAD_GATEWAY, "and the proxy keeps answering");
+    }
+    let counted = r#"invent_proxy_upstream_errors_total{kind="protocol"} 2"#;
+    crate::operations::scrape_until(proxy.admin_addr().unwrap(), counted).await;
 }

@@ -21,7 +21,7 @@ pub async fn admin_get(admin: SocketAddr, path: &str) -> (StatusCode, String) {
 
 /// Scrapes `/metrics` until `line` shows (a request is counted when its body is dropped,
 /// just after the client has it).
-async fn scrape_until(admin: SocketAddr, line: &str) -> String {
+pub async fn scrape_until(admin: SocketAddr, line: &str) -> String {
     for _ in 0..100 {
         let (_, text) = admin_get(admin, "/metrics").await;
         if text.lines().any(|l| l == line) {
