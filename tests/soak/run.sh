@@ -17,7 +17,9 @@
 # open fds (idle, 3 s after the load); after it, 3 s and the end sample. The summary
 # (markdown, also target/soak/report.md) has requests served, attributable outcomes by
 # fault, unattributable errors, RSS and fds. It fails (exit 1) on any unattributable
-# error, a dead or unhealthy proxy, RSS past start + 20 MB or fds past start + 5.
+# error, a dead or unhealthy proxy, RSS past start + 20 MB, fds past start + 5 (the
+# upstream keep-alive pool aside: hyper keeps it 90 s; it must stay within twice the
+# load's concurrency) or a client connection still open at the end.
 #
 # Knobs (environment): PORT_BASE (28080: proxy, +1 admin, +2 upstream), WRK_ANON (8),
 # WRK_SESSION (4), WORKERS (8), WARMUP (10), INVENT_PROXY_BIN (skips the build).
