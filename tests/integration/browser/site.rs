@@ -9,20 +9,37 @@ use http::{Method, Response, StatusCode, header};
 use crate::support::tokens::{self, claims};
 use crate::support::*;
 
+/// The signed-in user's display name: markup in it must stay text.
+pub const USER_NAME: &str = "Zoë \"<Admin>\"";
+/// The signed-in user's avatar.
+pub const USER_AVATAR: &str = "https://avatars.example/zoe.png";
+
 /// Collects page errors before anything else runs.
 const ERRORS: &str =
     "<script>window.__errors=[];addEventListener('error',e=>__errors.push(String(e.message)))</script>";
 
-/// Stands in for the real widget: defines the element and records what it was given.
-const BUTTON_JS: &str = "window.__inventRuns = (window.__inventRuns || 0) + 1;
+/// Collects CSP violations the page reports.
+const VIOLATIONS: &str = "<script>window.__violations=[];\
+document.addEventListener('securitypolicyviolation',e=>__violations.push(e.violatedDirective))</script>";
+
+/// Stands in for the real widget: defines the element, records what it was given, and
+/// draws a bubble in the bottom-right corner showing it (through the CSSOM, which a strict
+/// CSP allows, unlike a `style` attribute).
+const BUTTON_JS: &str = r#"window.__inventRuns = (window.__inventRuns || 0) + 1;
 customElements.define('invent-assistant', class extends HTMLElement {
   connectedCallback() {
     const seen = {};
     for (const a of this.attributes) seen[a.name] = a.value;
     (window.__invent = window.__invent || []).push(seen);
-    this.textContent = 'chat';
+    Object.assign(this.style, {
+      position: 'fixed', right: '24px', bottom: '24px', padding: '12px 18px', borderRadius: '24px',
+      background: seen['theme-button-background-color'] || '#6366f1', color: seen['theme-button-color'] || '#fff',
+      font: '15px/1.4 sans-serif', whiteSpace: 'pre', boxShadow: '0 4px 14px rgba(0,0,0,.3)',
+    });
+    const who = seen['user-id'] ? 'user-id ' + seen['user-id'] + ' · ' + (seen['user-name'] || '') : 'anonymous';
+    this.textContent = 'Invent bubble · ' + seen['assistant-id'] + '\n' + who;
   }
-});";
+});"#;
 
 fn page(title: &str, body: &str) -> String {
     format!(
@@ -60,14 +77,30 @@ fn echo_websocket(mut req: hyper::Request<hyper::body::Incoming>) -> Response<Te
     response
 }
 
+/// A page under `policy` whose scripts carry the nonce `r4nd0m`, plus `body`.
+fn strict(title: &str, policy: &str, body: &str) -> Response<TestBody> {
+    let nonced = |script: &str| script.replace("<script>", "<script nonce=\"r4nd0m\">");
+    let html = format!(
+        "<!doctype html><html><head><title>{title}</title>{}{}</head><body><h1>{title}</h1>{body}</body></html>",
+        nonced(ERRORS),
+        nonced(VIOLATIONS)
+    );
+    let mut response = with(StatusCode::OK, "text/html; charset=utf-8", html);
+    response.headers_mut().insert("content-security-policy", policy.parse().unwrap());
+    response
+}
+
+const STRICT_POLICY: &str = "default-src 'self'; script-src 'nonce-r4nd0m'; object-src 'none'";
+
 pub async fn spawn() -> Upstream {
     spawn_upstream(|req| async move {
         let html_type = "text/html; charset=utf-8";
         match (req.method(), req.uri().path()) {
             (_, "/button.js") => with(StatusCode::OK, "text/javascript", BUTTON_JS),
+            (_, "/missing.js") => with(StatusCode::NOT_FOUND, "text/plain", "no such script"),
             (&Method::POST, "/login") => {
                 let mut response = with(StatusCode::SEE_OTHER, html_type, "");
-                let claims = tokens::with(claims("user_42"), "name", "Zoë \"<Admin>\"");
+                let claims = tokens::with(tokens::with(claims("user_42"), "name", USER_NAME), "picture", USER_AVATAR);
                 let cookie = format!("session={}; Path=/; HttpOnly", tokens::hs256(&claims));
                 response.headers_mut().insert(header::SET_COOKIE, cookie.parse().unwrap());
                 response.headers_mut().insert(header::LOCATION, "/account".parse().unwrap());
@@ -90,8 +123,9 @@ pub async fn spawn() -> Upstream {
                 page("Own widget", "<invent-assistant assistant-id=\"ast_test\"></invent-assistant>"),
             ),
             (_, "/gzip") => {
+                let text = "<p>This page travels gzip-compressed, and is decoded, rewritten and compressed again.</p>";
                 let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-                gz.write_all(page("Compressed", "<p>gzip</p>").as_bytes()).unwrap();
+                gz.write_all(page("Compressed", &text.repeat(40)).as_bytes()).unwrap();
                 let mut response = with(StatusCode::OK, html_type, gz.finish().unwrap());
                 response.headers_mut().insert(header::CONTENT_ENCODING, "gzip".parse().unwrap());
                 response
@@ -101,23 +135,26 @@ pub async fn spawn() -> Upstream {
                 let (bytes, _, _) = encoding_rs::WINDOWS_1252.encode(&text);
                 with(StatusCode::OK, "text/html; charset=windows-1252", bytes.into_owned())
             }
-            (_, "/csp") => {
-                let errors = ERRORS.replace("<script>", "<script nonce=\"r4nd0m\">");
-                let listener = "<script nonce=\"r4nd0m\">window.__violations=[];document.addEventListener('securitypolicyviolation',e=>__violations.push(e.violatedDirective))</script>";
-                let body = format!("<!doctype html><html><head><title>Strict</title>{errors}{listener}</head><body><h1>Strict</h1></body></html>");
-                let mut response = with(StatusCode::OK, html_type, body);
-                let csp = "default-src 'self'; script-src 'nonce-r4nd0m'; object-src 'none'";
-                response.headers_mut().insert("content-security-policy", csp.parse().unwrap());
-                response
-            }
+            (_, "/csp") => strict("Strict", STRICT_POLICY, "<p>Only scripts with the nonce run here.</p>"),
+            // The control page: a script that fails to load and one the policy refuses.
+            (_, "/broken") => strict(
+                "Broken on purpose",
+                STRICT_POLICY,
+                "<script nonce=\"r4nd0m\" src=\"/missing.js\"></script><script>window.refused = false</script>",
+            ),
             (_, "/frame") => with(
                 StatusCode::OK,
                 html_type,
                 page(
                     "Frames",
-                    "<iframe src=\"/fragment\"></iframe><script>fetch('/fragment').then(r=>r.text()).then(t=>window.__fetched=t)</script>",
+                    "<iframe src=\"/framed\"></iframe><script>\
+                     fetch('/fragment').then(r => r.text()).then(t => window.__fetched = t);\
+                     const x = new XMLHttpRequest(); x.open('GET', '/framed');\
+                     x.onload = () => window.__xhr = x.responseText; x.send();</script>",
                 ),
             ),
+            // A whole page, loaded in a frame and by XHR: neither is a top-level navigation.
+            (_, "/framed") => with(StatusCode::OK, html_type, page("Framed page", "<p>inside the frame</p>")),
             (_, "/fragment") => with(StatusCode::OK, html_type, "<p>fragment</p>"),
             (_, "/ws") => echo_websocket(req),
             (_, "/chat") => with(
