@@ -22,6 +22,7 @@ pub mod cli;
 pub mod codec;
 pub mod config;
 pub mod csp;
+pub mod deadline;
 pub mod demo;
 pub mod error;
 pub mod fetch;

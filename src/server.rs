@@ -7,15 +7,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http_body_util::BodyExt;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
 use crate::config::Limits;
+use crate::deadline::{Clock, Expired};
 use crate::live::{Live, Sites};
 use crate::proxy::Peer;
 
@@ -99,7 +100,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
     (grace, limits): (Duration, Limits),
 ) {
-    let graceful = GracefulShutdown::new();
+    // Every connection holds a receiver: set to true, it finishes; once all are gone,
+    // everything has drained.
+    let (drain, draining) = tokio::sync::watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
     // A connection is accepted only with a permit: past `max_connections`, new ones wait
     // in the listen backlog until one closes.
@@ -132,10 +135,14 @@ pub async fn serve(
             Ok((stream, peer)) => {
                 let connection = Connection {
                     permit,
-                    header_read_timeout: limits.header_read_timeout,
-                    max_header_size: limits.max_header_size,
+                    drain: draining.clone(),
+                    timing: Timing {
+                        idle_timeout: limits.idle_timeout,
+                        header_read_timeout: limits.header_read_timeout,
+                        max_header_size: limits.max_header_size,
+                    },
                 };
-                serve_connection(stream, peer, tls, Arc::clone(&live), &graceful, connection);
+                serve_connection(stream, peer, tls, Arc::clone(&live), connection);
             }
             Err(error) => {
                 warn!(%error, "accept failed; retrying");
@@ -144,10 +151,12 @@ pub async fn serve(
         }
     }
     drop(listeners);
+    drop(draining);
     live.start_draining();
-    info!(open_connections = graceful.count(), "shutting down: listeners closed, finishing in-flight requests");
+    let _ = drain.send(true);
+    info!(open_connections = drain.receiver_count(), "shutting down: listeners closed, finishing in-flight requests");
     tokio::select! {
-        () = graceful.shutdown() => info!("all connections finished"),
+        () = drain.closed() => info!("all connections finished"),
         () = tokio::time::sleep(grace) => warn!(grace = ?grace, "grace period over; closing the remaining connections"),
     }
 }
@@ -159,9 +168,21 @@ async fn accept_tls(tls: &Option<(TcpListener, TlsAcceptor)>) -> std::io::Result
     }
 }
 
-/// What a connection carries from the accept loop: its place under `max_connections`.
+/// What a connection carries from the accept loop: its place under `max_connections`,
+/// the shutdown signal, and its limits.
 struct Connection {
     permit: tokio::sync::OwnedSemaphorePermit,
+    drain: Drain,
+    timing: Timing,
+}
+
+/// True once the proxy is shutting down.
+type Drain = tokio::sync::watch::Receiver<bool>;
+
+/// How long a connection may idle, how long and how large a request head may be.
+#[derive(Clone, Copy)]
+struct Timing {
+    idle_timeout: Duration,
     header_read_timeout: Duration,
     max_header_size: usize,
 }
@@ -173,23 +194,20 @@ fn serve_connection(
     addr: SocketAddr,
     tls: Option<TlsAcceptor>,
     live: Arc<Live>,
-    graceful: &GracefulShutdown,
     connection: Connection,
 ) {
     let _ = stream.set_nodelay(true);
-    let watcher = graceful.watcher();
     tokio::spawn(async move {
         let _open = live.metrics().connection_opened();
-        let Connection { permit: _permit, header_read_timeout, max_header_size } = connection;
-        let heads = (header_read_timeout, max_header_size);
+        let Connection { permit: _permit, drain, timing } = connection;
         let Some(acceptor) = tls else {
             let peer = Peer { addr, tls: false };
-            return serve_http(TokioIo::new(stream), peer, live, watcher, heads).await;
+            return serve_http(stream, peer, live, drain, timing).await;
         };
         match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
             Ok(Ok(stream)) => {
                 let peer = Peer { addr, tls: true };
-                serve_http(TokioIo::new(stream), peer, live, watcher, heads).await;
+                serve_http(stream, peer, live, drain, timing).await;
             }
             Ok(Err(error)) => debug!(%addr, %error, "TLS handshake failed"),
             Err(_) => debug!(%addr, "TLS handshake timed out"),
@@ -197,25 +215,62 @@ fn serve_connection(
     });
 }
 
-/// `heads`: how long a request head may take and how large it may be.
-async fn serve_http<I>(io: TokioIo<I>, peer: Peer, live: Arc<Live>, watcher: Watcher, heads: (Duration, usize))
+/// Serves HTTP on one connection until it ends, a deadline of `timing` passes, or the
+/// proxy shuts down (then in-flight requests finish first).
+async fn serve_http<I>(io: I, peer: Peer, live: Arc<Live>, mut drain: Drain, timing: Timing)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let clock = Clock::accepted();
+    let requests = clock.clone();
     // Each request goes through the config current when it arrives, even on a
-    // connection opened before a reload.
+    // connection opened before a reload; it is in flight until its body has been sent.
     let service = service_fn(move |req| {
         let proxy = live.current();
-        async move { Ok::<_, Infallible>(proxy.handle(req, peer).await) }
+        let in_flight = requests.request();
+        async move {
+            let response = proxy.handle(req, peer).await;
+            Ok::<_, Infallible>(response.map(|body| {
+                body.map_frame(move |frame| {
+                    let _in_flight = &in_flight;
+                    frame
+                })
+            }))
+        }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    // A timer enables hyper's limit on how long a request head may take to arrive.
-    let (header_read_timeout, max_header_size) = heads;
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(header_read_timeout).max_buf_size(max_header_size);
-    builder.http2().timer(TokioTimer::new()).max_header_list_size(u32::try_from(max_header_size).unwrap_or(u32::MAX));
-    let connection = builder.serve_connection_with_upgrades(io, service);
-    if let Err(error) = watcher.watch(connection).await {
-        debug!(peer = %peer.addr, %error, "connection ended with an error");
+    // The request-head and idle deadlines are the clock's: hyper's own head timer would
+    // also run while a keep-alive connection waits for its next request.
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(None).max_buf_size(timing.max_header_size);
+    let max_header_list = u32::try_from(timing.max_header_size).unwrap_or(u32::MAX);
+    builder.http2().timer(TokioTimer::new()).max_header_list_size(max_header_list);
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(clock.watch(io)), service);
+    let mut connection = std::pin::pin!(connection);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            ended = connection.as_mut() => {
+                if let Err(error) = ended {
+                    debug!(peer = %peer.addr, %error, "connection ended with an error");
+                }
+                return;
+            }
+            _ = drain.wait_for(|draining| *draining), if !closing => {
+                connection.as_mut().graceful_shutdown();
+                closing = true;
+            }
+            expired = clock.expired(timing.idle_timeout, timing.header_read_timeout), if !closing => match expired {
+                Expired::Idle => {
+                    debug!(peer = %peer.addr, "idle timeout: closing the connection");
+                    connection.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+                Expired::Head => {
+                    debug!(peer = %peer.addr, "request head timeout: dropping the connection");
+                    return;
+                }
+            },
+        }
     }
 }
 

@@ -69,8 +69,11 @@ pub struct Config {
 pub struct Limits {
     /// Client connections served at once; more wait in the listen backlog.
     pub max_connections: usize,
-    /// The most a client may take to send a whole request head (slowloris).
+    /// The most a client may take to send a whole request head (slowloris), timed from
+    /// its first byte (from the accept for a connection's first request).
     pub header_read_timeout: Duration,
+    /// How long a client connection may stay open with no request in flight.
+    pub idle_timeout: Duration,
     /// The most a response body may wait for its next bytes from the upstream before it
     /// is ended (the connection then closes, so the client sees it cut short).
     pub body_stall_timeout: Duration,
@@ -92,6 +95,8 @@ impl Default for Limits {
         Limits {
             max_connections: 10_000,
             header_read_timeout: Duration::from_secs(10),
+            // nginx's `keepalive_timeout`.
+            idle_timeout: Duration::from_secs(75),
             body_stall_timeout: Duration::from_secs(30),
             rewriter_max_memory: crate::rewrite::REWRITER_MAX_MEMORY,
             max_header_size: 128 * 1024,
@@ -295,6 +300,7 @@ fn build_limits(raw: Option<raw::RawLimits>) -> Result<Limits, BuildError> {
             "limits.max_header_size",
         )?,
         header_read_timeout: raw.header_read_timeout.map_or(defaults.header_read_timeout, |v| v.0.0),
+        idle_timeout: raw.idle_timeout.map_or(defaults.idle_timeout, |v| v.0.0),
         body_stall_timeout: raw.body_stall_timeout.map_or(defaults.body_stall_timeout, |v| v.0.0),
     })
 }

@@ -49,6 +49,7 @@ pub struct RawSite {
 pub struct RawLimits {
     pub max_connections: Option<u64>,
     pub header_read_timeout: Option<Parsed<Timeout>>,
+    pub idle_timeout: Option<Parsed<Timeout>>,
     pub body_stall_timeout: Option<Parsed<Timeout>>,
     pub rewriter_max_memory: Option<u64>,
     pub max_header_size: Option<u64>,

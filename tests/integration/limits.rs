@@ -1,5 +1,6 @@
-//! `limits:` over real sockets: a slowloris client is cut off while others are served, and
-//! connections past `max_connections` wait until one closes.
+//! `limits:` over real sockets: a slowloris client is cut off while others are served,
+//! connections past `max_connections` wait until one closes, idle connections close, and
+//! running out of file descriptors is survived.
 
 use std::time::Duration;
 
@@ -70,6 +71,27 @@ async fn connections_past_the_maximum_wait_until_one_closes() {
     assert!(served.await.unwrap().starts_with("HTTP/1.1 200"), "served once a place is free");
     assert_eq!(status_line(&mut second, wait).await.as_deref(), Some("HTTP/1.1 200 OK"), "the others go on");
     assert_eq!(status_line(&mut fourth, Duration::from_millis(300)).await, None, "still at most two");
+}
+
+#[tokio::test]
+async fn out_of_file_descriptors_the_proxy_backs_off_and_serves_again() {
+    use crate::support::process::ProxyProcess;
+
+    let upstream = spawn_html_upstream("<!doctype html><html><body>hi</body></html>").await;
+    let mut proxy = ProxyProcess::start_with_fd_limit(&proxy_yaml(upstream.addr, ""), 48);
+    let mut flood = Vec::new();
+    for _ in 0..80 {
+        flood.push(TcpStream::connect(proxy.addr).await.unwrap());
+    }
+    let line = proxy.wait_for_log("accept failed");
+    assert!(line.contains("Too many open files"), "the accept loop met EMFILE: {line}");
+    drop(flood);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut client = TcpStream::connect(proxy.addr).await.unwrap();
+    let served = status_line(&mut client, Duration::from_secs(5)).await;
+    assert_eq!(served.as_deref(), Some("HTTP/1.1 200 OK"), "the proxy serves again once descriptors are free");
+    let failures = proxy.logs().iter().filter(|l| l.contains("accept failed")).count();
+    assert!(failures < 100, "the accept loop backs off instead of spinning: {failures} failures logged");
 }
 
 #[test]
@@ -145,15 +167,80 @@ async fn a_page_past_the_rewriter_memory_cap_passes_through_whole_and_uninjected
     assert_eq!(get(&roomy, "/").await.widgets(), 1, "with room enough the same page gets the widget");
 }
 
+/// Waits up to `wait` for the proxy to close `socket`; true if it did.
+async fn closed_within(socket: &mut TcpStream, wait: Duration) -> bool {
+    let mut buf = [0u8; 64];
+    matches!(tokio::time::timeout(wait, socket.read(&mut buf)).await, Ok(Ok(0)))
+}
+
 #[tokio::test]
-async fn an_idle_keep_alive_connection_is_closed_after_the_header_read_timeout() {
+async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
     let upstream = spawn_html_upstream("<!doctype html><html><body>hi</body></html>").await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "limits:\n  header_read_timeout: 300ms\n")).await;
+    let limits = "limits:\n  idle_timeout: 300ms\n  header_read_timeout: 30s\n";
+    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, limits)).await;
     let mut idle = TcpStream::connect(proxy.local_addr()).await.unwrap();
     assert_eq!(status_line(&mut idle, Duration::from_secs(5)).await.as_deref(), Some("HTTP/1.1 200 OK"));
-    let mut buf = [0u8; 64];
-    let closed = tokio::time::timeout(Duration::from_secs(5), idle.read(&mut buf)).await;
-    assert!(matches!(closed, Ok(Ok(0))), "the proxy closes the idle connection: {closed:?}");
+    assert!(closed_within(&mut idle, Duration::from_secs(5)).await, "the proxy closes the idle connection");
+}
+
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed_after_the_idle_timeout_despite_pings() {
+    use http_body_util::{BodyExt, Empty};
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+
+    let upstream = spawn_html_upstream("<!doctype html><html><body>hi</body></html>").await;
+    let limits = "limits:\n  idle_timeout: 300ms\n  header_read_timeout: 30s\n";
+    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, limits)).await;
+    let tcp = TcpStream::connect(proxy.local_addr()).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Duration::from_millis(50))
+        .keep_alive_while_idle(true)
+        .handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    let connection = tokio::spawn(connection);
+    let request = http::Request::get("http://shop/").body(Empty::<bytes::Bytes>::new()).unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.into_body().collect().await.unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(5), connection).await;
+    assert!(matches!(ended, Ok(Ok(Ok(())))), "the proxy ends the idle HTTP/2 connection cleanly (GOAWAY): {ended:?}");
+}
+
+#[tokio::test]
+async fn a_keep_alive_connection_outlives_the_header_read_timeout_while_idle() {
+    let upstream = spawn_html_upstream("<!doctype html><html><body>hi</body></html>").await;
+    let limits = "limits:\n  idle_timeout: 30s\n  header_read_timeout: 200ms\n";
+    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, limits)).await;
+    let mut client = TcpStream::connect(proxy.local_addr()).await.unwrap();
+    let wait = Duration::from_secs(5);
+    assert_eq!(status_line(&mut client, wait).await.as_deref(), Some("HTTP/1.1 200 OK"));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        status_line(&mut client, wait).await.as_deref(),
+        Some("HTTP/1.1 200 OK"),
+        "the same connection serves again"
+    );
+    assert_eq!(upstream.seen().len(), 2);
+}
+
+#[tokio::test]
+async fn a_response_that_streams_longer_than_the_idle_timeout_is_not_cut() {
+    let (upstream, gate) = spawn_paused_upstream("<!doctype html><html><body>start", " end</body></html>").await;
+    let limits = "limits:\n  idle_timeout: 200ms\n  header_read_timeout: 200ms\n";
+    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, limits)).await;
+    let mut client = TcpStream::connect(proxy.local_addr()).await.unwrap();
+    client.write_all(b"GET / HTTP/1.1\r\nhost: shop\r\nconnection: close\r\n\r\n").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    gate.open();
+    let mut received = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut received)).await.unwrap().unwrap();
+    let received = String::from_utf8_lossy(&received);
+    assert!(
+        received.contains("start") && received.contains(" end") && received.ends_with("0\r\n\r\n"),
+        "the whole page arrives: {received}"
+    );
 }
 
 /// Sends `head` on a new connection and returns the response's first line.

@@ -24,8 +24,20 @@ impl ProxyProcess {
 
     /// [`ProxyProcess::start`] with more arguments after `run --config FILE`.
     pub fn start_with_args(yaml: &str, envs: &[(&str, &str)], args: &[&str]) -> Self {
+        Self::launch(Command::new(binary()), yaml, envs, args)
+    }
+
+    /// [`ProxyProcess::start`] with at most `files` open file descriptors (util-linux's
+    /// `prlimit` sets the limit, then runs the binary in its place).
+    pub fn start_with_fd_limit(yaml: &str, files: u32) -> Self {
+        let mut prlimit = Command::new("prlimit");
+        prlimit.arg(format!("--nofile={files}:{files}")).arg("--").arg(binary());
+        Self::launch(prlimit, yaml, &[], &[])
+    }
+
+    fn launch(mut command: Command, yaml: &str, envs: &[(&str, &str)], args: &[&str]) -> Self {
         let config = TempPath::with_contents(yaml);
-        let mut child = Command::new(binary())
+        let mut child = command
             .args(["run", "--config", config.path()])
             .args(args)
             .envs(envs.iter().copied())
