@@ -35,11 +35,9 @@ pub const SMALL_READS: usize = 16 * 1024;
 /// A keep-alive client over `connector` that reads at most `read_buffer` bytes ahead of
 /// what has been handed on. hyper's default, about 400 KiB, let 1,000 clients downloading
 /// 1 MB pages hold 650 KB each.
-pub fn pooled<B>(
-    connector: HttpsConnector<HttpConnector>,
-    read_buffer: usize,
-) -> Client<HttpsConnector<HttpConnector>, B>
+pub fn pooled<C, B>(connector: C, read_buffer: usize) -> Client<C, B>
 where
+    C: hyper_util::client::legacy::connect::Connect + Clone,
     B: http_body::Body + Send,
     B::Data: Send,
 {

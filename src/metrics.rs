@@ -79,6 +79,7 @@ pub struct Metrics {
     bytes_sent: Counter,
     bytes_received: Counter,
     upstream_errors: Family<KindLabels, Counter>,
+    upstream_retries: Counter,
     pages: Family<OutcomeLabels, Counter>,
     identity: Family<OutcomeLabels, Counter>,
     open_connections: Gauge<i64, std::sync::atomic::AtomicI64>,
@@ -100,6 +101,7 @@ impl Metrics {
             bytes_sent: Counter::<u64, AtomicU64>::default(),
             bytes_received: Counter::default(),
             upstream_errors: Family::default(),
+            upstream_retries: Counter::default(),
             pages: Family::default(),
             identity: Family::default(),
             open_connections: Gauge::default(),
@@ -118,6 +120,11 @@ impl Metrics {
             "upstream_errors",
             "Failed exchanges with the upstream, by kind",
             metrics.upstream_errors.clone(),
+        );
+        registry.register(
+            "upstream_retries",
+            "Requests sent again on a fresh connection after a reused keep-alive connection closed under them",
+            metrics.upstream_retries.clone(),
         );
         registry.register(
             "responses",
@@ -152,6 +159,11 @@ impl Metrics {
     /// The counter of request body bytes received from clients.
     pub fn received_bytes(&self) -> Counter {
         self.bytes_received.clone()
+    }
+
+    /// The counter of requests sent to the upstream a second time (see [`crate::reuse`]).
+    pub fn upstream_retries(&self) -> &Counter {
+        &self.upstream_retries
     }
 
     /// Counts a client connection open until the guard is dropped.

@@ -194,7 +194,7 @@ impl Proxy {
             req.headers_mut().insert(&headers::X_REQUEST_ID, id);
         }
         req.body_mut().count_into(self.metrics.received_bytes());
-        upstream::send(&self.client, req, &self.config.upstream).await
+        upstream::send(&self.client, req, &self.config.upstream, self.metrics.upstream_retries()).await
     }
 
     /// The request headers identity reads (none without identity).

@@ -5,13 +5,15 @@ use http::header::{self, HeaderValue};
 use http::{Request, Response, Uri, Version};
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::{Client, Error as LegacyError};
+use prometheus_client::metrics::counter::Counter;
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -20,10 +22,12 @@ use tokio::sync::watch;
 use crate::config::{self, HostHeader};
 use crate::error::ProxyError;
 use crate::headers;
+use crate::metrics::UpstreamFailure;
 use crate::proxy::Peer;
+use crate::reuse::{self, Counting};
 use crate::upgrade;
 
-type Pool = Client<HttpsConnector<HttpConnector>, UploadBody>;
+type Pool = Client<Counting<HttpsConnector<HttpConnector>>, UploadBody>;
 
 /// Large reads: a fifth less CPU per byte than small ones (the kernel's cost is per
 /// write, and a chunk read is a chunk written), for four times the memory.
@@ -72,7 +76,7 @@ impl Drop for InFlight {
 /// upstream TLS verified against the system's roots, or `upstream.tls.ca_file`'s CAs, for
 /// the URL's host or `upstream.tls.server_name`.
 pub fn client(upstream: &config::Upstream) -> std::io::Result<UpstreamClient> {
-    let connector = connector(upstream)?;
+    let connector = Counting(connector(upstream)?);
     Ok(UpstreamClient {
         large_reads: crate::fetch::pooled(connector.clone(), LARGE_READS),
         small_reads: crate::fetch::pooled(connector, crate::fetch::SMALL_READS),
@@ -161,53 +165,97 @@ fn join_cookie_headers(headers: &mut http::HeaderMap) {
     }
 }
 
-/// Sends the request and waits for the response head. While the request body is going
-/// up, `response_timeout` runs only while the upstream is not taking it (a stalled
-/// upstream), never while the client is slow to send it; once it is sent, from then.
+/// Sends the request and waits for the response head. A request that failed on a reused
+/// keep-alive connection before any answer — the upstream had closed it as the request
+/// went out — is sent again if it is idempotent and has no body ([`reuse`]), on another
+/// pooled connection or a new one: again while the tries keep failing that way (each
+/// takes a dead connection out of the pool), at most [`MAX_REPLAYS`] times. A new
+/// connection that fails is the upstream's failure, and is not tried again. `retried`
+/// counts the tries after the first.
 pub async fn send(
     client: &UpstreamClient,
-    mut req: Request<UploadBody>,
+    req: Request<UploadBody>,
     upstream: &config::Upstream,
+    retried: &Counter,
 ) -> Result<Response<Incoming>, ProxyError> {
-    let limit = upstream.response_timeout;
+    let replay = reuse::replayable(&req).then(|| replay_of(&req));
+    let mut result = exchange(client, req, upstream.response_timeout).await?;
+    for _ in 0..MAX_REPLAYS {
+        let (Err(error), Some(replay)) = (&result, &replay) else { break };
+        if !reuse::failed_on_reused(error) || crate::error::classify(error) != UpstreamFailure::Reset {
+            break;
+        }
+        let error = crate::error::error_chain(error);
+        tracing::debug!(%error, "a reused upstream connection was closed under the request; sending it again");
+        retried.inc();
+        result = exchange(client, replay_of(replay), upstream.response_timeout).await?;
+    }
+    head_received(result)
+}
+
+/// How many times one request is sent again after failing on reused connections.
+const MAX_REPLAYS: usize = 4;
+
+/// A copy of a request without a body, to send again.
+fn replay_of(req: &Request<UploadBody>) -> Request<UploadBody> {
+    let mut replay = Request::new(UploadBody::empty());
+    *replay.method_mut() = req.method().clone();
+    *replay.uri_mut() = req.uri().clone();
+    *replay.version_mut() = req.version();
+    *replay.headers_mut() = req.headers().clone();
+    replay
+}
+
+/// One try: the request sent on a pooled connection, and its response head or the
+/// client's error. While the request body is going up, `limit` runs only while the
+/// upstream is not taking it (a stalled upstream), never while the client is slow to send
+/// it; once it is sent, from then.
+async fn exchange(
+    client: &UpstreamClient,
+    mut req: Request<UploadBody>,
+    limit: Duration,
+) -> Result<Result<Response<Incoming>, LegacyError>, ProxyError> {
     let progress = req.body_mut().progress.take();
     let mut request = std::pin::pin!(client.pool().request(req));
     if let Some(mut progress) = progress {
         loop {
             let upstream_to_move = *progress.borrow_and_update() == Upload::WaitingForUpstream;
             tokio::select! {
-                result = &mut request => return head_received(result),
+                result = &mut request => return Ok(result),
                 changed = progress.changed() => if changed.is_err() || *progress.borrow() == Upload::Done { break },
                 () = tokio::time::sleep(limit), if upstream_to_move => return Err(ProxyError::UpstreamTimeout(limit)),
             }
         }
     }
-    match tokio::time::timeout(limit, request).await {
-        Err(_) => Err(ProxyError::UpstreamTimeout(limit)),
-        Ok(result) => head_received(result),
-    }
+    tokio::time::timeout(limit, request).await.map_err(|_| ProxyError::UpstreamTimeout(limit))
 }
 
-fn head_received(
-    result: Result<Response<Incoming>, hyper_util::client::legacy::Error>,
-) -> Result<Response<Incoming>, ProxyError> {
+fn head_received(result: Result<Response<Incoming>, LegacyError>) -> Result<Response<Incoming>, ProxyError> {
     match result {
         Err(e) if e.is_connect() => Err(ProxyError::UpstreamConnect(e.into())),
         Err(e) => Err(ProxyError::Upstream(e.into())),
-        Ok(response) if head_size(&response) > crate::fetch::SMALL_READS => Err(ProxyError::Upstream(
-            format!("the response head is larger than {} bytes", crate::fetch::SMALL_READS).into(),
-        )),
-        Ok(mut response) => {
-            let upgrade = (response.status() == http::StatusCode::SWITCHING_PROTOCOLS)
-                .then(|| upgrade::requested_protocol(response.headers()))
-                .flatten();
-            headers::remove_hop_by_hop(response.headers_mut());
-            if let Some(protocol) = upgrade {
-                upgrade::restore_headers(response.headers_mut(), protocol);
-            }
-            Ok(response)
+        Ok(response) => {
+            reuse::carried(&response);
+            checked_head(response)
         }
     }
+}
+
+/// The response head as the client may see it: not too large, hop-by-hop fields out.
+fn checked_head(mut response: Response<Incoming>) -> Result<Response<Incoming>, ProxyError> {
+    if head_size(&response) > crate::fetch::SMALL_READS {
+        return Err(ProxyError::Upstream(
+            format!("the response head is larger than {} bytes", crate::fetch::SMALL_READS).into(),
+        ));
+    }
+    let upgrade = (response.status() == http::StatusCode::SWITCHING_PROTOCOLS)
+        .then(|| upgrade::requested_protocol(response.headers()))
+        .flatten();
+    headers::remove_hop_by_hop(response.headers_mut());
+    if let Some(protocol) = upgrade {
+        upgrade::restore_headers(response.headers_mut(), protocol);
+    }
+    Ok(response)
 }
 
 /// About how many bytes the response head took on the wire. The limit on it is the small
@@ -230,7 +278,8 @@ pub enum Upload {
 /// The client's request body on its way to the upstream, streamed as it arrives. It
 /// tells [`send`] which side it is waiting on.
 pub struct UploadBody {
-    inner: Incoming,
+    /// `None` for a request sent again without its (empty) body.
+    inner: Option<Incoming>,
     /// Taken by [`send`] to watch the upload; `None` for a body with nothing to send.
     progress: Option<watch::Receiver<Upload>>,
     report: Option<watch::Sender<Upload>>,
@@ -246,10 +295,14 @@ impl UploadBody {
 
     fn new(inner: Incoming) -> Self {
         if inner.is_end_stream() {
-            return UploadBody { inner, progress: None, report: None, received: None };
+            return UploadBody { inner: Some(inner), progress: None, report: None, received: None };
         }
         let (report, progress) = watch::channel(Upload::WaitingForUpstream);
-        UploadBody { inner, progress: Some(progress), report: Some(report), received: None }
+        UploadBody { inner: Some(inner), progress: Some(progress), report: Some(report), received: None }
+    }
+
+    fn empty() -> Self {
+        UploadBody { inner: None, progress: None, report: None, received: None }
     }
 
     fn report(&self, state: Upload) {
@@ -264,14 +317,15 @@ impl Body for UploadBody {
     type Error = hyper::Error;
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) else {
+        let Some(inner) = self.inner.as_mut() else { return Poll::Ready(None) };
+        let Poll::Ready(frame) = Pin::new(inner).poll_frame(cx) else {
             self.report(Upload::WaitingForClient);
             return Poll::Pending;
         };
         if let (Some(counter), Some(Ok(frame))) = (&self.received, &frame) {
             counter.inc_by(frame.data_ref().map_or(0, |data| data.len() as u64));
         }
-        if !matches!(frame, Some(Ok(_))) || self.inner.is_end_stream() {
+        if !matches!(frame, Some(Ok(_))) || self.is_end_stream() {
             self.report(Upload::Done);
             self.report = None;
         } else {
@@ -281,10 +335,10 @@ impl Body for UploadBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner.as_ref().is_none_or(Incoming::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.inner.as_ref().map_or_else(|| SizeHint::with_exact(0), Incoming::size_hint)
     }
 }

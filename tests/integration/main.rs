@@ -13,6 +13,7 @@ mod http_versions;
 mod identity;
 mod injection;
 mod jwks;
+mod keepalive;
 mod limits;
 mod logs;
 mod lookup;

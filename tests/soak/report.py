@@ -151,8 +151,16 @@ def log_lines(path: Path):
             kind = entry.get("error_kind") or f"status_{entry.get('status')}"
             attributable[kind] = attributable.get(kind, 0) + 1
         else:
-            unattributable.append(line[:300])
+            unattributable.append(log_summary(entry))
     return attributable, unattributable
+
+
+def log_summary(entry: dict) -> str:
+    """The fields of a log line that say what failed, the error whole (a line cut at a
+    fixed width loses it behind the fields before it)."""
+    keys = ("timestamp", "level", "target", "method", "path", "status", "duration_ms", "error_kind", "error",
+            "message")
+    return " ".join(f"{k}={entry[k]}" for k in keys if k in entry)
 
 
 def mb(kb: int) -> str:
@@ -254,6 +262,9 @@ def summary(d: Path) -> int:
       + (", ".join(f"{k.split('=')[-1].strip(chr(34))} {v:,.0f}" for k, v in sorted(up.items())) or "none")
       + "; access lines at WARN on /fault/ paths, whole run with warm-up, by `error_kind`: "
       + (", ".join(f"{k} {v:,}" for k, v in sorted(log_ok.items())) or "none") + ".")
+    retries = sum(delta(m1, m0, "invent_proxy_upstream_retries_total").values())
+    w(f"Requests sent again after the upstream closed a reused keep-alive connection under them "
+      f"(`invent_proxy_upstream_retries_total`, measured run): {retries:,.0f}.")
     w("")
     w(f"**Unattributable errors: {unattributable}** (wrk non-200s, socket errors, timeouts and damaged bodies; "
       "fault outcomes other than the expected; WARN lines of the proxy on clean paths; warm-up included).")

@@ -1,0 +1,141 @@
+//! Keep-alive connections to the upstream: a request the upstream closed a reused
+//! connection under is sent again on a fresh one when that loses nothing, and only then.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use invent_proxy::RunningProxy;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::support::*;
+
+const ADMIN: &str = "admin:\n  listen: 127.0.0.1:0\n";
+
+/// Reads one request (head, and a body of its `content-length`); `None` at end of stream.
+async fn read_request(socket: &mut TcpStream) -> Option<String> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if socket.read(&mut byte).await.unwrap_or(0) == 0 {
+            return None;
+        }
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    let length = head.lines().find_map(|l| l.strip_prefix("content-length: ")).map_or(0, |n| n.trim().parse().unwrap());
+    let mut body = vec![0u8; length];
+    socket.read_exact(&mut body).await.ok()?;
+    Some(head)
+}
+
+async fn answer(socket: &mut TcpStream, body: &str) {
+    let response =
+        format!("HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+    let _ = socket.write_all(response.as_bytes()).await;
+}
+
+/// An upstream whose first connection answers one request, then takes the next and
+/// closes without answering it — as an upstream's idle timeout or per-connection request
+/// cap does when a request crosses the close. Later connections answer every request
+/// with the number of the connection. It counts connections and the requests each saw.
+struct ClosingUpstream {
+    addr: std::net::SocketAddr,
+    connections: Arc<AtomicUsize>,
+    requests: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+async fn spawn_closing_upstream() -> ClosingUpstream {
+    let connections = Arc::new(AtomicUsize::new(0));
+    let requests = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (counted, seen) = (Arc::clone(&connections), Arc::clone(&requests));
+    let addr = spawn_raw_upstream(move |mut socket| {
+        let number = counted.fetch_add(1, Ordering::SeqCst) + 1;
+        let seen = Arc::clone(&seen);
+        async move {
+            while let Some(head) = read_request(&mut socket).await {
+                let request_line = head.lines().next().unwrap_or_default().to_owned();
+                let nth = {
+                    let mut seen = seen.lock().unwrap();
+                    seen.push(format!("{number} {request_line}"));
+                    seen.iter().filter(|r| r.starts_with(&format!("{number} "))).count()
+                };
+                if number == 1 && nth == 2 {
+                    return; // closed under the second request, unanswered
+                }
+                answer(&mut socket, &format!("connection {number}")).await;
+            }
+        }
+    })
+    .await;
+    ClosingUpstream { addr, connections, requests }
+}
+
+async fn body_of(req: Request<Full<Bytes>>) -> (StatusCode, String) {
+    let response = client().request(req).await.unwrap();
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn request(proxy: &RunningProxy, method: &str, body: &'static str) -> Request<Full<Bytes>> {
+    let uri = format!("http://{}/api/item", proxy.local_addr());
+    Request::builder().method(method).uri(uri).body(Full::new(Bytes::from_static(body.as_bytes()))).unwrap()
+}
+
+#[tokio::test]
+async fn a_get_the_upstream_closed_a_reused_connection_under_is_answered_from_a_fresh_one() {
+    let upstream = spawn_closing_upstream().await;
+    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, ADMIN)).await;
+
+    assert_eq!(body_of(request(&proxy, "GET", "")).await, (StatusCode::OK, "connection 1".into()));
+    let (status, body) = body_of(request(&proxy, "GET", "")).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "connection 2"), "the visitor never sees the close");
+
+    assert_eq!(upstream.connections.load(Ordering::SeqCst), 2);
+    let requests = upstream.requests.lock().unwrap().clone();
+    assert_eq!(requests, ["1 get /api/item http/1.1", "1 get /api/item http/1.1", "2 get /api/item http/1.1"]);
+    let admin = proxy.admin_addr().unwrap();
+    crate::operations::scrape_until(admin, "invent_proxy_upstream_retries_total 1").await;
+    crate::operations::scrape_until(admin, r#"invent_proxy_requests_total{method="GET",status="2xx"} 2"#).await;
+}
+
+#[tokio::test]
+async fn a_post_is_never_sent_twice() {
+    let upstream = spawn_closing_upstream().await;
+    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, ADMIN)).await;
+
+    assert_eq!(body_of(request(&proxy, "POST", "order=1")).await.0, StatusCode::OK);
+    let (status, _) = body_of(request(&proxy, "POST", "order=2")).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "the upstream may have acted on it: the client decides");
+
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let requests = upstream.requests.lock().unwrap().clone();
+    assert_eq!(requests, ["1 post /api/item http/1.1", "1 post /api/item http/1.1"], "one try each");
+    let admin = proxy.admin_addr().unwrap();
+    crate::operations::scrape_until(admin, "invent_proxy_upstream_retries_total 0").await;
+}
+
+#[tokio::test]
+async fn a_new_connection_closed_unanswered_is_a_502_without_a_second_try() {
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&connections);
+    let upstream = spawn_raw_upstream(move |mut socket| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        async move {
+            read_request(&mut socket).await;
+        }
+    })
+    .await;
+    let proxy = spawn_proxy(&proxy_yaml(upstream, ADMIN)).await;
+
+    assert_eq!(body_of(request(&proxy, "GET", "")).await.0, StatusCode::BAD_GATEWAY);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(connections.load(Ordering::SeqCst), 1, "an upstream that fails fresh connections is not asked twice");
+    let admin = proxy.admin_addr().unwrap();
+    crate::operations::scrape_until(admin, r#"invent_proxy_upstream_errors_total{kind="reset"} 1"#).await;
+}
