@@ -31,6 +31,10 @@ impl ProxyBody {
         matches!(self, ProxyBody::Rewritten(body) if body.injected())
     }
 
+    fn completed_own_widget(&self) -> bool {
+        matches!(self, ProxyBody::Rewritten(body) if body.completed_own_widget())
+    }
+
     /// Why a body that was set up for rewriting ended without the widget.
     fn skip_reason(&self) -> Option<Skip> {
         match self {
@@ -158,6 +162,7 @@ impl Drop for LoggedBody {
         if complete {
             self.log.skip = self.log.skip.or(self.inner.skip_reason());
         }
+        self.log.own_widget = self.inner.completed_own_widget();
         self.log.emit(self.bytes, injected, complete);
     }
 }

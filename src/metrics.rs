@@ -57,14 +57,25 @@ impl UpstreamFailure {
     }
 }
 
+/// What became of a response's page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageOutcome {
+    /// The widget was inserted.
+    Injected,
+    /// The page had its own `invent-assistant` element: it got the identity attributes
+    /// (and the script if missing) instead of a second widget.
+    Completed,
+    /// Passed through without the widget, for this reason.
+    Passed(&'static str),
+}
+
 /// What one finished request adds to the metrics.
 pub struct Finished<'a> {
     pub method: &'a http::Method,
     pub status: u16,
     pub seconds: f64,
     pub bytes_sent: u64,
-    /// `Err(reason)` when the widget was not injected.
-    pub page: Result<(), &'static str>,
+    pub page: PageOutcome,
     /// The identity outcome and its detail (`none`, `verified`/`token`, `rejected`/`expired`…).
     pub identity: (&'static str, &'static str),
     pub upstream_failure: Option<UpstreamFailure>,
@@ -148,8 +159,9 @@ impl Metrics {
             self.upstream_errors.get_or_create(&KindLabels { kind: failure.as_str() }).inc();
         }
         let page = match request.page {
-            Ok(()) => OutcomeLabels { outcome: "injected", reason: "" },
-            Err(reason) => OutcomeLabels { outcome: "passed", reason },
+            PageOutcome::Injected => OutcomeLabels { outcome: "injected", reason: "" },
+            PageOutcome::Completed => OutcomeLabels { outcome: "completed", reason: "already_present" },
+            PageOutcome::Passed(reason) => OutcomeLabels { outcome: "passed", reason },
         };
         self.pages.get_or_create(&page).inc();
         let (outcome, reason) = request.identity;
@@ -231,7 +243,7 @@ mod tests {
             status: 502,
             seconds: 0.003,
             bytes_sent: 120,
-            page: Err("status"),
+            page: PageOutcome::Passed("status"),
             identity: ("none", ""),
             upstream_failure: Some(UpstreamFailure::Connect),
         });

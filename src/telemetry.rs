@@ -13,7 +13,7 @@ use tracing_subscriber::EnvFilter;
 use crate::config::LogFormat;
 use crate::identity::Outcome;
 use crate::inject::Skip;
-use crate::metrics::{Finished, Metrics, UpstreamFailure};
+use crate::metrics::{Finished, Metrics, PageOutcome, UpstreamFailure};
 
 /// The `tracing` target of access lines, for filtering (`RUST_LOG=access=off`).
 pub const ACCESS_TARGET: &str = "access";
@@ -48,6 +48,8 @@ pub struct AccessLog {
     pub identity: Outcome,
     /// Why the widget was not injected, once known.
     pub skip: Option<Skip>,
+    /// The page had its own widget element, which the proxy completed.
+    pub own_widget: bool,
     /// The failure behind an error response or a broken body, already rendered.
     pub error: Option<(&'static str, String)>,
     /// The request's `X-Request-Id`, as sent upstream and returned.
@@ -67,6 +69,7 @@ impl AccessLog {
             status: 0,
             identity: Outcome::None,
             skip: None,
+            own_widget: false,
             error: None,
             upstream_failure: None,
             request_id: String::new(),
@@ -83,7 +86,11 @@ impl AccessLog {
             status: self.status,
             seconds,
             bytes_sent: bytes,
-            page: if injected { Ok(()) } else { Err(self.skip.map_or("none", Skip::as_str)) },
+            page: match (injected, self.own_widget) {
+                (true, false) => PageOutcome::Injected,
+                (true, true) => PageOutcome::Completed,
+                (false, _) => PageOutcome::Passed(self.skip.map_or("none", Skip::as_str)),
+            },
             identity: self.identity.labels(),
             upstream_failure: self.upstream_failure,
         });

@@ -118,7 +118,7 @@ impl Lookup {
         let source = if entry.is_fresh() { Source::Lookup } else { Source::CachedLookup };
         match entry.into_value() {
             Answer::Visitor(visitor) => (Some(visitor), Outcome::Verified(source)),
-            Answer::Anonymous => (None, Outcome::None),
+            Answer::Anonymous => (None, Outcome::SignedOut(source)),
             Answer::Rejected(reason) => (None, Outcome::Rejected(reason)),
         }
     }

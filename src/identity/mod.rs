@@ -43,9 +43,11 @@ pub struct Visitor {
 /// What identification concluded, for the access log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// No identity configured, no session in the request, or a lookup that says the
-    /// visitor is not signed in.
+    /// No identity configured, or no session in the request.
     None,
+    /// The lookup endpoint says the session is not signed in: asked now
+    /// ([`Source::Lookup`]) or its answer cached ([`Source::CachedLookup`]).
+    SignedOut(Source),
     Verified(Source),
     Rejected(Rejection),
 }
@@ -143,6 +145,8 @@ impl Outcome {
     pub fn labels(&self) -> (&'static str, &'static str) {
         match self {
             Outcome::None => ("none", ""),
+            Outcome::SignedOut(Source::CachedLookup) => ("none", "lookup_cached"),
+            Outcome::SignedOut(_) => ("none", "lookup"),
             Outcome::Verified(Source::Token) => ("verified", "token"),
             Outcome::Verified(Source::CachedToken) => ("verified", "token_cached"),
             Outcome::Verified(Source::Lookup) => ("verified", "lookup"),
@@ -156,6 +160,8 @@ impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Outcome::None => f.write_str("none"),
+            Outcome::SignedOut(Source::CachedLookup) => f.write_str("none:lookup_cached"),
+            Outcome::SignedOut(_) => f.write_str("none:lookup"),
             Outcome::Verified(Source::Token) => f.write_str("verified"),
             Outcome::Verified(Source::CachedToken) => f.write_str("verified:cached"),
             Outcome::Verified(Source::Lookup) => f.write_str("verified:lookup"),

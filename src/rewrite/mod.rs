@@ -154,6 +154,12 @@ impl<B> RewriteBody<B> {
         PageState::flag(&self.state.injected)
     }
 
+    /// Whether the page had its own `invent-assistant`, which got the identity attributes
+    /// in place of a second widget.
+    pub fn completed_own_widget(&self) -> bool {
+        self.injected() && PageState::flag(&self.state.has_element) && !PageState::flag(&self.state.added_element)
+    }
+
     /// Whether the body turned out to be a whole page (so far).
     pub fn is_page(&self) -> bool {
         PageState::flag(&self.state.page)

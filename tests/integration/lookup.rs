@@ -139,8 +139,8 @@ fn each_lookup_failure_has_its_own_reason() {
         assert_eq!(outcome("junk").await, Outcome::Rejected(Rejection::LookupInvalid));
         assert_eq!(outcome("script").await, Outcome::Rejected(Rejection::InvalidUserId));
         assert_eq!(outcome("float").await, Outcome::Rejected(Rejection::InvalidUserId));
-        assert_eq!(outcome("logged-out").await, Outcome::None);
-        assert_eq!(outcome("unknown").await, Outcome::None);
+        assert_eq!(outcome("logged-out").await, Outcome::SignedOut(Source::Lookup));
+        assert_eq!(outcome("unknown").await, Outcome::SignedOut(Source::Lookup));
 
         let (nowhere, _held) = unreachable_address();
         let yaml = lookup_yaml(&site, "").replace(&site.addr.to_string(), &nowhere.to_string());
@@ -150,6 +150,30 @@ fn each_lookup_failure_has_its_own_reason() {
         headers.insert(header::COOKIE, "PHPSESSID=ada".parse().unwrap());
         assert_eq!(unreachable.identify(&headers).await.1, Outcome::Rejected(Rejection::LookupFailed));
     });
+}
+
+#[tokio::test]
+async fn lookup_hits_and_misses_are_counted_signed_in_or_not() {
+    let site = spawn_site().await;
+    let yaml = format!("admin:\n  listen: 127.0.0.1:0\n{}", lookup_yaml(&site, ""));
+    let proxy = spawn_proxy(&proxy_yaml(site.addr, &yaml)).await;
+    for session in ["ada", "ada", "logged-out", "logged-out", "logged-out"] {
+        page_for(&proxy, session).await;
+    }
+    let admin = proxy.admin_addr().unwrap();
+    let text = crate::operations::scrape_until(
+        admin,
+        r#"invent_proxy_identity_total{outcome="none",reason="lookup_cached"} 2"#,
+    )
+    .await;
+    for line in [
+        r#"invent_proxy_identity_total{outcome="verified",reason="lookup"} 1"#,
+        r#"invent_proxy_identity_total{outcome="verified",reason="lookup_cached"} 1"#,
+        r#"invent_proxy_identity_total{outcome="none",reason="lookup"} 1"#,
+    ] {
+        assert!(text.lines().any(|l| l == line), "no line {line:?} in\n{text}");
+    }
+    assert_eq!(whoami_asks(&site).len(), 2, "one ask per session, the rest from the cache");
 }
 
 #[tokio::test]

@@ -88,6 +88,47 @@ async fn metrics_count_known_traffic_with_fixed_labels() {
 }
 
 #[tokio::test]
+async fn identity_outcomes_pages_with_their_own_widget_and_open_connections_are_counted() {
+    let upstream = spawn_upstream(|req| async move {
+        match req.uri().path() {
+            "/own" => html("<!doctype html><html><body><invent-assistant></invent-assistant></body></html>"),
+            _ => html("<!doctype html><html><body>hello</body></html>"),
+        }
+    })
+    .await;
+    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, &format!("{ADMIN}{}", identity_yaml()))).await;
+    let admin = proxy.admin_addr().unwrap();
+    let now = jsonwebtoken::get_current_timestamp();
+    let valid = tokens::hs256(&tokens::claims("ada"));
+    get_as(&proxy, "/a", &valid).await;
+    get_as(&proxy, "/b", &valid).await;
+    get_as(&proxy, "/c", &tokens::hs256(&serde_json::json!({"sub": "ada", "exp": now - 3600}))).await;
+    get_as(&proxy, "/d", "not.a.token").await;
+    get(&proxy, "/e").await;
+    let own = get_as(&proxy, "/own", &valid).await;
+    assert_eq!(own.widgets(), 1, "{}", own.text());
+
+    let text = scrape_until(admin, r#"invent_proxy_requests_total{method="GET",status="2xx"} 6"#).await;
+    for line in [
+        r#"invent_proxy_identity_total{outcome="verified",reason="token"} 1"#,
+        r#"invent_proxy_identity_total{outcome="verified",reason="token_cached"} 2"#,
+        r#"invent_proxy_identity_total{outcome="rejected",reason="expired"} 1"#,
+        r#"invent_proxy_identity_total{outcome="rejected",reason="malformed"} 1"#,
+        r#"invent_proxy_identity_total{outcome="none",reason=""} 1"#,
+        r#"invent_proxy_responses_total{outcome="injected",reason=""} 5"#,
+        r#"invent_proxy_responses_total{outcome="completed",reason="already_present"} 1"#,
+    ] {
+        assert!(text.lines().any(|l| l == line), "no line {line:?} in\n{text}");
+    }
+
+    scrape_until(admin, "invent_proxy_open_connections 0").await;
+    let held = tokio::net::TcpStream::connect(proxy.local_addr()).await.unwrap();
+    scrape_until(admin, "invent_proxy_open_connections 1").await;
+    drop(held);
+    scrape_until(admin, "invent_proxy_open_connections 0").await;
+}
+
+#[tokio::test]
 async fn upstream_failures_are_counted_by_kind() {
     let (nowhere, _held) = unreachable_address();
     let proxy = spawn_proxy(&proxy_yaml(nowhere, ADMIN)).await;
