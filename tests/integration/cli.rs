@@ -15,7 +15,12 @@ fn repo() -> &'static str {
 }
 
 /// Environment the shipped configs expect.
-pub const CONFIG_ENV: [(&str, &str); 2] = [("INVENT_SECRET_KEY", SECRET_KEY), ("SESSION_JWT_SECRET", JWT_SECRET)];
+pub const CONFIG_ENV: [(&str, &str); 4] = [
+    ("INVENT_SECRET_KEY", SECRET_KEY),
+    ("SESSION_JWT_SECRET", JWT_SECRET),
+    ("BLOG_SECRET_KEY", "sk_blog_example"),
+    ("BLOG_JWT_SECRET", "blog-jwt-secret-0123456789abcdef"),
+];
 
 fn invent_proxy(args: &[&str]) -> Output {
     Command::new(binary())

@@ -147,6 +147,24 @@ async fn lookup_outcomes_are_logged_with_their_reason_and_never_the_session_id()
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_log_level_is_the_configs_unless_rust_log_overrides_it() {
+    let upstream = spawn_html_upstream("<!doctype html><html><body>page</body></html>").await;
+    // Start-up lines at info, access lines only at warn (a failure).
+    let yaml = proxy_yaml(upstream.addr, "log:\n  level: info,access=warn\n");
+    let mut quiet = ProxyProcess::start(&yaml, &[]);
+    let mut overridden = ProxyProcess::start(&yaml, &[("RUST_LOG", "info")]);
+    let addrs = [quiet.addr, overridden.addr];
+    tokio::task::spawn_blocking(move || addrs.map(|addr| raw_get(addr, "/page", ""))).await.unwrap();
+    overridden.wait_for_log("path=/page");
+    for proxy in [&mut quiet, &mut overridden] {
+        proxy.signal("TERM");
+        proxy.wait();
+    }
+    let quiet = quiet.logs().join("\n");
+    assert!(quiet.contains("invent-proxy is serving") && !quiet.contains("path=/page"), "{quiet}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn json_logs_are_one_object_per_line_with_stable_fields_and_no_secret() {
     let upstream = spawn_html_upstream("<!doctype html><html><body>account</body></html>").await;
     let mut proxy = identity_process(&upstream, "log:\n  format: json\n  level: debug\n");

@@ -1,5 +1,6 @@
 //! Many sites from one proxy: routing by `Host` (port and case ignored, `*.` wildcards),
-//! top-level blocks as defaults, `default_site`, and `421` for a host no site serves.
+//! top-level blocks as defaults, each site's own identity and inject rules, `:authority` on
+//! HTTP/2, `default_site`, and `421` for a host no site serves.
 
 use http::StatusCode;
 use invent_proxy::RunningProxy;
@@ -92,4 +93,58 @@ async fn an_exact_name_beats_a_wildcard_and_a_host_listed_twice_is_refused() {
     let twice = yaml.replace("[\"*.example.test\"]", "[\"*.example.test\", API.example.test]");
     let error = invent_proxy::Config::from_yaml(&twice, "t.yaml", std::path::Path::new(".")).unwrap_err().to_string();
     assert!(error.contains("api.example.test is listed by more than one site"), "{error}");
+}
+
+#[tokio::test]
+async fn each_site_has_its_own_identity_and_inject_rules_and_http2_routes_by_authority() {
+    let a = spawn_html_upstream("<!doctype html><html><body>site a</body></html>").await;
+    let b = spawn_html_upstream("<!doctype html><html><body>site b</body></html>").await;
+    let own_identity = identity_yaml().replace(SECRET_KEY, "sk_site_b").replace('\n', "\n    ");
+    let yaml = format!(
+        "listen: 127.0.0.1:0\nassistant: {{ id: ast_top }}\n{}sites:\n  - hosts: [a.test]\n    upstream: {{ url: \"http://{}\" }}\n  \
+         - hosts: [b.test]\n    upstream: {{ url: \"http://{}\" }}\n    inject: {{ exclude_paths: [\"/admin/**\"] }}\n    {own_identity}",
+        identity_yaml(),
+        a.addr,
+        b.addr,
+    );
+    let proxy = spawn_proxy(&yaml).await;
+    let token = tokens::hs256(&tokens::claims("ada"));
+    let cookie = format!("session={token}");
+    let hash_on = |host: &'static str| {
+        let (proxy, cookie) = (&proxy, &cookie);
+        async move {
+            let page = get_with(proxy, "/", &[("host", host), ("cookie", cookie)]).await;
+            widget_attribute(&page.text(), "user-hash")
+        }
+    };
+    assert_eq!(
+        hash_on("a.test").await,
+        Some(invent_proxy::identity::user_hash(SECRET_KEY, "ada")),
+        "top-level identity"
+    );
+    assert_eq!(hash_on("b.test").await, Some(invent_proxy::identity::user_hash("sk_site_b", "ada")), "the site's own");
+    assert_eq!(get_with(&proxy, "/admin/x", &[("host", "a.test")]).await.widgets(), 1);
+    assert_eq!(get_with(&proxy, "/admin/x", &[("host", "b.test")]).await.widgets(), 0, "the site's inject rules");
+
+    let stream = tokio::net::TcpStream::connect(proxy.local_addr()).await.unwrap();
+    let (mut h2, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    for (authority, expected) in [("http://b.test:8443/", "site b"), ("http://A.TEST/", "site a")] {
+        let request = http::Request::get(authority)
+            .header("accept", "text/html")
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let response = h2.send_request(request).await.unwrap();
+        assert_eq!(response.version(), http::Version::HTTP_2);
+        let body = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.contains(expected) && text.contains("<invent-assistant"), "{authority}: {text}");
+    }
+    let unknown = http::Request::get("http://c.test/").body(http_body_util::Empty::<bytes::Bytes>::new()).unwrap();
+    assert_eq!(h2.send_request(unknown).await.unwrap().status(), StatusCode::MISDIRECTED_REQUEST);
 }

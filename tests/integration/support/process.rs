@@ -40,8 +40,9 @@ impl ProxyProcess {
         let mut child = command
             .args(["run", "--config", config.path()])
             .args(args)
+            // The config's `log.level`, unless a test sets `RUST_LOG` itself.
+            .env_remove("RUST_LOG")
             .envs(envs.iter().copied())
-            .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
