@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -116,21 +117,36 @@ fn limits_are_checked_at_load() {
 
 #[tokio::test]
 async fn a_body_that_stalls_past_the_limit_is_ended_and_its_connection_reclaimed() {
-    let (upstream, _gate) =
-        spawn_paused_upstream("<!doctype html><html><body>start of the page", "</body></html>").await;
-    let yaml = proxy_yaml(upstream.addr, "limits:\n  body_stall_timeout: 300ms\n");
-    let proxy = spawn_proxy(&yaml).await;
+    let upstream = spawn_upstream(|req| async move {
+        if req.uri().path() != "/stall" {
+            return html("<!doctype html><html><body>fine</body></html>");
+        }
+        let (tx, response) = streamed_html();
+        tokio::spawn(async move {
+            let _ = tx.send(Ok(Bytes::from_static(b"<!doctype html><html><body>start of the page"))).await;
+            std::future::pending::<()>().await; // never another byte, never the end
+            drop(tx);
+        });
+        response
+    })
+    .await;
+    let limits = "limits:\n  body_stall_timeout: 300ms\n  max_connections: 1\nadmin:\n  listen: 127.0.0.1:0\n";
+    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, limits)).await;
     let mut client = TcpStream::connect(proxy.local_addr()).await.unwrap();
-    client.write_all(b"GET / HTTP/1.1\r\nhost: shop\r\n\r\n").await.unwrap();
+    client.write_all(b"GET /stall HTTP/1.1\r\nhost: shop\r\n\r\n").await.unwrap();
     let mut received = Vec::new();
     let ended = tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut received)).await;
     assert!(ended.is_ok(), "the stalled response ends and the connection closes");
     let received = String::from_utf8_lossy(&received);
     assert!(received.contains("start of the page"), "what came before the stall was delivered: {received}");
     assert!(!received.ends_with("0\r\n\r\n"), "the body is cut short, not ended as if complete: {received}");
-    let fresh = spawn_html_upstream("<!doctype html><html><body>fine</body></html>").await;
-    let other = spawn_proxy(&proxy_yaml(fresh.addr, "limits:\n  body_stall_timeout: 300ms\n")).await;
-    assert_eq!(get(&other, "/").await.status, StatusCode::OK, "a body that does not stall is untouched");
+
+    let next = tokio::time::timeout(Duration::from_secs(5), get(&proxy, "/")).await;
+    let next = next.expect("the only connection slot (max_connections: 1) was given back");
+    assert_eq!((next.status, next.widgets()), (StatusCode::OK, 1), "a body that does not stall is untouched");
+    let admin = proxy.admin_addr().unwrap();
+    crate::operations::scrape_until(admin, r#"invent_proxy_upstream_errors_total{kind="timeout"} 1"#).await;
+    crate::operations::scrape_until(admin, "invent_proxy_open_connections 0").await;
 }
 
 #[tokio::test]
