@@ -3,22 +3,35 @@
 #   fuzz/run.sh 60                 # each target for a minute (what CI does)
 #   fuzz/run.sh 3600 rewrite       # one target for an hour
 # cargo-fuzz needs nightly flags; RUSTC_BOOTSTRAP lets the stable toolchain take them.
+# Fails if a target does not build, if cargo-fuzz or libFuzzer fails, or on any crash
+# (which leaves its input under fuzz/artifacts/TARGET/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:?usage: fuzz/run.sh SECONDS [TARGET...]}
 shift
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(config cookie rewrite)
-command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+# Pinned: a newer cargo-fuzz may pass sanitizer flags this toolchain does not take.
+CARGO_FUZZ_VERSION=0.13.2
+if [[ $(cargo fuzz --version 2>/dev/null) != "cargo-fuzz $CARGO_FUZZ_VERSION" ]]; then
+  cargo install cargo-fuzz --locked --version "$CARGO_FUZZ_VERSION"
+fi
+# libFuzzer's C++ sources are built by libfuzzer-sys with the system's C++ compiler.
+command -v c++ >/dev/null || { echo "fuzz/run.sh needs a C++ compiler (apt-get install g++)" >&2; exit 1; }
+export RUSTC_BOOTSTRAP=1
+echo "== build the fuzz targets"
+cargo fuzz build
 for target in "${targets[@]}"; do
   mkdir -p "fuzz/corpus/$target"
   echo "== fuzz $target for ${seconds}s"
-  RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" "fuzz/corpus/$target" "fuzz/seeds/$target" -- \
-    -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 2>&1 |
-    grep -E "^(Done|stat::number_of_executed_units|==|SUMMARY|thread '|.*panicked)" || true
-  # A crash leaves an artifact and a non-zero status: fail on either.
-  if compgen -G "fuzz/artifacts/$target/*" >/dev/null; then
-    echo "fuzz target $target failed; reproduce with: RUSTC_BOOTSTRAP=1 cargo fuzz run $target fuzz/artifacts/$target/<file>" >&2
+  log="fuzz/corpus/$target.log"
+  status=0
+  cargo fuzz run "$target" "fuzz/corpus/$target" "fuzz/seeds/$target" -- \
+    -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 >"$log" 2>&1 || status=$?
+  grep -E "^(Done|stat::number_of_executed_units|==|SUMMARY|thread '|.*panicked)" "$log" || true
+  if ((status != 0)) || compgen -G "fuzz/artifacts/$target/*" >/dev/null; then
+    tail -n 40 "$log" >&2
+    echo "fuzz target $target failed (exit $status); reproduce with: RUSTC_BOOTSTRAP=1 cargo fuzz run $target fuzz/artifacts/$target/<file>" >&2
     exit 1
   fi
 done

@@ -13,6 +13,18 @@ use serde_json::json;
 use crate::support::*;
 use driver::{Browser, assert_no_errors, assert_one_widget, start_browser};
 
+/// What an anonymous visitor's widget must not carry.
+const IDENTITY_ATTRIBUTES: [&str; 4] = ["user-id", "user-hash", "user-name", "user-avatar"];
+
+/// The `user-hash` the spec defines, computed here rather than by the proxy's own code:
+/// lowercase hex HMAC-SHA256 of the user id, keyed with the assistant's secret key.
+fn hmac_sha256_hex(key: &str, user_id: &str) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(user_id.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
 /// The proxy in front of the test site, its widget script the site's stub `button.js`.
 async fn proxy_for(site: &Upstream) -> invent_proxy::RunningProxy {
     let yaml = proxy_yaml(site.addr, &identity_yaml())
@@ -39,7 +51,7 @@ async fn the_widget_in_chromium() {
 async fn anonymous_sign_in_and_out(browser: &Browser, base: &str) {
     browser.open(&format!("{base}/")).await;
     let anonymous = [("assistant-id", "ast_test"), ("theme-appearance", "dark")];
-    assert_one_widget(browser, "anonymous", &anonymous, &["user-id", "user-hash", "user-name"]).await;
+    assert_one_widget(browser, "anonymous", &anonymous, &IDENTITY_ATTRIBUTES).await;
     assert_eq!(browser.js("return window.pageScriptRan === true").await, json!(true), "the page's own script ran");
     browser.screenshot("anonymous").await;
 
@@ -48,7 +60,7 @@ async fn anonymous_sign_in_and_out(browser: &Browser, base: &str) {
     browser.click("button").await;
     browser.until("return location.pathname === '/account'", "signed in").await;
     browser.until("return document.readyState === 'complete'", "account page").await;
-    let hash = invent_proxy::identity::user_hash(SECRET_KEY, "user_42");
+    let hash = hmac_sha256_hex(SECRET_KEY, "user_42");
     let signed_in = [
         ("user-id", "user_42"),
         ("user-hash", hash.as_str()),
@@ -63,7 +75,7 @@ async fn anonymous_sign_in_and_out(browser: &Browser, base: &str) {
 
     browser.open(&format!("{base}/logout")).await;
     browser.open(&format!("{base}/")).await;
-    assert_one_widget(browser, "signed out", &anonymous, &["user-id", "user-hash", "user-name"]).await;
+    assert_one_widget(browser, "signed out", &anonymous, &IDENTITY_ATTRIBUTES).await;
     browser.screenshot("signed-out").await;
 }
 
@@ -152,6 +164,10 @@ async fn the_demo_in_chromium() {
     let browser = start_browser().await;
     browser.open(&url).await;
     browser.until("return document.querySelectorAll('invent-assistant').length === 1", "the demo's widget").await;
+    let created = browser.js("return window.__inventDemo && window.__inventDemo.created").await;
+    assert_eq!(created.as_array().map(Vec::len), Some(1), "the demo's button.js ran and built one widget: {created}");
+    assert!(created[0]["assistant-id"].as_str().is_some_and(|id| !id.is_empty()), "{created}");
+    assert!(created[0].get("user-id").is_none(), "a first visit is anonymous: {created}");
     assert_no_errors(&browser, "demo").await;
     browser.screenshot("demo").await;
     browser.client.clone().close().await.unwrap();
