@@ -31,6 +31,14 @@ impl ProxyBody {
         matches!(self, ProxyBody::Rewritten(body) if body.injected())
     }
 
+    /// Bytes taken from the upstream so far, where they can run ahead of the output.
+    fn received(&self) -> u64 {
+        match self {
+            ProxyBody::Rewritten(body) => body.received(),
+            _ => 0,
+        }
+    }
+
     fn completed_own_widget(&self) -> bool {
         matches!(self, ProxyBody::Rewritten(body) if body.completed_own_widget())
     }
@@ -89,17 +97,34 @@ pub struct LoggedBody {
     /// How long the body may wait for its next bytes, and the timer running while it does.
     stall_limit: Duration,
     stall: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Upstream bytes taken when the timer was last started: bytes that arrive but make
+    /// no output yet (a long tag the rewriter holds) are not a stall.
+    received: u64,
 }
 
 impl LoggedBody {
     pub fn new(inner: ProxyBody, log: AccessLog, in_flight: InFlight, stall_limit: Duration) -> Self {
-        LoggedBody { inner, log, bytes: 0, complete: false, _in_flight: in_flight, stall_limit, stall: None }
+        LoggedBody {
+            inner,
+            log,
+            bytes: 0,
+            complete: false,
+            _in_flight: in_flight,
+            stall_limit,
+            stall: None,
+            received: 0,
+        }
     }
 
     /// Whether the body has waited past `stall_limit` for its next bytes. The timer runs
     /// only between a poll that found nothing and the next bytes, so a slow client (which
     /// leaves the body unpolled) never counts against the upstream.
     fn stalled(&mut self, cx: &mut Context<'_>) -> bool {
+        let received = self.inner.received();
+        if received != self.received {
+            self.received = received;
+            self.stall = None;
+        }
         let limit = self.stall_limit;
         let timer = self.stall.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
         timer.as_mut().poll(cx).is_ready()

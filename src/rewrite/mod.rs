@@ -87,6 +87,8 @@ pub struct RewriteBody<B> {
     remainder: Bytes,
     /// The upstream body has ended (what remains is in `remainder` or the decoder).
     input_ended: bool,
+    /// Bytes received from the upstream so far.
+    received: u64,
     /// Whether the page opens with a doctype, until that is clear.
     doctype: doctype::DoctypeScan,
     /// The fast path: which bytes lol_html must see. `None`: it sees them all.
@@ -125,6 +127,7 @@ impl<B> RewriteBody<B> {
             encoder: transcode.encoder,
             remainder: Bytes::new(),
             input_ended: false,
+            received: 0,
             doctype: doctype::DoctypeScan::default(),
             skim: Some(Box::default()),
         };
@@ -158,6 +161,12 @@ impl<B> RewriteBody<B> {
     /// in place of a second widget.
     pub fn completed_own_widget(&self) -> bool {
         self.injected() && PageState::flag(&self.state.has_element) && !PageState::flag(&self.state.added_element)
+    }
+
+    /// How many bytes the upstream has sent so far (the output may lag behind them: the
+    /// rewriter holds a tag until it ends).
+    pub fn received(&self) -> u64 {
+        self.received
     }
 
     /// Whether the body turned out to be a whole page (so far).
@@ -360,6 +369,7 @@ where
                     }
                 },
             };
+            this.received += data.len() as u64;
             // Passing through with nothing to decode or encode: the chunk as it is.
             if matches!(this.stage, Stage::PassingThrough) && this.decoder.is_none() && this.encoder.is_none() {
                 return Poll::Ready(Some(Ok(Frame::data(data))));

@@ -150,6 +150,28 @@ async fn a_body_that_stalls_past_the_limit_is_ended_and_its_connection_reclaimed
 }
 
 #[tokio::test]
+async fn a_long_tag_trickled_slower_than_the_limit_is_not_a_stalled_body() {
+    // The rewriter holds `<body ...>` until it ends: bytes keep coming, none go out yet.
+    let upstream = spawn_upstream(|_| async move {
+        let (tx, response) = streamed_html();
+        tokio::spawn(async move {
+            let _ = tx.send(Ok(Bytes::from_static(b"<!doctype html><html><head></head><body data-long=\""))).await;
+            for _ in 0..12 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let _ = tx.send(Ok(Bytes::from_static(b"aaaaaaaaaa"))).await;
+            }
+            let _ = tx.send(Ok(Bytes::from_static(b"\">text</body></html>"))).await;
+        });
+        response
+    })
+    .await;
+    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "limits:\n  body_stall_timeout: 400ms\n")).await;
+    let page = get(&proxy, "/").await;
+    assert!(page.text().ends_with("</body></html>"), "the whole page arrives: {}", page.text());
+    assert_eq!(page.widgets(), 1);
+}
+
+#[tokio::test]
 async fn a_slow_reader_is_not_a_stalled_body() {
     let page: &'static str = Box::leak(
         format!("<!doctype html><html><body>{}</body></html>", "<p>text</p>".repeat(200_000)).into_boxed_str(),
