@@ -102,6 +102,32 @@ const fn is_whitespace(b: u8) -> bool {
     matches!(b, b' ' | b'\n' | b'\r' | b'\t' | b'\x0C')
 }
 
+/// A table of the bytes that end a run: whitespace and `extra`.
+const fn run_ends(extra: &[u8]) -> [bool; 256] {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = is_whitespace(b as u8);
+        b += 1;
+    }
+    let mut i = 0;
+    while i < extra.len() {
+        table[extra[i] as usize] = true;
+        i += 1;
+    }
+    table
+}
+
+/// What ends an attribute name (lol_html's attribute name state).
+const ATTR_NAME_ENDS: [bool; 256] = run_ends(b"/>=");
+/// What ends an unquoted attribute value.
+const UNQUOTED_VALUE_ENDS: [bool; 256] = run_ends(b">");
+
+/// How many bytes at the start of `rest` go on the run that `ends` ends.
+fn run_len(rest: &[u8], ends: &[bool; 256]) -> usize {
+    rest.iter().position(|&b| ends[usize::from(b)]).unwrap_or(rest.len())
+}
+
 /// The tokenizer state and what it knows of the current tag.
 #[derive(Debug)]
 pub(super) struct Lexer {
@@ -185,11 +211,21 @@ impl Lexer {
         self.attr_len = 0;
     }
 
-    fn attr_byte(&mut self, b: u8) {
-        if let Some(slot) = self.attr.get_mut(self.attr_len) {
+    /// The next bytes of the current attribute's name.
+    fn attr_bytes(&mut self, bytes: &[u8]) {
+        let start = self.attr_len.min(self.attr.len());
+        for (slot, &b) in self.attr[start..].iter_mut().zip(bytes) {
             *slot = b;
         }
-        self.attr_len = self.attr_len.saturating_add(1);
+        self.attr_len = self.attr_len.saturating_add(bytes.len());
+    }
+
+    /// The attribute name that starts or goes on at `chunk[from]`, to the end of its run:
+    /// where the lexer goes on from.
+    fn attr_name_run(&mut self, chunk: &[u8], from: usize) -> usize {
+        let end = from + 1 + run_len(&chunk[from + 1..], &ATTR_NAME_ENDS);
+        self.attr_bytes(&chunk[from..end]);
+        end
     }
 
     fn attr_done(&mut self) {
@@ -224,7 +260,7 @@ impl Lexer {
                 AfterAttrName if b == b'=' => BeforeAttrValue,
                 BeforeAttrName | AfterAttrName => {
                     self.attr_start();
-                    self.attr_byte(b);
+                    i = self.attr_name_run(chunk, i - 1);
                     AttrName
                 }
                 AttrName if is_whitespace(b) => {
@@ -241,7 +277,7 @@ impl Lexer {
                     break;
                 }
                 AttrName => {
-                    self.attr_byte(b);
+                    i = self.attr_name_run(chunk, i - 1);
                     AttrName
                 }
                 BeforeAttrValue if b == b'"' || b == b'\'' => match memchr::memchr(b, &chunk[i..]) {
@@ -259,7 +295,10 @@ impl Lexer {
                     *at = i;
                     return self.tag_end(Data);
                 }
-                BeforeAttrValue => AttrValueUnquoted,
+                BeforeAttrValue => {
+                    i += run_len(&chunk[i..], &UNQUOTED_VALUE_ENDS);
+                    AttrValueUnquoted
+                }
                 AttrValueQuoted(quote) => match memchr::memchr(quote, &chunk[i - 1..]) {
                     Some(n) => {
                         i += n;
