@@ -4,6 +4,10 @@
 //! rewriting the same bytes with the same selectors (the pipeline's own overhead).
 //!
 //! `cargo bench --bench rewrite`
+//!
+//! On a shared machine, where wall-clock times swing by a third from run to run,
+//! `benches/count.sh` runs each variant under callgrind instead (`REWRITE_COUNT` set):
+//! instructions per page, the same on every run of the same binary.
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -13,7 +17,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 use invent_proxy::Config;
@@ -146,13 +150,16 @@ fn raw_lol_html(page: &Bytes, markup: &'static str) -> usize {
     out
 }
 
+const MARKUP: &str = "<invent-assistant assistant-id=\"ast_bench\" user-id=\"user_42\"></invent-assistant>\
+                      <script src=\"https://www.useinvent.com/button.js\" async defer></script>";
+
+const SIZES: [(&str, usize); 3] = [("10KB", 10_000), ("100KB", 100_000), ("1MB", 1_000_000)];
+
 fn rewrite_throughput(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let injection = injection();
-    let markup: &'static str = "<invent-assistant assistant-id=\"ast_bench\" user-id=\"user_42\"></invent-assistant>\
-                  <script src=\"https://www.useinvent.com/button.js\" async defer></script>";
     let mut group = c.benchmark_group("rewrite");
-    for (name, size) in [("10KB", 10_000), ("100KB", 100_000), ("1MB", 1_000_000)] {
+    for (name, size) in SIZES {
         let page = Bytes::from(page(size));
         group.throughput(Throughput::Bytes(page.len() as u64));
         group.bench_with_input(BenchmarkId::new("pipeline", name), &page, |b, page| {
@@ -162,11 +169,46 @@ fn rewrite_throughput(c: &mut Criterion) {
             b.iter(|| runtime.block_on(pipeline(page, &injection, false)));
         });
         group.bench_with_input(BenchmarkId::new("lol_html", name), &page, |b, page| {
-            b.iter(|| raw_lol_html(page, markup));
+            b.iter(|| raw_lol_html(page, MARKUP));
         });
     }
     group.finish();
 }
 
+/// `REWRITE_COUNT=VARIANT,SIZE,RUNS`: runs one variant (`pipeline`,
+/// `pipeline_without_fast_path` or `lol_html`) on one page size RUNS times through
+/// [`measured`], for callgrind to count (`--toggle-collect=*measured*`).
+fn count_instructions(spec: &str) {
+    let fields: Vec<&str> = spec.split(',').collect();
+    let [variant, size, runs] = fields[..] else { panic!("REWRITE_COUNT=VARIANT,SIZE,RUNS, not {spec:?}") };
+    let (_, bytes) = SIZES.iter().find(|(name, _)| *name == size).expect("size: 10KB, 100KB or 1MB");
+    let page = Bytes::from(page(*bytes));
+    let runs: usize = runs.parse().expect("RUNS: a number");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let injection = injection();
+    let mut out = 0;
+    for _ in 0..runs {
+        out += measured(variant, &page, &injection, &runtime);
+    }
+    println!("{variant} {size} {} bytes {runs} runs {out} bytes out", page.len());
+}
+
+#[inline(never)]
+fn measured(variant: &str, page: &Bytes, injection: &Injection, runtime: &tokio::runtime::Runtime) -> usize {
+    match variant {
+        "pipeline" => runtime.block_on(pipeline(page, injection, true)),
+        "pipeline_without_fast_path" => runtime.block_on(pipeline(page, injection, false)),
+        "lol_html" => raw_lol_html(page, MARKUP),
+        other => panic!("no variant {other}"),
+    }
+}
+
 criterion_group!(benches, rewrite_throughput);
-criterion_main!(benches);
+
+fn main() {
+    if let Ok(spec) = std::env::var("REWRITE_COUNT") {
+        return count_instructions(&spec);
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Instructions per page of the rewrite pipeline, beside the same pipeline without the fast
+# path and raw lol_html, counted by callgrind: unlike wall-clock times on a shared
+# machine, the counts are the same on every run of the same binary.
+#
+#   benches/count.sh            # every variant and page size (about 3 min)
+#   RUNS=5 benches/count.sh     # runs per count (default 10; the first warms up caches)
+#
+# Builds the criterion bench (release), then for each variant and size runs it with
+# REWRITE_COUNT=VARIANT,SIZE,RUNS under `valgrind --tool=callgrind`, counting only inside
+# its `measured` function. Prints a markdown table; also target/count/report.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-10}
+command -v valgrind >/dev/null || {
+  sudo=""; ((EUID == 0)) || sudo=sudo
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq valgrind >/dev/null
+}
+bench=$(cargo bench --bench rewrite --no-run --message-format=json 2>/dev/null |
+  python3 -c 'import json,sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "rewrite" and m.get("executable"):
+        print(m["executable"])')
+[[ -x $bench ]] || { echo "no bench binary" >&2; exit 1; }
+out=target/count
+mkdir -p "$out"
+count() { # VARIANT SIZE -> instructions per run
+  REWRITE_COUNT="$1,$2,$RUNS" valgrind --tool=callgrind --toggle-collect='*measured*' \
+    --callgrind-out-file="$out/callgrind.$1.$2" "$bench" >"$out/run.$1.$2" 2>"$out/valgrind.$1.$2.log"
+  awk '/^summary:|^totals:/{print int($2 / '"$RUNS"'); exit}' "$out/callgrind.$1.$2"
+}
+{
+  echo "| page | pipeline | without fast path | raw lol_html | pipeline ÷ lol_html |"
+  echo "|---|--:|--:|--:|--:|"
+  for size in 10KB 100KB 1MB; do
+    p=$(count pipeline "$size")
+    n=$(count pipeline_without_fast_path "$size")
+    l=$(count lol_html "$size")
+    bytes=$(awk '{print $3}' "$out/run.lol_html.$size")
+    python3 - "$size" "$bytes" "$p" "$n" "$l" <<'PY'
+import sys
+size, page, p, n, l = sys.argv[1], *map(int, sys.argv[2:])
+f = lambda x: f"{x / 1e6:.2f} M ({x / page:.0f}/byte)"
+print(f"| {size} | {f(p)} | {f(n)} | {f(l)} | {p / l:.2f}x |")
+PY
+  done
+} | tee "$out/report.md"
