@@ -118,6 +118,8 @@ const fn run_ends(extra: &[u8]) -> [bool; 256] {
     table
 }
 
+/// What ends a tag name.
+const TAG_NAME_ENDS: [bool; 256] = run_ends(b"/>");
 /// What ends an attribute name (lol_html's attribute name state).
 const ATTR_NAME_ENDS: [bool; 256] = run_ends(b"/>=");
 /// What ends an unquoted attribute value.
@@ -389,7 +391,7 @@ impl Lexer {
             }
             TagName => {
                 let rest = &chunk[*at..];
-                let n = rest.iter().position(|&c| is_whitespace(c) || c == b'/' || c == b'>').unwrap_or(rest.len());
+                let n = run_len(rest, &TAG_NAME_ENDS);
                 self.name.extend_from_slice(&rest[..n]);
                 *at += n;
                 if n == rest.len() {

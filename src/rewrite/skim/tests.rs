@@ -216,11 +216,14 @@ fn rewrite(page: &[u8], cuts: &[usize], injection: Injection, fast: bool) -> Vec
     })
 }
 
+/// The fast path against lol_html reading every byte of the same chunks. (Not against
+/// lol_html reading the page whole: lol_html itself is not always blind to chunking —
+/// removing an unclosed `<invent-assistant>` takes the text of its first chunk with it.)
 fn same_with_and_without_fast_path(page: &[u8], cuts: &[usize], position: Position, visitor: bool) {
     // lol_html 3.0.3 trips a debug assertion of its own on some markup after `<style a=>`
     // (in release builds it gives up on the page, which then passes through unchanged):
     // there is no oracle for those pages.
-    let oracle = std::panic::catch_unwind(|| rewrite(page, &[], injection(position, visitor), false));
+    let oracle = std::panic::catch_unwind(|| rewrite(page, cuts, injection(position, visitor), false));
     let Ok(oracle) = oracle else { return };
     let fast = rewrite(page, cuts, injection(position, visitor), true);
     assert_eq!(
