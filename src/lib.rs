@@ -4,8 +4,8 @@
 //! A request flows through [`proxy::Proxy::handle`]:
 //! 1. **plan** — does the request qualify (GET, path globs, a top-level navigation)?
 //! 2. **forward** — to the upstream over a pooled connection ([`upstream`]), sent again if
-//!    the upstream closed a reused one under it and that loses nothing ([`reuse`]); 502/504
-//!    on failure ([`error`]).
+//!    the upstream closed a reused one under it unanswered and that loses nothing
+//!    ([`reuse`]); 502/504 on failure ([`error`]).
 //! 3. **identify** — only for a page that will be rewritten: session token (cookie or bearer header) → JWT → `user-hash` ([`identity`]).
 //! 4. **inject** — the first bytes show whether the body is a whole page; a page streams
 //!    (decoded if compressed, in its own charset) through lol_html, which inserts the widget

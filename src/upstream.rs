@@ -27,7 +27,7 @@ use crate::proxy::Peer;
 use crate::reuse::{self, Counting};
 use crate::upgrade;
 
-type Pool = Client<Counting<HttpsConnector<HttpConnector>>, UploadBody>;
+type Pool = Client<HttpsConnector<Counting<HttpConnector>>, UploadBody>;
 
 /// Large reads: a fifth less CPU per byte than small ones (the kernel's cost is per
 /// write, and a chunk read is a chunk written), for four times the memory.
@@ -76,7 +76,8 @@ impl Drop for InFlight {
 /// upstream TLS verified against the system's roots, or `upstream.tls.ca_file`'s CAs, for
 /// the URL's host or `upstream.tls.server_name`.
 pub fn client(upstream: &config::Upstream) -> std::io::Result<UpstreamClient> {
-    let connector = Counting(connector(upstream)?);
+    let tcp = Counting(crate::fetch::http_connector(upstream.connect_timeout));
+    let connector = connector_over(upstream, tcp)?;
     Ok(UpstreamClient {
         large_reads: crate::fetch::pooled(connector.clone(), LARGE_READS),
         small_reads: crate::fetch::pooled(connector, crate::fetch::SMALL_READS),
@@ -87,7 +88,11 @@ pub fn client(upstream: &config::Upstream) -> std::io::Result<UpstreamClient> {
 /// How connections to the upstream are made: `connect_timeout`, and TLS verified as
 /// [`client`] says. Lookups on the upstream connect the same way.
 pub fn connector(upstream: &config::Upstream) -> std::io::Result<HttpsConnector<HttpConnector>> {
-    let http = crate::fetch::http_connector(upstream.connect_timeout);
+    connector_over(upstream, crate::fetch::http_connector(upstream.connect_timeout))
+}
+
+/// [`connector`] over `tcp`'s connections.
+fn connector_over<T>(upstream: &config::Upstream, tcp: T) -> std::io::Result<HttpsConnector<T>> {
     let builder = hyper_rustls::HttpsConnectorBuilder::new();
     let builder = match (&upstream.tls.ca_certs, upstream.url.scheme == http::uri::Scheme::HTTPS) {
         (Some(ca_certs), _) => builder.with_tls_config(tls_config(ca_certs)?),
@@ -99,7 +104,7 @@ pub fn connector(upstream: &config::Upstream) -> std::io::Result<HttpsConnector<
     if let Some(name) = &upstream.tls.server_name {
         builder = builder.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name.clone()));
     }
-    Ok(builder.enable_http1().wrap_connector(http))
+    Ok(builder.enable_http1().wrap_connector(tcp))
 }
 
 /// A client TLS configuration trusting exactly `ca_certs`.
@@ -165,11 +170,11 @@ fn join_cookie_headers(headers: &mut http::HeaderMap) {
     }
 }
 
-/// Sends the request and waits for the response head. A request that failed on a reused
-/// keep-alive connection before any answer — the upstream had closed it as the request
-/// went out — is sent again if it is idempotent and has no body ([`reuse`]), on another
-/// pooled connection or a new one: again while the tries keep failing that way (each
-/// takes a dead connection out of the pool), at most [`MAX_REPLAYS`] times. A new
+/// Sends the request and waits for the response head. A request the upstream closed a
+/// reused keep-alive connection under — before answering a single byte — is sent again if
+/// it is safe and has no body ([`reuse`]), on another pooled connection or a new one:
+/// again while the tries keep failing that way (each takes a dead connection out of the
+/// pool), at most [`MAX_REPLAYS`] times, all within the one `response_timeout`. A new
 /// connection that fails is the upstream's failure, and is not tried again. `retried`
 /// counts the tries after the first.
 pub async fn send(
@@ -178,17 +183,23 @@ pub async fn send(
     upstream: &config::Upstream,
     retried: &Counter,
 ) -> Result<Response<Incoming>, ProxyError> {
+    let limit = upstream.response_timeout;
+    let started = tokio::time::Instant::now();
     let replay = reuse::replayable(&req).then(|| replay_of(&req));
-    let mut result = exchange(client, req, upstream.response_timeout).await?;
+    let mut result = exchange(client, req, limit).await?;
     for _ in 0..MAX_REPLAYS {
         let (Err(error), Some(replay)) = (&result, &replay) else { break };
-        if !reuse::failed_on_reused(error) || crate::error::classify(error) != UpstreamFailure::Reset {
+        if !reuse::closed_under_on_reuse(error) || crate::error::classify(error) != UpstreamFailure::Reset {
             break;
+        }
+        let left = limit.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            return Err(ProxyError::UpstreamTimeout(limit));
         }
         let error = crate::error::error_chain(error);
         tracing::debug!(%error, "a reused upstream connection was closed under the request; sending it again");
         retried.inc();
-        result = exchange(client, replay_of(replay), upstream.response_timeout).await?;
+        result = exchange(client, replay_of(replay), left).await.map_err(|_| ProxyError::UpstreamTimeout(limit))?;
     }
     head_received(result)
 }

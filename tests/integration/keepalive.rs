@@ -39,17 +39,18 @@ async fn answer(socket: &mut TcpStream, body: &str) {
     let _ = socket.write_all(response.as_bytes()).await;
 }
 
-/// An upstream whose first connection answers one request, then takes the next and
-/// closes without answering it — as an upstream's idle timeout or per-connection request
-/// cap does when a request crosses the close. Later connections answer every request
-/// with the number of the connection. It counts connections and the requests each saw.
+/// An upstream whose first connection answers one request, then takes the next, sends
+/// `before_close` (nothing: as an upstream's idle timeout or per-connection request cap
+/// does when a request crosses the close) and closes. Later connections answer every
+/// request with the number of the connection. It counts connections and the requests
+/// each saw.
 struct ClosingUpstream {
     addr: std::net::SocketAddr,
     connections: Arc<AtomicUsize>,
     requests: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
-async fn spawn_closing_upstream() -> ClosingUpstream {
+async fn spawn_closing_upstream(before_close: &'static [u8]) -> ClosingUpstream {
     let connections = Arc::new(AtomicUsize::new(0));
     let requests = Arc::new(std::sync::Mutex::new(Vec::new()));
     let (counted, seen) = (Arc::clone(&connections), Arc::clone(&requests));
@@ -65,7 +66,8 @@ async fn spawn_closing_upstream() -> ClosingUpstream {
                     seen.iter().filter(|r| r.starts_with(&format!("{number} "))).count()
                 };
                 if number == 1 && nth == 2 {
-                    return; // closed under the second request, unanswered
+                    let _ = socket.write_all(before_close).await;
+                    return; // closed under the second request
                 }
                 answer(&mut socket, &format!("connection {number}")).await;
             }
@@ -89,7 +91,7 @@ fn request(proxy: &RunningProxy, method: &str, body: &'static str) -> Request<Fu
 
 #[tokio::test]
 async fn a_get_the_upstream_closed_a_reused_connection_under_is_answered_from_a_fresh_one() {
-    let upstream = spawn_closing_upstream().await;
+    let upstream = spawn_closing_upstream(b"").await;
     let proxy = spawn_proxy(&proxy_yaml(upstream.addr, ADMIN)).await;
 
     assert_eq!(body_of(request(&proxy, "GET", "")).await, (StatusCode::OK, "connection 1".into()));
@@ -105,17 +107,32 @@ async fn a_get_the_upstream_closed_a_reused_connection_under_is_answered_from_a_
 }
 
 #[tokio::test]
-async fn a_post_is_never_sent_twice() {
-    let upstream = spawn_closing_upstream().await;
+async fn a_post_put_or_delete_is_never_sent_twice() {
+    for method in ["POST", "PUT", "DELETE"] {
+        let upstream = spawn_closing_upstream(b"").await;
+        let proxy = spawn_proxy(&proxy_yaml(upstream.addr, ADMIN)).await;
+
+        assert_eq!(body_of(request(&proxy, method, "order=1")).await.0, StatusCode::OK);
+        let (status, _) = body_of(request(&proxy, method, "")).await;
+        assert_eq!(status, StatusCode::BAD_GATEWAY, "{method}: the upstream may have acted on it: the client decides");
+
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let line = format!("1 {} /api/item http/1.1", method.to_lowercase());
+        assert_eq!(upstream.requests.lock().unwrap().clone(), [line.clone(), line], "{method}: one try each");
+        let admin = proxy.admin_addr().unwrap();
+        crate::operations::scrape_until(admin, "invent_proxy_upstream_retries_total 0").await;
+    }
+}
+
+#[tokio::test]
+async fn a_get_whose_answer_had_begun_is_not_sent_again() {
+    let upstream = spawn_closing_upstream(b"HTTP/1.1 200 OK\r\ncontent-type: te").await;
     let proxy = spawn_proxy(&proxy_yaml(upstream.addr, ADMIN)).await;
 
-    assert_eq!(body_of(request(&proxy, "POST", "order=1")).await.0, StatusCode::OK);
-    let (status, _) = body_of(request(&proxy, "POST", "order=2")).await;
-    assert_eq!(status, StatusCode::BAD_GATEWAY, "the upstream may have acted on it: the client decides");
-
+    assert_eq!(body_of(request(&proxy, "GET", "")).await.0, StatusCode::OK);
+    assert_eq!(body_of(request(&proxy, "GET", "")).await.0, StatusCode::BAD_GATEWAY);
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let requests = upstream.requests.lock().unwrap().clone();
-    assert_eq!(requests, ["1 post /api/item http/1.1", "1 post /api/item http/1.1"], "one try each");
+    assert_eq!(upstream.connections.load(Ordering::SeqCst), 1, "the upstream had begun to answer: no second try");
     let admin = proxy.admin_addr().unwrap();
     crate::operations::scrape_until(admin, "invent_proxy_upstream_retries_total 0").await;
 }
