@@ -125,6 +125,18 @@ const ATTR_NAME_ENDS: [bool; 256] = run_ends(b"/>=");
 /// What ends an unquoted attribute value.
 const UNQUOTED_VALUE_ENDS: [bool; 256] = run_ends(b">");
 
+/// Where `needle` first is in `haystack`. Attribute values and the text between tags are
+/// mostly short: a plain loop over the first bytes costs less than a vector search's setup.
+fn find_near(needle: u8, haystack: &[u8]) -> Option<usize> {
+    const NEAR: usize = 16;
+    let near = &haystack[..haystack.len().min(NEAR)];
+    match near.iter().position(|&b| b == needle) {
+        Some(i) => Some(i),
+        None if haystack.len() <= NEAR => None,
+        None => memchr::memchr(needle, &haystack[NEAR..]).map(|i| i + NEAR),
+    }
+}
+
 /// How many bytes at the start of `rest` go on the run that `ends` ends.
 fn run_len(rest: &[u8], ends: &[bool; 256]) -> usize {
     rest.iter().position(|&b| ends[usize::from(b)]).unwrap_or(rest.len())
@@ -147,7 +159,8 @@ pub(super) struct Lexer {
     pub(super) has_src: bool,
     /// The current tag's name, as written.
     pub(super) name: Vec<u8>,
-    /// The name of the last start tag: the end tag that closes raw text.
+    /// The name of the last start tag that switched to raw text or script: the end tag
+    /// that closes it.
     last_start: Vec<u8>,
     /// The end tag name read inside raw text or a script, to compare with `last_start`.
     raw_end: Vec<u8>,
@@ -197,7 +210,8 @@ impl Lexer {
 
     /// The tag is complete: the state after it.
     fn tag_end(&mut self, next: State) -> Option<Event> {
-        if !self.end_tag {
+        // Only raw text and scripts end at an end tag of the last start tag's name.
+        if !self.end_tag && self.pending_text != TextType::Data {
             self.last_start.clear();
             self.last_start.extend_from_slice(&self.name);
         }
@@ -213,13 +227,16 @@ impl Lexer {
         self.attr_len = 0;
     }
 
-    /// The next bytes of the current attribute's name.
+    /// The next bytes of the current attribute's name. Only a name of three bytes can be
+    /// `src`: longer ones are only counted.
     fn attr_bytes(&mut self, bytes: &[u8]) {
-        let start = self.attr_len.min(self.attr.len());
-        for (slot, &b) in self.attr[start..].iter_mut().zip(bytes) {
-            *slot = b;
+        let len = self.attr_len.saturating_add(bytes.len());
+        if len <= self.attr.len() {
+            for (i, &b) in bytes.iter().enumerate() {
+                self.attr[self.attr_len + i] = b;
+            }
         }
-        self.attr_len = self.attr_len.saturating_add(bytes.len());
+        self.attr_len = len;
     }
 
     /// The attribute name that starts or goes on at `chunk[from]`, to the end of its run:
@@ -282,7 +299,7 @@ impl Lexer {
                     i = self.attr_name_run(chunk, i - 1);
                     AttrName
                 }
-                BeforeAttrValue if b == b'"' || b == b'\'' => match memchr::memchr(b, &chunk[i..]) {
+                BeforeAttrValue if b == b'"' || b == b'\'' => match find_near(b, &chunk[i..]) {
                     Some(n) => {
                         i += n + 1;
                         BeforeAttrName
@@ -331,7 +348,7 @@ impl Lexer {
         let b = chunk[*at];
         match self.state {
             Data => {
-                match memchr::memchr(b'<', &chunk[*at..]) {
+                match find_near(b'<', &chunk[*at..]) {
                     Some(i) => {
                         self.opened_at = Some(*at + i);
                         *at += i + 1;
@@ -476,6 +493,7 @@ impl Lexer {
 
     /// One byte `b`, already consumed, in a state `run` does not read itself. To
     /// reconsume it in another state, `at` steps back.
+    #[inline(never)]
     fn step(&mut self, b: u8, chunk: &[u8], at: &mut usize) -> Option<Event> {
         use State::*;
         match self.state {

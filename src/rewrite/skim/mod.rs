@@ -26,7 +26,7 @@ mod names;
 mod tests;
 
 use lexer::{Event, Lexer, State, TextType};
-use names::{Kind, Namespaces, OpenElements};
+use names::{Key, Kind, Namespaces, OpenElements};
 
 /// Where the skimmer's bytes go.
 pub(super) trait Route {
@@ -67,8 +67,11 @@ struct Cut {
 /// A foreign subtree being held.
 #[derive(Debug, Default)]
 struct Tree {
-    /// The sync lol_html needs before the subtree, should it be fed.
+    /// The sync lol_html needs before the subtree, should it be fed: written only then, or
+    /// before an end tag in the subtree closes an element opened before it (until one does,
+    /// the elements below `base` are those at its start).
     sync: Vec<u8>,
+    sync_written: bool,
     /// Open elements at its start: it is self-contained if it closes them all again and
     /// closes none of those before it.
     base: usize,
@@ -88,7 +91,8 @@ pub(super) struct Skimmer {
     namespaces: Namespaces,
     /// The current start tag switches a foreign element to HTML unless self-closing.
     integration_point: bool,
-    /// The current tag's kind, from its name.
+    /// The current tag's name key and kind.
+    key: Key,
     kind: Kind,
     /// The open element the current end tag closes.
     closes: Option<usize>,
@@ -107,6 +111,7 @@ impl Default for Skimmer {
             synced: 0,
             namespaces: Namespaces::default(),
             integration_point: false,
+            key: 0,
             kind: Kind::Other,
             closes: None,
             tree: Tree::default(),
@@ -177,8 +182,7 @@ impl Skimmer {
                 self.way = Way::Pass;
             }
             (Way::Hold, Way::HoldTree) => {
-                self.tree.sync.clear();
-                self.open.start_tags_from(self.synced, &mut self.tree.sync);
+                self.tree.sync_written = false;
                 self.tree.base = self.open.len();
                 self.tree.clean = true;
                 self.way = Way::HoldTree;
@@ -194,7 +198,10 @@ impl Skimmer {
                 self.feed_tree(chunk, cut, at, to);
                 self.way = Way::Full;
             }
-            (Way::HoldTree, Way::Feed) => self.tree.clean = false,
+            (Way::HoldTree, Way::Feed) => {
+                self.write_tree_sync();
+                self.tree.clean = false;
+            }
             (Way::Feed, Way::Full) => self.way = Way::Full,
             _ => {}
         }
@@ -217,6 +224,7 @@ impl Skimmer {
     /// The held subtree goes through lol_html, up to `at`, after the sync it needed at its
     /// start; what follows is fed too until the subtree is over.
     fn feed_tree(&mut self, chunk: &[u8], cut: &mut Cut, at: usize, to: &mut impl Route) {
+        self.write_tree_sync();
         to.pass(&chunk[cut.start..cut.hold_from.min(at)]);
         to.feed_unseen(&self.tree.sync);
         self.release_held(Way::Feed, to);
@@ -224,6 +232,15 @@ impl Skimmer {
         cut.start = at;
         self.synced = self.open.len();
         self.way = Way::Feed;
+    }
+
+    /// The start tags lol_html would have needed before the held subtree.
+    fn write_tree_sync(&mut self) {
+        if !self.tree.sync_written {
+            self.tree.sync.clear();
+            self.open.start_tags(self.synced..self.tree.base, &mut self.tree.sync);
+            self.tree.sync_written = true;
+        }
     }
 
     /// A `<` in the data state: what it starts is held until it is clear how it goes.
@@ -267,7 +284,7 @@ impl Skimmer {
     /// elements becomes the page's.
     fn sync(&mut self, to: &mut impl Route) {
         self.unseen.clear();
-        self.open.start_tags_from(self.synced, &mut self.unseen);
+        self.open.start_tags(self.synced..self.open.len(), &mut self.unseen);
         to.feed_unseen(&self.unseen);
         self.synced = self.open.len();
     }
@@ -278,7 +295,8 @@ impl Skimmer {
         if name.len() > MAX_HELD {
             return Way::Full;
         }
-        let kind = Kind::of(name);
+        self.key = names::key(name);
+        let kind = Kind::of(self.key);
         self.kind = kind;
         if self.lexer.end_tag {
             return self.at_end_tag_name(kind);
@@ -291,7 +309,7 @@ impl Skimmer {
             }
             _ if self.namespaces.in_html() => true,
             _ => {
-                match self.namespaces.foreign_start_tag(name) {
+                match self.namespaces.foreign_start_tag(self.key, name) {
                     names::Foreign::Stay => {}
                     names::Foreign::Leave => self.namespaces.leave(),
                     names::Foreign::IntegrationPoint => self.integration_point = true,
@@ -317,14 +335,14 @@ impl Skimmer {
 
     fn at_end_tag_name(&mut self, kind: Kind) -> Way {
         let name = &self.lexer.name;
-        if !self.namespaces.end_tag(name) {
+        if !self.namespaces.end_tag(self.key, name) {
             return Way::Full;
         }
         self.lexer.cdata_allowed = !self.namespaces.in_html();
         // Closing an element lol_html has seen (or, in a held subtree, one opened before
         // it): lol_html must see it close.
         let seen = if self.way == Way::HoldTree { self.tree.base } else { self.synced };
-        self.closes = self.open.find(name);
+        self.closes = self.open.find(self.key, name);
         match (kind, self.closes) {
             (Kind::Page, _) => Way::Feed,
             (_, Some(i)) if i < seen => Way::Feed,
@@ -360,7 +378,7 @@ impl Skimmer {
             }
             let pushed = if self.namespaces.in_html() { !self.kind.is_void() } else { !self.lexer.self_closing };
             if pushed {
-                self.open.push(name);
+                self.open.push(self.key, name);
             }
         }
         if self.way == Way::Feed {

@@ -1,6 +1,8 @@
 //! What a tag's name tells the skimmer: the elements lol_html watches, void elements, and
 //! the namespace changes of lol_html's tree builder simulation; and the open elements.
 
+use std::ops::Range;
+
 use super::lexer::TextType;
 
 /// A tag name's part in the skimmer's decisions.
@@ -22,60 +24,91 @@ pub(super) enum Kind {
     Other,
 }
 
-/// A name of up to ten letters packed in six bits a letter, ignoring case; 0 for any
-/// other name. Tag names are matched against constants of it in one comparison.
-const fn key(name: &[u8]) -> u64 {
-    if name.len() > 10 {
+/// A tag name of up to 21 letters, digits and hyphens packed in six bits a byte, letters
+/// lowercased; 0 for any other name. Names are classified and the open elements matched
+/// by one comparison of keys, and a key gives its name back.
+pub(super) type Key = u128;
+
+const KEY_BITS: u32 = 6;
+const KEY_MAX_LEN: usize = (Key::BITS / KEY_BITS) as usize;
+
+const fn key_code(c: u8) -> Option<u8> {
+    match c {
+        b'a'..=b'z' => Some(c - b'a' + 1),
+        b'A'..=b'Z' => Some(c - b'A' + 1),
+        b'0'..=b'9' => Some(c - b'0' + 27),
+        b'-' => Some(37),
+        _ => None,
+    }
+}
+
+pub(super) const fn key(name: &[u8]) -> Key {
+    if name.len() > KEY_MAX_LEN {
         return 0;
     }
     let mut key = 0;
     let mut i = 0;
     while i < name.len() {
-        let c = name[i];
-        if !c.is_ascii_alphabetic() {
-            return 0;
-        }
-        key = (key << 6) | (c.to_ascii_lowercase() - b'a' + 1) as u64;
+        let Some(code) = key_code(name[i]) else { return 0 };
+        key = (key << KEY_BITS) | code as Key;
         i += 1;
     }
     key
 }
 
+/// The name a nonzero key was made from, lowercased, appended to `into`.
+fn write_key(mut key: Key, into: &mut Vec<u8>) {
+    let mut name = [0; KEY_MAX_LEN];
+    let mut len = 0;
+    while key != 0 {
+        name[len] = match (key & 0x3F) as u8 {
+            code @ 1..=26 => b'a' + code - 1,
+            code @ 27..=36 => b'0' + code - 27,
+            _ => b'-',
+        };
+        len += 1;
+        key >>= KEY_BITS;
+    }
+    into.extend(name[..len].iter().rev());
+}
+
 impl Kind {
-    pub(super) fn of(name: &[u8]) -> Kind {
-        const HTML: u64 = key(b"html");
-        const HEAD: u64 = key(b"head");
-        const BODY: u64 = key(b"body");
-        const META: u64 = key(b"meta");
-        const SVG: u64 = key(b"svg");
-        const MATH: u64 = key(b"math");
-        const SCRIPT: u64 = key(b"script");
-        const PLAINTEXT: u64 = key(b"plaintext");
-        const TEXTAREA: u64 = key(b"textarea");
-        const TITLE: u64 = key(b"title");
-        const STYLE: u64 = key(b"style");
-        const IFRAME: u64 = key(b"iframe");
-        const XMP: u64 = key(b"xmp");
-        const NOEMBED: u64 = key(b"noembed");
-        const NOFRAMES: u64 = key(b"noframes");
-        const NOSCRIPT: u64 = key(b"noscript");
-        const AREA: u64 = key(b"area");
-        const BASE: u64 = key(b"base");
-        const BASEFONT: u64 = key(b"basefont");
-        const BGSOUND: u64 = key(b"bgsound");
-        const BR: u64 = key(b"br");
-        const COL: u64 = key(b"col");
-        const EMBED: u64 = key(b"embed");
-        const HR: u64 = key(b"hr");
-        const IMG: u64 = key(b"img");
-        const INPUT: u64 = key(b"input");
-        const KEYGEN: u64 = key(b"keygen");
-        const LINK: u64 = key(b"link");
-        const PARAM: u64 = key(b"param");
-        const SOURCE: u64 = key(b"source");
-        const TRACK: u64 = key(b"track");
-        const WBR: u64 = key(b"wbr");
-        match key(name) {
+    /// The kind of the tag whose name has this key.
+    pub(super) fn of(name: Key) -> Kind {
+        const HTML: Key = key(b"html");
+        const HEAD: Key = key(b"head");
+        const BODY: Key = key(b"body");
+        const META: Key = key(b"meta");
+        const SVG: Key = key(b"svg");
+        const MATH: Key = key(b"math");
+        const SCRIPT: Key = key(b"script");
+        const PLAINTEXT: Key = key(b"plaintext");
+        const TEXTAREA: Key = key(b"textarea");
+        const TITLE: Key = key(b"title");
+        const STYLE: Key = key(b"style");
+        const IFRAME: Key = key(b"iframe");
+        const XMP: Key = key(b"xmp");
+        const NOEMBED: Key = key(b"noembed");
+        const NOFRAMES: Key = key(b"noframes");
+        const NOSCRIPT: Key = key(b"noscript");
+        const AREA: Key = key(b"area");
+        const BASE: Key = key(b"base");
+        const BASEFONT: Key = key(b"basefont");
+        const BGSOUND: Key = key(b"bgsound");
+        const BR: Key = key(b"br");
+        const COL: Key = key(b"col");
+        const EMBED: Key = key(b"embed");
+        const HR: Key = key(b"hr");
+        const IMG: Key = key(b"img");
+        const INPUT: Key = key(b"input");
+        const KEYGEN: Key = key(b"keygen");
+        const LINK: Key = key(b"link");
+        const PARAM: Key = key(b"param");
+        const SOURCE: Key = key(b"source");
+        const TRACK: Key = key(b"track");
+        const WBR: Key = key(b"wbr");
+        const WIDGET: Key = key(b"invent-assistant");
+        match name {
             HTML | HEAD | BODY => Kind::Page,
             META => Kind::Meta,
             SVG => Kind::Svg,
@@ -85,7 +118,7 @@ impl Kind {
             TEXTAREA | TITLE | STYLE | IFRAME | XMP | NOEMBED | NOFRAMES | NOSCRIPT => Kind::RawText,
             AREA | BASE | BASEFONT | BGSOUND | BR | COL | EMBED | HR | IMG | INPUT | KEYGEN | LINK | PARAM | SOURCE
             | TRACK | WBR => Kind::Void,
-            0 if name.eq_ignore_ascii_case(b"invent-assistant") => Kind::Widget,
+            WIDGET => Kind::Widget,
             _ => Kind::Other,
         }
     }
@@ -106,8 +139,31 @@ impl Kind {
     }
 }
 
-fn is_one_of(name: &[u8], names: &[&[u8]]) -> bool {
-    names.iter().any(|n| name.eq_ignore_ascii_case(n))
+/// The keys of some names, sorted: a name is looked up among them by binary search.
+struct KeySet<const N: usize>([Key; N]);
+
+impl<const N: usize> KeySet<N> {
+    const fn of(names: [&[u8]; N]) -> Self {
+        let mut keys = [0; N];
+        let mut i = 0;
+        while i < N {
+            keys[i] = key(names[i]);
+            assert!(keys[i] != 0, "a name in a key set needs a key");
+            let mut j = i;
+            while j > 0 && keys[j - 1] > keys[j] {
+                let k = keys[j];
+                keys[j] = keys[j - 1];
+                keys[j - 1] = k;
+                j -= 1;
+            }
+            i += 1;
+        }
+        KeySet(keys)
+    }
+
+    fn has(&self, name: Key) -> bool {
+        name != 0 && self.0.binary_search(&name).is_ok()
+    }
 }
 
 /// Whether lol_html names the tag by a hash (short names of letters and digits 1–6)
@@ -157,9 +213,10 @@ impl Default for Namespaces {
     }
 }
 
-const HTML_INTEGRATION_POINTS_IN_SVG: &[&[u8]] = &[b"desc", b"title", b"foreignobject"];
-const TEXT_INTEGRATION_POINTS_IN_MATHML: &[&[u8]] = &[b"mi", b"mo", b"mn", b"ms", b"mtext"];
-const CAUSES_FOREIGN_CONTENT_EXIT: &[&[u8]] = &[
+const HTML_INTEGRATION_POINTS_IN_SVG: KeySet<3> = KeySet::of([b"desc", b"title", b"foreignobject"]);
+const TEXT_INTEGRATION_POINTS_IN_MATHML: KeySet<5> = KeySet::of([b"mi", b"mo", b"mn", b"ms", b"mtext"]);
+const CLOSES_FOREIGN_CONTENT_IN_HTML: KeySet<2> = KeySet::of([b"p", b"br"]);
+const CAUSES_FOREIGN_CONTENT_EXIT: KeySet<44> = KeySet::of([
     b"b",
     b"big",
     b"blockquote",
@@ -204,7 +261,7 @@ const CAUSES_FOREIGN_CONTENT_EXIT: &[&[u8]] = &[
     b"u",
     b"ul",
     b"var",
-];
+]);
 
 impl Namespaces {
     fn current(&self) -> Namespace {
@@ -234,39 +291,43 @@ impl Namespaces {
         }
     }
 
-    /// A start tag other than `svg`/`math` inside foreign content.
-    pub(super) fn foreign_start_tag(&self, name: &[u8]) -> Foreign {
+    /// A start tag other than `svg`/`math` inside foreign content; `key` is its name's.
+    pub(super) fn foreign_start_tag(&self, key: Key, name: &[u8]) -> Foreign {
+        const FONT: Key = self::key(b"font");
         let current = self.current();
-        if is_one_of(name, CAUSES_FOREIGN_CONTENT_EXIT) {
+        if CAUSES_FOREIGN_CONTENT_EXIT.has(key) {
             Foreign::Leave
-        } else if current == Namespace::Svg && is_one_of(name, HTML_INTEGRATION_POINTS_IN_SVG)
-            || current == Namespace::MathMl && is_one_of(name, TEXT_INTEGRATION_POINTS_IN_MATHML)
+        } else if current == Namespace::Svg && HTML_INTEGRATION_POINTS_IN_SVG.has(key)
+            || current == Namespace::MathMl && TEXT_INTEGRATION_POINTS_IN_MATHML.has(key)
         {
             Foreign::IntegrationPoint
-        } else if name.eq_ignore_ascii_case(b"font") || current == Namespace::MathMl && !hashable(name) {
+        } else if key == FONT || current == Namespace::MathMl && !hashable(name) {
             Foreign::Unsure
         } else {
             Foreign::Stay
         }
     }
 
-    /// An end tag; `false` when lol_html would decide from what the skimmer does not read.
-    pub(super) fn end_tag(&mut self, name: &[u8]) -> bool {
+    /// An end tag (`key` is its name's); `false` when lol_html would decide from what the
+    /// skimmer does not read.
+    pub(super) fn end_tag(&mut self, key: Key, name: &[u8]) -> bool {
+        const SVG: Key = self::key(b"svg");
+        const MATH: Key = self::key(b"math");
         let current = self.current();
         if current == Namespace::Html {
             let Some(&previous) = self.stack.len().checked_sub(2).and_then(|i| self.stack.get(i)) else {
                 return true;
             };
-            if previous == Namespace::MathMl && is_one_of(name, TEXT_INTEGRATION_POINTS_IN_MATHML)
-                || previous == Namespace::Svg && is_one_of(name, HTML_INTEGRATION_POINTS_IN_SVG)
+            if previous == Namespace::MathMl && TEXT_INTEGRATION_POINTS_IN_MATHML.has(key)
+                || previous == Namespace::Svg && HTML_INTEGRATION_POINTS_IN_SVG.has(key)
             {
                 self.leave();
             } else if previous == Namespace::MathMl && !hashable(name) {
                 return false;
             }
-        } else if current == Namespace::Svg && name.eq_ignore_ascii_case(b"svg")
-            || current == Namespace::MathMl && name.eq_ignore_ascii_case(b"math")
-            || is_one_of(name, &[b"p", b"br"])
+        } else if current == Namespace::Svg && key == SVG
+            || current == Namespace::MathMl && key == MATH
+            || CLOSES_FOREIGN_CONTENT_IN_HTML.has(key)
         {
             self.leave();
         }
@@ -279,46 +340,118 @@ impl Namespaces {
 /// element of its name, if any.
 #[derive(Debug, Default)]
 pub(super) struct OpenElements {
-    /// The names, lowercased, one after another.
-    names: Vec<u8>,
-    starts: Vec<usize>,
+    /// Each element's name key; 0 for a name without one, kept in `unkeyed`.
+    keys: Vec<Key>,
+    /// The names without a key: the element's place in `keys`, where its name starts in
+    /// `unkeyed_names` (lowercased, one after another).
+    unkeyed: Vec<(usize, usize)>,
+    unkeyed_names: Vec<u8>,
 }
 
 impl OpenElements {
     pub(super) fn len(&self) -> usize {
-        self.starts.len()
+        self.keys.len()
     }
 
-    pub(super) fn name(&self, i: usize) -> &[u8] {
-        let end = self.starts.get(i + 1).copied().unwrap_or(self.names.len());
-        let start = self.starts.get(i).copied().unwrap_or(end);
-        self.names.get(start..end).unwrap_or_default()
+    /// Opens an element; `key` is its name's.
+    pub(super) fn push(&mut self, key: Key, name: &[u8]) {
+        if key == 0 {
+            self.unkeyed.push((self.keys.len(), self.unkeyed_names.len()));
+            self.unkeyed_names.extend(name.iter().map(u8::to_ascii_lowercase));
+        }
+        self.keys.push(key);
     }
 
-    pub(super) fn push(&mut self, name: &[u8]) {
-        self.starts.push(self.names.len());
-        self.names.extend(name.iter().map(u8::to_ascii_lowercase));
-    }
-
-    /// The start tags of the elements from `first` on (what lol_html has not seen opened).
-    pub(super) fn start_tags_from(&self, first: usize, into: &mut Vec<u8>) {
-        for i in first..self.len() {
+    /// The start tags of the elements in `range` (what lol_html has not seen opened).
+    pub(super) fn start_tags(&self, range: Range<usize>, into: &mut Vec<u8>) {
+        for (i, &key) in self.keys.iter().enumerate().take(range.end).skip(range.start) {
             into.push(b'<');
-            into.extend_from_slice(self.name(i));
+            match key {
+                0 => into.extend_from_slice(self.unkeyed_name(i)),
+                key => write_key(key, into),
+            }
             into.push(b'>');
         }
     }
 
-    /// The nearest open element of this name.
-    pub(super) fn find(&self, name: &[u8]) -> Option<usize> {
-        (0..self.len()).rev().find(|&i| self.name(i).eq_ignore_ascii_case(name))
+    /// The name of element `i`, which has no key.
+    fn unkeyed_name(&self, i: usize) -> &[u8] {
+        let Some(at) = self.unkeyed.iter().rposition(|&(element, _)| element == i) else {
+            return &[];
+        };
+        let start = self.unkeyed[at].1;
+        let end = self.unkeyed.get(at + 1).map_or(self.unkeyed_names.len(), |&(_, start)| start);
+        self.unkeyed_names.get(start..end).unwrap_or_default()
+    }
+
+    /// The nearest open element of this name (whose key is `key`).
+    pub(super) fn find(&self, key: Key, name: &[u8]) -> Option<usize> {
+        if key != 0 {
+            return self.keys.iter().rposition(|&k| k == key);
+        }
+        (0..self.unkeyed.len())
+            .rev()
+            .map(|at| self.unkeyed[at].0)
+            .find(|&i| self.unkeyed_name(i).eq_ignore_ascii_case(name))
     }
 
     /// Closes element `i` and all opened after it.
     pub(super) fn pop_to(&mut self, i: usize) {
-        if let Some(&start) = self.starts.get(i) {
-            self.names.truncate(start);
-            self.starts.truncate(i);
+        self.keys.truncate(i);
+        while let Some(&(element, start)) = self.unkeyed.last()
+            && element >= i
+        {
+            self.unkeyed_names.truncate(start);
+            self.unkeyed.pop();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_gives_its_name_back_lowercased() {
+        for name in ["a", "H2", "invent-assistant", "foreignObject", "abcdefghijklmnopqrstu"] {
+            let mut back = Vec::new();
+            write_key(key(name.as_bytes()), &mut back);
+            assert_eq!(back, name.to_ascii_lowercase().as_bytes());
+        }
+        for name in ["o:p", "my_el", "abcdefghijklmnopqrstuv", "é"] {
+            assert_eq!(key(name.as_bytes()), 0, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_key_set_finds_its_names_in_any_case() {
+        for name in ["b", "BlockQuote", "h1", "var", "table"] {
+            assert!(CAUSES_FOREIGN_CONTENT_EXIT.has(key(name.as_bytes())), "{name}");
+        }
+        for name in ["path", "h7", "bo", "o:p", ""] {
+            assert!(!CAUSES_FOREIGN_CONTENT_EXIT.has(key(name.as_bytes())), "{name}");
+        }
+        assert!(HTML_INTEGRATION_POINTS_IN_SVG.has(key(b"foreignObject")));
+    }
+
+    #[test]
+    fn names_with_and_without_keys_open_and_close_alike() {
+        let mut open = OpenElements::default();
+        for name in ["html", "o:p", "DIV", "x_y", "div"] {
+            open.push(key(name.as_bytes()), name.as_bytes());
+        }
+        let mut tags = Vec::new();
+        open.start_tags(1..open.len(), &mut tags);
+        assert_eq!(tags, b"<o:p><div><x_y><div>");
+        assert_eq!(open.find(key(b"Div"), b"Div"), Some(4));
+        assert_eq!(open.find(0, b"O:P"), Some(1));
+        assert_eq!(open.find(0, b"q:r"), None);
+        open.pop_to(3);
+        assert_eq!(open.find(0, b"x_y"), None);
+        assert_eq!(open.find(0, b"o:p"), Some(1));
+        open.pop_to(1);
+        tags.clear();
+        open.start_tags(0..open.len(), &mut tags);
+        assert_eq!(tags, b"<html>");
     }
 }

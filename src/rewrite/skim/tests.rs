@@ -234,8 +234,13 @@ fn same_with_and_without_fast_path(page: &[u8], cuts: &[usize], position: Positi
     );
 }
 
+/// Cases per run of the property test: 3,000, or `PROPTEST_CASES` for a long run.
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|cases| cases.parse().ok()).unwrap_or(3000)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
     fn the_fast_path_writes_what_lol_html_alone_writes(
@@ -321,6 +326,20 @@ fn an_end_tag_that_closes_body_from_below_is_seen_by_lol_html() {
     // puts the widget before it.
     let page = "<html><div><body><p>text</p></div><p>after</p></html>";
     same_with_and_without_fast_path(page.as_bytes(), &[13, 14, 30], Position::BodyEnd, false);
+    let out = rewrite(page.as_bytes(), &[], injection(Position::BodyEnd, false), true);
+    let out = String::from_utf8(out).expect("utf-8");
+    assert!(out.find("<invent-assistant").expect("widget") < out.find("</div>").expect("div"), "{out}");
+}
+
+#[test]
+fn a_subtree_that_closes_an_element_opened_before_it_is_fed_after_its_sync() {
+    // `</div>` in the SVG closes `<div>` and `<body>` with it: lol_html must have been shown
+    // the `<p>` opened before the SVG, though the skimmer's stack has lost it by the time
+    // the subtree is fed.
+    let page = "<html><div><body><p>x<svg><g></div><path/></g></svg><p>after</p></html>";
+    for cut in 0..page.len() {
+        same_with_and_without_fast_path(page.as_bytes(), &[cut], Position::BodyEnd, false);
+    }
     let out = rewrite(page.as_bytes(), &[], injection(Position::BodyEnd, false), true);
     let out = String::from_utf8(out).expect("utf-8");
     assert!(out.find("<invent-assistant").expect("widget") < out.find("</div>").expect("div"), "{out}");
