@@ -8,6 +8,9 @@
 //!   close an element lol_html has seen;
 //! - **passed** to the output: text, comments, doctypes, other tags, raw text elements.
 //!
+//! Most tags of a page are ordinary ones, read whole in one tight loop ([`ordinary`]);
+//! the lexer reads the rest.
+//!
 //! For the page to come out byte for byte as if lol_html had seen all of it, lol_html must
 //! be in the same state whenever it is fed. Its tokenizer is always back in the data state
 //! between constructs; what it tracks across them is the stack of open elements, which the
@@ -22,6 +25,7 @@
 
 mod lexer;
 mod names;
+mod ordinary;
 #[cfg(test)]
 mod tests;
 
@@ -128,7 +132,11 @@ impl Skimmer {
         }
         let mut cut = Cut::default();
         let mut at = 0;
-        while let Some(event) = self.lexer.next(chunk, &mut at) {
+        loop {
+            if self.way == Way::Pass && self.between_constructs() {
+                self.pass_ordinary_tags(chunk, &mut at);
+            }
+            let Some(event) = self.lexer.next(chunk, &mut at) else { break };
             self.opened(&mut cut);
             match event {
                 Event::NotTag | Event::Closed => self.apply(Way::Pass, chunk, &mut cut, at, to),

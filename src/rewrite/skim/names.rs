@@ -56,6 +56,45 @@ pub(super) const fn key(name: &[u8]) -> Key {
     key
 }
 
+/// What a byte of a tag name adds to its key: its code, or `UNKEYED` (the name has no
+/// key), or `NAME_END` (whitespace, `/` and `>` end a tag name).
+const NAME_BYTES: [u8; 256] = {
+    let mut table = [UNKEYED; 256];
+    let mut b = 0;
+    while b < 256 {
+        if let Some(code) = key_code(b as u8) {
+            table[b] = code;
+        }
+        b += 1;
+    }
+    let mut ends = b" \n\r\t\x0C/>".as_slice();
+    while let [end, rest @ ..] = ends {
+        table[*end as usize] = NAME_END;
+        ends = rest;
+    }
+    table
+};
+const UNKEYED: u8 = 0x40;
+const NAME_END: u8 = 0x80;
+
+/// The tag name at the start of `rest`: its length, up to whitespace, `/`, `>` or the
+/// end of `rest`, and its key, read in one pass.
+pub(super) fn read_name(rest: &[u8]) -> (usize, Key) {
+    let mut key: Key = 0;
+    let mut codes = 0;
+    let mut len = 0;
+    for &b in rest {
+        let code = NAME_BYTES[usize::from(b)];
+        if code == NAME_END {
+            break;
+        }
+        key = (key << KEY_BITS) | Key::from(code);
+        codes |= code;
+        len += 1;
+    }
+    if codes & UNKEYED != 0 || len > KEY_MAX_LEN { (len, 0) } else { (len, key) }
+}
+
 /// The name a nonzero key was made from, lowercased, appended to `into`.
 fn write_key(mut key: Key, into: &mut Vec<u8>) {
     let mut name = [0; KEY_MAX_LEN];
@@ -72,55 +111,84 @@ fn write_key(mut key: Key, into: &mut Vec<u8>) {
     into.extend(name[..len].iter().rev());
 }
 
+/// The names of every kind but `Other`.
+const KINDS: &[(&[u8], Kind)] = &[
+    (b"html", Kind::Page),
+    (b"head", Kind::Page),
+    (b"body", Kind::Page),
+    (b"meta", Kind::Meta),
+    (b"svg", Kind::Svg),
+    (b"math", Kind::Math),
+    (b"script", Kind::Script),
+    (b"plaintext", Kind::PlainText),
+    (b"textarea", Kind::RawText),
+    (b"title", Kind::RawText),
+    (b"style", Kind::RawText),
+    (b"iframe", Kind::RawText),
+    (b"xmp", Kind::RawText),
+    (b"noembed", Kind::RawText),
+    (b"noframes", Kind::RawText),
+    (b"noscript", Kind::RawText),
+    (b"area", Kind::Void),
+    (b"base", Kind::Void),
+    (b"basefont", Kind::Void),
+    (b"bgsound", Kind::Void),
+    (b"br", Kind::Void),
+    (b"col", Kind::Void),
+    (b"embed", Kind::Void),
+    (b"hr", Kind::Void),
+    (b"img", Kind::Void),
+    (b"input", Kind::Void),
+    (b"keygen", Kind::Void),
+    (b"link", Kind::Void),
+    (b"param", Kind::Void),
+    (b"source", Kind::Void),
+    (b"track", Kind::Void),
+    (b"wbr", Kind::Void),
+    (b"invent-assistant", Kind::Widget),
+];
+
+/// `KINDS` by key, in a table with one slot per name: a key's slot is the only place its
+/// kind can be.
+struct KindTable {
+    keys: [Key; KindTable::SLOTS],
+    kinds: [Kind; KindTable::SLOTS],
+}
+
+impl KindTable {
+    const BITS: u32 = 7;
+    const SLOTS: usize = 1 << Self::BITS;
+    /// A multiplier that gives each name of `KINDS` a slot of its own (found by search;
+    /// `build` fails the build should a name be added that shares one).
+    const MULTIPLIER: u64 = 0x2e05_319a_cb5c_7427;
+
+    const fn slot(key: Key) -> usize {
+        let folded = (key as u64) ^ ((key >> 64) as u64);
+        (folded.wrapping_mul(Self::MULTIPLIER) >> (u64::BITS - Self::BITS)) as usize
+    }
+
+    const fn build() -> KindTable {
+        let mut table = KindTable { keys: [0; Self::SLOTS], kinds: [Kind::Other; Self::SLOTS] };
+        let mut i = 0;
+        while i < KINDS.len() {
+            let key = key(KINDS[i].0);
+            let slot = Self::slot(key);
+            assert!(key != 0 && table.keys[slot] == 0, "two kinds of names share a slot");
+            table.keys[slot] = key;
+            table.kinds[slot] = KINDS[i].1;
+            i += 1;
+        }
+        table
+    }
+}
+
+static KIND_TABLE: KindTable = KindTable::build();
+
 impl Kind {
     /// The kind of the tag whose name has this key.
     pub(super) fn of(name: Key) -> Kind {
-        const HTML: Key = key(b"html");
-        const HEAD: Key = key(b"head");
-        const BODY: Key = key(b"body");
-        const META: Key = key(b"meta");
-        const SVG: Key = key(b"svg");
-        const MATH: Key = key(b"math");
-        const SCRIPT: Key = key(b"script");
-        const PLAINTEXT: Key = key(b"plaintext");
-        const TEXTAREA: Key = key(b"textarea");
-        const TITLE: Key = key(b"title");
-        const STYLE: Key = key(b"style");
-        const IFRAME: Key = key(b"iframe");
-        const XMP: Key = key(b"xmp");
-        const NOEMBED: Key = key(b"noembed");
-        const NOFRAMES: Key = key(b"noframes");
-        const NOSCRIPT: Key = key(b"noscript");
-        const AREA: Key = key(b"area");
-        const BASE: Key = key(b"base");
-        const BASEFONT: Key = key(b"basefont");
-        const BGSOUND: Key = key(b"bgsound");
-        const BR: Key = key(b"br");
-        const COL: Key = key(b"col");
-        const EMBED: Key = key(b"embed");
-        const HR: Key = key(b"hr");
-        const IMG: Key = key(b"img");
-        const INPUT: Key = key(b"input");
-        const KEYGEN: Key = key(b"keygen");
-        const LINK: Key = key(b"link");
-        const PARAM: Key = key(b"param");
-        const SOURCE: Key = key(b"source");
-        const TRACK: Key = key(b"track");
-        const WBR: Key = key(b"wbr");
-        const WIDGET: Key = key(b"invent-assistant");
-        match name {
-            HTML | HEAD | BODY => Kind::Page,
-            META => Kind::Meta,
-            SVG => Kind::Svg,
-            MATH => Kind::Math,
-            SCRIPT => Kind::Script,
-            PLAINTEXT => Kind::PlainText,
-            TEXTAREA | TITLE | STYLE | IFRAME | XMP | NOEMBED | NOFRAMES | NOSCRIPT => Kind::RawText,
-            AREA | BASE | BASEFONT | BGSOUND | BR | COL | EMBED | HR | IMG | INPUT | KEYGEN | LINK | PARAM | SOURCE
-            | TRACK | WBR => Kind::Void,
-            WIDGET => Kind::Widget,
-            _ => Kind::Other,
-        }
+        let slot = KindTable::slot(name);
+        if name != 0 && KIND_TABLE.keys[slot] == name { KIND_TABLE.kinds[slot] } else { Kind::Other }
     }
 
     /// lol_html does not keep it open (in the HTML namespace).
@@ -420,6 +488,33 @@ mod tests {
         }
         for name in ["o:p", "my_el", "abcdefghijklmnopqrstuv", "é"] {
             assert_eq!(key(name.as_bytes()), 0, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_name_read_whole_has_the_key_of_its_bytes() {
+        for (text, name) in [
+            ("div>", "div"),
+            ("H2 class=x", "H2"),
+            ("invent-assistant/", "invent-assistant"),
+            ("o:p>", "o:p"),
+            ("abcdefghijklmnopqrstuv\t", "abcdefghijklmnopqrstuv"),
+            ("a\x0C", "a"),
+            ("x\0y", "x\0y"),
+            ("svg", "svg"),
+        ] {
+            assert_eq!(read_name(text.as_bytes()), (name.len(), key(name.as_bytes())), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn every_named_kind_is_found_by_its_key_and_others_are_other() {
+        for &(name, kind) in KINDS {
+            assert_eq!(Kind::of(key(name)), kind, "{}", String::from_utf8_lossy(name));
+            assert_eq!(Kind::of(key(&name.to_ascii_uppercase())), kind);
+        }
+        for name in ["div", "p", "a", "span", "h2", "path", "o:p", "scripts", "bod"] {
+            assert_eq!(Kind::of(key(name.as_bytes())), Kind::Other, "{name}");
         }
     }
 

@@ -1,0 +1,121 @@
+//! Ordinary tags, read in one tight loop: most of a page's markup is tags that only open
+//! or close an element lol_html does not watch, and each of them needs no more than its
+//! name and its end found, and the open elements updated.
+//!
+//! While the page is passed in the HTML document, the loop takes tag after tag that is
+//! whole in the chunk, is a start tag of an element that is neither watched nor switches
+//! the tokenizer (not `Kind::Page`, `Meta`, `Script`, raw text, SVG, MathML, the widget),
+//! or an end tag that closes no element lol_html has seen, and whose attributes are of the
+//! common shapes. At anything else — a comment, a tag cut by the chunk's end, a `/` not
+//! followed by `>` — it stops at the construct's `<` and leaves it to the lexer, which
+//! reads everything. Where it reads a tag, it reads it as the lexer's states do (the
+//! differential test holds both to lol_html).
+
+use std::ops::Range;
+
+use super::lexer::{ATTR_NAME_ENDS, UNQUOTED_VALUE_ENDS, find_near, is_whitespace, run_len};
+use super::names::{self, Key, Kind};
+use super::{MAX_HELD, MAX_OPEN_ELEMENTS, Skimmer};
+
+/// An ordinary tag read whole: what it does to the open elements.
+enum Effect {
+    /// Opens an element: the key and place in the chunk of its name.
+    Open(Key, Range<usize>),
+    /// Closes the open element at this place in the stack, and all above it.
+    Close(usize),
+    None,
+}
+
+impl Skimmer {
+    /// Reads ordinary tags and the text between them from `at`; stops at the `<` of
+    /// anything else, or at the chunk's end. The lexer is in the data state before and
+    /// after, and the bytes read go the way the page goes now: passed.
+    pub(super) fn pass_ordinary_tags(&mut self, chunk: &[u8], at: &mut usize) {
+        while let Some(lt) = find_near(b'<', &chunk[*at..]) {
+            let start = *at + lt;
+            let Some((end, effect)) = self.ordinary_tag(chunk, start) else {
+                *at = start;
+                return;
+            };
+            match effect {
+                Effect::Open(key, name) => self.open.push(key, &chunk[name]),
+                Effect::Close(i) => {
+                    self.open.pop_to(i);
+                    self.synced = self.synced.min(self.open.len());
+                }
+                Effect::None => {}
+            }
+            *at = end;
+        }
+        *at = chunk.len();
+    }
+
+    /// The tag at `chunk[start]` (a `<`), if it is an ordinary one and whole in the chunk:
+    /// where it ends, and what it does.
+    fn ordinary_tag(&self, chunk: &[u8], start: usize) -> Option<(usize, Effect)> {
+        let end_tag = chunk.get(start + 1) == Some(&b'/');
+        let from = start + 1 + usize::from(end_tag);
+        if !chunk.get(from)?.is_ascii_alphabetic() {
+            return None;
+        }
+        let (len, key) = names::read_name(&chunk[from..]);
+        if from + len == chunk.len() || len > MAX_HELD {
+            return None;
+        }
+        let name = &chunk[from..from + len];
+        let kind = Kind::of(key);
+        let effect = if end_tag {
+            match self.open.find(key, name) {
+                // lol_html must see the page's frame close, and any element it has seen.
+                _ if kind == Kind::Page => return None,
+                Some(i) if i < self.synced => return None,
+                Some(i) => Effect::Close(i),
+                None => Effect::None,
+            }
+        } else {
+            match kind {
+                _ if self.open.len() >= MAX_OPEN_ELEMENTS => return None,
+                Kind::Other => Effect::Open(key, from..from + len),
+                // Not kept open (in HTML, even when written `<x/>`).
+                Kind::Void => Effect::None,
+                _ => return None,
+            }
+        };
+        Some((attributes_end(chunk, from + len)?, effect))
+    }
+}
+
+/// Where a tag ends, reading its attributes from `i` (just after its name) in the states
+/// "before attribute name", "attribute name", "after attribute name", "before attribute
+/// value" and the values'; `None` at the chunk's end, or at a `/` that is not `/>`.
+fn attributes_end(chunk: &[u8], mut i: usize) -> Option<usize> {
+    loop {
+        // Before attribute name (or after a value).
+        i += skip_whitespace(chunk.get(i..)?);
+        match *chunk.get(i)? {
+            b'>' => return Some(i + 1),
+            b'/' => return (*chunk.get(i + 1)? == b'>').then_some(i + 2),
+            // An attribute name: its first byte may be anything else, even `=` or a quote.
+            _ => i += 1 + run_len(chunk.get(i + 1..)?, &ATTR_NAME_ENDS),
+        }
+        // After attribute name: only `=` starts a value; anything else is read again as
+        // before attribute name.
+        i += skip_whitespace(chunk.get(i..)?);
+        if *chunk.get(i)? != b'=' {
+            continue;
+        }
+        // Before attribute value.
+        i += 1;
+        i += skip_whitespace(chunk.get(i..)?);
+        match *chunk.get(i)? {
+            quote @ (b'"' | b'\'') => i += 2 + find_near(quote, chunk.get(i + 1..)?)?,
+            // lol_html ends the tag here, back in the data state.
+            b'>' => return Some(i + 1),
+            _ => i += run_len(&chunk[i..], &UNQUOTED_VALUE_ENDS),
+        }
+    }
+}
+
+fn skip_whitespace(rest: &[u8]) -> usize {
+    rest.iter().position(|&b| !is_whitespace(b)).unwrap_or(rest.len())
+}
