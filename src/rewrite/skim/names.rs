@@ -359,6 +359,18 @@ impl Namespaces {
         }
     }
 
+    /// A start tag inside an SVG subtree stays in it (is no HTML integration point, does
+    /// not end foreign content, and is not `font`).
+    pub(super) fn stays_in_svg(key: Key) -> bool {
+        const FONT: Key = self::key(b"font");
+        !(CAUSES_FOREIGN_CONTENT_EXIT.has(key) || HTML_INTEGRATION_POINTS_IN_SVG.has(key) || key == FONT)
+    }
+
+    /// An end tag inside foreign content (other than the subtree's own) leaves it.
+    pub(super) fn end_tag_leaves_foreign(key: Key) -> bool {
+        CLOSES_FOREIGN_CONTENT_IN_HTML.has(key)
+    }
+
     /// A start tag other than `svg`/`math` inside foreign content; `key` is its name's.
     pub(super) fn foreign_start_tag(&self, key: Key, name: &[u8]) -> Foreign {
         const FONT: Key = self::key(b"font");
