@@ -444,22 +444,24 @@ impl OpenElements {
 
     /// The start tags of the elements in `range` (what lol_html has not seen opened).
     pub(super) fn start_tags(&self, range: Range<usize>, into: &mut Vec<u8>) {
-        for (i, &key) in self.keys.iter().enumerate().take(range.end).skip(range.start) {
+        let end = range.end.min(self.keys.len());
+        let start = range.start.min(end);
+        // The names without a key, in the order of their elements, from the first in range.
+        let first = self.unkeyed.partition_point(|&(element, _)| element < start);
+        let mut unkeyed = (first..self.unkeyed.len()).map(|at| self.unkeyed_name(at));
+        for &key in &self.keys[start..end] {
             into.push(b'<');
             match key {
-                0 => into.extend_from_slice(self.unkeyed_name(i)),
+                0 => into.extend_from_slice(unkeyed.next().unwrap_or_default()),
                 key => write_key(key, into),
             }
             into.push(b'>');
         }
     }
 
-    /// The name of element `i`, which has no key.
-    fn unkeyed_name(&self, i: usize) -> &[u8] {
-        let Some(at) = self.unkeyed.iter().rposition(|&(element, _)| element == i) else {
-            return &[];
-        };
-        let start = self.unkeyed[at].1;
+    /// The name of the `at`th open element without a key.
+    fn unkeyed_name(&self, at: usize) -> &[u8] {
+        let start = self.unkeyed.get(at).map_or(self.unkeyed_names.len(), |&(_, start)| start);
         let end = self.unkeyed.get(at + 1).map_or(self.unkeyed_names.len(), |&(_, start)| start);
         self.unkeyed_names.get(start..end).unwrap_or_default()
     }
@@ -469,10 +471,8 @@ impl OpenElements {
         if key != 0 {
             return self.keys.iter().rposition(|&k| k == key);
         }
-        (0..self.unkeyed.len())
-            .rev()
-            .map(|at| self.unkeyed[at].0)
-            .find(|&i| self.unkeyed_name(i).eq_ignore_ascii_case(name))
+        let at = (0..self.unkeyed.len()).rev().find(|&at| self.unkeyed_name(at).eq_ignore_ascii_case(name))?;
+        Some(self.unkeyed[at].0)
     }
 
     /// Closes element `i` and all opened after it.
@@ -544,14 +544,17 @@ mod tests {
     #[test]
     fn names_with_and_without_keys_open_and_close_alike() {
         let mut open = OpenElements::default();
-        for name in ["html", "o:p", "DIV", "x_y", "div"] {
+        for name in ["html", "o:p", "DIV", "x_y", "div", "O:P"] {
             open.push(key(name.as_bytes()), name.as_bytes());
         }
         let mut tags = Vec::new();
         open.start_tags(1..open.len(), &mut tags);
-        assert_eq!(tags, b"<o:p><div><x_y><div>");
+        assert_eq!(tags, b"<o:p><div><x_y><div><o:p>");
+        tags.clear();
+        open.start_tags(2..5, &mut tags);
+        assert_eq!(tags, b"<div><x_y><div>");
         assert_eq!(open.find(key(b"Div"), b"Div"), Some(4));
-        assert_eq!(open.find(0, b"O:P"), Some(1));
+        assert_eq!(open.find(0, b"o:p"), Some(5), "the nearest");
         assert_eq!(open.find(0, b"q:r"), None);
         open.pop_to(3);
         assert_eq!(open.find(0, b"x_y"), None);

@@ -68,9 +68,11 @@ impl Skimmer {
         let name = &chunk[from..from + len];
         let kind = Kind::of(key);
         let effect = if end_tag {
+            // lol_html must see the page's frame close, and any element it has seen.
+            if kind == Kind::Page {
+                return None;
+            }
             match self.open.find(key, name) {
-                // lol_html must see the page's frame close, and any element it has seen.
-                _ if kind == Kind::Page => return None,
                 Some(i) if i < self.synced => return None,
                 Some(i) => Effect::Close(i),
                 None => Effect::None,
