@@ -119,7 +119,7 @@ const fn run_ends(extra: &[u8]) -> [bool; 256] {
 }
 
 /// What ends a tag name.
-const TAG_NAME_ENDS: [bool; 256] = run_ends(b"/>");
+pub(super) const TAG_NAME_ENDS: [bool; 256] = run_ends(b"/>");
 /// What ends an attribute name (lol_html's attribute name state).
 pub(super) const ATTR_NAME_ENDS: [bool; 256] = run_ends(b"/>=");
 /// What ends an unquoted attribute value.

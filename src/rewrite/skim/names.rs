@@ -3,7 +3,7 @@
 
 use std::ops::Range;
 
-use super::lexer::TextType;
+use super::lexer::{TAG_NAME_ENDS, TextType};
 
 /// A tag name's part in the skimmer's decisions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +42,7 @@ const fn key_code(c: u8) -> Option<u8> {
     }
 }
 
+/// The key of a whole tag name (0 if it has none): [`read_name`]'s, for constants too.
 pub(super) const fn key(name: &[u8]) -> Key {
     if name.len() > KEY_MAX_LEN {
         return 0;
@@ -49,7 +50,10 @@ pub(super) const fn key(name: &[u8]) -> Key {
     let mut key = 0;
     let mut i = 0;
     while i < name.len() {
-        let Some(code) = key_code(name[i]) else { return 0 };
+        let code = NAME_BYTES[name[i] as usize];
+        if code & (UNKEYED | NAME_END) != 0 {
+            return 0;
+        }
         key = (key << KEY_BITS) | code as Key;
         i += 1;
     }
@@ -57,20 +61,17 @@ pub(super) const fn key(name: &[u8]) -> Key {
 }
 
 /// What a byte of a tag name adds to its key: its code, or `UNKEYED` (the name has no
-/// key), or `NAME_END` (whitespace, `/` and `>` end a tag name).
+/// key), or `NAME_END` (what ends a tag name: whitespace, `/` and `>`).
 const NAME_BYTES: [u8; 256] = {
     let mut table = [UNKEYED; 256];
     let mut b = 0;
     while b < 256 {
-        if let Some(code) = key_code(b as u8) {
+        if TAG_NAME_ENDS[b] {
+            table[b] = NAME_END;
+        } else if let Some(code) = key_code(b as u8) {
             table[b] = code;
         }
         b += 1;
-    }
-    let mut ends = b" \n\r\t\x0C/>".as_slice();
-    while let [end, rest @ ..] = ends {
-        table[*end as usize] = NAME_END;
-        ends = rest;
     }
     table
 };
@@ -361,9 +362,8 @@ impl Namespaces {
 
     /// A start tag inside an SVG subtree stays in it (is no HTML integration point, does
     /// not end foreign content, and is not `font`).
-    pub(super) fn stays_in_svg(key: Key) -> bool {
-        const FONT: Key = self::key(b"font");
-        !(CAUSES_FOREIGN_CONTENT_EXIT.has(key) || HTML_INTEGRATION_POINTS_IN_SVG.has(key) || key == FONT)
+    pub(super) fn stays_in_svg(key: Key, name: &[u8]) -> bool {
+        Self::start_tag_in(Namespace::Svg, key, name) == Foreign::Stay
     }
 
     /// An end tag inside foreign content (other than the subtree's own) leaves it.
@@ -373,8 +373,11 @@ impl Namespaces {
 
     /// A start tag other than `svg`/`math` inside foreign content; `key` is its name's.
     pub(super) fn foreign_start_tag(&self, key: Key, name: &[u8]) -> Foreign {
+        Self::start_tag_in(self.current(), key, name)
+    }
+
+    fn start_tag_in(current: Namespace, key: Key, name: &[u8]) -> Foreign {
         const FONT: Key = self::key(b"font");
-        let current = self.current();
         if CAUSES_FOREIGN_CONTENT_EXIT.has(key) {
             Foreign::Leave
         } else if current == Namespace::Svg && HTML_INTEGRATION_POINTS_IN_SVG.has(key)
@@ -407,7 +410,7 @@ impl Namespaces {
             }
         } else if current == Namespace::Svg && key == SVG
             || current == Namespace::MathMl && key == MATH
-            || CLOSES_FOREIGN_CONTENT_IN_HTML.has(key)
+            || Self::end_tag_leaves_foreign(key)
         {
             self.leave();
         }

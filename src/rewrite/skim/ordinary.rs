@@ -20,13 +20,30 @@ use super::lexer::{ATTR_NAME_ENDS, UNQUOTED_VALUE_ENDS, find_near, is_whitespace
 use super::names::{self, Key, Kind, Namespaces};
 use super::{MAX_HELD, MAX_OPEN_ELEMENTS, Skimmer};
 
-/// An ordinary tag read whole: what it does to the open elements.
-enum Effect {
-    /// Opens an element: the key and place in the chunk of its name.
-    Open(Key, Range<usize>),
-    /// Closes the open element at this place in the stack, and all above it.
-    Close(usize),
-    None,
+/// A start or end tag whole in the chunk, its attributes read.
+struct WholeTag {
+    end_tag: bool,
+    /// Where its name is in the chunk, and the name's key.
+    name: Range<usize>,
+    key: Key,
+    self_closing: bool,
+    /// Just after its `>`.
+    end: usize,
+}
+
+impl WholeTag {
+    /// The tag at `chunk[start]` (a `<`), if it is one whole in the chunk with attributes
+    /// of the common shapes.
+    fn read(chunk: &[u8], start: usize) -> Option<WholeTag> {
+        let end_tag = chunk.get(start + 1) == Some(&b'/');
+        let from = start + 1 + usize::from(end_tag);
+        if !chunk.get(from)?.is_ascii_alphabetic() {
+            return None;
+        }
+        let (len, key) = names::read_name(&chunk[from..]);
+        let (end, self_closing) = attributes_end(chunk, from + len)?;
+        Some(WholeTag { end_tag, name: from..from + len, key, self_closing, end })
+    }
 }
 
 impl Skimmer {
@@ -36,107 +53,89 @@ impl Skimmer {
     pub(super) fn pass_ordinary_tags(&mut self, chunk: &[u8], at: &mut usize) {
         while let Some(lt) = find_near(b'<', &chunk[*at..]) {
             let start = *at + lt;
-            let Some((end, effect)) = self.ordinary_tag(chunk, start) else {
-                *at = start;
-                return;
-            };
-            match effect {
-                Effect::Open(key, name) => self.open.push(key, &chunk[name]),
-                Effect::Close(i) => {
-                    self.open.pop_to(i);
-                    self.synced = self.synced.min(self.open.len());
+            match WholeTag::read(chunk, start).and_then(|tag| self.pass_ordinary_tag(chunk, &tag)) {
+                Some(end) => *at = end,
+                None => {
+                    *at = start;
+                    return;
                 }
-                Effect::None => {}
             }
-            *at = end;
         }
         *at = chunk.len();
     }
 
-    /// The tag at `chunk[start]` (a `<`), if it is an ordinary one and whole in the chunk:
-    /// where it ends, and what it does.
-    fn ordinary_tag(&self, chunk: &[u8], start: usize) -> Option<(usize, Effect)> {
-        let end_tag = chunk.get(start + 1) == Some(&b'/');
-        let from = start + 1 + usize::from(end_tag);
-        if !chunk.get(from)?.is_ascii_alphabetic() {
+    /// Takes the tag if it is an ordinary one, with what it does to the open elements:
+    /// where the lexer goes on from (past the subtree, for an SVG icon). `None` leaves
+    /// everything as it was.
+    fn pass_ordinary_tag(&mut self, chunk: &[u8], tag: &WholeTag) -> Option<usize> {
+        let name = &chunk[tag.name.clone()];
+        if name.len() > MAX_HELD {
             return None;
         }
-        let (len, key) = names::read_name(&chunk[from..]);
-        if from + len == chunk.len() || len > MAX_HELD {
-            return None;
-        }
-        let name = &chunk[from..from + len];
-        let kind = Kind::of(key);
-        let effect = if end_tag {
+        let kind = Kind::of(tag.key);
+        if tag.end_tag {
             // lol_html must see the page's frame close, and any element it has seen.
             if kind == Kind::Page {
                 return None;
             }
-            match self.open.find(key, name) {
+            match self.open.find(tag.key, name) {
                 Some(i) if i < self.synced => return None,
-                Some(i) => Effect::Close(i),
-                None => Effect::None,
+                Some(i) => self.open.pop_to(i),
+                None => {}
             }
-        } else {
-            match kind {
-                Kind::Svg => return Some((self.svg_subtree(chunk, from + len)?, Effect::None)),
-                _ if self.open.len() >= MAX_OPEN_ELEMENTS => return None,
-                Kind::Other => Effect::Open(key, from..from + len),
-                // Not kept open (in HTML, even when written `<x/>`).
-                Kind::Void => Effect::None,
-                _ => return None,
-            }
-        };
-        Some((attributes_end(chunk, from + len)?.0, effect))
+            return Some(tag.end);
+        }
+        match kind {
+            Kind::Svg if !tag.self_closing => return self.svg_subtree(chunk, tag.end),
+            _ if self.open.len() >= MAX_OPEN_ELEMENTS => return None,
+            Kind::Other => self.open.push(tag.key, name),
+            // Not kept open (in HTML, even when written `<x/>`).
+            Kind::Void => {}
+            _ => return None,
+        }
+        Some(tag.end)
     }
 
-    /// The SVG subtree whose `<svg` tag's attributes start at `chunk[attributes]`, if it
-    /// is an ordinary one and whole in the chunk: where it ends. The elements it opens
-    /// are all closed again by its `</svg>`.
-    fn svg_subtree(&self, chunk: &[u8], attributes: usize) -> Option<usize> {
+    /// The SVG subtree whose `<svg>` tag ends at `chunk[at]`, if it is an ordinary one and
+    /// whole in the chunk: where it ends. The elements it opens are all closed again by
+    /// its `</svg>`.
+    fn svg_subtree(&self, chunk: &[u8], mut at: usize) -> Option<usize> {
         const SVG: Key = names::key(b"svg");
-        let (mut at, self_closing) = attributes_end(chunk, attributes)?;
-        if self_closing {
-            return None;
-        }
         let mut open = SubtreeStack::default();
         open.push(SVG)?;
         loop {
-            let start = at + find_near(b'<', &chunk[at..])?;
-            let end_tag = chunk.get(start + 1) == Some(&b'/');
-            let from = start + 1 + usize::from(end_tag);
-            if !chunk.get(from)?.is_ascii_alphabetic() {
-                return None;
-            }
-            let (len, key) = names::read_name(&chunk[from..]);
-            let (end, self_closing) = attributes_end(chunk, from + len)?;
+            let tag = WholeTag::read(chunk, at + find_near(b'<', &chunk[at..])?)?;
+            let (key, name) = (tag.key, &chunk[tag.name.clone()]);
             // Names without a key are left to the lexer, as are `p` and `br` end tags
             // (they end foreign content) and any tag of a kind the skimmer watches.
             if key == 0 || !matches!(Kind::of(key), Kind::Other | Kind::Void | Kind::RawText) && key != SVG {
                 return None;
             }
-            if end_tag {
+            if tag.end_tag {
                 if Namespaces::end_tag_leaves_foreign(key) {
                     return None;
                 }
                 match open.nearest(key) {
-                    Some(0) => return Some(end),
+                    Some(0) => return Some(tag.end),
                     Some(i) => open.close(i),
                     // Closing an element from before the subtree: lol_html must see it.
-                    None if self.open.find(key, &chunk[from..from + len]).is_some() => return None,
+                    None if self.open.find(key, name).is_some() => return None,
                     None => {}
                 }
             } else {
                 // In SVG, raw text elements are read as markup, and a start tag is kept
                 // open unless self-closing, void or not.
-                if key == SVG || !Namespaces::stays_in_svg(key) || self.open.len() + open.len() >= MAX_OPEN_ELEMENTS {
+                if key == SVG
+                    || !Namespaces::stays_in_svg(key, name)
+                    || self.open.len() + open.len() >= MAX_OPEN_ELEMENTS
+                {
                     return None;
                 }
-                if !self_closing {
+                if !tag.self_closing {
                     open.push(key)?;
                 }
             }
-            at = end;
+            at = tag.end;
         }
     }
 }
