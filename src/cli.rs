@@ -267,10 +267,12 @@ fn demo(listen: SocketAddr) -> CliResult {
     })?
 }
 
-/// Runs `future` on a multi-threaded runtime. Once it is done (the proxy has drained),
-/// whatever is left — an idle DNS lookup thread, say — gets a moment, not a wait.
+/// Runs `future` on this thread's runtime: the accept loop, the admin listener, reloads
+/// and key refreshes; connections are served on the proxy's worker threads. Once it is
+/// done (the proxy has drained), whatever is left — an idle DNS lookup thread, say — gets
+/// a moment, not a wait.
 fn block_on<F: std::future::Future>(future: F) -> std::io::Result<F::Output> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let output = runtime.block_on(future);
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     Ok(output)

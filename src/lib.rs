@@ -40,6 +40,7 @@ pub mod server;
 pub mod telemetry;
 pub mod upgrade;
 pub mod upstream;
+pub mod workers;
 
 pub use config::{Config, ConfigError};
 pub use server::{RunningProxy, StartError, start};

@@ -55,7 +55,7 @@ impl Proxy {
 
     /// As [`Proxy::start`], counting into `metrics` (kept across reloads).
     pub async fn start_with(config: Config, metrics: Arc<Metrics>) -> Result<Self, StartError> {
-        let client = upstream::client(&config.upstream).map_err(StartError::Client)?;
+        let client = upstream::client(&config.upstream, config.limits.workers).map_err(StartError::Client)?;
         crate::rewrite::selectors_ready();
         let identifier = match &config.identity {
             Some(identity) => Some(Identifier::start(identity, &config.upstream).await.map_err(StartError::Identity)?),

@@ -19,6 +19,7 @@ use crate::config::Limits;
 use crate::deadline::{Clock, Expired};
 use crate::live::{Live, Sites};
 use crate::proxy::Peer;
+use crate::workers::Workers;
 
 /// How long to pause after a failed `accept` (e.g. out of file descriptors) before trying
 /// again, so the loop does not spin.
@@ -92,10 +93,10 @@ impl Listeners {
 }
 
 /// Serves `listeners` until `shutdown` completes, then drains connections for at most
-/// `grace`.
+/// `grace`. Connections are accepted here and served on `workers`, which stop at the end.
 pub async fn serve(
     mut listeners: Listeners,
-    live: Arc<Live>,
+    (live, workers): (Arc<Live>, Workers),
     mut rebinds: tokio::sync::mpsc::Receiver<Rebind>,
     shutdown: impl Future<Output = ()>,
     (grace, limits): (Duration, Limits),
@@ -142,7 +143,7 @@ pub async fn serve(
                         max_header_size: limits.max_header_size,
                     },
                 };
-                serve_connection(stream, peer, tls, Arc::clone(&live), connection);
+                serve_connection(&workers, (stream, peer), tls, Arc::clone(&live), connection);
             }
             Err(error) => {
                 warn!(%error, "accept failed; retrying");
@@ -159,6 +160,7 @@ pub async fn serve(
         () = drain.closed() => info!("all connections finished"),
         () = tokio::time::sleep(grace) => warn!(grace = ?grace, "grace period over; closing the remaining connections"),
     }
+    workers.stop().await;
 }
 
 async fn accept_tls(tls: &Option<(TcpListener, TlsAcceptor)>) -> std::io::Result<(TcpStream, SocketAddr)> {
@@ -187,19 +189,28 @@ struct Timing {
     max_header_size: usize,
 }
 
-/// Serves one connection in its own task: after the TLS handshake, if any, HTTP/1.1 or
-/// HTTP/2 (by ALPN over TLS, by preface in the clear).
+/// Serves one connection in a task of one of the `workers`: after the TLS handshake, if
+/// any, HTTP/1.1 or HTTP/2 (by ALPN over TLS, by preface in the clear).
 fn serve_connection(
-    stream: TcpStream,
-    addr: SocketAddr,
+    workers: &Workers,
+    (stream, addr): (TcpStream, SocketAddr),
     tls: Option<TlsAcceptor>,
     live: Arc<Live>,
     connection: Connection,
 ) {
     let _ = stream.set_nodelay(true);
-    tokio::spawn(async move {
+    // The socket moves to the worker's own event loop.
+    let stream = match stream.into_std() {
+        Ok(stream) => stream,
+        Err(error) => return debug!(%addr, %error, "accepted connection lost before it could be served"),
+    };
+    workers.spawn(async move {
         let _open = live.metrics().connection_opened();
         let Connection { permit: _permit, drain, timing } = connection;
+        let stream = match TcpStream::from_std(stream) {
+            Ok(stream) => stream,
+            Err(error) => return debug!(%addr, %error, "accepted connection lost before it could be served"),
+        };
         let Some(acceptor) = tls else {
             let peer = Peer { addr, tls: false };
             return serve_http(stream, peer, live, drain, timing).await;
@@ -310,6 +321,8 @@ pub enum StartError {
     Bind { key: &'static str, addr: SocketAddr, source: std::io::Error },
     #[error("cannot set up the upstream client: {0}")]
     Client(#[source] std::io::Error),
+    #[error("cannot start the worker threads: {0}")]
+    Workers(#[source] std::io::Error),
     /// Identity could not be set up (a `jwks_url` that cannot be loaded, say).
     #[error("{0}")]
     Identity(String),
@@ -327,6 +340,8 @@ pub struct RunningProxy {
     rebinds: tokio::sync::mpsc::Sender<Rebind>,
     /// The addresses the running config names (port 0 stays 0), to see what a reload moves.
     configured: Addresses,
+    /// How many workers serve: fixed at start-up.
+    workers: usize,
 }
 
 /// The listener addresses a config names.
@@ -362,7 +377,12 @@ impl RunningProxy {
     /// A listener whose address changed is bound anew first (a failure rejects the reload)
     /// and the old one closed; the others stay open. The HTTPS certificate is the new
     /// config's.
-    pub async fn reload(&mut self, config: crate::config::Config) -> Result<(), StartError> {
+    pub async fn reload(&mut self, mut config: crate::config::Config) -> Result<(), StartError> {
+        // The pools are made for the workers that run.
+        config.limits.workers = self.workers;
+        for site in &mut config.sites {
+            site.config.limits.workers = self.workers;
+        }
         let addresses = Addresses::of(&config);
         let bound = self.bind_moved(&config).await;
         let (rebind, admin) = bound.inspect_err(|error| self.live.failed(error))?;
@@ -466,7 +486,21 @@ pub async fn start(config: crate::config::Config) -> Result<RunningProxy, StartE
         let _ = stopped.await;
     };
     let (rebinds, rebind_requests) = tokio::sync::mpsc::channel(1);
-    let serving = serve(Listeners { plain, tls }, Arc::clone(&live), rebind_requests, stopped, (grace, limits));
+    let worker_count = limits.workers;
+    let workers = Workers::start(worker_count).map_err(StartError::Workers)?;
+    let listeners = Listeners { plain, tls };
+    let serving = serve(listeners, (Arc::clone(&live), workers), rebind_requests, stopped, (grace, limits));
     let task = tokio::spawn(serving);
-    Ok(RunningProxy { local_addr, tls_addr, admin_addr, stop, task, admin, live, rebinds, configured })
+    Ok(RunningProxy {
+        local_addr,
+        tls_addr,
+        admin_addr,
+        stop,
+        task,
+        admin,
+        live,
+        rebinds,
+        configured,
+        workers: worker_count,
+    })
 }

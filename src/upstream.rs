@@ -26,6 +26,7 @@ use crate::metrics::UpstreamFailure;
 use crate::proxy::Peer;
 use crate::reuse::{self, Counting};
 use crate::upgrade;
+use crate::workers::PerWorker;
 
 type Pool = Client<HttpsConnector<Counting<HttpConnector>>, UploadBody>;
 
@@ -40,12 +41,17 @@ const LARGE_READS: usize = 64 * 1024;
 /// `proxy_buffers` and HAProxy's 16 KiB buffers keep it bounded.
 const LARGE_READS_WHILE_UNDER: usize = 64;
 
-/// The keep-alive pools every request to the upstream goes through, one per read size,
-/// and the count of responses in flight that chooses between them.
+/// The keep-alive pools every request to the upstream goes through, one per read size and
+/// per worker (a worker reuses the connections it reads itself), and the count of
+/// responses in flight that chooses between the sizes.
 pub struct UpstreamClient {
+    pools: PerWorker<Pools>,
+    in_flight: Arc<AtomicUsize>,
+}
+
+struct Pools {
     large_reads: Pool,
     small_reads: Pool,
-    in_flight: Arc<AtomicUsize>,
 }
 
 impl UpstreamClient {
@@ -56,9 +62,10 @@ impl UpstreamClient {
     }
 
     fn pool(&self) -> &Pool {
+        let pools = self.pools.get();
         match self.in_flight.load(Ordering::Relaxed) {
-            n if n <= LARGE_READS_WHILE_UNDER => &self.large_reads,
-            _ => &self.small_reads,
+            n if n <= LARGE_READS_WHILE_UNDER => &pools.large_reads,
+            _ => &pools.small_reads,
         }
     }
 }
@@ -75,14 +82,15 @@ impl Drop for InFlight {
 /// Builds the client: keep-alive pooling, `connect_timeout`, and for an `https://`
 /// upstream TLS verified against the system's roots, or `upstream.tls.ca_file`'s CAs, for
 /// the URL's host or `upstream.tls.server_name`.
-pub fn client(upstream: &config::Upstream) -> std::io::Result<UpstreamClient> {
+/// One pool pair per worker of `workers`.
+pub fn client(upstream: &config::Upstream, workers: usize) -> std::io::Result<UpstreamClient> {
     let tcp = Counting(crate::fetch::http_connector(upstream.connect_timeout));
     let connector = connector_over(upstream, tcp)?;
-    Ok(UpstreamClient {
+    let pools = PerWorker::new(workers, || Pools {
         large_reads: crate::fetch::pooled(connector.clone(), LARGE_READS),
-        small_reads: crate::fetch::pooled(connector, crate::fetch::SMALL_READS),
-        in_flight: Arc::default(),
-    })
+        small_reads: crate::fetch::pooled(connector.clone(), crate::fetch::SMALL_READS),
+    });
+    Ok(UpstreamClient { pools, in_flight: Arc::default() })
 }
 
 /// How connections to the upstream are made: `connect_timeout`, and TLS verified as

@@ -82,7 +82,12 @@ pub struct Limits {
     pub rewriter_max_memory: usize,
     /// The largest request head a client may send, in bytes (more: 431, a longer URI: 414).
     pub max_header_size: usize,
+    /// Threads serving connections, each with its own runtime (see [`crate::workers`]).
+    pub workers: usize,
 }
+
+/// The most `limits.workers` there may be (a bigger number is taken as this).
+const MAX_WORKERS: usize = 1024;
 
 /// The smallest `limits.max_header_size`: hyper reads request heads in 8 KiB steps.
 const MIN_HEADER_SIZE: u64 = 8 * 1024;
@@ -94,6 +99,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_connections: 10_000,
+            workers: crate::workers::default_count(),
             header_read_timeout: Duration::from_secs(10),
             // nginx's `keepalive_timeout`.
             idle_timeout: Duration::from_secs(75),
@@ -287,6 +293,7 @@ fn build_limits(raw: Option<raw::RawLimits>) -> Result<Limits, BuildError> {
     let max_connections = at_least(raw.max_connections, 1, defaults.max_connections, "limits.max_connections")?;
     Ok(Limits {
         max_connections: max_connections.min(tokio::sync::Semaphore::MAX_PERMITS),
+        workers: at_least(raw.workers, 1, defaults.workers, "limits.workers")?.min(MAX_WORKERS),
         rewriter_max_memory: at_least(
             raw.rewriter_max_memory,
             MIN_REWRITER_MEMORY,

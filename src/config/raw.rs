@@ -53,6 +53,7 @@ pub struct RawLimits {
     pub body_stall_timeout: Option<Parsed<Timeout>>,
     pub rewriter_max_memory: Option<u64>,
     pub max_header_size: Option<u64>,
+    pub workers: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]

@@ -14,7 +14,9 @@ use tokio::net::TcpStream;
 
 use crate::support::*;
 
-const ADMIN: &str = "admin:\n  listen: 127.0.0.1:0\n";
+/// One worker: each request of a test reuses the connection the one before it left (a
+/// worker keeps its own pool, and each of a test's requests comes on a new connection).
+const ADMIN: &str = "admin:\n  listen: 127.0.0.1:0\nlimits:\n  workers: 1\n";
 
 /// Reads one request (head, and a body of its `content-length`); `None` at end of stream.
 async fn read_request(socket: &mut TcpStream) -> Option<String> {

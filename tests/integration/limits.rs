@@ -111,6 +111,11 @@ fn limits_are_checked_at_load() {
     assert!(error.contains("limits.rewriter_max_memory") && error.contains("at least"), "{error}");
     let error = load("  max_header_size: 1024\n").unwrap_err().to_string();
     assert!(error.contains("limits.max_header_size") && error.contains("at least"), "{error}");
+    let cores = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(load("").unwrap().limits.workers, cores, "one worker per core by default");
+    assert_eq!(load("  workers: 3\n").unwrap().limits.workers, 3);
+    let error = load("  workers: 0\n").unwrap_err().to_string();
+    assert!(error.contains("limits.workers") && error.contains("at least 1"), "{error}");
     let error = load("  max_conections: 5\n").unwrap_err().to_string();
     assert!(error.contains("max_conections"), "{error}");
 }

@@ -72,14 +72,34 @@ async fn every_set_cookie_header_survives() {
     assert_eq!(received.widgets(), 1);
 }
 
+/// Upstream connections made, after two visitors on keep-alive connections of their own
+/// take turns asking for five pages each, through a proxy of `workers` workers.
+async fn upstream_connections_for_two_visitors(workers: usize) -> usize {
+    let upstream = spawn_html_upstream("<!doctype html><body>x</body>").await;
+    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, &format!("limits:\n  workers: {workers}\n"))).await;
+    let visitors = [client(), client()];
+    let page = format!("http://{}/", proxy.local_addr());
+    for _ in 0..5 {
+        for visitor in &visitors {
+            let request = Request::get(&page).body(Full::new(Bytes::new())).unwrap();
+            let response = visitor.request(request).await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            assert!(String::from_utf8_lossy(&body).contains("<invent-assistant"));
+        }
+    }
+    upstream.connections()
+}
+
 #[tokio::test]
 async fn upstream_connections_are_kept_alive_and_reused() {
-    let upstream = spawn_html_upstream("<!doctype html><body>x</body>").await;
-    let proxy = spawn_default_proxy(upstream.addr).await;
-    for _ in 0..5 {
-        assert_eq!(get(&proxy, "/").await.status, StatusCode::OK);
-    }
-    assert_eq!(upstream.connections(), 1);
+    assert_eq!(upstream_connections_for_two_visitors(1).await, 1);
+}
+
+#[tokio::test]
+async fn each_worker_keeps_its_own_upstream_connections() {
+    // The second visitor's connection goes to the idle worker, which opens its own.
+    assert_eq!(upstream_connections_for_two_visitors(2).await, 2);
 }
 
 #[tokio::test]
