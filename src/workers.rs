@@ -143,3 +143,66 @@ impl Drop for Finished {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn connections_held_open_spread_over_the_workers() {
+        let workers = Workers::start(2).unwrap();
+        let (release, released) = tokio::sync::watch::channel(false);
+        let mut names = Vec::new();
+        for _ in 0..4 {
+            let (tx, rx) = oneshot::channel();
+            let mut released = released.clone();
+            workers.spawn(async move {
+                let _ = tx.send(std::thread::current().name().map(str::to_owned));
+                let _ = released.wait_for(|done| *done).await;
+            });
+            names.push(rx.await.unwrap().unwrap());
+        }
+        names.sort();
+        assert_eq!(names, ["invent-worker-0", "invent-worker-0", "invent-worker-1", "invent-worker-1"]);
+        let _ = release.send(true);
+        workers.stop().await;
+    }
+
+    #[tokio::test]
+    async fn each_worker_has_its_own_slot_and_other_threads_share_the_first() {
+        let workers = Workers::start(2).unwrap();
+        let made = AtomicUsize::new(0);
+        let slots = Arc::new(PerWorker::new(2, || made.fetch_add(1, Ordering::Relaxed)));
+        assert_eq!(*slots.get(), 0, "not a worker");
+        let (release, released) = tokio::sync::watch::channel(false);
+        let mut seen = Vec::new();
+        for _ in 0..2 {
+            let (tx, rx) = oneshot::channel();
+            let (slots, mut released) = (Arc::clone(&slots), released.clone());
+            // Held open, so that the next task goes to the other worker.
+            workers.spawn(async move {
+                let _ = tx.send(*slots.get());
+                let _ = released.wait_for(|done| *done).await;
+            });
+            seen.push(rx.await.unwrap());
+        }
+        seen.sort();
+        assert_eq!(seen, [1, 2]);
+        let _ = release.send(true);
+        workers.stop().await;
+    }
+
+    #[tokio::test]
+    async fn stopping_drops_the_tasks_still_open_and_ends_the_threads() {
+        let workers = Workers::start(1).unwrap();
+        let (dropped_tx, mut dropped) = oneshot::channel::<()>();
+        workers.spawn(async move {
+            let _tell_when_dropped = dropped_tx;
+            std::future::pending::<()>().await;
+        });
+        let stopped = tokio::time::timeout(std::time::Duration::from_secs(10), workers.stop()).await;
+        assert!(stopped.is_ok(), "the workers stopped");
+        let dropped = matches!(dropped.try_recv(), Err(oneshot::error::TryRecvError::Closed));
+        assert!(dropped, "the pending task was dropped, not left running");
+    }
+}
