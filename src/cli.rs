@@ -267,12 +267,13 @@ fn demo(listen: SocketAddr) -> CliResult {
     })?
 }
 
-/// Runs `future` on this thread's runtime: the accept loop, the admin listener, reloads
-/// and key refreshes; connections are served on the proxy's worker threads. Once it is
-/// done (the proxy has drained), whatever is left — an idle DNS lookup thread, say — gets
-/// a moment, not a wait.
+/// Runs `future` on the runtime of the accept loop, the admin listener, reloads and key
+/// refreshes; connections are served on the proxy's worker threads. Two threads, so that
+/// a reload building its sites (trust stores read, key sets fetched) does not hold up
+/// accepting. Once it is done (the proxy has drained), whatever is left — an idle DNS
+/// lookup thread, say — gets a moment, not a wait.
 fn block_on<F: std::future::Future>(future: F) -> std::io::Result<F::Output> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let output = runtime.block_on(future);
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     Ok(output)

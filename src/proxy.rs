@@ -142,7 +142,7 @@ impl Proxy {
         let mut response = forwarded?;
         if response.status() == http::StatusCode::SWITCHING_PROTOCOLS {
             if let Some(client) = client_upgrade {
-                tokio::spawn(upgrade::tunnel(client, hyper::upgrade::on(&mut response)));
+                crate::workers::spawn_here(upgrade::tunnel(client, hyper::upgrade::on(&mut response)));
             }
             return Ok(response.map(ProxyBody::Passthrough));
         }

@@ -379,6 +379,9 @@ impl RunningProxy {
     /// config's.
     pub async fn reload(&mut self, mut config: crate::config::Config) -> Result<(), StartError> {
         // The pools are made for the workers that run.
+        if config.limits.workers != self.workers {
+            warn!(running = self.workers, configured = config.limits.workers, "limits.workers takes effect on restart");
+        }
         config.limits.workers = self.workers;
         for site in &mut config.sites {
             site.config.limits.workers = self.workers;
@@ -480,14 +483,14 @@ pub async fn start(config: crate::config::Config) -> Result<RunningProxy, StartE
     let configured = Addresses::of(&config);
     let metrics = Arc::new(crate::metrics::Metrics::new());
     let live = Arc::new(Live::new(Sites::start(config, Arc::clone(&metrics)).await?, metrics));
+    let worker_count = limits.workers;
+    let workers = Workers::start(worker_count).await.map_err(StartError::Workers)?;
     let admin = admin.map(|listener| tokio::spawn(crate::admin::serve(listener, Arc::clone(&live))));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let stopped = async move {
         let _ = stopped.await;
     };
     let (rebinds, rebind_requests) = tokio::sync::mpsc::channel(1);
-    let worker_count = limits.workers;
-    let workers = Workers::start(worker_count).map_err(StartError::Workers)?;
     let listeners = Listeners { plain, tls };
     let serving = serve(listeners, (Arc::clone(&live), workers), rebind_requests, stopped, (grace, limits));
     let task = tokio::spawn(serving);
