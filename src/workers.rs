@@ -202,23 +202,49 @@ impl Drop for Finished {
 mod tests {
     use super::*;
 
+    /// Tasks held open on the workers (as connections are) until released.
+    struct Held {
+        release: tokio::sync::watch::Sender<bool>,
+    }
+
+    impl Held {
+        fn new() -> Held {
+            Held { release: tokio::sync::watch::channel(false).0 }
+        }
+
+        /// Spawns one on `workers`, and returns what `report` says on its thread.
+        async fn spawn<T: Send + 'static>(&self, workers: &Workers, report: impl FnOnce() -> T + Send + 'static) -> T {
+            let (tx, rx) = oneshot::channel();
+            let mut released = self.release.subscribe();
+            workers.spawn(async move {
+                let _ = tx.send(report());
+                let _ = released.wait_for(|done| *done).await;
+            });
+            rx.await.expect("the worker ran the task")
+        }
+    }
+
+    impl Drop for Held {
+        fn drop(&mut self) {
+            let _ = self.release.send(true);
+        }
+    }
+
+    fn thread_name() -> String {
+        std::thread::current().name().unwrap_or_default().to_owned()
+    }
+
     #[tokio::test]
     async fn connections_held_open_spread_over_the_workers() {
         let workers = Workers::start(2).await.unwrap();
-        let (release, released) = tokio::sync::watch::channel(false);
+        let held = Held::new();
         let mut names = Vec::new();
         for _ in 0..4 {
-            let (tx, rx) = oneshot::channel();
-            let mut released = released.clone();
-            workers.spawn(async move {
-                let _ = tx.send(std::thread::current().name().map(str::to_owned));
-                let _ = released.wait_for(|done| *done).await;
-            });
-            names.push(rx.await.unwrap().unwrap());
+            names.push(held.spawn(&workers, thread_name).await);
         }
         names.sort();
         assert_eq!(names, ["invent-worker-0", "invent-worker-0", "invent-worker-1", "invent-worker-1"]);
-        let _ = release.send(true);
+        drop(held);
         workers.stop().await;
     }
 
@@ -228,21 +254,15 @@ mod tests {
         let made = AtomicUsize::new(0);
         let slots = Arc::new(PerWorker::new(2, || made.fetch_add(1, Ordering::Relaxed)));
         assert_eq!(*slots.get(), 0, "not a worker");
-        let (release, released) = tokio::sync::watch::channel(false);
+        let held = Held::new();
         let mut seen = Vec::new();
         for _ in 0..2 {
-            let (tx, rx) = oneshot::channel();
-            let (slots, mut released) = (Arc::clone(&slots), released.clone());
-            // Held open, so that the next task goes to the other worker.
-            workers.spawn(async move {
-                let _ = tx.send(*slots.get());
-                let _ = released.wait_for(|done| *done).await;
-            });
-            seen.push(rx.await.unwrap());
+            let slots = Arc::clone(&slots);
+            seen.push(held.spawn(&workers, move || *slots.get()).await);
         }
         seen.sort();
         assert_eq!(seen, [1, 2]);
-        let _ = release.send(true);
+        drop(held);
         workers.stop().await;
     }
 
@@ -254,20 +274,14 @@ mod tests {
             // Two tunnels, say, that outlive the connection that opened them.
             spawn_here(std::future::pending());
             spawn_here(std::future::pending());
-            let _ = tx.send(std::thread::current().name().map(str::to_owned));
+            let _ = tx.send(thread_name());
         });
         let busy = rx.await.unwrap();
-        let (release, released) = tokio::sync::watch::channel(false);
+        let held = Held::new();
         for _ in 0..2 {
-            let (tx, rx) = oneshot::channel();
-            let mut released = released.clone();
-            workers.spawn(async move {
-                let _ = tx.send(std::thread::current().name().map(str::to_owned));
-                let _ = released.wait_for(|done| *done).await;
-            });
-            assert_ne!(rx.await.unwrap(), busy, "new connections go to the other worker");
+            assert_ne!(held.spawn(&workers, thread_name).await, busy, "new connections go to the other worker");
         }
-        let _ = release.send(true);
+        drop(held);
         workers.stop().await;
     }
 
