@@ -382,10 +382,7 @@ impl RunningProxy {
         if config.limits.workers != self.workers {
             warn!(running = self.workers, configured = config.limits.workers, "limits.workers takes effect on restart");
         }
-        config.limits.workers = self.workers;
-        for site in &mut config.sites {
-            site.config.limits.workers = self.workers;
-        }
+        config.keep_workers(self.workers);
         let addresses = Addresses::of(&config);
         let bound = self.bind_moved(&config).await;
         let (rebind, admin) = bound.inspect_err(|error| self.live.failed(error))?;

@@ -54,12 +54,6 @@ impl<T> PerWorker<T> {
         PerWorker { slots: std::iter::repeat_with(make).take(workers + 1).collect() }
     }
 
-    /// Makes the `T`s as [`PerWorker::new`] does, or returns the first error.
-    pub fn try_new<E>(workers: usize, make: impl FnMut() -> Result<T, E>) -> Result<Self, E> {
-        let slots = std::iter::repeat_with(make).take(workers + 1).collect::<Result<_, E>>()?;
-        Ok(PerWorker { slots })
-    }
-
     /// The calling thread's `T`.
     pub fn get(&self) -> &T {
         // Built for as many workers as run, so the fallback is never needed.
@@ -102,12 +96,7 @@ impl Workers {
         F: Future<Output = ()> + Send + 'static,
     {
         let worker = self.least_busy();
-        // Counted until the task ends or is dropped, polled or not.
-        let open = Finished::of(Arc::clone(&worker.open));
-        worker.handle.spawn(async move {
-            let _open = open;
-            task.await;
-        });
+        worker.handle.spawn(counted(Some(Finished::of(Arc::clone(&worker.open))), task));
     }
 
     fn least_busy(&self) -> &Worker {
@@ -146,10 +135,13 @@ where
     F: Future<Output = ()> + Send + 'static,
 {
     let open = OPEN.with_borrow(|open| open.clone().map(Finished::of));
-    tokio::spawn(async move {
-        let _open = open;
-        task.await;
-    });
+    tokio::spawn(counted(open, task));
+}
+
+/// `task`, counted open (from now, polled or not) until it ends or is dropped.
+async fn counted(open: Option<Finished>, task: impl Future<Output = ()>) {
+    let _open = open;
+    task.await;
 }
 
 impl Worker {

@@ -197,6 +197,15 @@ impl PathGlobs {
 }
 
 impl Config {
+    /// Sets `limits.workers`, for every site too (each holds a copy of the limits): a
+    /// running proxy keeps the count it started with.
+    pub fn keep_workers(&mut self, workers: usize) {
+        self.limits.workers = workers;
+        for site in &mut self.sites {
+            site.config.limits.workers = workers;
+        }
+    }
+
     /// Reads and validates the config file at `path`. Relative paths inside it (key files)
     /// are resolved against the file's directory.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
