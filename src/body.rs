@@ -158,12 +158,17 @@ impl Body for LoggedBody {
                 this.bytes += frame.data_ref().map_or(0, |d| d.len() as u64);
             }
             Some(Err(e)) => {
-                // The upstream's own body failed, or decoding what it sent did.
+                // The upstream's own body failed, or decoding what it sent did — or the
+                // client's request body broke and the upstream exchange with it.
                 let upstream = e.downcast_ref::<hyper::Error>().is_some();
-                let kind = if upstream { "upstream_body" } else { "upstream_coding" };
-                this.log.error = Some((kind, e.to_string()));
-                if upstream {
-                    this.log.upstream_failure = Some(crate::error::classify(e.as_ref()));
+                if let Some(reason) = this.log.client_body.get() {
+                    this.log.error = Some(("client_body", reason.to_owned()));
+                } else {
+                    let kind = if upstream { "upstream_body" } else { "upstream_coding" };
+                    this.log.error = Some((kind, e.to_string()));
+                    if upstream {
+                        this.log.upstream_failure = Some(crate::error::classify(e.as_ref()));
+                    }
                 }
             }
             None => this.complete = true,

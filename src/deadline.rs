@@ -9,12 +9,15 @@
 //! applies there: a client's PINGs do not keep an idle connection open.
 
 use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::watch;
 use tokio::time::Instant;
+
+use crate::request_line::LineScan;
 
 /// The HTTP/2 connection preface starts so; an HTTP/1.1 request never does.
 const H2_PREFACE_START: &[u8] = b"PRI ";
@@ -40,9 +43,9 @@ struct State {
     http2: bool,
 }
 
-/// The shared clock of one connection; cheap to clone.
+/// The shared clock of one connection, and its request lines; cheap to clone.
 #[derive(Clone)]
-pub struct Clock(watch::Sender<State>);
+pub struct Clock(watch::Sender<State>, Arc<Mutex<LineScan>>);
 
 impl Clock {
     /// A clock for a connection accepted now: its first request head is timed from the
@@ -50,7 +53,16 @@ impl Clock {
     pub fn accepted() -> Clock {
         let now = Instant::now();
         let state = State { in_flight: 0, idle_since: now, head_since: Some(now), started: false, http2: false };
-        Clock(watch::channel(state).0)
+        Clock(watch::channel(state).0, Arc::default())
+    }
+
+    /// Whether the HTTP/1 request `method target` came with a `#fragment` in its line.
+    pub fn had_fragment(&self, method: &http::Method, uri: &http::Uri) -> bool {
+        self.lines().had_fragment(method, uri)
+    }
+
+    fn lines(&self) -> std::sync::MutexGuard<'_, LineScan> {
+        self.1.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Marks a request as in flight until the returned guard is dropped (with the
@@ -64,6 +76,7 @@ impl Clock {
     }
 
     fn bytes_arrived(&self, first: &[u8]) {
+        self.lines().feed(first);
         self.0.send_if_modified(|s| {
             if !s.started {
                 s.started = true;
@@ -114,12 +127,17 @@ pub struct InFlight(Clock);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
+        let mut idle = false;
         self.0.0.send_modify(|s| {
             s.in_flight = s.in_flight.saturating_sub(1);
             if s.in_flight == 0 {
                 s.idle_since = Instant::now();
+                idle = true;
             }
         });
+        if idle {
+            self.0.lines().due();
+        }
     }
 }
 

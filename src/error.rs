@@ -13,6 +13,13 @@ pub enum ProxyError {
     /// The client sent something the proxy cannot forward.
     #[error("bad request: {0}")]
     BadRequest(&'static str),
+    /// The request was refused at the edge ([`crate::edge`]): 400, or 501.
+    #[error("refused: {}", .0.reason())]
+    Refused(crate::edge::Refusal),
+    /// The client's request body broke off or broke its framing (a chunk longer than its
+    /// size line, a bad chunk extension) while it was forwarded.
+    #[error("the client's request body failed: {0}")]
+    ClientBody(#[source] BoxError),
     /// The request's host is none of the configured sites' and there is no `default_site`.
     #[error("no site answers for this host")]
     UnknownHost,
@@ -35,7 +42,11 @@ impl ProxyError {
     /// upstream is not to blame.
     pub fn upstream_failure(&self) -> Option<UpstreamFailure> {
         match self {
-            ProxyError::BadRequest(_) | ProxyError::UnknownHost | ProxyError::Internal(_) => None,
+            ProxyError::BadRequest(_)
+            | ProxyError::Refused(_)
+            | ProxyError::ClientBody(_)
+            | ProxyError::UnknownHost
+            | ProxyError::Internal(_) => None,
             ProxyError::UpstreamTimeout(_) => Some(UpstreamFailure::Timeout),
             ProxyError::UpstreamConnect(e) if is_tls(e.as_ref()) => Some(UpstreamFailure::Tls),
             ProxyError::UpstreamConnect(_) => Some(UpstreamFailure::Connect),
@@ -43,10 +54,16 @@ impl ProxyError {
         }
     }
 
+    /// Whether the client is to blame: its request was malformed or its body broke.
+    pub fn is_client_error(&self) -> bool {
+        matches!(self, ProxyError::BadRequest(_) | ProxyError::Refused(_) | ProxyError::ClientBody(_))
+    }
+
     /// The status the client receives.
     pub fn status(&self) -> StatusCode {
         match self {
-            ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ProxyError::BadRequest(_) | ProxyError::ClientBody(_) => StatusCode::BAD_REQUEST,
+            ProxyError::Refused(refusal) => refusal.status(),
             ProxyError::UnknownHost => StatusCode::MISDIRECTED_REQUEST,
             ProxyError::UpstreamConnect(_) | ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ProxyError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -57,7 +74,8 @@ impl ProxyError {
     /// A stable name for logs.
     pub fn kind(&self) -> &'static str {
         match self {
-            ProxyError::BadRequest(_) => "bad_request",
+            ProxyError::BadRequest(_) | ProxyError::Refused(_) => "bad_request",
+            ProxyError::ClientBody(_) => "client_body",
             ProxyError::UnknownHost => "unknown_host",
             ProxyError::UpstreamConnect(_) => "upstream_connect",
             ProxyError::UpstreamTimeout(_) => "upstream_timeout",
@@ -76,7 +94,9 @@ impl ProxyError {
              <body><h1>{code} {reason}</h1><p>{explanation}</p></body></html>\n",
             code = status.as_u16(),
             explanation = match self {
-                ProxyError::BadRequest(_) => "The request could not be forwarded.",
+                ProxyError::BadRequest(_) | ProxyError::Refused(_) | ProxyError::ClientBody(_) => {
+                    "The request could not be forwarded."
+                }
                 ProxyError::UnknownHost => "No site is served under this name here.",
                 ProxyError::UpstreamConnect(_) | ProxyError::Upstream(_) => {
                     "The site behind this proxy could not be reached. Please try again shortly."
@@ -91,6 +111,24 @@ impl ProxyError {
         headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/html; charset=utf-8"));
         headers.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
         response
+    }
+}
+
+/// Why the client's request body failed, once it has: set by the upload as it streams
+/// to the upstream, read where the failure is answered and logged, so that what the
+/// client broke is never taken for the upstream's failure.
+#[derive(Debug, Clone, Default)]
+pub struct ClientBodyFailure(std::sync::Arc<std::sync::OnceLock<String>>);
+
+impl ClientBodyFailure {
+    /// Notes the client's body error (the first one counts).
+    pub fn set(&self, error: &dyn std::error::Error) {
+        let _ = self.0.set(error_chain(error));
+    }
+
+    /// The client's body error, if its body failed.
+    pub fn get(&self) -> Option<&str> {
+        self.0.get().map(String::as_str)
     }
 }
 

@@ -43,6 +43,20 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove(header::UPGRADE);
 }
 
+/// Removes request headers whose names have an `_`: CGI-style apps (PHP, Perl, Python's
+/// WSGI) see `X_Forwarded_For` and `X-Forwarded-For` as the same `HTTP_X_FORWARDED_FOR`,
+/// so such a name lets a client pass for a header the proxy sets or drops (nginx drops
+/// them by default, `underscores_in_headers off`).
+pub fn remove_underscored(headers: &mut HeaderMap) {
+    if !headers.keys().any(|name| name.as_str().contains('_')) {
+        return;
+    }
+    let underscored: Vec<HeaderName> = headers.keys().filter(|name| name.as_str().contains('_')).cloned().collect();
+    for name in underscored {
+        headers.remove(name);
+    }
+}
+
 /// Other headers through which a client could claim a scheme, host, port, prefix or
 /// address to the upstream. Only a trusted peer's are passed on.
 /// The forwarding headers the proxy sets on what it sends upstream.

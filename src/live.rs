@@ -13,6 +13,8 @@ use hyper::body::Incoming;
 use crate::body::LoggedBody;
 use crate::config::Config;
 use crate::config::sites::{HostPattern, request_host};
+use crate::edge;
+use crate::error::ProxyError;
 use crate::metrics::Metrics;
 use crate::proxy::{Peer, Proxy};
 use crate::server::StartError;
@@ -61,17 +63,18 @@ impl Sites {
         best.or_else(|| self.default.and_then(|i| self.sites.get(i)).map(|(_, proxy)| proxy))
     }
 
-    /// Proxies a request through its site's proxy; a host no site serves gets `421`. The
-    /// host is the request target's authority when it has one (HTTP/2, absolute-form
-    /// HTTP/1.1), else `Host`.
-    pub async fn handle(&self, req: Request<Incoming>, peer: Peer) -> Response<LoggedBody> {
-        let host = match req.uri().authority() {
-            Some(authority) => Some(authority.as_str().to_owned()),
-            None => req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned),
+    /// Proxies a request through its site's proxy. The request is checked at the edge
+    /// first ([`edge::admit`]: a refusal is a 400, or 501); its one authority — the
+    /// target's (HTTP/2, absolute-form HTTP/1.1), else `Host` — chooses the site, and a
+    /// host no site serves gets `421`. `fragment`: the client's request line had one.
+    pub async fn handle(&self, mut req: Request<Incoming>, peer: Peer, fragment: bool) -> Response<LoggedBody> {
+        let host = match edge::admit(&mut req, fragment) {
+            Ok(host) => host,
+            Err(refusal) => return self.first().refuse(req, peer, ProxyError::Refused(refusal)).await,
         };
-        match self.route(host.as_deref()) {
+        match self.route(host.as_ref().and_then(|h| h.to_str().ok())) {
             Some(proxy) => proxy.handle(req, peer).await,
-            None => self.first().misdirected(req, peer).await,
+            None => self.first().refuse(req, peer, ProxyError::UnknownHost).await,
         }
     }
 

@@ -15,7 +15,7 @@ use crate::body::{LoggedBody, ProxyBody};
 use crate::codec::{Coding, Decoder, Encoder};
 use crate::config::Config;
 use crate::csp;
-use crate::error::ProxyError;
+use crate::error::{ClientBodyFailure, ProxyError};
 use crate::headers;
 use crate::identity::{Identifier, Outcome, Visitor};
 use crate::inject::{self, Skip, Widget};
@@ -88,25 +88,41 @@ impl Proxy {
 
     /// Proxies one request. Never fails: upstream failures become 502/504 pages.
     pub async fn handle(&self, req: Request<Incoming>, peer: Peer) -> Response<LoggedBody> {
-        self.answer(req, peer, true).await
+        self.answer(req, peer, None).await
     }
 
-    /// Answers a request for a host no site serves: `421`, logged and counted here.
-    pub async fn misdirected(&self, req: Request<Incoming>, peer: Peer) -> Response<LoggedBody> {
-        self.answer(req, peer, false).await
+    /// Answers a request that is not proxied (a host no site serves: `421`; a request
+    /// refused at the edge: `400`) with `error`'s page, logged and counted here.
+    pub async fn refuse(&self, req: Request<Incoming>, peer: Peer, error: ProxyError) -> Response<LoggedBody> {
+        self.answer(req, peer, Some(error)).await
     }
 
-    async fn answer(&self, mut req: Request<Incoming>, peer: Peer, known_host: bool) -> Response<LoggedBody> {
+    async fn answer(
+        &self,
+        mut req: Request<Incoming>,
+        peer: Peer,
+        refused: Option<ProxyError>,
+    ) -> Response<LoggedBody> {
         let in_flight = self.client.response_started();
         let request_id = headers::request_id(req.headers());
         req.headers_mut().insert(&headers::X_REQUEST_ID, request_id.clone());
         let mut log = AccessLog::start(req.method(), req.uri().path(), peer.addr, Arc::clone(&self.metrics));
         log.request_id = request_id.to_str().unwrap_or("-").to_owned();
-        let result = if known_host { self.respond(req, peer, &mut log).await } else { Err(ProxyError::UnknownHost) };
+        let http1 = req.version() < http::Version::HTTP_2;
+        let result = match refused {
+            None => self.respond(req, peer, &mut log).await,
+            Some(error) => Err(error),
+        };
         let response = result.unwrap_or_else(|err| {
             log.error = Some((err.kind(), crate::error::error_chain(&err)));
             log.upstream_failure = err.upstream_failure();
-            err.to_response().map(ProxyBody::Local)
+            let mut page = err.to_response();
+            // After a malformed request, what follows on the connection cannot be trusted
+            // to be where the next request starts: close it, as nginx does.
+            if http1 && err.is_client_error() {
+                page.headers_mut().insert(header::CONNECTION, http::HeaderValue::from_static("close"));
+            }
+            page.map(ProxyBody::Local)
         });
         log.status = response.status().as_u16();
         let stall_limit = self.config.limits.body_stall_timeout;
@@ -138,7 +154,7 @@ impl Proxy {
         // A page's visitor is identified while the upstream prepares the page: a lookup
         // then costs the page no time of its own unless it is the slower of the two.
         let identify = std::pin::pin!(self.identify(plan.as_ref().ok()));
-        let (forwarded, identified) = alongside(self.forward(req, peer), identify).await;
+        let (forwarded, identified) = alongside(self.forward(req, peer, log.client_body.clone()), identify).await;
         let mut response = forwarded?;
         if response.status() == http::StatusCode::SWITCHING_PROTOCOLS {
             if let Some(client) = client_upgrade {
@@ -185,16 +201,28 @@ impl Proxy {
         }
     }
 
-    async fn forward(&self, req: Request<Incoming>, peer: Peer) -> Result<Response<Incoming>, ProxyError> {
+    /// Sends the request upstream and waits for the response head. A failure while the
+    /// client's body was failing is the client's (400), not the upstream's.
+    async fn forward(
+        &self,
+        req: Request<Incoming>,
+        peer: Peer,
+        client_body: ClientBodyFailure,
+    ) -> Result<Response<Incoming>, ProxyError> {
         let trusted = self.config.trusts(peer.addr.ip());
         let request_id = req.headers().get(&headers::X_REQUEST_ID).cloned();
-        let mut req = upstream::prepare(req, peer, trusted, &self.config.upstream)?;
+        let edge = (trusted, self.config.underscores_in_headers);
+        let mut req = upstream::prepare((req, client_body.clone()), peer, edge, &self.config.upstream)?;
         // After `prepare`: a `Connection` header naming it must not take it away.
         if let Some(id) = request_id {
             req.headers_mut().insert(&headers::X_REQUEST_ID, id);
         }
         req.body_mut().count_into(self.metrics.received_bytes());
-        upstream::send(&self.client, req, &self.config.upstream, self.metrics.upstream_retries()).await
+        let sent = upstream::send(&self.client, req, &self.config.upstream, self.metrics.upstream_retries()).await;
+        match (sent, client_body.get()) {
+            (Err(_), Some(reason)) => Err(ProxyError::ClientBody(reason.into())),
+            (sent, _) => sent,
+        }
     }
 
     /// The request headers identity reads (none without identity).

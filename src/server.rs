@@ -236,11 +236,12 @@ where
     let requests = clock.clone();
     // Each request goes through the config current when it arrives, even on a
     // connection opened before a reload; it is in flight until its body has been sent.
-    let service = service_fn(move |req| {
+    let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let proxy = live.current();
+        let fragment = req.version() != http::Version::HTTP_2 && requests.had_fragment(req.method(), req.uri());
         let in_flight = requests.request();
         async move {
-            let response = proxy.handle(req, peer).await;
+            let response = proxy.handle(req, peer, fragment).await;
             Ok::<_, Infallible>(response.map(|body| {
                 body.map_frame(move |frame| {
                     let _in_flight = &in_flight;

@@ -56,6 +56,8 @@ pub struct AccessLog {
     pub request_id: String,
     /// How the exchange with the upstream failed, if it did.
     pub upstream_failure: Option<UpstreamFailure>,
+    /// Set if the client's request body failed: a broken response is then the client's.
+    pub client_body: crate::error::ClientBodyFailure,
     metrics: Arc<Metrics>,
 }
 
@@ -72,6 +74,7 @@ impl AccessLog {
             own_widget: false,
             error: None,
             upstream_failure: None,
+            client_body: crate::error::ClientBodyFailure::default(),
             request_id: String::new(),
             metrics,
         }

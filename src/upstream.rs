@@ -20,7 +20,7 @@ use http_body::{Body, Frame, SizeHint};
 use tokio::sync::watch;
 
 use crate::config::{self, HostHeader};
-use crate::error::ProxyError;
+use crate::error::{ClientBodyFailure, ProxyError};
 use crate::headers;
 use crate::metrics::UpstreamFailure;
 use crate::proxy::Peer;
@@ -129,9 +129,9 @@ pub(crate) fn tls_config(
 /// Turns the client's request into the upstream's: same method, path, query, headers
 /// and streamed body, addressed to the upstream.
 pub fn prepare(
-    req: Request<Incoming>,
+    (req, failure): (Request<Incoming>, ClientBodyFailure),
     peer: Peer,
-    trusted_peer: bool,
+    (trusted_peer, underscores): (bool, bool),
     upstream: &config::Upstream,
 ) -> Result<Request<UploadBody>, ProxyError> {
     let (mut parts, body) = req.into_parts();
@@ -144,6 +144,9 @@ pub fn prepare(
     }
     let upgrade = upgrade::requested_protocol(&parts.headers);
     headers::remove_hop_by_hop(&mut parts.headers);
+    if !underscores {
+        headers::remove_underscored(&mut parts.headers);
+    }
     if let Some(protocol) = upgrade {
         upgrade::restore_headers(&mut parts.headers, protocol);
     }
@@ -162,7 +165,7 @@ pub fn prepare(
         .build()
         .map_err(|_| ProxyError::BadRequest("request target cannot be forwarded"))?;
     parts.version = Version::HTTP_11;
-    Ok(Request::from_parts(parts, UploadBody::new(body)))
+    Ok(Request::from_parts(parts, UploadBody::new(body, failure)))
 }
 
 /// HTTP/2 clients may split `Cookie` over several fields; an HTTP/1.1 upstream needs one
@@ -304,6 +307,8 @@ pub struct UploadBody {
     report: Option<watch::Sender<Upload>>,
     /// Counts the bytes received from the client, if set.
     received: Option<prometheus_client::metrics::counter::Counter>,
+    /// Where a failure of the client's body is noted.
+    failure: ClientBodyFailure,
 }
 
 impl UploadBody {
@@ -312,16 +317,16 @@ impl UploadBody {
         self.received = Some(counter);
     }
 
-    fn new(inner: Incoming) -> Self {
+    fn new(inner: Incoming, failure: ClientBodyFailure) -> Self {
         if inner.is_end_stream() {
-            return UploadBody { inner: Some(inner), progress: None, report: None, received: None };
+            return UploadBody { inner: Some(inner), progress: None, report: None, received: None, failure };
         }
         let (report, progress) = watch::channel(Upload::WaitingForUpstream);
-        UploadBody { inner: Some(inner), progress: Some(progress), report: Some(report), received: None }
+        UploadBody { inner: Some(inner), progress: Some(progress), report: Some(report), received: None, failure }
     }
 
     fn empty() -> Self {
-        UploadBody { inner: None, progress: None, report: None, received: None }
+        UploadBody { inner: None, progress: None, report: None, received: None, failure: ClientBodyFailure::default() }
     }
 
     fn report(&self, state: Upload) {
@@ -341,8 +346,14 @@ impl Body for UploadBody {
             self.report(Upload::WaitingForClient);
             return Poll::Pending;
         };
-        if let (Some(counter), Some(Ok(frame))) = (&self.received, &frame) {
-            counter.inc_by(frame.data_ref().map_or(0, |data| data.len() as u64));
+        match &frame {
+            Some(Ok(frame)) => {
+                if let Some(counter) = &self.received {
+                    counter.inc_by(frame.data_ref().map_or(0, |data| data.len() as u64));
+                }
+            }
+            Some(Err(error)) => self.failure.set(error),
+            None => {}
         }
         if !matches!(frame, Some(Ok(_))) || self.is_end_stream() {
             self.report(Upload::Done);

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::str::FromStr;
 
-use jsonwebtoken::jwk::{JwkSet, PublicKeyUse};
+use jsonwebtoken::jwk::{JwkSet, KeyOperations, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
 
 use super::keys::{JwtKey, VerificationKey};
@@ -22,13 +22,18 @@ pub(crate) fn load(path: &Path) -> Result<JwtKey, String> {
     Ok(JwtKey::from_keys(keys, description))
 }
 
-/// The keys of `set` that verify signatures (`use` absent or `sig`, a signature `alg`),
+/// The keys of `set` that verify signatures (`use` absent or `sig`, `key_ops` absent or
+/// with `verify`, a signature `alg`),
 /// leaving out keys of a kind this proxy cannot use. A shared secret (`oct`) is refused.
 pub(crate) fn signature_keys(set: &JwkSet) -> Result<Vec<VerificationKey>, String> {
     let mut keys = Vec::new();
     for jwk in &set.keys {
         let name = jwk.common.key_id.clone().unwrap_or_else(|| "(no kid)".to_owned());
-        if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
+        // A key for encryption (`use: enc`), or whose `key_ops` leave out `verify`, is not
+        // one to verify signatures with (RFC 7517 §4.2, §4.3).
+        let not_for_verifying =
+            jwk.common.key_operations.as_ref().is_some_and(|ops| !ops.contains(&KeyOperations::Verify));
+        if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) || not_for_verifying {
             continue;
         }
         if matches!(jwk.algorithm, jsonwebtoken::jwk::AlgorithmParameters::OctetKey(_)) {

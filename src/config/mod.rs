@@ -46,6 +46,10 @@ pub struct Config {
     /// Peers (a load balancer in front) whose forwarding headers (`X-Forwarded-Proto`/`-Host`,
     /// `Forwarded`, `X-Real-IP`, …) are kept.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Request headers whose names have an `_` are passed to the upstream (default: they
+    /// are dropped, as nginx does, since CGI-style apps read `X_Forwarded_For` as
+    /// `X-Forwarded-For`).
+    pub underscores_in_headers: bool,
     /// The HTTPS listener, beside `listen`, if configured.
     pub listen_tls: Option<tls::ListenTls>,
     /// The admin listener (`/healthz`, `/readyz`, `/metrics`), if configured.
@@ -282,6 +286,7 @@ impl Config {
             listen,
             shutdown_grace_period: duration_or(raw.shutdown_grace_period, 30),
             trusted_proxies: raw.trusted_proxies.unwrap_or_default().into_iter().map(|n| n.0.0).collect(),
+            underscores_in_headers: raw.underscores_in_headers.unwrap_or(false),
             listen_tls,
             admin,
             log,

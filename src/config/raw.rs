@@ -21,6 +21,7 @@ pub struct RawConfig {
     pub listen: Option<Parsed<ListenAddr>>,
     pub shutdown_grace_period: Option<Parsed<ConfigDuration>>,
     pub trusted_proxies: Option<Vec<Parsed<TrustedNet>>>,
+    pub underscores_in_headers: Option<bool>,
     pub listen_tls: Option<super::tls::RawListenTls>,
     pub admin: Option<RawAdmin>,
     pub log: Option<RawLog>,

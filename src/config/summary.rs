@@ -44,6 +44,9 @@ impl Config {
             let nets: Vec<String> = self.trusted_proxies.iter().map(ToString::to_string).collect();
             let _ = writeln!(s, "trusted proxies:  {} (their X-Forwarded-Proto/-Host are kept)", nets.join(", "));
         }
+        if self.underscores_in_headers {
+            s.push_str("underscores:      request headers named with `_` are passed to the upstream\n");
+        }
         match &self.identity {
             None => s.push_str("identity:         off (every visitor is anonymous)\n"),
             Some(identity) => write_identity_summary(&mut s, identity),

@@ -155,6 +155,11 @@ impl JwtVerifier {
         keys: &'k [VerificationKey],
     ) -> Result<(&'k VerificationKey, &Validation), Rejection> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| self.rejection(token, e.kind()))?;
+        // jsonwebtoken reads `crit` but does not act on it; the proxy understands no
+        // extension, so any listed one makes the token invalid. A `crit` of null counts.
+        if header.crit.is_some() || header_json(token).is_some_and(|h| h.get("crit").is_some()) {
+            return Err(Rejection::Crit);
+        }
         let named = header.kid.as_deref().and_then(|kid| keys.iter().find(|k| k.kid.as_deref() == Some(kid)));
         let key = match (named, keys) {
             (Some(key), _) => key,
@@ -235,11 +240,15 @@ fn per_family(validation: &Validation) -> Vec<Validation> {
 
 /// The `alg` a token's header declares, if the header is readable JSON.
 fn declared_algorithm(token: &str) -> Option<String> {
+    header_json(token)?.get("alg")?.as_str().map(str::to_owned)
+}
+
+/// A token's JOSE header as JSON, if it is readable.
+fn header_json(token: &str) -> Option<Value> {
     use base64::Engine;
     let header = token.split('.').next()?;
     let json = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header.trim_end_matches('=')).ok()?;
-    let header: Value = serde_json::from_slice(&json).ok()?;
-    header.get("alg")?.as_str().map(str::to_owned)
+    serde_json::from_slice(&json).ok()
 }
 
 #[cfg(test)]

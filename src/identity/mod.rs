@@ -79,6 +79,9 @@ pub enum Rejection {
     MissingClaim,
     /// The token's `kid` names no configured key.
     UnknownKey,
+    /// The token's header lists critical extensions (`crit`), none of which the proxy
+    /// understands (RFC 7515 §4.1.11).
+    Crit,
     /// Chunked cookies with one missing (`name.0`, `name.2`, no `name.1`).
     IncompleteChunks,
     /// A registered claim (`exp`, `nbf`, `sub`, …) has the wrong type.
@@ -110,6 +113,7 @@ impl Rejection {
             Rejection::MissingClaim => "missing_claim",
             Rejection::IncompleteChunks => "incomplete_chunks",
             Rejection::UnknownKey => "unknown_key",
+            Rejection::Crit => "crit",
             Rejection::InvalidClaim => "invalid_claim",
             Rejection::NoUserId => "no_user_id",
             Rejection::InvalidUserId => "invalid_user_id",

@@ -481,3 +481,68 @@ fn a_cached_session_expires_with_its_token() {
     std::thread::sleep(std::time::Duration::from_millis(2100));
     assert_eq!(outcome(&rsa, &token), Outcome::Rejected(Rejection::Expired), "the cache never outlives the token");
 }
+
+/// The identity outcomes the admin listener counted, after one page for each token.
+async fn outcomes_after(identity: &str, tokens: &[String]) -> (Vec<String>, String) {
+    let upstream = spawn_html_upstream(PAGE).await;
+    let yaml = proxy_yaml(upstream.addr, &format!("admin:\n  listen: 127.0.0.1:0\n{identity}"));
+    let proxy = spawn_proxy(&yaml).await;
+    let mut pages = Vec::new();
+    for token in tokens {
+        let page = get_as(&proxy, "/", token).await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert_eq!(page.widgets(), 1);
+        pages.push(page.text());
+    }
+    let admin = proxy.admin_addr().unwrap();
+    let served = format!("invent_proxy_requests_total{{method=\"GET\",status=\"2xx\"}} {}", tokens.len());
+    let metrics = crate::operations::scrape_until(admin, &served).await;
+    (pages, metrics)
+}
+
+#[tokio::test]
+async fn a_token_with_critical_header_extensions_is_rejected() {
+    let header = |crit: serde_json::Value| json!({"alg": "HS256", "typ": "JWT", "crit": crit, "b64": true});
+    let tokens: Vec<String> = [json!(["b64"]), json!(["exp"])]
+        .into_iter()
+        .map(|crit| tokens::hs256_with_header(&header(crit), &claims("user_42"), JWT_SECRET.as_bytes()))
+        .chain([tokens::hs256(&claims("user_42"))])
+        .collect();
+    let (pages, metrics) = outcomes_after(&identity_yaml(), &tokens).await;
+    assert_eq!(widget_attribute(&pages[0], "user-id"), None, "{}", pages[0]);
+    assert_eq!(widget_attribute(&pages[1], "user-id"), None);
+    assert_eq!(widget_attribute(&pages[2], "user-id").as_deref(), Some("user_42"), "the control verifies");
+    assert!(metrics.contains(r#"invent_proxy_identity_total{outcome="rejected",reason="crit"} 2"#), "{metrics}");
+}
+
+/// A key set whose RSA key (`rsa-1`) declares `key_ops`, beside an EC key (`ec-1`).
+fn jwks_with_key_ops(ops: &[&str]) -> crate::support::process::TempPath {
+    use jsonwebtoken::jwk::{Jwk, JwkSet};
+    let mut rsa = Jwk::from_encoding_key(&tokens::rsa_key(), Algorithm::RS256).unwrap();
+    rsa.common.key_id = Some("rsa-1".into());
+    let mut ec = Jwk::from_encoding_key(&tokens::ec_key(), Algorithm::ES256).unwrap();
+    ec.common.key_id = Some("ec-1".into());
+    let mut set = serde_json::to_value(JwkSet { keys: vec![rsa, ec] }).unwrap();
+    set["keys"][0]["key_ops"] = json!(ops);
+    crate::support::process::TempPath::with_contents(&set.to_string())
+}
+
+#[tokio::test]
+async fn a_key_whose_key_ops_do_not_include_verify_does_not_verify() {
+    let token = tokens::sign_with_kid(Algorithm::RS256, &tokens::rsa_key(), "rsa-1", &claims("user_7"));
+    for (ops, verifies) in [
+        (&["verify"][..], true),
+        (&["sign", "verify"], true),
+        // A key for signing only, or for encryption, is not a key to verify with (RFC 7517 §4.3).
+        (&["sign"], false),
+        (&["encrypt", "wrapKey"], false),
+    ] {
+        let file = jwks_with_key_ops(ops);
+        let (pages, metrics) = outcomes_after(&jwks_yaml(file.path()), std::slice::from_ref(&token)).await;
+        let user_id = widget_attribute(&pages[0], "user-id");
+        assert_eq!(user_id.is_some(), verifies, "{ops:?}: {}", pages[0]);
+        if !verifies {
+            assert!(metrics.contains(r#"reason="unknown_key"} 1"#), "{ops:?}: {metrics}");
+        }
+    }
+}

@@ -9,6 +9,7 @@ mod cli;
 mod compression;
 mod config_errors;
 mod csp;
+mod edge;
 mod http_versions;
 mod identity;
 mod injection;

@@ -20,9 +20,9 @@ pub async fn admin_get(admin: SocketAddr, path: &str) -> (StatusCode, String) {
 }
 
 /// Scrapes `/metrics` until `line` shows (a request is counted when its body is dropped,
-/// just after the client has it).
+/// just after the client has it), for up to 10 s on a busy machine.
 pub async fn scrape_until(admin: SocketAddr, line: &str) -> String {
-    for _ in 0..100 {
+    for _ in 0..500 {
         let (_, text) = admin_get(admin, "/metrics").await;
         if text.lines().any(|l| l == line) {
             return text;

@@ -50,7 +50,11 @@ async fn https_get(
     let tcp = TcpStream::connect(addr).await.unwrap();
     let tls = connector.connect(ServerName::try_from("localhost").unwrap(), tcp).await.unwrap();
     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-    let request = Request::get(format!("https://localhost{path}")).body(Full::new(Bytes::new())).unwrap();
+    // HTTP/1.1 needs its Host even with an absolute target (RFC 9112 §3.2).
+    let request = Request::get(format!("https://localhost{path}"))
+        .header("host", "localhost")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
     let response = if h2 {
         let (mut sender, connection) =
             hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls)).await.unwrap();
