@@ -122,6 +122,8 @@ def cmd_configs(binary):
             continue
         if path.name == "compose.yaml":
             continue
+        if path.parent == DEPLOY / "monitoring" and path.name in ("alerts.yaml", "alerts.test.yaml"):
+            continue  # Prometheus rules and their unit tests: deploy/monitoring/check.sh
         if path.name == "invent-proxy.yaml":
             configs += 1
             if "kubernetes" in path.parts and path.resolve() not in listed:
@@ -134,8 +136,8 @@ def cmd_configs(binary):
             if path.resolve() not in listed:
                 fail(where, "a Kubernetes manifest no kustomization.yaml lists: it is never rendered or validated")
             continue
-        fail(where, "neither a proxy config (invent-proxy.yaml), a kustomization, a manifest nor compose.yaml: "
-             "deploy/check.sh would not check it")
+        fail(where, "neither a proxy config (invent-proxy.yaml), a kustomization, a manifest, compose.yaml nor "
+             "deploy/monitoring's rules: deploy/check.sh would not check it")
     if configs == 0:
         fail("deploy/", "no proxy config found")
 
