@@ -111,6 +111,29 @@ async fn an_existing_widget_gets_identity_instead_of_a_second_one() {
     );
 }
 
+/// The prolog is read as the HTML tokenizer reads it: a bogus comment (`<!>`) may come
+/// before the doctype, while the `-->` after the empty comment `<!-->` is text, so what
+/// follows it is a fragment's, doctype or not.
+#[tokio::test]
+async fn the_prolog_is_read_as_the_html_tokenizer_reads_it() {
+    const AFTER_BOGUS_COMMENT: &str = "<!><!DOCTYPE html><p>x";
+    const AFTER_TEXT: &str = "<!-->--><!DOCTYPE html><p>x";
+    let upstream = spawn_upstream(|req| async move {
+        let mut response = html(if req.uri().path() == "/page" { AFTER_BOGUS_COMMENT } else { AFTER_TEXT });
+        response.headers_mut().insert(header::ETAG, "\"v1\"".parse().unwrap());
+        response
+    })
+    .await;
+    let proxy = spawn_default_proxy(upstream.addr).await;
+    let page = get(&proxy, "/page").await;
+    assert_eq!(page.text(), format!("{AFTER_BOGUS_COMMENT}{WIDGET}"));
+    assert_eq!(page.headers[header::ETAG], "W/\"v1\"", "a page's head");
+    let fragment = get(&proxy, "/fragment").await;
+    assert_eq!(fragment.text(), AFTER_TEXT);
+    assert_eq!(fragment.headers[header::ETAG], "\"v1\"", "the upstream's head");
+    assert_eq!(fragment.headers[header::CONTENT_LENGTH], AFTER_TEXT.len().to_string().as_str());
+}
+
 #[tokio::test]
 async fn a_page_that_loads_the_script_gets_only_the_element() {
     let page = "<!doctype html><html><head><script src=\"https://www.useinvent.com/button.js\"></script></head>\
