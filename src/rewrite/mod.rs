@@ -49,7 +49,8 @@ pub enum Sniffed {
     /// None within [`SNIFF_LIMIT`] or the whole body: it passes through untouched.
     NotPage,
     /// The upstream paused before it was clear: the head goes out as a page's, and the
-    /// body is still rewritten (a fragment's bytes come out unchanged).
+    /// body is still rewritten (a fragment's bytes come out unchanged, but for the
+    /// identity attributes on an `invent-assistant` of its own).
     Undecided,
 }
 
