@@ -208,14 +208,18 @@ fn on_body(
 
 /// The page's own `invent-assistant`: it gets the identity attributes, or, if the widget
 /// was already inserted above it, it goes (exactly one widget per page).
+///
+/// It may stream by before the body shows it is a page (no doctype, `<body>` later): it is
+/// the page's widget all the same, and gets what it would get on a page, since it cannot
+/// wait. A body that turns out not to be a page within the sniff goes out as the
+/// upstream's bytes anyway; after it (the upstream paused), the response already has a
+/// page's head.
 fn on_existing_element(
     injection: Arc<Injection>,
     state: Arc<PageState>,
 ) -> impl FnMut(&mut Element<'_, '_>) -> lol_html::HandlerResult + Send + 'static {
     move |el| {
-        if !PageState::flag(&state.page) {
-            return Ok(());
-        }
+        // Set only once the widget went in, which takes a page.
         if PageState::flag(&state.added_element) {
             el.remove();
             return Ok(());

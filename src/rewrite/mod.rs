@@ -12,6 +12,8 @@ mod handlers;
 mod output;
 mod skim;
 mod stages;
+#[cfg(test)]
+mod tests;
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -34,8 +36,15 @@ use output::{SharedOutput, Sink, lock};
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// How much of a body is read, at most, to find out whether it is a whole page before
-/// the response head is sent. Pages show a doctype or `<html>` in their first bytes.
+/// the response head is sent, counted in page bytes (decoded, if the page is compressed).
+/// Pages show a doctype or `<html>` in their first bytes.
 pub const SNIFF_LIMIT: usize = 64 * 1024;
+
+/// How many compressed bytes are read, at most, while their first [`SNIFF_LIMIT`] decoded
+/// bytes are still to come. Compressed bytes can decode to nothing at all (brotli metadata,
+/// a gzip header's comment): this bounds what is held. A first read past it is decoded
+/// all the same, before it is judged.
+pub const SNIFF_RAW_LIMIT: usize = 4 * SNIFF_LIMIT;
 
 /// How long [`RewriteBody::sniff`] may hold the response head back while the body is
 /// still unclear. Whole pages show themselves in their first bytes, well before this.
@@ -46,10 +55,12 @@ pub const SNIFF_DEADLINE: std::time::Duration = std::time::Duration::from_millis
 pub enum Sniffed {
     /// A doctype, `<html>` or `<body>`: the page is rewritten.
     Page,
-    /// None within [`SNIFF_LIMIT`] or the whole body: it passes through untouched.
+    /// None within [`SNIFF_LIMIT`] page bytes ([`SNIFF_RAW_LIMIT`] compressed ones) or the
+    /// whole body: it passes through untouched.
     NotPage,
     /// The upstream paused before it was clear: the head goes out as a page's, and the
-    /// body is still rewritten (a fragment's bytes come out unchanged).
+    /// body is still rewritten (a fragment's bytes come out unchanged, but for the
+    /// identity attributes on an `invent-assistant` of its own).
     Undecided,
 }
 
@@ -89,6 +100,8 @@ pub struct RewriteBody<B> {
     input_ended: bool,
     /// Bytes received from the upstream so far.
     received: u64,
+    /// Page bytes taken so far (decoded, if the page is compressed).
+    page_bytes: u64,
     /// Whether the page opens with a doctype, until that is clear.
     doctype: doctype::DoctypeScan,
     /// The fast path: which bytes lol_html must see. `None`: it sees them all.
@@ -128,6 +141,7 @@ impl<B> RewriteBody<B> {
             remainder: Bytes::new(),
             input_ended: false,
             received: 0,
+            page_bytes: 0,
             doctype: doctype::DoctypeScan::default(),
             skim: Some(Box::default()),
         };
@@ -269,12 +283,12 @@ where
     B: Body<Data = Bytes> + Unpin,
     B::Error: Into<BoxError>,
 {
-    /// Reads until the body shows it is a whole page, or [`SNIFF_LIMIT`] bytes or its end
-    /// show it is not; a body announced as at most [`SNIFF_LIMIT`] bytes is read whole
-    /// (while it decodes to no more than that). It never waits past [`SNIFF_DEADLINE`]: an
-    /// upstream that pauses before it is clear gets its head sent as a page's. Call before
-    /// sending the response head; an error means the upstream failed before the client
-    /// received anything.
+    /// Reads until the body shows it is a whole page, or [`SNIFF_LIMIT`] page bytes (or
+    /// [`SNIFF_RAW_LIMIT`] compressed ones) or its end show it is not; a body announced as
+    /// at most [`SNIFF_LIMIT`] bytes is read whole (while it decodes to no more than
+    /// that). It never waits past [`SNIFF_DEADLINE`]: an upstream that pauses before it is
+    /// clear gets its head sent as a page's. Call before sending the response head; an
+    /// error means the upstream failed before the client received anything.
     pub async fn sniff(&mut self) -> Result<Sniffed, BoxError> {
         let deadline = tokio::time::Instant::now() + SNIFF_DEADLINE;
         let mut raw: Vec<Bytes> = Vec::new();
@@ -282,13 +296,16 @@ where
         // An upstream that announced a small length usually has the whole body at hand:
         // reading it all gives the client an exact Content-Length instead of chunks.
         let small = self.upstream.size_hint().exact().is_some_and(|len| len <= SNIFF_LIMIT as u64);
+        let unclear = |body: &Self| !body.is_page() && body.page_bytes < SNIFF_LIMIT as u64;
         let buffered = |body: &Self| lock(&body.output).len();
         // The output held back is bounded too: a small compressed body may decode to much
         // more (twice the window leaves room for a whole small page and its widget).
-        while (small || (!self.is_page() && read < SNIFF_LIMIT)) && buffered(self) <= 2 * SNIFF_LIMIT {
+        while (small || unclear(self)) && buffered(self) <= 2 * SNIFF_LIMIT {
+            // What was read is decoded (a step at a time) before more is read.
             match self.pump()? {
                 Pump::Worked => continue,
                 Pump::Done => break,
+                Pump::NeedInput if !small && read >= SNIFF_RAW_LIMIT => break,
                 Pump::NeedInput => {}
             }
             let Ok(frame) = tokio::time::timeout_at(deadline, self.upstream.frame()).await else {

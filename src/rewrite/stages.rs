@@ -35,6 +35,7 @@ impl<B> RewriteBody<B> {
 
     /// Page bytes to the rewriter, or straight to the output once it has given up.
     pub(super) fn feed(&mut self, page_bytes: &Bytes) {
+        self.page_bytes += page_bytes.len() as u64;
         match self.stage {
             Stage::PassingThrough => lock(&self.output).share(page_bytes.clone()),
             Stage::Finished => {}

@@ -250,3 +250,75 @@ async fn a_decompression_bomb_keeps_memory_flat() {
     let growth_mib = proxy.peak_rss_kib().saturating_sub(before) / 1024;
     assert!(growth_mib < 24, "peak memory grew by {growth_mib} MiB for a {EXPANDED}-byte expansion");
 }
+
+/// About 1 MB of HTML that compresses poorly: random words.
+fn large_page() -> String {
+    let mut page = String::from("<!DOCTYPE html><html><head><title>Big</title></head><body>\n");
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    while page.len() < 1_000_000 {
+        page.push_str("<p>");
+        for _ in 0..40 {
+            let word = next();
+            (0..2 + word % 9).for_each(|i| page.push(char::from(b'a' + (word >> (8 + 5 * i) & 31) as u8 % 26)));
+            page.push(' ');
+        }
+        page.push_str("</p>\n");
+    }
+    page.push_str("</body></html>\n");
+    page
+}
+
+/// A compressed page is judged on its decoded bytes: one whose compressed bytes come in a
+/// read of 64 KiB or more (a large page, from a warm keep-alive connection whose read
+/// buffer has grown) still opens with its doctype and gets the widget, for a client that
+/// takes gzip and for one that does not.
+#[tokio::test]
+async fn a_large_compressed_page_read_in_one_go_is_still_a_page() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::AsyncWriteExt;
+    let page = large_page();
+    let gzipped = encode("gzip", page.as_bytes());
+    assert!(gzipped.len() >= 200 * 1024, "{} bytes compressed", gzipped.len());
+    let head = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/html; charset=utf-8\r\ncontent-encoding: gzip\r\n\
+         content-length: {}\r\n\r\n",
+        gzipped.len()
+    );
+    let response = Bytes::from([head.as_bytes(), &gzipped].concat());
+    let connections = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = std::sync::Arc::clone(&connections);
+    let upstream = spawn_raw_upstream(move |mut socket| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        let response = response.clone();
+        async move {
+            // The head and the whole body in one write.
+            while read_request(&mut socket).await.is_some() {
+                socket.write_all(&response).await.unwrap();
+            }
+        }
+    })
+    .await;
+    // One worker: every request reuses the upstream connection the one before it warmed.
+    let proxy = spawn_proxy(&proxy_yaml(upstream, "limits:\n  workers: 1\n")).await;
+    for (n, gzip) in [true, false, true, false].into_iter().enumerate() {
+        let accept: &[(&str, &str)] = if gzip { &[("accept-encoding", "gzip")] } else { &[] };
+        let received = get_with(&proxy, "/", accept).await;
+        let coding = received.headers.get(header::CONTENT_ENCODING);
+        let text = if gzip {
+            assert_eq!(coding.map(|c| c.to_str().unwrap()), Some("gzip"), "request {n}");
+            String::from_utf8(decode("gzip", &received.body)).unwrap()
+        } else {
+            assert_eq!(coding, None, "request {n}");
+            received.text()
+        };
+        assert_eq!(text.matches("<invent-assistant").count(), 1, "request {n} (gzip: {gzip})");
+        assert!(text.replacen(WIDGET, "", 1) == page, "request {n}: the page, otherwise byte for byte");
+    }
+    assert_eq!(connections.load(Ordering::SeqCst), 1, "one warm upstream connection");
+}

@@ -111,6 +111,59 @@ async fn an_existing_widget_gets_identity_instead_of_a_second_one() {
     );
 }
 
+/// A page that shows itself only after its own `invent-assistant` went by (no doctype, a
+/// `<body>` later) still has exactly one widget: its own, with the visitor's identity. A
+/// fragment with one keeps its bytes.
+#[tokio::test]
+async fn a_widget_before_the_page_shows_itself_is_the_only_one() {
+    const PAGE: &str = "<invent-assistant></invent-assistant><body>x</body>";
+    const FRAGMENT: &str = "<invent-assistant></invent-assistant><p>x</p>";
+    let upstream =
+        spawn_upstream(|req| async move { html(if req.uri().path() == "/page" { PAGE } else { FRAGMENT }) }).await;
+    let proxy = spawn_identity_proxy(&upstream).await;
+    let token = tokens::hs256(&tokens::claims("user_42"));
+    let signed_in = get_as(&proxy, "/page", &token).await;
+    let text = signed_in.text();
+    assert_eq!(signed_in.widgets(), 1, "{text}");
+    assert_eq!(text.matches("button.js").count(), 1, "{text}");
+    assert_eq!(widget_attribute(&text, "assistant-id").as_deref(), Some("ast_test"), "{text}");
+    assert_eq!(widget_attribute(&text, "user-id").as_deref(), Some("user_42"), "{text}");
+    assert_eq!(
+        widget_attribute(&text, "user-hash").as_deref(),
+        Some("45bb144b8ebbe9876600b63739423f010f4ea3d43771ea3fee1329d463683b59")
+    );
+    assert!(text.ends_with(&format!("<body>x{WIDGET_SCRIPT}</body>")), "{text}");
+    let anonymous = get(&proxy, "/page").await.text();
+    assert_eq!(
+        anonymous,
+        format!("<invent-assistant assistant-id=\"ast_test\"></invent-assistant><body>x{WIDGET_SCRIPT}</body>")
+    );
+    assert_eq!(get_as(&proxy, "/fragment", &token).await.text(), FRAGMENT);
+}
+
+/// The prolog is read as the HTML tokenizer reads it: a bogus comment (`<!>`) may come
+/// before the doctype, while the `-->` after the empty comment `<!-->` is text, so what
+/// follows it is a fragment's, doctype or not.
+#[tokio::test]
+async fn the_prolog_is_read_as_the_html_tokenizer_reads_it() {
+    const AFTER_BOGUS_COMMENT: &str = "<!><!DOCTYPE html><p>x";
+    const AFTER_TEXT: &str = "<!-->--><!DOCTYPE html><p>x";
+    let upstream = spawn_upstream(|req| async move {
+        let mut response = html(if req.uri().path() == "/page" { AFTER_BOGUS_COMMENT } else { AFTER_TEXT });
+        response.headers_mut().insert(header::ETAG, "\"v1\"".parse().unwrap());
+        response
+    })
+    .await;
+    let proxy = spawn_default_proxy(upstream.addr).await;
+    let page = get(&proxy, "/page").await;
+    assert_eq!(page.text(), format!("{AFTER_BOGUS_COMMENT}{WIDGET}"));
+    assert_eq!(page.headers[header::ETAG], "W/\"v1\"", "a page's head");
+    let fragment = get(&proxy, "/fragment").await;
+    assert_eq!(fragment.text(), AFTER_TEXT);
+    assert_eq!(fragment.headers[header::ETAG], "\"v1\"", "the upstream's head");
+    assert_eq!(fragment.headers[header::CONTENT_LENGTH], AFTER_TEXT.len().to_string().as_str());
+}
+
 #[tokio::test]
 async fn a_page_that_loads_the_script_gets_only_the_element() {
     let page = "<!doctype html><html><head><script src=\"https://www.useinvent.com/button.js\"></script></head>\

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use invent_proxy::RunningProxy;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::support::*;
@@ -17,23 +17,6 @@ use crate::support::*;
 /// One worker: each request of a test reuses the connection the one before it left (a
 /// worker keeps its own pool, and each of a test's requests comes on a new connection).
 const ADMIN: &str = "admin:\n  listen: 127.0.0.1:0\nlimits:\n  workers: 1\n";
-
-/// Reads one request (head, and a body of its `content-length`); `None` at end of stream.
-async fn read_request(socket: &mut TcpStream) -> Option<String> {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if socket.read(&mut byte).await.unwrap_or(0) == 0 {
-            return None;
-        }
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
-    let length = head.lines().find_map(|l| l.strip_prefix("content-length: ")).map_or(0, |n| n.trim().parse().unwrap());
-    let mut body = vec![0u8; length];
-    socket.read_exact(&mut body).await.ok()?;
-    Some(head)
-}
 
 async fn answer(socket: &mut TcpStream, body: &str) {
     let response =

@@ -24,6 +24,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use invent_proxy::{Config, RunningProxy};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
@@ -125,6 +126,23 @@ where
         }
     });
     addr
+}
+
+/// Reads one request (head, and a body of its `content-length`); `None` at end of stream.
+pub async fn read_request(socket: &mut TcpStream) -> Option<String> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if socket.read(&mut byte).await.unwrap_or(0) == 0 {
+            return None;
+        }
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    let length = head.lines().find_map(|l| l.strip_prefix("content-length: ")).map_or(0, |n| n.trim().parse().unwrap());
+    let mut body = vec![0u8; length];
+    socket.read_exact(&mut body).await.ok()?;
+    Some(head)
 }
 
 /// An address nothing listens on, held so no other test can take it: connections to it
