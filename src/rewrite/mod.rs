@@ -319,6 +319,7 @@ where
                 Some(Ok(frame)) => match frame.into_data() {
                     Ok(data) => {
                         read += data.len();
+                        self.received += data.len() as u64;
                         raw.push(data.clone());
                         self.accept(data);
                     }
