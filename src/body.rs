@@ -12,7 +12,9 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 
 use crate::inject::Skip;
-use crate::rewrite::{BoxError, RewriteBody};
+use invent_rewrite::RewriteBody;
+
+use crate::error::BoxError;
 use crate::telemetry::AccessLog;
 use crate::upstream::InFlight;
 

@@ -208,6 +208,16 @@ impl Decoder {
     }
 }
 
+impl invent_rewrite::Decode for Decoder {
+    fn step(&mut self, input: &[u8]) -> io::Result<(usize, Bytes)> {
+        Decoder::step(self, input)
+    }
+
+    fn finish(self: Box<Self>) -> io::Result<()> {
+        Decoder::finish(*self)
+    }
+}
+
 /// RFC 1950: compression method 8, window ≤ 32K, and a header checksum divisible by 31.
 fn is_zlib_header(start: &[u8]) -> bool {
     let (cmf, flg) = (start[0], start[1]);
@@ -265,6 +275,16 @@ impl Encoder {
         };
         out.extend_from_slice(&end);
         Ok(Bytes::from(out))
+    }
+}
+
+impl invent_rewrite::Encode for Encoder {
+    fn push(&mut self, input: &[u8]) -> io::Result<Bytes> {
+        Encoder::push(self, input)
+    }
+
+    fn finish(self: Box<Self>, input: &[u8]) -> io::Result<Bytes> {
+        Encoder::finish(*self, input)
     }
 }
 

@@ -5,7 +5,10 @@ use http::{Response, StatusCode, header};
 use http_body_util::Full;
 
 use crate::metrics::UpstreamFailure;
-use crate::rewrite::BoxError;
+
+/// The error of a body on the request path: whatever the upstream's body or a codec
+/// failed with.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Everything that can stop a request from being proxied, tagged by where it came from.
 #[derive(Debug, thiserror::Error)]

@@ -1,18 +1,18 @@
-//! When to inject, and what: the request and response rules of the spec's "What gets
-//! rewritten", the widget's markup, and the header changes of a rewritten response.
+//! When to inject: the request and response rules of the spec's "What gets rewritten",
+//! and the header changes of a rewritten response.
 
 use std::borrow::Cow;
 use std::fmt;
-use std::fmt::Write as _;
 
 use encoding_rs::Encoding;
 use http::header::{self, HeaderMap};
 use http::{Method, StatusCode};
 
+use invent_rewrite::Syntax;
+
 use crate::codec::Coding;
 use crate::config;
 use crate::headers;
-use crate::identity::Visitor;
 
 /// Why a response passed through without the widget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,14 +78,6 @@ pub fn request_qualifies(method: &Method, path: &str, headers: &HeaderMap, rules
         return Err(Skip::NotNavigation);
     }
     Ok(())
-}
-
-/// How the browser parses the page, which decides how attributes may be written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Syntax {
-    Html,
-    /// `application/xhtml+xml`: an XML parser, so every attribute needs a value.
-    Xhtml,
 }
 
 /// The path as the upstream will resolve it, for matching against the globs:
@@ -203,140 +195,6 @@ pub fn not_modified_headers(headers: &mut HeaderMap, varies_by: &[header::Header
     }
 }
 
-/// The widget's markup, with the parts that never change rendered once at start-up.
-#[derive(Debug, Clone)]
-pub struct Widget {
-    /// `<invent-assistant assistant-id=".." theme-..=".."` without its closing `>`.
-    element_open: String,
-    script_tag: String,
-    /// The same tag with attribute values, for XHTML.
-    xhtml_script_tag: String,
-    /// The script URL without `http:`/`https:`, to recognise `//host/...` forms too.
-    script_url_without_scheme: String,
-    assistant_id: String,
-}
-
-impl Widget {
-    pub fn new(assistant: &config::Assistant) -> Self {
-        let mut element_open = String::from("<invent-assistant");
-        push_attribute(&mut element_open, "assistant-id", &assistant.id);
-        let theme = &assistant.theme;
-        if let Some(appearance) = theme.appearance {
-            push_attribute(&mut element_open, "theme-appearance", &appearance.to_string());
-        }
-        if let Some(color) = &theme.button_background_color {
-            push_attribute(&mut element_open, "theme-button-background-color", color);
-        }
-        if let Some(color) = &theme.button_color {
-            push_attribute(&mut element_open, "theme-button-color", color);
-        }
-        let mut script_open = String::from("<script type=\"text/javascript\"");
-        push_attribute(&mut script_open, "src", &assistant.script_url);
-        Widget {
-            element_open,
-            script_tag: format!("{script_open} async defer></script>"),
-            xhtml_script_tag: format!("{script_open} async=\"async\" defer=\"defer\"></script>"),
-            script_url_without_scheme: without_scheme(&assistant.script_url).to_owned(),
-            assistant_id: assistant.id.clone(),
-        }
-    }
-
-    /// The configured assistant id, for a page's own element that lacks one.
-    pub fn assistant_id(&self) -> &str {
-        &self.assistant_id
-    }
-
-    /// Whether a page's `<script src>` value loads the widget's script: `&amp;` decoded,
-    /// and a scheme-relative `//host/...` counting as the same URL.
-    pub fn is_widget_script(&self, src: &str) -> bool {
-        let src = if src.contains("&amp;") { Cow::Owned(src.replace("&amp;", "&")) } else { Cow::Borrowed(src) };
-        without_scheme(&src) == self.script_url_without_scheme
-    }
-
-    /// The markup to insert: the element (unless the page has one) and the script tag
-    /// (unless the page loads it already).
-    /// `nonce`: the CSP nonce the script must carry to run.
-    pub fn markup(
-        &self,
-        visitor: Option<&Visitor>,
-        syntax: Syntax,
-        nonce: Option<&str>,
-        element: bool,
-        script: bool,
-    ) -> String {
-        let mut out = String::with_capacity(self.element_open.len() + self.script_tag.len() + 256);
-        if element {
-            out.push_str(&self.element_open);
-            for (name, value) in identity_attributes(visitor) {
-                push_attribute(&mut out, name, value);
-            }
-            out.push_str("></invent-assistant>");
-        }
-        if script {
-            let tag = match syntax {
-                Syntax::Html => &self.script_tag,
-                Syntax::Xhtml => &self.xhtml_script_tag,
-            };
-            match nonce {
-                None => out.push_str(tag),
-                Some(nonce) => {
-                    // `<script` + ` nonce="…"` + the rest of the tag.
-                    out.push_str("<script");
-                    push_attribute(&mut out, "nonce", nonce);
-                    out.push_str(&tag["<script".len()..]);
-                }
-            }
-        }
-        out
-    }
-}
-
-/// A URL without its `http:`/`https:` scheme (`//host/path` stays as it is).
-fn without_scheme(url: &str) -> &str {
-    let url = url.trim();
-    url.strip_prefix("https:").or_else(|| url.strip_prefix("http:")).unwrap_or(url)
-}
-
-/// The identity attributes of a visitor, in the order the widget documents them.
-pub fn identity_attributes(visitor: Option<&Visitor>) -> Vec<(&'static str, &str)> {
-    let Some(v) = visitor else { return Vec::new() };
-    let mut attributes = vec![("user-id", v.user_id.as_str()), ("user-hash", v.user_hash.as_str())];
-    if let Some(name) = &v.user_name {
-        attributes.push(("user-name", name));
-    }
-    if let Some(avatar) = &v.user_avatar {
-        attributes.push(("user-avatar", avatar));
-    }
-    attributes
-}
-
-fn push_attribute(out: &mut String, name: &str, value: &str) {
-    out.push(' ');
-    out.push_str(name);
-    out.push_str("=\"");
-    escape_attribute(out, value);
-    out.push('"');
-}
-
-/// Escapes an attribute value for a double-quoted attribute. Non-ASCII characters become
-/// numeric character references, so the markup is plain ASCII and reads the same in any
-/// ASCII-compatible page encoding.
-pub fn escape_attribute(out: &mut String, value: &str) {
-    for c in value.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            c if c.is_ascii() && !c.is_ascii_control() => out.push(c),
-            c => {
-                let _ = write!(out, "&#x{:x};", c as u32);
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -362,16 +220,6 @@ mod tests {
         ] {
             assert_eq!(normalized_path(path), normal, "{path}");
         }
-    }
-
-    #[test]
-    fn attribute_values_cannot_break_out() {
-        let mut out = String::new();
-        escape_attribute(&mut out, "\"><script>alert('x')</script>&");
-        assert_eq!(out, "&quot;&gt;&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;");
-        let mut out = String::new();
-        escape_attribute(&mut out, "Zoë 日本\n");
-        assert_eq!(out, "Zo&#xeb; &#x65e5;&#x672c;&#xa;");
     }
 
     #[test]
@@ -414,18 +262,6 @@ mod tests {
         assert_eq!(response_qualifies(StatusCode::OK, &download), Err(Skip::Attachment));
         let inline = headers(&[("content-type", "text/html"), ("content-disposition", "inline")]);
         assert_eq!(response_qualifies(StatusCode::OK, &inline).map(|d| d.syntax), Ok(Syntax::Html));
-    }
-
-    #[test]
-    fn the_widget_script_is_recognised_however_the_page_writes_it() {
-        let widget = Widget::new(&config::Assistant {
-            id: "a".into(),
-            script_url: "https://cdn.example/button.js?v=1&x=2".into(),
-            theme: config::Theme::default(),
-        });
-        assert!(widget.is_widget_script("https://cdn.example/button.js?v=1&amp;x=2"));
-        assert!(widget.is_widget_script("//cdn.example/button.js?v=1&x=2"));
-        assert!(!widget.is_widget_script("https://cdn.example/other.js"));
     }
 
     #[test]

@@ -14,17 +14,16 @@ use hyper::body::Incoming;
 use crate::body::{LoggedBody, ProxyBody};
 use crate::codec::{Coding, Decoder, Encoder};
 use crate::config::Config;
-use crate::csp;
 use crate::error::{ClientBodyFailure, ProxyError};
 use crate::headers;
 use crate::identity::{Identifier, Outcome, Visitor};
-use crate::inject::{self, Skip, Widget};
+use crate::inject::{self, Skip};
 use crate::metrics::Metrics;
-use crate::rewrite::{Injection, RewriteBody, Sniffed, Transcode};
 use crate::server::StartError;
 use crate::telemetry::AccessLog;
 use crate::upgrade;
 use crate::upstream::{self, UpstreamClient};
+use invent_rewrite::{Injection, RewriteBody, Sniffed, Transcode, Widget, csp};
 
 /// Everything a request needs, built once from the config and shared by all requests.
 pub struct Proxy {
@@ -56,12 +55,12 @@ impl Proxy {
     /// As [`Proxy::start`], counting into `metrics` (kept across reloads).
     pub async fn start_with(config: Config, metrics: Arc<Metrics>) -> Result<Self, StartError> {
         let client = upstream::client(&config.upstream, config.limits.workers).map_err(StartError::Client)?;
-        crate::rewrite::selectors_ready();
+        invent_rewrite::selectors_ready();
         let identifier = match &config.identity {
             Some(identity) => Some(Identifier::start(identity, &config.upstream).await.map_err(StartError::Identity)?),
             None => None,
         };
-        let widget = Arc::new(Widget::new(&config.assistant));
+        let widget = Arc::new(widget_of(&config.assistant));
         Ok(Proxy { config, client, identifier, widget, metrics })
     }
 
@@ -291,13 +290,30 @@ impl Proxy {
     }
 }
 
+/// The widget markup of `assistant`: its id, script and theme attributes.
+fn widget_of(assistant: &crate::config::Assistant) -> Widget {
+    let theme = &assistant.theme;
+    let appearance = theme.appearance.map(|a| a.to_string());
+    let attributes: Vec<(&str, &str)> = [
+        ("theme-appearance", appearance.as_deref()),
+        ("theme-button-background-color", theme.button_background_color.as_deref()),
+        ("theme-button-color", theme.button_color.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| Some((name, value?)))
+    .collect();
+    Widget::new(&assistant.id, &assistant.script_url, &attributes)
+}
+
 /// The decoder for a compressed page, and the encoder if the client accepts its coding.
 fn transcode(coding: Option<Coding>, request: &HeaderMap) -> Result<Transcode, ProxyError> {
     let Some(coding) = coding else { return Ok(Transcode::default()) };
     let internal = |e: std::io::Error| ProxyError::Internal(e.into());
-    let decoder = Decoder::new(coding).map_err(internal)?;
-    let encoder =
-        headers::accepts_coding(request, coding).then(|| Encoder::new(coding)).transpose().map_err(internal)?;
+    let decoder: Box<dyn invent_rewrite::Decode> = Box::new(Decoder::new(coding).map_err(internal)?);
+    let encoder = match headers::accepts_coding(request, coding) {
+        true => Some(Box::new(Encoder::new(coding).map_err(internal)?) as Box<dyn invent_rewrite::Encode>),
+        false => None,
+    };
     Ok(Transcode { decoder: Some(decoder), encoder })
 }
 

@@ -108,7 +108,7 @@ impl Default for Limits {
             // nginx's `keepalive_timeout`.
             idle_timeout: Duration::from_secs(75),
             body_stall_timeout: Duration::from_secs(30),
-            rewriter_max_memory: crate::rewrite::REWRITER_MAX_MEMORY,
+            rewriter_max_memory: invent_rewrite::REWRITER_MAX_MEMORY,
             max_header_size: 128 * 1024,
         }
     }
@@ -165,7 +165,7 @@ pub struct Theme {
 /// Which pages get the widget, and where.
 #[derive(Debug, Clone)]
 pub struct Inject {
-    pub position: Position,
+    pub position: invent_rewrite::Position,
     pub include_paths: PathGlobs,
     pub exclude_paths: PathGlobs,
     /// Origins added to the governing directives of a page's `Content-Security-Policy`.
@@ -373,7 +373,7 @@ fn build_inject(raw: Option<raw::RawInject>) -> Result<Inject, BuildError> {
         return Err(BuildError::new("inject.include_paths", None, message));
     }
     Ok(Inject {
-        position: position.map_or(Position::BodyEnd, |v| v.0),
+        position: position.map_or(invent_rewrite::Position::BodyEnd, |v| v.0.into()),
         include_paths: globs(include, &["/**"], "inject.include_paths")?,
         exclude_paths: globs(exclude, &[], "inject.exclude_paths")?,
         csp_allow: csp_allow.unwrap_or_default().into_iter().map(|origin| origin.0.0).collect(),

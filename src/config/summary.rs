@@ -33,7 +33,11 @@ impl Config {
             let _ = writeln!(s, "  server name:    {}", name.to_str());
         }
         let _ = writeln!(s, "assistant:        {} (script {})", self.assistant.id, self.assistant.script_url);
-        let _ = writeln!(s, "inject:           {} on {:?}", self.inject.position, self.inject.include_paths.patterns());
+        let position = match self.inject.position {
+            invent_rewrite::Position::BodyEnd => "body_end",
+            invent_rewrite::Position::HeadEnd => "head_end",
+        };
+        let _ = writeln!(s, "inject:           {position} on {:?}", self.inject.include_paths.patterns());
         if !self.inject.exclude_paths.patterns().is_empty() {
             let _ = writeln!(s, "  except:         {:?}", self.inject.exclude_paths.patterns());
         }

@@ -288,6 +288,15 @@ config_enum! {
     }
 }
 
+impl From<Position> for invent_rewrite::Position {
+    fn from(position: Position) -> Self {
+        match position {
+            Position::BodyEnd => invent_rewrite::Position::BodyEnd,
+            Position::HeadEnd => invent_rewrite::Position::HeadEnd,
+        }
+    }
+}
+
 config_enum! {
     /// How `jwt.secret` is written: the key's bytes as text, or base64 of them.
     SecretEncoding {

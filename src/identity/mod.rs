@@ -30,15 +30,7 @@ pub use token::session_cookie;
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
 /// A visitor whose session verified, with what the widget shows of them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Visitor {
-    pub user_id: String,
-    /// Lowercase hex HMAC-SHA256 of `user_id`, keyed with the assistant's secret key.
-    pub user_hash: String,
-    pub user_name: Option<String>,
-    /// Only ever an absolute `https://` URL.
-    pub user_avatar: Option<String>,
-}
+pub use invent_rewrite::Visitor;
 
 /// What identification concluded, for the access log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -427,9 +427,9 @@ async fn fragments_larger_than_the_sniff_window_pass_byte_for_byte() {
 async fn a_page_of_exactly_the_sniff_window_gets_its_exact_length() {
     let head = "<!DOCTYPE html><html><body>";
     let tail = "</body></html>";
-    let filler = "x".repeat(invent_proxy::rewrite::SNIFF_LIMIT - head.len() - tail.len());
+    let filler = "x".repeat(invent_rewrite::SNIFF_LIMIT - head.len() - tail.len());
     let page: &'static str = Box::leak(format!("{head}{filler}{tail}").into_boxed_str());
-    assert_eq!(page.len(), invent_proxy::rewrite::SNIFF_LIMIT);
+    assert_eq!(page.len(), invent_rewrite::SNIFF_LIMIT);
     let upstream = spawn_html_upstream(page).await;
     let proxy = spawn_default_proxy(upstream.addr).await;
     let received = get(&proxy, "/").await;

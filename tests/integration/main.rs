@@ -4,7 +4,6 @@
 #[cfg(feature = "browser-tests")]
 mod browser;
 mod charsets;
-mod chunking;
 mod cli;
 mod compression;
 mod config_errors;

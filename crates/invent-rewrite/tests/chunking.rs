@@ -11,13 +11,8 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
-use invent_proxy::config::Position;
-use invent_proxy::identity::Visitor;
-use invent_proxy::inject::{Syntax, Widget};
-use invent_proxy::rewrite::{Injection, RewriteBody};
+use invent_rewrite::{Injection, Position, RewriteBody, Syntax, Visitor, Widget};
 use proptest::prelude::*;
-
-use crate::support::{config, proxy_yaml};
 
 /// A body that yields the given chunks, one frame each, announcing its length or not
 /// (as an upstream with or without `Content-Length` does).
@@ -40,8 +35,7 @@ impl Body for Chunks {
 }
 
 fn widget() -> Arc<Widget> {
-    let config = config(&proxy_yaml("127.0.0.1:9".parse().unwrap(), ""));
-    Arc::new(Widget::new(&config.assistant))
+    Arc::new(Widget::new("ast_test", "https://www.useinvent.com/button.js", &[]))
 }
 
 fn visitor() -> Visitor {
@@ -72,7 +66,7 @@ fn rewrite_announced(page: &[u8], cuts: &[usize], position: Position, announced:
         syntax: Syntax::Html,
         encoding: None,
         nonce: None,
-        max_memory: invent_proxy::rewrite::REWRITER_MAX_MEMORY,
+        max_memory: invent_rewrite::REWRITER_MAX_MEMORY,
     };
     let body = RewriteBody::new(Chunks(chunks, announced), injection, Default::default());
     let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
@@ -146,7 +140,7 @@ fn every_single_byte_split_of_a_page_gives_the_same_output() {
 
 #[test]
 fn a_page_too_big_for_the_rewriter_passes_through_unchanged() {
-    let huge = "a".repeat(3 * invent_proxy::rewrite::REWRITER_MAX_MEMORY);
+    let huge = "a".repeat(3 * invent_rewrite::REWRITER_MAX_MEMORY);
     let page = format!("<!doctype html><html><body title=\"{huge}\"><div>x</div><p>after</p></body></html>");
     // Delivered in 64 KiB chunks, a tag the rewriter handles (`<body>`) must be buffered
     // across chunks: past the memory cap the rewriter gives up, and the page continues

@@ -13,10 +13,7 @@ use http_body_util::BodyExt;
 use proptest::prelude::*;
 
 use super::{Route, Skimmer};
-use crate::config::{Config, Position};
-use crate::identity::Visitor;
-use crate::inject::{Syntax, Widget};
-use crate::rewrite::{Injection, RewriteBody};
+use crate::{Injection, Position, RewriteBody, Syntax, Visitor, Widget};
 
 /// Pieces of pages, chosen to reach every corner of the tokenizer and of the rewrite:
 /// raw text holding `</body>`, comments and their odd endings, script escapes, attributes
@@ -210,10 +207,8 @@ fn chunks(page: &[u8], cuts: &[usize]) -> Chunks {
 }
 
 fn injection(position: Position, visitor: bool) -> Injection {
-    let yaml = "upstream: { url: http://127.0.0.1:9 }\nassistant: { id: ast_test }\n";
-    let config = Config::from_yaml(yaml, "test.yaml", std::path::Path::new(".")).expect("config");
     Injection {
-        widget: Arc::new(Widget::new(&config.assistant)),
+        widget: Arc::new(Widget::new("ast_test", "https://www.useinvent.com/button.js", &[])),
         visitor: visitor.then(|| {
             Arc::new(Visitor {
                 user_id: "user_42".into(),
@@ -226,7 +221,7 @@ fn injection(position: Position, visitor: bool) -> Injection {
         syntax: Syntax::Html,
         encoding: Some(encoding_rs::UTF_8),
         nonce: None,
-        max_memory: crate::rewrite::REWRITER_MAX_MEMORY,
+        max_memory: crate::REWRITER_MAX_MEMORY,
     }
 }
 

@@ -8,10 +8,11 @@ use bytes::Bytes;
 use lol_html::send::HtmlRewriter;
 use tracing::debug;
 
-use super::handlers::{Injection, PageState, settings};
-use super::output::{Output, Sink, lock};
-use super::skim::{Route, Skimmer};
-use super::{RewriteBody, Stage, charset};
+use super::{RewriteBody, Stage};
+use crate::charset;
+use crate::handlers::{Injection, PageState, settings};
+use crate::output::{Output, Sink, lock};
+use crate::skim::{Route, Skimmer};
 
 impl<B> RewriteBody<B> {
     /// Creates the rewriter for the page's encoding and feeds it `first_bytes`; or, for an

@@ -13,10 +13,8 @@ use bytes::Bytes;
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 
-use super::{Injection, RewriteBody, SNIFF_LIMIT, SNIFF_RAW_LIMIT, Sniffed, Transcode};
-use crate::codec::{Coding, Decoder};
-use crate::config::{Config, Position};
-use crate::inject::{Syntax, Widget};
+use super::{RewriteBody, SNIFF_LIMIT, SNIFF_RAW_LIMIT, Sniffed};
+use crate::{Decode, Injection, Position, Syntax, Transcode, Widget};
 
 /// A body of the given chunks, counting those taken.
 struct Chunks {
@@ -35,17 +33,31 @@ impl Body for Chunks {
     }
 }
 
+/// A gzip decoder behind [`Decode`], as the proxy's codec is, in steps of at most 64 KiB.
+struct Gunzip(flate2::Decompress);
+
+impl Decode for Gunzip {
+    fn step(&mut self, input: &[u8]) -> std::io::Result<(usize, Bytes)> {
+        let before = self.0.total_in();
+        let mut out = Vec::with_capacity(64 * 1024);
+        self.0.decompress_vec(input, &mut out, flate2::FlushDecompress::None).map_err(std::io::Error::other)?;
+        Ok(((self.0.total_in() - before) as usize, Bytes::from(out)))
+    }
+
+    fn finish(self: Box<Self>) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 fn injection() -> Injection {
-    let yaml = "upstream: { url: http://127.0.0.1:9 }\nassistant: { id: ast_test }\n";
-    let config = Config::from_yaml(yaml, "test.yaml", std::path::Path::new(".")).expect("config");
     Injection {
-        widget: Arc::new(Widget::new(&config.assistant)),
+        widget: Arc::new(Widget::new("ast_test", "https://www.useinvent.com/button.js", &[])),
         visitor: None,
         position: Position::BodyEnd,
         syntax: Syntax::Html,
         encoding: Some(encoding_rs::UTF_8),
         nonce: None,
-        max_memory: super::REWRITER_MAX_MEMORY,
+        max_memory: crate::REWRITER_MAX_MEMORY,
     }
 }
 
@@ -54,7 +66,7 @@ fn injection() -> Injection {
 fn sniff_gzip(chunks: Vec<Bytes>) -> (Sniffed, usize, Bytes) {
     let taken = Arc::new(AtomicUsize::new(0));
     let body = Chunks { chunks: chunks.into(), taken: Arc::clone(&taken) };
-    let decoder = Decoder::new(Coding::Gzip).expect("decoder");
+    let decoder = Box::new(Gunzip(flate2::Decompress::new_gzip(15)));
     let mut body = RewriteBody::new(body, injection(), Transcode { decoder: Some(decoder), encoder: None });
     let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("runtime");
     runtime.block_on(async {

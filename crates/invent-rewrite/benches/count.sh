@@ -3,20 +3,20 @@
 # path and raw lol_html, counted by callgrind: unlike wall-clock times on a shared
 # machine, the counts are the same on every run of the same binary.
 #
-#   benches/count.sh            # every variant and page size (about 3 min)
-#   RUNS=5 benches/count.sh     # runs per count (default 10; the first warms up caches)
+#   crates/invent-rewrite/benches/count.sh            # every variant and page size (about 3 min)
+#   RUNS=5 crates/invent-rewrite/benches/count.sh     # runs per count (default 10; the first warms up caches)
 #
 # Builds the criterion bench (release), then for each variant and size runs it with
 # REWRITE_COUNT=VARIANT,SIZE,RUNS under `valgrind --tool=callgrind`, counting only inside
 # its `measured` function. Prints a markdown table; also target/count/report.md.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../../.."
 RUNS=${RUNS:-10}
 command -v valgrind >/dev/null || {
   sudo=""; ((EUID == 0)) || sudo=sudo
   $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq valgrind >/dev/null
 }
-bench=$(cargo bench --bench rewrite --no-run --message-format=json 2>/dev/null |
+bench=$(cargo bench -p invent-rewrite --bench rewrite --no-run --message-format=json 2>/dev/null |
   python3 -c 'import json,sys
 for line in sys.stdin:
     m = json.loads(line)

@@ -3,10 +3,10 @@
 //! chunks; beside it the same pipeline with every byte through lol_html, and raw lol_html
 //! rewriting the same bytes with the same selectors (the pipeline's own overhead).
 //!
-//! `cargo bench --bench rewrite`
+//! `cargo bench -p invent-rewrite --bench rewrite`
 //!
 //! On a shared machine, where wall-clock times swing by a third from run to run,
-//! `benches/count.sh` runs each variant under callgrind instead (`REWRITE_COUNT` set):
+//! `crates/invent-rewrite/benches/count.sh` runs each variant under callgrind instead (`REWRITE_COUNT` set):
 //! instructions per page, the same on every run of the same binary.
 
 use std::borrow::Cow;
@@ -20,11 +20,7 @@ use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
-use invent_proxy::Config;
-use invent_proxy::config::Position;
-use invent_proxy::identity::Visitor;
-use invent_proxy::inject::{Syntax, Widget};
-use invent_proxy::rewrite::{Injection, RewriteBody};
+use invent_rewrite::{Injection, Position, RewriteBody, Syntax, Visitor, Widget};
 use lol_html::html_content::ContentType;
 use lol_html::send::{Element, ElementContentHandlers, HtmlRewriter, Settings};
 use lol_html::{Selector, element, end_tag};
@@ -81,14 +77,8 @@ impl Body for Chunks {
 }
 
 fn injection() -> Injection {
-    let config = Config::from_yaml(
-        "upstream: { url: http://127.0.0.1:9 }\nassistant: { id: ast_bench }\n",
-        "bench.yaml",
-        std::path::Path::new("."),
-    )
-    .unwrap();
     Injection {
-        widget: Arc::new(Widget::new(&config.assistant)),
+        widget: Arc::new(Widget::new("ast_bench", "https://www.useinvent.com/button.js", &[])),
         visitor: Some(Arc::new(Visitor {
             user_id: "user_42".into(),
             user_hash: "45bb144b8ebbe9876600b63739423f010f4ea3d43771ea3fee1329d463683b59".into(),
@@ -99,7 +89,7 @@ fn injection() -> Injection {
         syntax: Syntax::Html,
         encoding: None,
         nonce: None,
-        max_memory: invent_proxy::rewrite::REWRITER_MAX_MEMORY,
+        max_memory: invent_rewrite::REWRITER_MAX_MEMORY,
     }
 }
 

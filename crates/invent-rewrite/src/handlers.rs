@@ -11,10 +11,8 @@ use std::sync::LazyLock;
 use lol_html::send::{Element, ElementContentHandlers, Settings};
 use lol_html::{MemorySettings, Selector, end, end_tag};
 
-use super::charset::Decoding;
-use crate::config::Position;
-use crate::identity::Visitor;
-use crate::inject::{self, Syntax, Widget};
+use crate::charset::Decoding;
+use crate::widget::{Position, Syntax, Visitor, Widget, escape_attribute, identity_attributes};
 
 /// lol_html's default memory budget per page (`limits.rewriter_max_memory`). A page that
 /// needs more (a pathological tag or attribute megabytes long) is not rewritten: it passes
@@ -230,7 +228,7 @@ fn on_existing_element(
         if !el.has_attribute("assistant-id") {
             set_escaped(el, "assistant-id", injection.widget.assistant_id())?;
         }
-        for (name, value) in inject::identity_attributes(injection.visitor.as_deref()) {
+        for (name, value) in identity_attributes(injection.visitor.as_deref()) {
             set_escaped(el, name, value)?;
         }
         Ok(())
@@ -275,7 +273,7 @@ fn on_meta(state: Arc<PageState>) -> impl FnMut(&mut Element<'_, '_>) -> lol_htm
 
 fn set_escaped(el: &mut Element<'_, '_>, name: &str, value: &str) -> lol_html::HandlerResult {
     let mut escaped = String::with_capacity(value.len());
-    inject::escape_attribute(&mut escaped, value);
+    escape_attribute(&mut escaped, value);
     el.set_attribute(name, &escaped)?;
     Ok(())
 }

@@ -6,11 +6,6 @@
 //! fragment keeps the upstream's head and bytes exactly. It never holds the head back
 //! longer than [`SNIFF_DEADLINE`].
 
-mod charset;
-mod doctype;
-mod handlers;
-mod output;
-mod skim;
 mod stages;
 #[cfg(test)]
 mod tests;
@@ -26,11 +21,10 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use lol_html::send::HtmlRewriter;
 
-pub use handlers::{Injection, REWRITER_MAX_MEMORY, selectors_ready};
-
-use crate::codec::{Decoder, Encoder};
-use handlers::PageState;
-use output::{SharedOutput, Sink, lock};
+use crate::handlers::{Injection, PageState};
+use crate::output::{SharedOutput, Sink, lock};
+use crate::transcode::{Decode, Encode, Transcode};
+use crate::{doctype, skim};
 
 /// The error of a body on the request path: whatever the upstream body failed with.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -91,9 +85,9 @@ pub struct RewriteBody<B> {
     /// Upstream trailers, held until the rewriter's last bytes are out.
     trailers: Option<HeaderMap>,
     /// Decodes a compressed page before it is rewritten.
-    decoder: Option<Decoder>,
+    decoder: Option<Box<dyn Decode>>,
     /// Encodes the rewritten page for a client that accepts the page's coding.
-    encoder: Option<Encoder>,
+    encoder: Option<Box<dyn Encode>>,
     /// Compressed bytes received but not decoded yet: decoding goes in bounded steps.
     remainder: Bytes,
     /// The upstream body has ended (what remains is in `remainder` or the decoder).
@@ -116,14 +110,6 @@ enum Pump {
     NeedInput,
     /// The upstream body has ended and everything has been processed.
     Done,
-}
-
-/// How a compressed page is read and sent on: decoded, and encoded again if the client
-/// accepts the coding (else sent as identity). The default passes bytes as they are.
-#[derive(Default)]
-pub struct Transcode {
-    pub decoder: Option<Decoder>,
-    pub encoder: Option<Encoder>,
 }
 
 impl<B> RewriteBody<B> {
@@ -241,7 +227,7 @@ impl<B> RewriteBody<B> {
     }
 
     /// Does one bounded unit of work on what the upstream has sent: a decoding step of at
-    /// most [`crate::codec::DECODE_STEP`] bytes, or the end of the page.
+    /// most a bounded step's worth of bytes ([`Decode::step`]), or the end of the page.
     fn pump(&mut self) -> Result<Pump, BoxError> {
         if let Some(decoder) = &mut self.decoder {
             if self.remainder.is_empty() && !self.input_ended {

@@ -69,7 +69,12 @@ pub fn policy_script_nonce(policy: &str) -> Option<String> {
 /// The script nonce of the response's enforced policies (header values may hold several
 /// policies, separated by commas).
 pub fn script_nonce(headers: &HeaderMap) -> Option<String> {
-    crate::headers::list_items(headers, CONTENT_SECURITY_POLICY).find_map(policy_script_nonce)
+    headers
+        .get_all(CONTENT_SECURITY_POLICY)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .find_map(policy_script_nonce)
 }
 
 /// Adds `origins` to the directives that govern the widget's resources, in every enforced
