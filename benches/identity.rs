@@ -3,6 +3,9 @@
 //! check) and cached (the same session on its next page).
 //!
 //! `cargo bench --bench identity`
+// Test and bench code: a panic is the test failing, and its helpers are `pub` for the
+// modules beside them.
+#![allow(clippy::unwrap_used, unreachable_pub)]
 
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -10,7 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use http::{HeaderMap, HeaderValue, header};
 use invent_proxy::Config;
-use invent_proxy::identity::{Identifier, Outcome};
+use invent_proxy::identity::{Identified, Identifier, RequestFacts};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 
 const HS_SECRET: &str = "bench-session-secret-0123456789abcdef";
@@ -64,7 +67,9 @@ fn identifier(runtime: &tokio::runtime::Runtime, jwt_yaml: &str) -> Identifier {
         "upstream: {{ url: http://127.0.0.1:9 }}\nassistant: {{ id: ast_bench }}\nidentity:\n  secret_key: sk_bench\n  jwt:\n    cookie: session\n{jwt_yaml}    claims: {{ user_name: name }}\n"
     );
     let config = Config::from_yaml(&yaml, "bench.yaml", Path::new(".")).unwrap();
-    runtime.block_on(Identifier::start(config.identity.as_ref().unwrap(), &config.upstream)).unwrap()
+    runtime
+        .block_on(Identifier::start(config.main_site().identity.as_ref().unwrap(), &config.main_site().upstream))
+        .unwrap()
 }
 
 fn request_headers(token: &str) -> HeaderMap {
@@ -78,24 +83,25 @@ fn identity_per_request(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let mut group = c.benchmark_group("identity");
     for case in cases() {
-        let headers = request_headers(&case.token);
+        let facts = RequestFacts::from_headers(request_headers(&case.token));
         group.bench_function(format!("{}/cold", case.name), |b| {
             b.iter_batched(
                 || identifier(&runtime, &case.jwt_yaml),
                 |identifier| {
-                    let (visitor, outcome) = runtime.block_on(identifier.identify(&headers));
-                    assert!(matches!(outcome, Outcome::Verified(_)) && visitor.is_some());
+                    let (visitor, outcome) =
+                        runtime.block_on(identifier.identify(&facts));
+                    assert!(matches!(outcome, Identified::Verified { .. }) && visitor.is_some());
                     identifier
                 },
                 BatchSize::PerIteration,
             );
         });
         let warm = identifier(&runtime, &case.jwt_yaml);
-        runtime.block_on(warm.identify(&headers));
+        runtime.block_on(warm.identify(&facts));
         group.bench_function(format!("{}/cached", case.name), |b| {
             b.iter(|| {
-                let (visitor, outcome) = runtime.block_on(warm.identify(&headers));
-                assert!(matches!(outcome, Outcome::Verified(_)) && visitor.is_some());
+                let (visitor, outcome) = runtime.block_on(warm.identify(&facts));
+                assert!(matches!(outcome, Identified::Verified { .. }) && visitor.is_some());
             });
         });
     }

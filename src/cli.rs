@@ -7,9 +7,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
-use crate::live::Sites;
-use crate::proxy::Proxy;
-use crate::{demo, identity, server, telemetry};
+use crate::pipeline::{Proxy, Sites};
+use crate::{demo, identity, listen, telemetry};
 
 /// A streaming reverse proxy that adds the Invent assistant to every HTML page of the
 /// site behind it, recognising signed-in visitors from their session JWT.
@@ -88,13 +87,13 @@ fn run(path: &Path, watch: bool) -> CliResult {
     // Read before the config is: a change in between is seen by `--watch`, not missed.
     let watched = std::fs::read(path).ok();
     let config = Config::load(path)?;
-    telemetry::init(&config.log);
+    telemetry::init(&config.process.log);
     block_on(async {
         // Before start-up, which may take seconds (a `jwks_url`): a SIGHUP meanwhile
         // reloads once serving, instead of ending the process.
         let mut reloads = reload_requests(path, watch.then_some(watched));
-        let mut proxy = server::start(config).await.map_err(|e| match e {
-            server::StartError::Bind { key, .. } => format!("{e} (set `{key}` in {})", path.display()),
+        let mut proxy = listen::start(config).await.map_err(|e| match e {
+            listen::StartError::Bind { key, .. } => format!("{e} (set `{key}` in {})", path.display()),
             other => other.to_string(),
         })?;
         if let Some(admin) = proxy.admin_addr() {
@@ -106,7 +105,7 @@ fn run(path: &Path, watch: bool) -> CliResult {
             }
             None => tracing::info!(listen = %proxy.local_addr(), config = %path.display(), "invent-proxy is serving"),
         }
-        let mut shutdown = std::pin::pin!(server::shutdown_signal());
+        let mut shutdown = std::pin::pin!(listen::shutdown_signal());
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
@@ -165,13 +164,11 @@ fn reload_requests(path: &Path, watched: Option<Option<Vec<u8>>>) -> tokio::sync
 /// client (and its TLS roots) — without binding a port.
 fn check(path: &Path) -> CliResult {
     let config = Config::load(path)?;
+    let process = config.process.summary();
     let sites = block_on(Sites::start(config, std::sync::Arc::default()))??;
     println!("{}: OK", path.display());
-    for (hosts, proxy) in sites.iter() {
-        if !hosts.is_empty() {
-            let names: Vec<String> = hosts.iter().map(ToString::to_string).collect();
-            println!("site {}:", names.join(", "));
-        }
+    println!("{process}");
+    for proxy in sites.iter() {
         report(proxy);
     }
     Ok(())
@@ -179,8 +176,13 @@ fn check(path: &Path) -> CliResult {
 
 /// What `check` says about one site: its summary and what looks wrong.
 fn report(proxy: &Proxy) {
-    println!("{}", proxy.config().summary());
-    for warning in proxy.config().warnings() {
+    let site = proxy.site();
+    if !site.hosts.is_empty() {
+        let names: Vec<String> = site.hosts.iter().map(ToString::to_string).collect();
+        println!("site {}:", names.join(", "));
+    }
+    println!("{}", site.summary());
+    for warning in site.warnings() {
         println!("warning: {warning}");
     }
     if let Some(reason) = proxy.identity_keys_missing() {
@@ -188,7 +190,7 @@ fn report(proxy: &Proxy) {
             "warning: identity.jwt.jwks_url cannot be loaded now ({reason}); until it is, every session token is rejected"
         );
     }
-    if let Err(reason) = probe_upstream_briefly(&proxy.config().upstream) {
+    if let Err(reason) = probe_upstream_briefly(&site.upstream) {
         println!("warning: upstream {reason}; until it answers, visitors get 502");
     }
 }
@@ -226,25 +228,27 @@ fn probe_upstream(upstream: &crate::config::Upstream) -> Result<(), String> {
 }
 
 fn hash(path: &Path, user_id: &str, site: Option<&str>) -> CliResult {
-    let mut config = Config::load(path)?;
-    if let Some(host) = site {
-        let host = crate::config::sites::request_host(host);
-        let specificity = |s: &crate::config::sites::Site| {
-            s.hosts.iter().filter(|h| h.matches(&host)).map(crate::config::sites::HostPattern::specificity).max()
-        };
-        let chosen = config
-            .sites
-            .into_iter()
-            .filter_map(|s| specificity(&s).map(|rank| (rank, s)))
-            .max_by_key(|(rank, _)| *rank);
-        config = chosen.ok_or_else(|| format!("{}: no site serves {host}", path.display()))?.1.config;
-    } else if config.sites.len() > 1 {
-        eprintln!(
-            "note: {} has several sites; this is the default site's hash (choose one with --site HOST)",
-            path.display()
-        );
-    }
-    let identity = config.identity.ok_or_else(|| {
+    let config = Config::load(path)?;
+    let chosen = match site {
+        Some(host) => {
+            let host = crate::config::sites::request_host(host);
+            let specificity = |s: &crate::config::Site| {
+                s.hosts.iter().filter(|h| h.matches(&host)).map(crate::config::sites::HostPattern::specificity).max()
+            };
+            let best = config.sites.iter().filter_map(|s| specificity(s).map(|rank| (rank, s))).max_by_key(|(r, _)| *r);
+            best.ok_or_else(|| format!("{}: no site serves {host}", path.display()))?.1
+        }
+        None => {
+            if config.sites.len() > 1 {
+                eprintln!(
+                    "note: {} has several sites; this is the default site's hash (choose one with --site HOST)",
+                    path.display()
+                );
+            }
+            config.main_site()
+        }
+    };
+    let identity = chosen.identity.as_ref().ok_or_else(|| {
         format!("{}: identity is not configured, so there is no secret key to hash with", path.display())
     })?;
     println!("{}", identity::user_hash(identity.secret_key.expose(), user_id));
@@ -255,13 +259,13 @@ fn demo(listen: SocketAddr) -> CliResult {
     telemetry::init(&crate::config::Log::default());
     block_on(async {
         let running = demo::start(listen).await.map_err(|e| match e {
-            server::StartError::Bind { .. } => {
+            demo::DemoError::Start(listen::StartError::Bind { .. }) => {
                 format!("{e} (choose another address with --listen)")
             }
             other => other.to_string(),
         })?;
         println!("{}", running.instructions());
-        server::shutdown_signal().await;
+        listen::shutdown_signal().await;
         running.shutdown().await;
         Ok(())
     })?

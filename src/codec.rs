@@ -18,7 +18,7 @@ const BROTLI_BUFFER: usize = 16 * 1024;
 
 /// A content coding the proxy can decode and encode again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Coding {
+pub(crate) enum Coding {
     Gzip,
     /// "deflate" is zlib-wrapped (RFC 9110 §8.4.1.2); raw deflate from servers that get it
     /// wrong is read too.
@@ -29,7 +29,7 @@ pub enum Coding {
 
 impl Coding {
     /// The coding a `Content-Encoding`/`Accept-Encoding` token names, if supported.
-    pub fn from_token(token: &str) -> Option<Coding> {
+    pub(crate) fn from_token(token: &str) -> Option<Coding> {
         const TOKENS: [(&str, Coding); 5] = [
             ("gzip", Coding::Gzip),
             ("x-gzip", Coding::Gzip),
@@ -46,7 +46,7 @@ type Out = Vec<u8>;
 
 /// At most this many decoded bytes come out of one decoding step, however much the input
 /// expands: a small compressed body cannot make the proxy hold a huge decoded one.
-pub const DECODE_STEP: usize = 64 * 1024;
+pub(crate) const DECODE_STEP: usize = 64 * 1024;
 
 type BrotliState = brotli_decompressor::BrotliState<
     brotli_decompressor::StandardAlloc,
@@ -74,7 +74,7 @@ enum DecoderKind {
 }
 
 /// Decodes a page's body in bounded steps.
-pub struct Decoder {
+pub(crate) struct Decoder {
     kind: DecoderKind,
     seen_input: bool,
     scratch: Vec<u8>,
@@ -85,7 +85,7 @@ fn corrupt(message: &str) -> io::Error {
 }
 
 impl Decoder {
-    pub fn new(coding: Coding) -> io::Result<Decoder> {
+    pub(crate) fn new(coding: Coding) -> io::Result<Decoder> {
         let kind = match coding {
             Coding::Gzip => DecoderKind::Flate { inflate: flate2::Decompress::new_gzip(15), gzip: true, ended: false },
             Coding::Deflate => DecoderKind::DeflateStart(Vec::new()),
@@ -103,7 +103,7 @@ impl Decoder {
     /// Decodes from the start of `input`: returns how many input bytes it took and at most
     /// [`DECODE_STEP`] decoded bytes. With empty `input` it hands out output it still
     /// holds. `(0, empty)` with input left would mean no progress: that is an error.
-    pub fn step(&mut self, input: &[u8]) -> io::Result<(usize, Bytes)> {
+    pub(crate) fn step(&mut self, input: &[u8]) -> io::Result<(usize, Bytes)> {
         self.seen_input |= !input.is_empty();
         if let DecoderKind::DeflateStart(start) = &mut self.kind {
             start.extend_from_slice(input);
@@ -198,7 +198,7 @@ impl Decoder {
 
     /// The end of the input: an error unless the compressed stream ended properly (a cut
     /// page must not look complete).
-    pub fn finish(self) -> io::Result<()> {
+    pub(crate) fn finish(self) -> io::Result<()> {
         let complete = match &self.kind {
             DecoderKind::DeflateStart(start) => start.is_empty(),
             DecoderKind::Flate { ended, .. } | DecoderKind::Brotli { ended, .. } => *ended,
@@ -233,10 +233,10 @@ enum EncoderKind {
 
 /// Encodes the rewritten page chunk by chunk, each chunk flushed so it can be decoded at
 /// once by the browser.
-pub struct Encoder(EncoderKind);
+pub(crate) struct Encoder(EncoderKind);
 
 impl Encoder {
-    pub fn new(coding: Coding) -> io::Result<Encoder> {
+    pub(crate) fn new(coding: Coding) -> io::Result<Encoder> {
         let flate = flate2::Compression::new(FLATE_LEVEL);
         Ok(Encoder(match coding {
             Coding::Gzip => EncoderKind::Gzip(flate2::write::GzEncoder::new(Vec::new(), flate)),
@@ -252,7 +252,7 @@ impl Encoder {
     }
 
     /// Encodes `input` and returns the bytes that decode to all of it.
-    pub fn push(&mut self, input: &[u8]) -> io::Result<Bytes> {
+    pub(crate) fn push(&mut self, input: &[u8]) -> io::Result<Bytes> {
         if input.is_empty() {
             return Ok(Bytes::new());
         }
@@ -265,7 +265,7 @@ impl Encoder {
     }
 
     /// Encodes the last `input` and ends the stream.
-    pub fn finish(mut self, input: &[u8]) -> io::Result<Bytes> {
+    pub(crate) fn finish(mut self, input: &[u8]) -> io::Result<Bytes> {
         let mut out = self.push(input)?.to_vec();
         let end = match self.0 {
             EncoderKind::Gzip(e) => e.finish()?,

@@ -1,112 +1,193 @@
-//! The request path's one error type and its one mapping to a status code and page.
+//! The request path's one error type, for the head and the body phase alike: each failure
+//! knows who is to blame (the client, the upstream, the proxy), the status it answers
+//! with, and its one word for the access line.
+
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Response, StatusCode, header};
 use http_body_util::Full;
 
-use crate::metrics::UpstreamFailure;
+/// An error of a body on the request path, or of what made it.
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// The error of a body on the request path: whatever the upstream's body or a codec
-/// failed with.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// Who a failure is to blame on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Blame {
+    Client,
+    Upstream,
+    Internal,
+}
 
-/// Everything that can stop a request from being proxied, tagged by where it came from.
+/// Everything that can stop a request from being proxied, or its response from being
+/// sent whole.
 #[derive(Debug, thiserror::Error)]
-pub enum ProxyError {
-    /// The client sent something the proxy cannot forward.
+pub(crate) enum ProxyError {
+    /// The client sent something the proxy refuses or cannot forward.
     #[error("bad request: {0}")]
     BadRequest(&'static str),
-    /// The request was refused at the edge ([`crate::edge`]): 400, or 501.
-    #[error("refused: {}", .0.reason())]
-    Refused(crate::edge::Refusal),
-    /// The client's request body broke off or broke its framing (a chunk longer than its
-    /// size line, a bad chunk extension) while it was forwarded.
-    #[error("the client's request body failed: {0}")]
-    ClientBody(#[source] BoxError),
+    /// The client asked for something the proxy does not implement (a transfer coding
+    /// besides `chunked`, RFC 9112 §6.1).
+    #[error("not implemented: {0}")]
+    NotImplemented(&'static str),
     /// The request's host is none of the configured sites' and there is no `default_site`.
     #[error("no site answers for this host")]
     UnknownHost,
+    /// The client's request body broke off or broke its framing (a chunk longer than its
+    /// size line, a bad chunk extension) while it was forwarded.
+    #[error("the client's request body failed: {0}")]
+    ClientBody(String),
     /// No connection to the upstream could be made (refused, unreachable, connect timeout).
     #[error("upstream unreachable: {0}")]
     UpstreamConnect(#[source] BoxError),
     /// The upstream accepted the request but sent no response headers in time.
     #[error("upstream sent no response headers within {0:?}")]
-    UpstreamTimeout(std::time::Duration),
-    /// The upstream failed after connecting: closed early, sent an invalid response.
+    UpstreamTimeout(Duration),
+    /// The upstream failed after connecting, before its response head was through: it
+    /// closed early, or sent an invalid response.
     #[error("upstream failed: {0}")]
     Upstream(#[source] BoxError),
+    /// The upstream's body made no progress for `limits.body_stall_timeout`.
+    #[error("no body bytes for {}: the response is ended", humantime::format_duration(*.0))]
+    UpstreamStall(Duration),
+    /// The upstream's body broke off mid-way.
+    #[error("{0}")]
+    UpstreamBody(#[source] BoxError),
+    /// The upstream's compressed body turned out corrupt mid-way.
+    #[error("{0}")]
+    UpstreamCoding(#[source] BoxError),
     /// The proxy itself could not handle the request (e.g. no memory for a decoder).
     #[error("internal error: {0}")]
     Internal(#[source] BoxError),
 }
 
+/// The one word of each failure in the access line (`error_kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ErrorKind {
+    BadRequest,
+    NotImplemented,
+    UnknownHost,
+    ClientBody,
+    UpstreamConnect,
+    UpstreamTimeout,
+    Upstream,
+    UpstreamStall,
+    UpstreamBody,
+    UpstreamCoding,
+    Internal,
+}
+
+impl ErrorKind {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::BadRequest => "bad_request",
+            ErrorKind::NotImplemented => "not_implemented",
+            ErrorKind::UnknownHost => "unknown_host",
+            ErrorKind::ClientBody => "client_body",
+            ErrorKind::UpstreamConnect => "upstream_connect",
+            ErrorKind::UpstreamTimeout => "upstream_timeout",
+            ErrorKind::Upstream => "upstream",
+            ErrorKind::UpstreamStall => "upstream_stall",
+            ErrorKind::UpstreamBody => "upstream_body",
+            ErrorKind::UpstreamCoding => "upstream_coding",
+            ErrorKind::Internal => "internal",
+        }
+    }
+}
+
+/// How a failed exchange with the upstream failed, for the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UpstreamFailure {
+    Connect,
+    Timeout,
+    Reset,
+    Tls,
+    /// The upstream answered with something that is not valid HTTP, or too large a head.
+    Protocol,
+}
+
+impl UpstreamFailure {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            UpstreamFailure::Connect => "connect",
+            UpstreamFailure::Timeout => "timeout",
+            UpstreamFailure::Reset => "reset",
+            UpstreamFailure::Tls => "tls",
+            UpstreamFailure::Protocol => "protocol",
+        }
+    }
+}
+
 impl ProxyError {
-    /// How the exchange with the upstream failed, for the metrics; `None` when the
-    /// upstream is not to blame.
-    pub fn upstream_failure(&self) -> Option<UpstreamFailure> {
+    /// The failure's word for the access line.
+    pub(crate) fn kind(&self) -> ErrorKind {
+        match self {
+            ProxyError::BadRequest(_) => ErrorKind::BadRequest,
+            ProxyError::NotImplemented(_) => ErrorKind::NotImplemented,
+            ProxyError::UnknownHost => ErrorKind::UnknownHost,
+            ProxyError::ClientBody(_) => ErrorKind::ClientBody,
+            ProxyError::UpstreamConnect(_) => ErrorKind::UpstreamConnect,
+            ProxyError::UpstreamTimeout(_) => ErrorKind::UpstreamTimeout,
+            ProxyError::Upstream(_) => ErrorKind::Upstream,
+            ProxyError::UpstreamStall(_) => ErrorKind::UpstreamStall,
+            ProxyError::UpstreamBody(_) => ErrorKind::UpstreamBody,
+            ProxyError::UpstreamCoding(_) => ErrorKind::UpstreamCoding,
+            ProxyError::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// Who is to blame.
+    pub(crate) fn blame(&self) -> Blame {
         match self {
             ProxyError::BadRequest(_)
-            | ProxyError::Refused(_)
-            | ProxyError::ClientBody(_)
+            | ProxyError::NotImplemented(_)
             | ProxyError::UnknownHost
-            | ProxyError::Internal(_) => None,
-            ProxyError::UpstreamTimeout(_) => Some(UpstreamFailure::Timeout),
+            | ProxyError::ClientBody(_) => Blame::Client,
+            ProxyError::Internal(_) => Blame::Internal,
+            _ => Blame::Upstream,
+        }
+    }
+
+    /// How the exchange with the upstream failed, for the metrics; `None` when the
+    /// upstream is not to blame.
+    pub(crate) fn upstream_failure(&self) -> Option<UpstreamFailure> {
+        match self {
+            ProxyError::UpstreamTimeout(_) | ProxyError::UpstreamStall(_) => Some(UpstreamFailure::Timeout),
             ProxyError::UpstreamConnect(e) if is_tls(e.as_ref()) => Some(UpstreamFailure::Tls),
             ProxyError::UpstreamConnect(_) => Some(UpstreamFailure::Connect),
-            ProxyError::Upstream(e) => Some(classify(e.as_ref())),
+            ProxyError::Upstream(e) | ProxyError::UpstreamBody(e) => Some(classify(e.as_ref())),
+            _ => None,
         }
     }
 
-    /// Whether the client is to blame: its request was malformed or its body broke.
-    pub fn is_client_error(&self) -> bool {
-        matches!(self, ProxyError::BadRequest(_) | ProxyError::Refused(_) | ProxyError::ClientBody(_))
-    }
-
-    /// The status the client receives.
-    pub fn status(&self) -> StatusCode {
+    /// The status the client receives (when the response has not started yet).
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             ProxyError::BadRequest(_) | ProxyError::ClientBody(_) => StatusCode::BAD_REQUEST,
-            ProxyError::Refused(refusal) => refusal.status(),
+            ProxyError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             ProxyError::UnknownHost => StatusCode::MISDIRECTED_REQUEST,
-            ProxyError::UpstreamConnect(_) | ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ProxyError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    /// A stable name for logs.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            ProxyError::BadRequest(_) | ProxyError::Refused(_) => "bad_request",
-            ProxyError::ClientBody(_) => "client_body",
-            ProxyError::UnknownHost => "unknown_host",
-            ProxyError::UpstreamConnect(_) => "upstream_connect",
-            ProxyError::UpstreamTimeout(_) => "upstream_timeout",
-            ProxyError::Upstream(_) => "upstream",
-            ProxyError::Internal(_) => "internal",
+            _ => StatusCode::BAD_GATEWAY,
         }
     }
 
     /// A short HTML page for the client. It names the status only: details, which may
     /// reveal internal addresses, go to the log.
-    pub fn to_response(&self) -> Response<Full<Bytes>> {
+    pub(crate) fn to_response(&self) -> Response<Full<Bytes>> {
         let status = self.status();
         let reason = status.canonical_reason().unwrap_or("Error");
+        let explanation = match (self.blame(), self) {
+            (_, ProxyError::UnknownHost) => "No site is served under this name here.",
+            (Blame::Client, _) => "The request could not be forwarded.",
+            (_, ProxyError::UpstreamTimeout(_)) => "The site behind this proxy took too long to answer.",
+            (Blame::Upstream, _) => "The site behind this proxy could not be reached. Please try again shortly.",
+            (Blame::Internal, _) => "The proxy could not handle this request.",
+        };
         let body = format!(
             "<!DOCTYPE html>\n<html><head><title>{code} {reason}</title></head>\
              <body><h1>{code} {reason}</h1><p>{explanation}</p></body></html>\n",
             code = status.as_u16(),
-            explanation = match self {
-                ProxyError::BadRequest(_) | ProxyError::Refused(_) | ProxyError::ClientBody(_) => {
-                    "The request could not be forwarded."
-                }
-                ProxyError::UnknownHost => "No site is served under this name here.",
-                ProxyError::UpstreamConnect(_) | ProxyError::Upstream(_) => {
-                    "The site behind this proxy could not be reached. Please try again shortly."
-                }
-                ProxyError::UpstreamTimeout(_) => "The site behind this proxy took too long to answer.",
-                ProxyError::Internal(_) => "The proxy could not handle this request.",
-            }
         );
         let mut response = Response::new(Full::new(Bytes::from(body)));
         *response.status_mut() = status;
@@ -121,22 +202,22 @@ impl ProxyError {
 /// to the upstream, read where the failure is answered and logged, so that what the
 /// client broke is never taken for the upstream's failure.
 #[derive(Debug, Clone, Default)]
-pub struct ClientBodyFailure(std::sync::Arc<std::sync::OnceLock<String>>);
+pub(crate) struct ClientBodyFailure(std::sync::Arc<std::sync::OnceLock<String>>);
 
 impl ClientBodyFailure {
     /// Notes the client's body error (the first one counts).
-    pub fn set(&self, error: &dyn std::error::Error) {
+    pub(crate) fn set(&self, error: &dyn std::error::Error) {
         let _ = self.0.set(error_chain(error));
     }
 
     /// The client's body error, if its body failed.
-    pub fn get(&self) -> Option<&str> {
+    pub(crate) fn get(&self) -> Option<&str> {
         self.0.get().map(String::as_str)
     }
 }
 
 /// An error and its sources on one line: hyper's errors say little without their causes.
-pub fn error_chain(err: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {
@@ -152,7 +233,7 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
 
 /// How an upstream connection that was up failed: reset or closed early, TLS, or
 /// something that is not valid HTTP.
-pub fn classify(error: &(dyn std::error::Error + 'static)) -> UpstreamFailure {
+pub(crate) fn classify(error: &(dyn std::error::Error + 'static)) -> UpstreamFailure {
     if is_tls(error) {
         return UpstreamFailure::Tls;
     }
@@ -179,4 +260,25 @@ fn causes<'a>(
         Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
         None => e.source(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_failure_knows_its_blame_status_and_word() {
+        let stall = ProxyError::UpstreamStall(Duration::from_secs(30));
+        assert_eq!((stall.blame(), stall.kind().as_str()), (Blame::Upstream, "upstream_stall"));
+        assert_eq!(stall.upstream_failure(), Some(UpstreamFailure::Timeout));
+        let body = ProxyError::ClientBody("invalid chunk".into());
+        assert_eq!(
+            (body.blame(), body.status(), body.upstream_failure()),
+            (Blame::Client, StatusCode::BAD_REQUEST, None)
+        );
+        let coding = ProxyError::UpstreamCoding("corrupt".into());
+        assert_eq!((coding.kind().as_str(), coding.upstream_failure()), ("upstream_coding", None));
+        assert_eq!(ProxyError::NotImplemented("gzip").status(), StatusCode::NOT_IMPLEMENTED);
+        assert!(!ProxyError::Upstream("x".into()).to_response().status().is_success());
+    }
 }

@@ -1,4 +1,5 @@
-//! Pure header helpers: hop-by-hop removal, `X-Forwarded-*`, media types, cache headers.
+//! Pure header helpers: hop-by-hop removal, upgrades, `X-Forwarded-*`, media types, cache
+//! headers.
 
 use std::net::IpAddr;
 
@@ -21,7 +22,7 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 
 /// The items of comma-separated header fields (`Cache-Control`, `Vary`, `Connection`, …)
 /// across all fields of that name, trimmed, empty ones skipped (RFC 9110 §5.6.1).
-pub fn list_items<K: header::AsHeaderName>(headers: &HeaderMap, name: K) -> impl Iterator<Item = &str> {
+pub(crate) fn list_items<K: header::AsHeaderName>(headers: &HeaderMap, name: K) -> impl Iterator<Item = &str> {
     headers
         .get_all(name)
         .into_iter()
@@ -33,7 +34,7 @@ pub fn list_items<K: header::AsHeaderName>(headers: &HeaderMap, name: K) -> impl
 
 /// Removes hop-by-hop headers, including every header the `Connection` header names.
 /// `Upgrade` goes too: a proxied upgrade is handled by the caller, not by copying it.
-pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = list_items(headers, header::CONNECTION)
         .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
         .collect();
@@ -43,11 +44,25 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove(header::UPGRADE);
 }
 
+/// The protocol a request asks to switch to: an `Upgrade` header together with the
+/// `upgrade` token in `Connection` (RFC 9110 §7.8).
+pub(crate) fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
+    let connection_says_upgrade =
+        list_items(headers, header::CONNECTION).any(|token| token.eq_ignore_ascii_case("upgrade"));
+    connection_says_upgrade.then(|| headers.get(header::UPGRADE).cloned()).flatten()
+}
+
+/// Puts back the two headers an upgrade needs after hop-by-hop headers were removed.
+pub(crate) fn restore_upgrade(headers: &mut HeaderMap, protocol: HeaderValue) {
+    headers.insert(header::UPGRADE, protocol);
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+}
+
 /// Removes request headers whose names have an `_`: CGI-style apps (PHP, Perl, Python's
 /// WSGI) see `X_Forwarded_For` and `X-Forwarded-For` as the same `HTTP_X_FORWARDED_FOR`,
 /// so such a name lets a client pass for a header the proxy sets or drops (nginx drops
 /// them by default, `underscores_in_headers off`).
-pub fn remove_underscored(headers: &mut HeaderMap) {
+pub(crate) fn remove_underscored(headers: &mut HeaderMap) {
     if !headers.keys().any(|name| name.as_str().contains('_')) {
         return;
     }
@@ -60,7 +75,7 @@ pub fn remove_underscored(headers: &mut HeaderMap) {
 /// Other headers through which a client could claim a scheme, host, port, prefix or
 /// address to the upstream. Only a trusted peer's are passed on.
 /// The forwarding headers the proxy sets on what it sends upstream.
-pub const X_FORWARDED: [HeaderName; 3] = [
+pub(crate) const X_FORWARDED: [HeaderName; 3] = [
     HeaderName::from_static("x-forwarded-for"),
     HeaderName::from_static("x-forwarded-proto"),
     HeaderName::from_static("x-forwarded-host"),
@@ -82,7 +97,7 @@ const SPOOFABLE: [&str; 9] = [
 /// `$proxy_add_x_forwarded_for` does), `X-Forwarded-Proto` and `X-Forwarded-Host`. A
 /// `trusted` peer (a load balancer in front) keeps the `-Proto` and `-Host` it sent, and
 /// its other forwarding headers (`Forwarded`, `X-Real-IP`, …); anyone else's are dropped.
-pub fn set_forwarded(
+pub(crate) fn set_forwarded(
     headers: &mut HeaderMap,
     peer: IpAddr,
     proto: &'static str,
@@ -115,7 +130,7 @@ pub fn set_forwarded(
 }
 
 /// The media type of `Content-Type`, lowercased, and its `charset` parameter if any.
-pub fn media_type(headers: &HeaderMap) -> Option<(String, Option<String>)> {
+pub(crate) fn media_type(headers: &HeaderMap) -> Option<(String, Option<String>)> {
     let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
     let mut parts = value.split(';');
     let essence = parts.next()?.trim().to_ascii_lowercase();
@@ -128,20 +143,15 @@ pub fn media_type(headers: &HeaderMap) -> Option<(String, Option<String>)> {
 
 /// Whether the request is a top-level navigation rather than a subresource, XHR/fetch or
 /// htmx request (spec: "What gets rewritten").
-pub fn is_navigation(headers: &HeaderMap) -> bool {
+pub(crate) fn is_navigation(headers: &HeaderMap) -> bool {
     let dest_ok = headers.get("sec-fetch-dest").is_none_or(|v| v.as_bytes().eq_ignore_ascii_case(b"document"));
     let xhr = headers.get("x-requested-with").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"xmlhttprequest"));
     dest_ok && !xhr && !headers.contains_key("hx-request")
 }
 
-/// The host the client asked for: its `Host` header, or on HTTP/2 the `:authority`.
-pub fn client_host(headers: &HeaderMap, uri: &http::Uri) -> Option<HeaderValue> {
-    headers.get(http::header::HOST).cloned().or_else(|| uri.authority().and_then(|a| a.as_str().parse().ok()))
-}
-
 /// Whether the client asks for an HTML document (`Accept` names `text/html` or
 /// `application/xhtml+xml`), as browsers' navigations do.
-pub fn accepts_html(headers: &HeaderMap) -> bool {
+pub(crate) fn accepts_html(headers: &HeaderMap) -> bool {
     list_items(headers, header::ACCEPT).any(|t| {
         let media = t.split(';').next().unwrap_or("").trim();
         media.eq_ignore_ascii_case("text/html") || media.eq_ignore_ascii_case("application/xhtml+xml")
@@ -150,7 +160,7 @@ pub fn accepts_html(headers: &HeaderMap) -> bool {
 
 /// Whether the client's `Accept-Encoding` allows `coding` (RFC 9110 §12.5.3): named with a
 /// q-value above zero, or covered by `*`. Without the header, only identity is assumed.
-pub fn accepts_coding(headers: &HeaderMap, coding: Coding) -> bool {
+pub(crate) fn accepts_coding(headers: &HeaderMap, coding: Coding) -> bool {
     let mut wildcard = false;
     for item in list_items(headers, header::ACCEPT_ENCODING) {
         let mut parts = item.split(';');
@@ -167,7 +177,7 @@ pub fn accepts_coding(headers: &HeaderMap, coding: Coding) -> bool {
 }
 
 /// `"abc"` → `W/"abc"`: the rewritten body is no longer byte-identical to the upstream's.
-pub fn weaken_etag(headers: &mut HeaderMap) {
+pub(crate) fn weaken_etag(headers: &mut HeaderMap) {
     let Some(etag) = headers.get(header::ETAG) else {
         return;
     };
@@ -184,7 +194,7 @@ pub fn weaken_etag(headers: &mut HeaderMap) {
 
 /// Marks a personalised response as unfit for shared caches: `private` in, `public` and
 /// `s-maxage` out (RFC 9111 §5.2.2).
-pub fn make_private(headers: &mut HeaderMap) {
+pub(crate) fn make_private(headers: &mut HeaderMap) {
     let mut directives: Vec<String> = list_items(headers, header::CACHE_CONTROL)
         .map(str::to_owned)
         .filter(|d| {
@@ -215,12 +225,12 @@ pub fn make_private(headers: &mut HeaderMap) {
 }
 
 /// Whether a comma-separated header (e.g. `Cache-Control`) carries `directive`.
-pub fn has_directive(headers: &HeaderMap, name: HeaderName, directive: &str) -> bool {
+pub(crate) fn has_directive(headers: &HeaderMap, name: HeaderName, directive: &str) -> bool {
     list_items(headers, name).any(|d| d.split('=').next().unwrap_or("").trim().eq_ignore_ascii_case(directive))
 }
 
 /// `Content-Disposition: attachment` (RFC 6266): the body is a download.
-pub fn is_attachment(headers: &HeaderMap) -> bool {
+pub(crate) fn is_attachment(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_DISPOSITION)
         .and_then(|v| v.to_str().ok())
@@ -229,7 +239,7 @@ pub fn is_attachment(headers: &HeaderMap) -> bool {
 }
 
 /// Adds `name` to `Vary` unless it is already there (or `Vary: *`).
-pub fn add_vary(headers: &mut HeaderMap, name: &str) {
+pub(crate) fn add_vary(headers: &mut HeaderMap, name: &str) {
     let present = list_items(headers, header::VARY).any(|v| v == "*" || v.eq_ignore_ascii_case(name));
     if !present && let Ok(value) = HeaderValue::from_str(name) {
         headers.append(header::VARY, value);
@@ -237,7 +247,7 @@ pub fn add_vary(headers: &mut HeaderMap, name: &str) {
 }
 
 /// Adds a request header to `Vary`, in its usual spelling (`Cookie`, `Authorization`).
-pub fn add_vary_on(headers: &mut HeaderMap, name: &HeaderName) {
+pub(crate) fn add_vary_on(headers: &mut HeaderMap, name: &HeaderName) {
     let spelled = match name {
         n if n == header::COOKIE => "Cookie",
         n if n == header::AUTHORIZATION => "Authorization",
@@ -247,11 +257,11 @@ pub fn add_vary_on(headers: &mut HeaderMap, name: &HeaderName) {
 }
 
 /// The request id header: taken from the client, else made; sent upstream and returned.
-pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The client's `X-Request-Id` when it is a plain token of at most 128 bytes (letters,
 /// digits and `-_.:/+=`), else a new random one (32 hex digits).
-pub fn request_id(headers: &HeaderMap) -> HeaderValue {
+pub(crate) fn request_id(headers: &HeaderMap) -> HeaderValue {
     let plain = |b: &u8| b.is_ascii_alphanumeric() || b"-_.:/+=".contains(b);
     match headers.get(&X_REQUEST_ID) {
         Some(id) if (1..=128).contains(&id.len()) && id.as_bytes().iter().all(plain) => id.clone(),
@@ -397,5 +407,16 @@ mod tests {
         add_vary(&mut headers, "Cookie");
         let values: Vec<_> = headers.get_all("vary").iter().collect();
         assert_eq!(values, ["Accept-Encoding", "Cookie"]);
+    }
+
+    #[test]
+    fn an_upgrade_needs_both_headers() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        assert_eq!(upgrade_protocol(&headers), None);
+        headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, Upgrade"));
+        assert_eq!(upgrade_protocol(&headers), Some(HeaderValue::from_static("websocket")));
+        headers.remove(header::UPGRADE);
+        assert_eq!(upgrade_protocol(&headers), None);
     }
 }

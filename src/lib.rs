@@ -1,46 +1,40 @@
 //! invent-proxy: a streaming reverse proxy that adds the Invent assistant to every HTML
 //! page of the site behind it, with a verified identity for signed-in visitors.
 //!
-//! A request flows through [`proxy::Proxy::handle`]:
-//! 1. **plan** — does the request qualify (GET, path globs, a top-level navigation)?
-//! 2. **forward** — to the upstream over a pooled connection ([`upstream`]), sent again if
-//!    the upstream closed a reused one under it unanswered and that loses nothing
-//!    ([`reuse`]); 502/504 on failure ([`error`]).
-//! 3. **identify** — only for a page that will be rewritten: session token (cookie or bearer header) → JWT → `user-hash` ([`identity`]).
-//! 4. **inject** — the first bytes show whether the body is a whole page; a page streams
-//!    (decoded if compressed, in its own charset) through lol_html, which inserts the widget
-//!    with the CSP nonce it needs ([`inject`], [`rewrite`]).
-//! 5. **log** — one access line when the body ends ([`body`], [`telemetry`]).
+//! A request's path through the tree:
+//! 1. [`listen`] accepts the connection and hands it to a worker thread, which serves
+//!    HTTP/1.1 or HTTP/2 on it with its deadlines;
+//! 2. [`pipeline`] checks the request at the edge (its one authority, RFC rules), routes it
+//!    to its site, and runs the phases: **plan** (may the response get the widget?) →
+//!    **forward** to the upstream ([`upstream`]: pooled, sent again if a reused connection
+//!    was closed under it) ∥ **identify** the visitor ([`identity`]: its sources in order,
+//!    then the `user-hash`) → **respond**: the response passes through, or streams through
+//!    the page rewriter (the `invent-rewrite` crate), decoded and encoded again if it is
+//!    compressed ([`codec`]);
+//! 3. the response body writes the request's one access line and counts it ([`metrics`]).
 //!
-//! Module map: [`cli`] commands · [`config`] YAML → typed config (TLS files included) ·
-//! [`server`] listeners (HTTP and TLS), accept loop, graceful shutdown · [`headers`] pure
-//! header helpers · [`codec`] gzip/deflate/br/zstd in bounded steps · [`csp`] script nonces
-//! and allowed origins · [`upgrade`] WebSocket tunnels · [`demo`] the built-in sample site.
-#![forbid(unsafe_code)]
+//! Beside the path: [`config`] (YAML → typed config, process-wide and per site), [`cli`]
+//! (the commands), [`demo`] (a sample site behind the proxy).
+//!
+//! Layers, each importing only those below it: `cli`, `demo` → `listen` → `pipeline` →
+//! `identity` → `upstream` → `config` → the leaves: [`error`], [`headers`], [`codec`],
+//! [`metrics`], [`telemetry`], [`outcome`] (the fixed words of the access line and the
+//! metrics) and [`per_worker`] (what belongs to the worker thread running now).
 
-pub mod admin;
-pub mod body;
 pub mod cli;
-pub mod codec;
+mod codec;
 pub mod config;
-pub mod deadline;
 pub mod demo;
-pub mod edge;
-pub mod error;
-pub mod fetch;
-pub mod headers;
+mod error;
+mod headers;
 pub mod identity;
-pub mod inject;
-pub mod live;
-pub mod metrics;
-pub mod proxy;
-pub mod request_line;
-pub mod reuse;
-pub mod server;
-pub mod telemetry;
-pub mod upgrade;
-pub mod upstream;
-pub mod workers;
+pub mod listen;
+mod metrics;
+mod outcome;
+mod per_worker;
+mod pipeline;
+mod telemetry;
+mod upstream;
 
 pub use config::{Config, ConfigError};
-pub use server::{RunningProxy, StartError, start};
+pub use listen::{RunningProxy, StartError, start};

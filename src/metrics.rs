@@ -1,5 +1,6 @@
-//! Prometheus metrics: what the proxy counts, with label values from fixed sets only (never
-//! a path or anything a visitor sent), and their text exposition for `/metrics`.
+//! Prometheus metrics: what the proxy counts, with label values from the fixed words of
+//! [`crate::outcome`] and [`crate::error`] only (never a path or anything a visitor sent),
+//! and their text exposition for `/metrics`.
 
 use std::sync::atomic::AtomicU64;
 
@@ -10,6 +11,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
+
+use crate::error::UpstreamFailure;
+use crate::outcome::{Identified, Skip, Source};
 
 /// A request's method, status class and timing, once its response has been sent.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -30,60 +34,66 @@ struct OutcomeLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ResultLabels {
-    result: &'static str,
+struct IdentityLabels {
+    outcome: &'static str,
+    source: &'static str,
+    reason: &'static str,
 }
 
-/// How a failed exchange with the upstream failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UpstreamFailure {
-    Connect,
-    Timeout,
-    Reset,
-    Tls,
-    /// The upstream answered with something that is not valid HTTP, or too large a head.
-    Protocol,
-}
-
-impl UpstreamFailure {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UpstreamFailure::Connect => "connect",
-            UpstreamFailure::Timeout => "timeout",
-            UpstreamFailure::Reset => "reset",
-            UpstreamFailure::Tls => "tls",
-            UpstreamFailure::Protocol => "protocol",
+impl From<Identified> for IdentityLabels {
+    fn from(identified: Identified) -> Self {
+        IdentityLabels {
+            outcome: identified.outcome(),
+            source: identified.source().map_or("", Source::as_str),
+            reason: identified.reason(),
         }
     }
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
 /// What became of a response's page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PageOutcome {
+pub(crate) enum PageOutcome {
     /// The widget was inserted.
     Injected,
     /// The page had its own `invent-assistant` element: it got the identity attributes
     /// (and the script if missing) instead of a second widget.
     Completed,
-    /// Passed through without the widget, for this reason.
-    Passed(&'static str),
+    /// Passed through without the widget, for this reason (`None`: the proxy's own error
+    /// page, which no rule was asked about).
+    Passed(Option<Skip>),
+}
+
+impl PageOutcome {
+    /// The `outcome` and `reason` labels.
+    fn labels(self) -> OutcomeLabels {
+        let (outcome, reason) = match self {
+            PageOutcome::Injected => ("injected", ""),
+            PageOutcome::Completed => ("completed", "already_present"),
+            PageOutcome::Passed(skip) => ("passed", skip.map_or("none", Skip::as_str)),
+        };
+        OutcomeLabels { outcome, reason }
+    }
 }
 
 /// What one finished request adds to the metrics.
-pub struct Finished<'a> {
+pub(crate) struct Finished<'a> {
     pub method: &'a http::Method,
     pub status: u16,
     pub seconds: f64,
     pub bytes_sent: u64,
     pub page: PageOutcome,
-    /// The identity outcome and its detail (`none`, `verified`/`token`, `rejected`/`expired`…).
-    pub identity: (&'static str, &'static str),
+    pub identity: Identified,
     pub upstream_failure: Option<UpstreamFailure>,
 }
 
 /// Every metric the proxy keeps, registered once per running proxy.
 #[derive(Debug)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     duration: Histogram,
@@ -92,7 +102,7 @@ pub struct Metrics {
     upstream_errors: Family<KindLabels, Counter>,
     upstream_retries: Counter,
     pages: Family<OutcomeLabels, Counter>,
-    identity: Family<OutcomeLabels, Counter>,
+    identity: Family<IdentityLabels, Counter>,
     open_connections: Gauge<i64, std::sync::atomic::AtomicI64>,
     reloads: Family<ResultLabels, Counter>,
 }
@@ -104,7 +114,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let mut registry = Registry::with_prefix("invent_proxy");
         let metrics = Metrics {
             requests: Family::default(),
@@ -150,7 +160,7 @@ impl Metrics {
     }
 
     /// Counts a finished request.
-    pub fn finished(&self, request: &Finished<'_>) {
+    pub(crate) fn finished(&self, request: &Finished<'_>) {
         let labels = RequestLabels { method: method_class(request.method), status: status_class(request.status) };
         self.requests.get_or_create(&labels).inc();
         self.duration.observe(request.seconds);
@@ -158,39 +168,33 @@ impl Metrics {
         if let Some(failure) = request.upstream_failure {
             self.upstream_errors.get_or_create(&KindLabels { kind: failure.as_str() }).inc();
         }
-        let page = match request.page {
-            PageOutcome::Injected => OutcomeLabels { outcome: "injected", reason: "" },
-            PageOutcome::Completed => OutcomeLabels { outcome: "completed", reason: "already_present" },
-            PageOutcome::Passed(reason) => OutcomeLabels { outcome: "passed", reason },
-        };
-        self.pages.get_or_create(&page).inc();
-        let (outcome, reason) = request.identity;
-        self.identity.get_or_create(&OutcomeLabels { outcome, reason }).inc();
+        self.pages.get_or_create(&request.page.labels()).inc();
+        self.identity.get_or_create(&IdentityLabels::from(request.identity)).inc();
     }
 
     /// The counter of request body bytes received from clients.
-    pub fn received_bytes(&self) -> Counter {
+    pub(crate) fn received_bytes(&self) -> Counter {
         self.bytes_received.clone()
     }
 
     /// The counter of requests sent to the upstream a second time (see [`crate::reuse`]).
-    pub fn upstream_retries(&self) -> &Counter {
+    pub(crate) fn upstream_retries(&self) -> &Counter {
         &self.upstream_retries
     }
 
     /// Counts a client connection open until the guard is dropped.
-    pub fn connection_opened(&self) -> OpenConnection {
+    pub(crate) fn connection_opened(&self) -> OpenConnection {
         self.open_connections.inc();
         OpenConnection(self.open_connections.clone())
     }
 
     /// Counts a config reload.
-    pub fn reloaded(&self, ok: bool) {
+    pub(crate) fn reloaded(&self, ok: bool) {
         self.reloads.get_or_create(&ResultLabels { result: if ok { "success" } else { "failure" } }).inc();
     }
 
     /// The Prometheus text exposition of every metric.
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let mut text = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
@@ -199,7 +203,7 @@ impl Metrics {
 }
 
 /// One open client connection; dropping it counts the connection closed.
-pub struct OpenConnection(Gauge<i64, std::sync::atomic::AtomicI64>);
+pub(crate) struct OpenConnection(Gauge<i64, std::sync::atomic::AtomicI64>);
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {
@@ -243,8 +247,8 @@ mod tests {
             status: 502,
             seconds: 0.003,
             bytes_sent: 120,
-            page: PageOutcome::Passed("status"),
-            identity: ("none", ""),
+            page: PageOutcome::Passed(Some(Skip::Status)),
+            identity: Identified::None,
             upstream_failure: Some(UpstreamFailure::Connect),
         });
         let text = metrics.encode();

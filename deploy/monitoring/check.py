@@ -420,13 +420,13 @@ def traffic(listen):
     html = {"Sec-Fetch-Dest": "document"}
     plan = [
         ("injected, identity none", "app.test", "/", "GET", html, None, 200),
-        ("verified token", "app.test", "/", "GET", {**html, "Cookie": f"session={token}"}, None, 200),
-        ("verified token_cached", "app.test", "/", "GET", {**html, "Cookie": f"session={token}"}, None, 200),
+        ("verified jwt_cookie", "app.test", "/", "GET", {**html, "Cookie": f"session={token}"}, None, 200),
+        ("verified:cached jwt_cookie", "app.test", "/", "GET", {**html, "Cookie": f"session={token}"}, None, 200),
         ("rejected bad_signature", "app.test", "/", "GET", {**html, "Cookie": f"session={forged}"}, None, 200),
         ("verified lookup", "app.test", "/", "GET", {**html, "Cookie": "sid=alice"}, None, 200),
-        ("verified lookup_cached", "app.test", "/", "GET", {**html, "Cookie": "sid=alice"}, None, 200),
-        ("none lookup (signed out)", "app.test", "/", "GET", {**html, "Cookie": "sid=bob"}, None, 200),
-        ("none lookup_cached", "app.test", "/", "GET", {**html, "Cookie": "sid=bob"}, None, 200),
+        ("verified:cached lookup", "app.test", "/", "GET", {**html, "Cookie": "sid=alice"}, None, 200),
+        ("signed_out lookup", "app.test", "/", "GET", {**html, "Cookie": "sid=bob"}, None, 200),
+        ("signed_out:cached lookup", "app.test", "/", "GET", {**html, "Cookie": "sid=bob"}, None, 200),
         ("completed (own widget)", "app.test", "/own-widget", "GET", html, None, 200),
         ("passed not_html", "app.test", "/data.json", "GET", html, None, 200),
         ("passed status", "app.test", "/missing", "GET", html, None, 404),

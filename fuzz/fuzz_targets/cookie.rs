@@ -6,7 +6,7 @@
 
 use std::sync::OnceLock;
 
-use invent_proxy::identity::{Identifier, Outcome, session_cookie, user_hash};
+use invent_proxy::identity::{Identified, Identifier, RequestFacts, session_cookie, user_hash};
 use libfuzzer_sys::fuzz_target;
 
 const SECRET_KEY: &str = "fuzz-assistant-secret";
@@ -28,8 +28,9 @@ fn identifier() -> &'static Identifier {
         );
         let config = invent_proxy::Config::from_yaml(&yaml, "fuzz.yaml", std::path::Path::new("/nonexistent"))
             .expect("the fuzz config loads");
-        let identity = config.identity.as_ref().expect("identity configured");
-        runtime().block_on(Identifier::start(identity, &config.upstream)).expect("the identifier starts")
+        let site = config.main_site();
+        let identity = site.identity.as_ref().expect("identity configured");
+        runtime().block_on(Identifier::start(identity, &site.upstream)).expect("the identifier starts")
     })
 }
 
@@ -40,16 +41,16 @@ fuzz_target!(|data: &[u8]| {
     if let Some(token) = session_cookie(&headers, "session") {
         assert!(token.is_empty() || data.windows(token.len()).any(|w| w == token.as_bytes()));
     }
-    let (visitor, outcome) = runtime().block_on(identifier().identify(&headers));
+    let (visitor, outcome) = runtime().block_on(identifier().identify(&RequestFacts::from_headers(headers.clone())));
     match (visitor, outcome) {
-        (Some(visitor), Outcome::Verified(_)) => {
+        (Some(visitor), Identified::Verified { .. }) => {
             assert!(!visitor.user_id.is_empty());
             assert_eq!(visitor.user_hash, user_hash(SECRET_KEY, &visitor.user_id));
             if let Some(avatar) = &visitor.user_avatar {
                 assert!(avatar.starts_with("https://"), "{avatar}");
             }
         }
-        (None, Outcome::None | Outcome::Rejected(_)) => {}
+        (None, Identified::None | Identified::Rejected { .. }) => {}
         (visitor, outcome) => panic!("inconsistent identification: {visitor:?} with {outcome:?}"),
     }
 });

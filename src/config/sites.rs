@@ -6,10 +6,10 @@ use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
 
-use super::Config;
 use super::load::BuildError;
-use super::raw::{RawConfig, RawSite};
-use super::value::TextSchema;
+use super::raw::RawSite;
+use super::site::{Site, SiteBlocks};
+use super::value::{Parsed, TextSchema};
 
 /// A host a site answers for: a name, or `*.` and a suffix (`*.blog.example.com` matches
 /// `a.blog.example.com`, never `blog.example.com` or `evilblog.example.com`).
@@ -66,13 +66,6 @@ impl HostPattern {
     }
 }
 
-/// One site: its hosts and its whole config (listeners and limits as at the top level).
-#[derive(Debug, Clone)]
-pub struct Site {
-    pub hosts: Vec<HostPattern>,
-    pub config: Config,
-}
-
 /// The host a request names, lowercase, without port or trailing dot.
 pub fn request_host(authority: &str) -> String {
     let host = match authority.rfind(':') {
@@ -83,46 +76,42 @@ pub fn request_host(authority: &str) -> String {
     host.trim_end_matches('.').to_ascii_lowercase()
 }
 
-/// Builds every site from the top-level blocks and its own, then the config of the
-/// default site (or the first) with the list of sites.
-pub(super) fn build(top: RawConfig, sites: Vec<RawSite>, base_dir: &Path) -> Result<Config, BuildError> {
+/// Builds every site of `sites:` from its own blocks, each missing one taken from the
+/// top level (`top`), and finds the default site.
+pub(super) fn build(
+    top: SiteBlocks,
+    (sites, default_site): (Vec<RawSite>, Option<Parsed<HostPattern>>),
+    base_dir: &Path,
+) -> Result<(Vec<Site>, Option<usize>), BuildError> {
     if sites.is_empty() {
         return Err(BuildError::new("sites", None, "lists no site; leave it out for one site"));
     }
-    let default_name = top.default_site.clone().map(|name| name.0);
     let mut built = Vec::with_capacity(sites.len());
     for (i, site) in sites.into_iter().enumerate() {
         let hosts: Vec<HostPattern> = site.hosts.into_iter().map(|h| h.0).collect();
         if hosts.is_empty() {
             return Err(BuildError::new("sites", None, format!("entry {} lists no host", i + 1)));
         }
-        let raw = RawConfig {
+        let blocks = SiteBlocks {
             upstream: site.upstream.or_else(|| top.upstream.clone()),
             assistant: site.assistant.or_else(|| top.assistant.clone()),
             identity: site.identity.or_else(|| top.identity.clone()),
             inject: site.inject.or_else(|| top.inject.clone()),
-            sites: None,
-            default_site: None,
-            ..top.clone()
         };
         let names: Vec<String> = hosts.iter().map(ToString::to_string).collect();
-        let config =
-            Config::build_one(raw, base_dir).map_err(|e| e.within(format!("site {} ({})", i + 1, names.join(", "))))?;
-        built.push(Site { hosts, config });
+        let place = format!("site {} ({})", i + 1, names.join(", "));
+        built.push(super::site::build(hosts, blocks, base_dir).map_err(|e| e.within(place))?);
     }
     if let Some(twice) = first_repeated(built.iter().flat_map(|site| &site.hosts)) {
         return Err(BuildError::new("sites", None, format!("{twice} is listed by more than one site")));
     }
-    let default_site = match default_name {
+    let default_site = match default_site.map(|name| name.0) {
         None => None,
         Some(name) => Some(built.iter().position(|site| site.hosts.contains(&name)).ok_or_else(|| {
             BuildError::new("default_site", None, format!("{name} is not among the hosts of any site"))
         })?),
     };
-    let mut config = built[default_site.unwrap_or(0)].config.clone();
-    config.sites = built;
-    config.default_site = default_site;
-    Ok(config)
+    Ok((built, default_site))
 }
 
 /// A host pattern listed twice, if any.

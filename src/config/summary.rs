@@ -3,11 +3,10 @@
 
 use std::fmt::Write as _;
 
-use super::{ClaimPath, Claims, Config, Identity, Jwt, KeySource};
+use super::{ClaimPath, Claims, Identity, Jwt, KeySource, Process, Site};
 
-impl Config {
-    /// A human-readable account of the config for `invent-proxy check`. Secrets show as
-    /// "set", never their value.
+impl Process {
+    /// A human-readable account of the process-wide settings for `invent-proxy check`.
     pub fn summary(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "listen:           {}", self.listen);
@@ -17,6 +16,23 @@ impl Config {
         if let Some(admin) = &self.admin {
             let _ = writeln!(s, "admin:            {} (/healthz, /readyz, /metrics)", admin.listen);
         }
+        if !self.trusted_proxies.is_empty() {
+            let nets: Vec<String> = self.trusted_proxies.iter().map(ToString::to_string).collect();
+            let _ = writeln!(s, "trusted proxies:  {} (their X-Forwarded-Proto/-Host are kept)", nets.join(", "));
+        }
+        if self.underscores_in_headers {
+            s.push_str("underscores:      request headers named with `_` are passed to the upstream\n");
+        }
+        let _ = write!(s, "shutdown grace:   {}", humantime::format_duration(self.shutdown_grace_period));
+        s
+    }
+}
+
+impl Site {
+    /// A human-readable account of a site for `invent-proxy check`. Secrets show as
+    /// "set", never their value.
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
         let _ = writeln!(
             s,
             "upstream:         {}://{} (host header: {}, connect timeout: {}, response timeout: {})",
@@ -44,18 +60,11 @@ impl Config {
         if !self.inject.csp_allow.is_empty() {
             let _ = writeln!(s, "  CSP allows:     {}", self.inject.csp_allow.join(" "));
         }
-        if !self.trusted_proxies.is_empty() {
-            let nets: Vec<String> = self.trusted_proxies.iter().map(ToString::to_string).collect();
-            let _ = writeln!(s, "trusted proxies:  {} (their X-Forwarded-Proto/-Host are kept)", nets.join(", "));
-        }
-        if self.underscores_in_headers {
-            s.push_str("underscores:      request headers named with `_` are passed to the upstream\n");
-        }
         match &self.identity {
-            None => s.push_str("identity:         off (every visitor is anonymous)\n"),
+            None => s.push_str("identity:         off (every visitor is anonymous)"),
             Some(identity) => write_identity_summary(&mut s, identity),
         }
-        let _ = write!(s, "shutdown grace:   {}", humantime::format_duration(self.shutdown_grace_period));
+        s.truncate(s.trim_end().len());
         s
     }
 

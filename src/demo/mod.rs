@@ -10,8 +10,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use crate::config::Config;
+use crate::config::ConfigError;
 use crate::identity;
-use crate::server::{self, RunningProxy, StartError};
+use crate::listen::{self, RunningProxy, StartError};
 
 /// The demo assistant's secret key (demo only: a real one comes from the environment).
 pub const DEMO_SECRET_KEY: &str = "demo-assistant-secret-key";
@@ -90,11 +91,20 @@ impl RunningDemo {
     }
 }
 
+/// Why the demo could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Start(#[from] StartError),
+}
+
 /// Starts the sample site on a free loopback port and the proxy on `listen`.
-pub async fn start(listen: SocketAddr) -> Result<RunningDemo, StartError> {
+pub async fn start(listen: SocketAddr) -> Result<RunningDemo, DemoError> {
     let site = site::start().await?;
     let yaml = config_yaml(listen, site.local_addr());
     let config = Config::from_yaml(&yaml, "<demo config>", Path::new("."))?;
-    let proxy = server::start(config).await?;
+    let proxy = listen::start(config).await?;
     Ok(RunningDemo { proxy, site })
 }

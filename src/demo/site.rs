@@ -15,31 +15,31 @@ use serde_json::json;
 
 use super::{DEMO_SCRIPT_PATH, DEMO_SESSION_COOKIE, DEMO_SESSION_SECRET, DEMO_USER_ID, DEMO_USER_NAME};
 use crate::identity::session_cookie;
-use crate::server::StartError;
+use crate::listen::{self, StartError};
 
 const BUTTON_JS: &str = include_str!("button.js");
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem;\
 line-height:1.5;color:#1f2937}nav a{margin-right:1rem}header{border-bottom:1px solid #e5e7eb;margin-bottom:1rem}";
 
 /// The site, serving on a loopback port until shut down.
-pub struct RunningSite {
+pub(super) struct RunningSite {
     local_addr: SocketAddr,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl RunningSite {
-    pub fn local_addr(&self) -> SocketAddr {
+    pub(super) fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
 
-    pub fn shutdown(self) {
+    pub(super) fn shutdown(self) {
         self.task.abort();
     }
 }
 
-pub async fn start() -> Result<RunningSite, StartError> {
+pub(super) async fn start() -> Result<RunningSite, StartError> {
     let addr = SocketAddr::from(([127, 0, 0, 1], 0));
-    let listener = crate::server::bind(addr, "demo site").await?;
+    let listener = listen::bind(addr, "demo site").await?;
     let local_addr = listener.local_addr().map_err(|source| StartError::Bind { key: "demo site", addr, source })?;
     let task = tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {

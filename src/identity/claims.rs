@@ -3,15 +3,15 @@
 
 use serde_json::Value;
 
-use super::Rejection;
 use crate::config::{ClaimPath, Claims};
+use crate::outcome::Rejection;
 
 /// The longest user id accepted, in bytes.
 const MAX_USER_ID_BYTES: usize = 256;
 
 /// Who a token or a lookup says the visitor is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Person {
+pub(super) struct Person {
     pub user_id: String,
     pub user_name: Option<String>,
     /// Only ever an absolute `https://` URL.
@@ -20,7 +20,7 @@ pub struct Person {
 
 /// The person in `payload`. The id is required; a name or avatar that is missing or unfit
 /// is left out, never a reason to refuse the id.
-pub fn person(payload: &Value, claims: &Claims) -> Result<Person, Rejection> {
+pub(super) fn person(payload: &Value, claims: &Claims) -> Result<Person, Rejection> {
     let user_id = user_id_text(claim(payload, &claims.user_id).ok_or(Rejection::NoUserId)?)?;
     let text = |path: &Option<ClaimPath>| path.as_ref().and_then(|p| claim(payload, p)).and_then(Value::as_str);
     Ok(Person {
@@ -31,7 +31,7 @@ pub fn person(payload: &Value, claims: &Claims) -> Result<Person, Rejection> {
 }
 
 /// Follows a dot path through objects (by key) and arrays (by index).
-pub fn claim<'a>(payload: &'a Value, path: &ClaimPath) -> Option<&'a Value> {
+pub(super) fn claim<'a>(payload: &'a Value, path: &ClaimPath) -> Option<&'a Value> {
     path.0.iter().try_fold(payload, |value, segment| match value {
         Value::Object(map) => map.get(segment),
         Value::Array(items) => segment.parse::<usize>().ok().and_then(|i| items.get(i)),

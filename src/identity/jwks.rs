@@ -12,8 +12,9 @@ use http_body_util::Empty;
 use jsonwebtoken::jwk::JwkSet;
 use serde_json::Value;
 
+use super::StartError;
 use crate::config::{JwksUrl, KeySource, VerificationKey};
-use crate::fetch::{self, FetchClient};
+use crate::upstream::fetch::{self, FetchClient};
 
 /// The largest key set accepted.
 const MAX_JWKS_BYTES: usize = 1024 * 1024;
@@ -22,7 +23,7 @@ const UNKNOWN_KID_WAIT: Duration = Duration::from_secs(1);
 
 /// One version of the keys. `generation` changes whenever the keys do, so that what was
 /// verified with an older version can be told apart.
-pub struct KeySet {
+pub(super) struct KeySet {
     pub keys: Vec<VerificationKey>,
     pub generation: u64,
     /// The key set's JSON, to tell a refresh that changed nothing.
@@ -30,7 +31,7 @@ pub struct KeySet {
 }
 
 /// Where the current keys are.
-pub enum Keys {
+pub(super) enum Keys {
     Fixed(Arc<KeySet>),
     Remote(Arc<RemoteKeys>),
 }
@@ -38,7 +39,7 @@ pub enum Keys {
 impl Keys {
     /// Loads the keys of `source`; a `jwks_url` is fetched now (a failure is an error
     /// unless `jwks_optional`) and then kept fresh in the background.
-    pub async fn load(source: &KeySource) -> Result<Keys, String> {
+    pub(super) async fn load(source: &KeySource) -> Result<Keys, StartError> {
         match source {
             KeySource::Fixed(key) => {
                 Ok(Keys::Fixed(Arc::new(KeySet { keys: key.keys().to_vec(), generation: 0, document: None })))
@@ -48,7 +49,7 @@ impl Keys {
     }
 
     /// The keys as they are now.
-    pub fn current(&self) -> Arc<KeySet> {
+    pub(super) fn current(&self) -> Arc<KeySet> {
         match self {
             Keys::Fixed(set) => Arc::clone(set),
             Keys::Remote(remote) => remote.current(),
@@ -56,7 +57,7 @@ impl Keys {
     }
 
     /// Why there are no keys to verify with yet (a `jwks_url` that has not loaded once).
-    pub fn not_loaded(&self) -> Option<String> {
+    pub(super) fn not_loaded(&self) -> Option<String> {
         match self {
             Keys::Fixed(_) => None,
             Keys::Remote(remote) if remote.current().generation > 0 => None,
@@ -67,7 +68,7 @@ impl Keys {
     /// For a token whose `kid` is not in generation `seen`: fetches the key set again if
     /// the last fetch is at least `jwks_min_refresh` old. Whether the keys are now
     /// different, so that looking again may find the key.
-    pub async fn refresh_for_unknown_kid(&self, seen: u64) -> bool {
+    pub(super) async fn refresh_for_unknown_kid(&self, seen: u64) -> bool {
         match self {
             Keys::Fixed(_) => false,
             Keys::Remote(remote) => remote.refresh_for_unknown_kid(seen).await,
@@ -76,7 +77,7 @@ impl Keys {
 }
 
 /// A key set fetched from a URL.
-pub struct RemoteKeys {
+pub(super) struct RemoteKeys {
     config: JwksUrl,
     client: FetchClient,
     current: RwLock<Arc<KeySet>>,
@@ -89,9 +90,12 @@ pub struct RemoteKeys {
 }
 
 impl RemoteKeys {
-    async fn start(config: JwksUrl) -> Result<Arc<RemoteKeys>, String> {
-        let client = fetch::client_for(&config.url, config.timeout)
-            .map_err(|e| format!("identity.jwt.jwks_url: cannot set up a client for {}: {e}", config.url))?;
+    async fn start(config: JwksUrl) -> Result<Arc<RemoteKeys>, StartError> {
+        let client = fetch::client_for(&config.url, config.timeout).map_err(|source| StartError::Client {
+            key: "identity.jwt.jwks_url",
+            url: config.url.clone(),
+            source,
+        })?;
         let empty = KeySet { keys: Vec::new(), generation: 0, document: None };
         let remote = Arc::new(RemoteKeys {
             config,
@@ -107,12 +111,7 @@ impl RemoteKeys {
                 tracing::warn!(url = %remote.config.url, %reason, "JWKS not loaded; every token is rejected until it is (jwks_optional)");
                 remote.retry_after_failure()
             }
-            Err(reason) => {
-                return Err(format!(
-                    "identity.jwt.jwks_url: cannot load the key set at {}: {reason} (set `jwks_optional: true` to start without it)",
-                    remote.config.url
-                ));
-            }
+            Err(reason) => return Err(StartError::KeySet { url: remote.config.url.clone(), reason }),
         };
         tokio::spawn(refresh_in_background(Arc::downgrade(&remote), first_wait));
         Ok(remote)

@@ -13,8 +13,10 @@ use sha2::{Digest, Sha256};
 
 use super::claims;
 use super::jwks::{KeySet, Keys};
-use super::{MAX_TOKEN_BYTES, Rejection, UserHasher, Visitor};
+use super::source::Found;
+use super::{MAX_TOKEN_BYTES, StartError, UserHasher, Visitor};
 use crate::config::{self, ClaimPath, VerificationKey};
+use crate::outcome::Rejection;
 
 /// The registered claims jsonwebtoken checks itself when they are required.
 const SPEC_CLAIMS: [&str; 5] = ["exp", "nbf", "iss", "aud", "sub"];
@@ -24,9 +26,7 @@ const CACHE_ENTRIES: u64 = 10_000;
 const CACHE_LIFETIME: Duration = Duration::from_secs(600);
 
 /// Verifies session tokens against the configured keys and checks.
-pub struct JwtVerifier {
-    /// Where a request's token is.
-    source: config::TokenSource,
+pub(super) struct JwtVerifier {
     /// Required claims that jsonwebtoken does not check itself (not exp/nbf/iss/aud/sub).
     required_paths: Vec<ClaimPath>,
     /// Accepted issuers, checked again here: `iss` must be one string of them (RFC 7519
@@ -62,10 +62,9 @@ impl Expiry<[u8; 32], Verified> for UntilTokenExpires {
 
 impl JwtVerifier {
     /// Builds the verifier; a `jwks_url` is fetched before this returns.
-    pub async fn start(jwt: &config::Jwt, hasher: UserHasher) -> Result<JwtVerifier, String> {
+    pub(super) async fn start(jwt: &config::Jwt, hasher: UserHasher) -> Result<JwtVerifier, StartError> {
         let is_spec = |p: &&ClaimPath| p.0.len() == 1 && SPEC_CLAIMS.contains(&p.0[0].as_str());
         Ok(JwtVerifier {
-            source: jwt.source.clone(),
             required_paths: jwt.required_claims.iter().filter(|p| !is_spec(p)).cloned().collect(),
             issuers: jwt.issuer.clone(),
             keys: Keys::load(&jwt.keys).await?,
@@ -78,18 +77,21 @@ impl JwtVerifier {
         })
     }
 
-    /// Where a request's token is looked for.
-    pub fn source(&self) -> &config::TokenSource {
-        &self.source
-    }
-
     /// Why there are no keys yet (see [`Keys::not_loaded`]).
-    pub fn keys_not_loaded(&self) -> Option<String> {
+    pub(super) fn keys_not_loaded(&self) -> Option<String> {
         self.keys.not_loaded()
     }
 
+    /// What a source that found `token` found: the visitor it names, or why not.
+    pub(super) async fn found(&self, token: &str) -> Found {
+        match self.verify(token).await {
+            Ok((visitor, cached)) => Found::Verified { visitor, cached },
+            Err(reason) => Found::Rejected(reason),
+        }
+    }
+
     /// Who `token` names, and whether that was known from an earlier request.
-    pub async fn verify(&self, token: &str) -> Result<(Arc<Visitor>, bool), Rejection> {
+    pub(super) async fn verify(&self, token: &str) -> Result<(Arc<Visitor>, bool), Rejection> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(Rejection::TooLarge);
         }
@@ -180,12 +182,32 @@ impl JwtVerifier {
     /// Why jsonwebtoken refused `token`. A header whose `alg` it cannot even parse (`none`,
     /// `HS1`) is an algorithm that is not allowed rather than a malformed token.
     fn rejection(&self, token: &str, kind: &ErrorKind) -> Rejection {
-        let reason = Rejection::from_jwt_error(kind);
+        let reason = rejection_of(kind);
         let listed = |alg: &str| alg.parse().is_ok_and(|alg| self.algorithms.contains(&alg));
         match declared_algorithm(token) {
             Some(alg) if reason == Rejection::Malformed && !listed(&alg) => Rejection::AlgorithmNotAllowed,
             _ => reason,
         }
+    }
+}
+
+/// Why jsonwebtoken refused a token, in the proxy's words.
+fn rejection_of(kind: &ErrorKind) -> Rejection {
+    match kind {
+        ErrorKind::InvalidSignature
+        | ErrorKind::InvalidEcdsaKey
+        | ErrorKind::InvalidEddsaKey
+        | ErrorKind::InvalidRsaKey(_) => Rejection::BadSignature,
+        ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm | ErrorKind::UnsupportedAlgorithm => {
+            Rejection::AlgorithmNotAllowed
+        }
+        ErrorKind::ExpiredSignature => Rejection::Expired,
+        ErrorKind::ImmatureSignature => Rejection::NotYetValid,
+        ErrorKind::InvalidIssuer => Rejection::WrongIssuer,
+        ErrorKind::InvalidAudience => Rejection::WrongAudience,
+        ErrorKind::MissingRequiredClaim(_) => Rejection::MissingClaim,
+        ErrorKind::InvalidClaimFormat(_) => Rejection::InvalidClaim,
+        _ => Rejection::Malformed,
     }
 }
 
@@ -262,8 +284,8 @@ mod tests {
             "upstream: {{ url: http://127.0.0.1:9 }}\nassistant: {{ id: a }}\nidentity:\n  secret_key: k\n  jwt:\n    cookie: s\n    secret: x\n    leeway: {leeway}\n"
         );
         let config = Config::from_yaml(&yaml, "t.yaml", std::path::Path::new(".")).unwrap();
-        let identity = config.identity.unwrap();
-        JwtVerifier::start(identity.jwt.as_ref().unwrap(), UserHasher(super::super::hmac_for("k"))).await.unwrap()
+        let identity = config.main_site().identity.clone().unwrap();
+        JwtVerifier::start(identity.jwt.as_ref().unwrap(), UserHasher::new("k")).await.unwrap()
     }
 
     #[tokio::test]

@@ -12,9 +12,13 @@ use http_body_util::Empty;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::{Outcome, Rejection, Source, UserHasher, Visitor, token};
+use super::cookies::session_cookie;
+use super::source::{BoxFuture, Found, IdentitySource, RequestFacts};
+use super::{StartError, UserHasher, Visitor};
 use crate::config;
-use crate::fetch::{self, FetchClient, FetchError};
+use crate::headers;
+use crate::outcome::{Rejection, Source};
+use crate::upstream::fetch::{self, FetchClient, FetchError};
 
 /// The largest answer read from the endpoint.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
@@ -32,26 +36,42 @@ enum Answer {
 }
 
 /// Asks the lookup endpoint, through the cache.
-pub struct Lookup {
+pub(super) struct Lookup {
     config: config::Lookup,
     client: FetchClient,
     /// The lookup goes to the upstream: it carries what the page request carries.
     on_upstream: bool,
     /// And the visitor's own `Host` (`host_header: preserve`).
     forward_host: bool,
+    /// The request headers it reads: the session cookies, and to ask the upstream as the
+    /// page request does, `Host`, `User-Agent` and the forwarding headers.
+    reads: Vec<http::HeaderName>,
     hasher: UserHasher,
     cache: moka::future::Cache<[u8; 32], Answer>,
 }
 
 impl Lookup {
-    pub fn new(config: &config::Lookup, upstream: &config::Upstream, hasher: UserHasher) -> Result<Lookup, String> {
+    pub(super) fn new(
+        config: &config::Lookup,
+        upstream: &config::Upstream,
+        hasher: UserHasher,
+    ) -> Result<Lookup, StartError> {
         let client = if config.target.on_upstream {
             crate::upstream::connector(upstream).map(|c| fetch::pooled(c, fetch::SMALL_READS))
         } else {
             fetch::client_for(&config.target.uri, upstream.connect_timeout)
         }
-        .map_err(|e| format!("identity.lookup.url: cannot set up a client for {}: {e}", config.target.uri))?;
+        .map_err(|source| StartError::Client {
+            key: "identity.lookup.url",
+            url: config.target.uri.clone(),
+            source,
+        })?;
+        let mut reads = vec![header::COOKIE, header::HOST];
+        if config.target.on_upstream {
+            reads.extend(std::iter::once(header::USER_AGENT).chain(headers::X_FORWARDED));
+        }
         Ok(Lookup {
+            reads,
             on_upstream: config.target.on_upstream,
             forward_host: config.target.on_upstream && upstream.host_header == config::HostHeader::Preserve,
             client,
@@ -64,13 +84,8 @@ impl Lookup {
         })
     }
 
-    /// Whether the lookup goes to the upstream (and needs the request's context).
-    pub fn asks_upstream(&self) -> bool {
-        self.on_upstream
-    }
-
     /// The cache key of the request's session, if it carries one.
-    pub fn session_key(&self, headers: &HeaderMap) -> Option<[u8; 32]> {
+    fn session_key(&self, headers: &HeaderMap) -> Option<[u8; 32]> {
         self.session(headers).ok()?.map(|(_, key)| key)
     }
 
@@ -88,7 +103,7 @@ impl Lookup {
 
     /// Whether a response sets (or clears) one of the session cookies: a sign-in or a
     /// sign-out, after which what was cached for the old session must not be used.
-    pub fn ends_session(&self, response: &HeaderMap) -> bool {
+    fn ends_session(&self, response: &HeaderMap) -> bool {
         response
             .get_all(header::SET_COOKIE)
             .iter()
@@ -97,37 +112,55 @@ impl Lookup {
             .any(|name| self.config.cookies.iter().any(|c| c == name))
     }
 
-    /// Forgets the answer cached for a session.
-    pub async fn forget(&self, key: [u8; 32]) {
-        self.cache.invalidate(&key).await;
-    }
-
     /// The visitor behind the request's session cookies, within `timeout`.
-    pub async fn identify(&self, headers: &HeaderMap) -> (Option<Arc<Visitor>>, Outcome) {
-        let (cookies, key) = match self.session(headers) {
+    async fn lookup(&self, request: &RequestFacts) -> Found {
+        let (cookies, key) = match self.session(&request.headers) {
             Ok(Some(session)) => session,
-            Ok(None) => return (None, Outcome::None),
-            Err(reason) => return (None, Outcome::Rejected(reason)),
+            Ok(None) => return Found::Absent,
+            Err(reason) => return Found::Rejected(reason),
         };
-        let asked = self.cache.entry(key).or_try_insert_with(self.ask(cookies, headers));
+        let sent = self.forwarded(request);
+        let asked = self.cache.entry(key).or_try_insert_with(self.ask(cookies, &sent));
         let entry = match tokio::time::timeout(self.config.timeout, asked).await {
-            Err(_) => return (None, Outcome::Rejected(Rejection::LookupTimeout)),
-            Ok(Err(reason)) => return (None, Outcome::Rejected(*reason)),
+            Err(_) => return Found::Rejected(Rejection::LookupTimeout),
+            Ok(Err(reason)) => return Found::Rejected(*reason),
             Ok(Ok(entry)) => entry,
         };
-        let source = if entry.is_fresh() { Source::Lookup } else { Source::CachedLookup };
+        let cached = !entry.is_fresh();
         match entry.into_value() {
-            Answer::Visitor(visitor) => (Some(visitor), Outcome::Verified(source)),
-            Answer::Anonymous => (None, Outcome::SignedOut(source)),
-            Answer::Rejected(reason) => (None, Outcome::Rejected(reason)),
+            Answer::Visitor(visitor) => Found::Verified { visitor, cached },
+            Answer::Anonymous => Found::SignedOut { cached },
+            Answer::Rejected(reason) => Found::Rejected(reason),
         }
+    }
+
+    /// What a lookup on the upstream sends besides the cookies, as the page request does:
+    /// the visitor's `Host` and `User-Agent`, and `X-Forwarded-*` — an app that insists on
+    /// HTTPS or ties sessions to a browser then answers the lookup as it answers the page.
+    fn forwarded(&self, request: &RequestFacts) -> HeaderMap {
+        let mut sent = HeaderMap::new();
+        if !self.on_upstream {
+            return sent;
+        }
+        for name in std::iter::once(header::USER_AGENT).chain(headers::X_FORWARDED) {
+            for value in request.headers.get_all(&name) {
+                sent.append(name.clone(), value.clone());
+            }
+        }
+        let host = request.headers.get(header::HOST);
+        let proto = if request.tls { "https" } else { "http" };
+        headers::set_forwarded(&mut sent, request.peer.ip(), proto, host, request.trusted_peer);
+        if let Some(host) = host.filter(|_| self.forward_host) {
+            sent.insert(header::HOST, host.clone());
+        }
+        sent
     }
 
     /// The configured cookies the request carries, as one `Cookie` value.
     fn session_cookies(&self, headers: &HeaderMap) -> Result<Option<String>, Rejection> {
         let mut sent = String::new();
         for name in &self.config.cookies {
-            if let Some(value) = token::session_cookie(headers, name) {
+            if let Some(value) = session_cookie(headers, name) {
                 if !sent.is_empty() {
                     sent.push_str("; ");
                 }
@@ -144,7 +177,7 @@ impl Lookup {
     }
 
     /// One request to the endpoint. Errors are not cached: the next page asks again.
-    async fn ask(&self, cookies: String, page_request: &HeaderMap) -> Result<Answer, Rejection> {
+    async fn ask(&self, cookies: String, forwarded: &HeaderMap) -> Result<Answer, Rejection> {
         let mut request = Request::get(self.config.target.uri.clone())
             .header(header::ACCEPT, "application/json")
             // Never an answer from a cache between the proxy and the endpoint.
@@ -155,15 +188,8 @@ impl Lookup {
         let cookie = HeaderValue::from_str(&cookies).map_err(|_| Rejection::Malformed)?;
         let sent = request.headers_mut();
         sent.insert(header::COOKIE, cookie);
-        if self.on_upstream {
-            for name in std::iter::once(header::USER_AGENT).chain(crate::headers::X_FORWARDED) {
-                if let Some(value) = page_request.get(&name) {
-                    sent.insert(name, value.clone());
-                }
-            }
-        }
-        if let Some(host) = page_request.get(header::HOST).filter(|_| self.forward_host) {
-            sent.insert(header::HOST, host.clone());
+        for (name, value) in forwarded {
+            sent.insert(name, value.clone());
         }
         let (status, body) =
             fetch::get(&self.client, request, self.config.timeout, MAX_ANSWER_BYTES).await.map_err(|e| match e {
@@ -186,6 +212,53 @@ impl Lookup {
             Ok(person) => Answer::Visitor(Arc::new(self.hasher.visitor(person))),
             Err(Rejection::NoUserId) => Answer::Anonymous,
             Err(reason) => Answer::Rejected(reason),
+        })
+    }
+}
+
+impl IdentitySource for Lookup {
+    fn kind(&self) -> Source {
+        Source::Lookup
+    }
+
+    fn reads(&self) -> &[http::HeaderName] {
+        &self.reads
+    }
+
+    /// The answer depends on the session cookies alone.
+    fn varies_by(&self) -> &[http::HeaderName] {
+        &[header::COOKIE]
+    }
+
+    fn identify<'a>(&'a self, request: &'a RequestFacts) -> BoxFuture<'a, Found> {
+        Box::pin(self.lookup(request))
+    }
+
+    /// What names the request's session (its `Cookie` and `Host`), noted before the request
+    /// is forwarded: if the response signs the visitor in or out, what was cached for it is
+    /// forgotten. Copies of two headers; nothing is parsed unless the response needs it.
+    fn note(&self, request: &HeaderMap) -> Option<HeaderMap> {
+        let mut session = HeaderMap::new();
+        for cookie in request.get_all(header::COOKIE) {
+            session.append(header::COOKIE, cookie.clone());
+        }
+        if session.is_empty() {
+            return None;
+        }
+        if let Some(host) = request.get(header::HOST) {
+            session.insert(header::HOST, host.clone());
+        }
+        Some(session)
+    }
+
+    /// Forgets the session's cached answer if the response sets one of its cookies.
+    fn after_response<'a>(&'a self, noted: &'a HeaderMap, response: &'a HeaderMap) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if self.ends_session(response)
+                && let Some(key) = self.session_key(noted)
+            {
+                self.cache.invalidate(&key).await;
+            }
         })
     }
 }

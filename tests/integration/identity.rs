@@ -2,7 +2,7 @@
 //! while the page is still served.
 
 use http::{HeaderMap, HeaderValue, StatusCode};
-use invent_proxy::identity::{Identifier, Outcome, Rejection, Source, user_hash};
+use invent_proxy::identity::{Identified, Identifier, Rejection, RequestFacts, Source, user_hash};
 use jsonwebtoken::{Algorithm, EncodingKey, get_current_timestamp};
 use serde_json::json;
 
@@ -12,17 +12,17 @@ use crate::support::*;
 const PAGE: &str = "<!DOCTYPE html><html><body><p>Account</p></body></html>";
 
 /// A token verified now, not taken from the cache.
-const VERIFIED: Outcome = Outcome::Verified(Source::Token);
+const VERIFIED: Identified = Identified::Verified { source: Source::JwtCookie, cached: false };
 
 fn identifier(yaml: &str) -> Identifier {
     let config = config(&proxy_yaml("127.0.0.1:9".parse().unwrap(), yaml));
-    block_on(Identifier::start(config.identity.as_ref().unwrap(), &config.upstream)).unwrap()
+    block_on(Identifier::start(config.main_site().identity.as_ref().unwrap(), &config.main_site().upstream)).unwrap()
 }
 
-fn outcome(identifier: &Identifier, token: &str) -> Outcome {
+fn outcome(identifier: &Identifier, token: &str) -> Identified {
     let mut headers = HeaderMap::new();
     headers.insert("cookie", HeaderValue::from_str(&format!("session={token}")).unwrap());
-    block_on(identifier.identify(&headers)).1
+    block_on(identifier.identify(&RequestFacts::from_headers(headers))).1
 }
 
 #[tokio::test]
@@ -127,10 +127,14 @@ fn bad_tokens() -> Vec<(&'static str, String, Rejection)> {
 fn each_bad_token_is_rejected_for_its_own_reason() {
     let identifier = identifier(&identity_yaml());
     for (name, token, reason) in bad_tokens() {
-        assert_eq!(outcome(&identifier, &token), Outcome::Rejected(reason), "{name}");
+        assert_eq!(
+            outcome(&identifier, &token),
+            Identified::Rejected { source: Source::JwtCookie, reason },
+            "{name}"
+        );
     }
     assert_eq!(outcome(&identifier, &tokens::hs256(&claims("u1"))), VERIFIED);
-    assert_eq!(block_on(identifier.identify(&HeaderMap::new())).1, Outcome::None);
+    assert_eq!(block_on(identifier.identify(&RequestFacts::from_headers(HeaderMap::new()))).1, Identified::None);
 }
 
 #[tokio::test]
@@ -155,13 +159,22 @@ fn issuer_audience_and_leeway_are_checked() {
     let good = with(with(claims("u1"), "iss", "https://app.example"), "aud", "web");
     assert_eq!(outcome(&identifier, &tokens::hs256(&good)), VERIFIED);
     let wrong_iss = with(good.clone(), "iss", "https://evil.example");
-    assert_eq!(outcome(&identifier, &tokens::hs256(&wrong_iss)), Outcome::Rejected(Rejection::WrongIssuer));
+    assert_eq!(
+        outcome(&identifier, &tokens::hs256(&wrong_iss)),
+        Identified::Rejected { source: Source::JwtCookie, reason: Rejection::WrongIssuer }
+    );
     let wrong_aud = with(good.clone(), "aud", "mobile");
-    assert_eq!(outcome(&identifier, &tokens::hs256(&wrong_aud)), Outcome::Rejected(Rejection::WrongAudience));
+    assert_eq!(
+        outcome(&identifier, &tokens::hs256(&wrong_aud)),
+        Identified::Rejected { source: Source::JwtCookie, reason: Rejection::WrongAudience }
+    );
     let within_leeway = with(good.clone(), "exp", now - 2);
     assert_eq!(outcome(&identifier, &tokens::hs256(&within_leeway)), VERIFIED);
     let past_leeway = with(good, "exp", now - 30);
-    assert_eq!(outcome(&identifier, &tokens::hs256(&past_leeway)), Outcome::Rejected(Rejection::Expired));
+    assert_eq!(
+        outcome(&identifier, &tokens::hs256(&past_leeway)),
+        Identified::Rejected { source: Source::JwtCookie, reason: Rejection::Expired }
+    );
 }
 
 fn public_key_yaml(file: &str, algorithm: &str) -> String {
@@ -183,14 +196,20 @@ fn public_keys_verify_rs256_ps256_es256_and_eddsa() {
     assert_eq!(outcome(&ec, &tokens::es256(&claims("u1"))), VERIFIED);
     let ed = identifier(&public_key_yaml("ed_public.pem", "EdDSA"));
     assert_eq!(outcome(&ed, &tokens::eddsa(&claims("u1"))), VERIFIED);
-    assert_eq!(outcome(&rsa, &tokens::es256(&claims("u1"))), Outcome::Rejected(Rejection::AlgorithmNotAllowed));
+    assert_eq!(
+        outcome(&rsa, &tokens::es256(&claims("u1"))),
+        Identified::Rejected { source: Source::JwtCookie, reason: Rejection::AlgorithmNotAllowed }
+    );
 }
 
 #[test]
 fn hs256_signed_with_the_rsa_public_key_is_rejected_when_rs256_is_configured() {
     let rsa = identifier(&public_key_yaml("rsa_public.pem", "RS256"));
     let forged = tokens::hs256_with_rsa_public_key(&claims("admin"));
-    assert_eq!(outcome(&rsa, &forged), Outcome::Rejected(Rejection::AlgorithmNotAllowed));
+    assert_eq!(
+        outcome(&rsa, &forged),
+        Identified::Rejected { source: Source::JwtCookie, reason: Rejection::AlgorithmNotAllowed }
+    );
 }
 
 #[tokio::test]
@@ -217,7 +236,10 @@ fn key_location_headers_are_ignored() {
         "jwk": {"kty": "oct", "k": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(attacker_key)},
     });
     let forged = tokens::hs256_with_header(&header, &claims("admin"), attacker_key);
-    assert_eq!(outcome(&identifier, &forged), Outcome::Rejected(Rejection::BadSignature));
+    assert_eq!(
+        outcome(&identifier, &forged),
+        Identified::Rejected { source: Source::JwtCookie, reason: Rejection::BadSignature }
+    );
     assert!(listener.accept().is_err(), "no key was fetched from the token's jku/x5u");
     let genuine = tokens::hs256_with_header(&header, &claims("u1"), JWT_SECRET.as_bytes());
     assert_eq!(outcome(&identifier, &genuine), VERIFIED, "the configured key still verifies");
@@ -229,12 +251,12 @@ fn yaml_with(extra: &str) -> String {
     )
 }
 
-fn outcome_for(identifier: &Identifier, headers: &[(&'static str, String)]) -> Outcome {
+fn outcome_for(identifier: &Identifier, headers: &[(&'static str, String)]) -> Identified {
     let mut map = HeaderMap::new();
     for (name, value) in headers {
         map.append(*name, HeaderValue::from_str(value).unwrap());
     }
-    block_on(identifier.identify(&map)).1
+    block_on(identifier.identify(&RequestFacts::from_headers(map))).1
 }
 
 #[tokio::test]
@@ -257,9 +279,13 @@ fn chunked_cookies_are_joined_and_a_gap_is_refused() {
     let token = tokens::hs256(&claims("chunked"));
     let (first, second) = token.split_at(token.len() / 2);
     let cookie = format!("next-auth.session-token.1={second}; theme=dark; next-auth.session-token.0={first}");
-    assert_eq!(outcome_for(&identifier, &[("cookie", cookie)]), VERIFIED);
+    let joined = Identified::Verified { source: Source::JwtChunks, cached: false };
+    assert_eq!(outcome_for(&identifier, &[("cookie", cookie)]), joined);
     let gap = format!("next-auth.session-token.0={first}; next-auth.session-token.2={second}");
-    assert_eq!(outcome_for(&identifier, &[("cookie", gap)]), Outcome::Rejected(Rejection::IncompleteChunks));
+    assert_eq!(
+        outcome_for(&identifier, &[("cookie", gap)]),
+        Identified::Rejected { source: Source::JwtChunks, reason: Rejection::IncompleteChunks }
+    );
 }
 
 #[test]
@@ -270,9 +296,15 @@ fn required_claims_issuers_and_audiences_accept_lists() {
     let full = with(with(with(claims("u1"), "iss", "https://b.example"), "aud", "mobile"), "tenant", json!({"id": 7}));
     assert_eq!(outcome(&identifier, &tokens::hs256(&full)), VERIFIED);
     let no_tenant = with(with(claims("u1"), "iss", "https://a.example"), "aud", "web");
-    assert_eq!(outcome(&identifier, &tokens::hs256(&no_tenant)), Outcome::Rejected(Rejection::MissingClaim));
+    assert_eq!(
+        outcome(&identifier, &tokens::hs256(&no_tenant)),
+        Identified::Rejected { source: Source::JwtCookie, reason: Rejection::MissingClaim }
+    );
     let other_issuer = with(full.clone(), "iss", "https://c.example");
-    assert_eq!(outcome(&identifier, &tokens::hs256(&other_issuer)), Outcome::Rejected(Rejection::WrongIssuer));
+    assert_eq!(
+        outcome(&identifier, &tokens::hs256(&other_issuer)),
+        Identified::Rejected { source: Source::JwtCookie, reason: Rejection::WrongIssuer }
+    );
     let no_exp_needed = identifier_without_exp();
     assert_eq!(outcome(&no_exp_needed, &tokens::hs256(&json!({"sub": "u1"}))), VERIFIED);
 }
@@ -329,22 +361,28 @@ fn a_jwks_file_picks_the_key_by_kid_and_honours_its_alg() {
     let ec = tokens::sign_with_kid(Algorithm::ES256, &tokens::ec_key(), "ec-1", &claims("u1"));
     assert_eq!(outcome(&identifier, &ec), VERIFIED);
     let unknown = tokens::sign_with_kid(Algorithm::RS256, &tokens::rsa_key(), "rotated-away", &claims("u1"));
-    assert_eq!(outcome(&identifier, &unknown), Outcome::Rejected(Rejection::UnknownKey));
+    assert_eq!(
+        outcome(&identifier, &unknown),
+        Identified::Rejected { source: Source::JwtCookie, reason: Rejection::UnknownKey }
+    );
     let wrong_alg = tokens::sign_with_kid(Algorithm::RS384, &tokens::rsa_key(), "rsa-1", &claims("u1"));
     assert_eq!(
         outcome(&identifier, &wrong_alg),
-        Outcome::Rejected(Rejection::AlgorithmNotAllowed),
+        Identified::Rejected { source: Source::JwtCookie, reason: Rejection::AlgorithmNotAllowed },
         "the key says RS256"
     );
     let confused = {
         let public = EncodingKey::from_secret(&tokens::fixture("rsa_public.pem"));
         tokens::sign_with_kid(Algorithm::HS256, &public, "rsa-1", &claims("admin"))
     };
-    assert_eq!(outcome(&identifier, &confused), Outcome::Rejected(Rejection::AlgorithmNotAllowed));
+    assert_eq!(
+        outcome(&identifier, &confused),
+        Identified::Rejected { source: Source::JwtCookie, reason: Rejection::AlgorithmNotAllowed }
+    );
     let no_kid = tokens::rs256(&claims("u1"));
     assert_eq!(
         outcome(&identifier, &no_kid),
-        Outcome::Rejected(Rejection::UnknownKey),
+        Identified::Rejected { source: Source::JwtCookie, reason: Rejection::UnknownKey },
         "two keys: a token must name one"
     );
 }
@@ -376,13 +414,13 @@ fn a_configured_issuer_or_audience_cannot_be_left_out_or_malformed() {
     assert_eq!(outcome(&identifier, &tokens::hs256(&good)), VERIFIED);
     let mut no_iss = good.clone();
     no_iss.as_object_mut().unwrap().remove("iss");
-    assert!(matches!(outcome(&identifier, &tokens::hs256(&no_iss)), Outcome::Rejected(_)), "no iss");
+    assert!(matches!(outcome(&identifier, &tokens::hs256(&no_iss)), Identified::Rejected { .. }), "no iss");
     let mut no_aud = good.clone();
     no_aud.as_object_mut().unwrap().remove("aud");
-    assert!(matches!(outcome(&identifier, &tokens::hs256(&no_aud)), Outcome::Rejected(_)), "no aud");
+    assert!(matches!(outcome(&identifier, &tokens::hs256(&no_aud)), Identified::Rejected { .. }), "no aud");
     for iss in [json!(5), json!(null), json!({"x": 1}), json!(["https://a.example", "https://evil.example"])] {
         let token = tokens::hs256(&with(good.clone(), "iss", iss.clone()));
-        assert!(matches!(outcome(&identifier, &token), Outcome::Rejected(_)), "iss {iss}");
+        assert!(matches!(outcome(&identifier, &token), Identified::Rejected { .. }), "iss {iss}");
     }
 }
 
@@ -391,7 +429,10 @@ fn a_required_claim_that_is_null_is_missing() {
     let identifier = identifier(&yaml_with("    cookie: session\n    required_claims: [exp, tenant]\n"));
     assert_eq!(outcome(&identifier, &tokens::hs256(&with(claims("u1"), "tenant", 3))), VERIFIED);
     let null = tokens::hs256(&with(claims("u1"), "tenant", json!(null)));
-    assert_eq!(outcome(&identifier, &null), Outcome::Rejected(Rejection::MissingClaim));
+    assert_eq!(
+        outcome(&identifier, &null),
+        Identified::Rejected { source: Source::JwtCookie, reason: Rejection::MissingClaim }
+    );
 }
 
 #[test]
@@ -402,7 +443,7 @@ fn chunk_numbers_are_plain_decimal() {
     let odd = format!("s.0={first}; s.01={second}");
     assert_eq!(
         outcome_for(&identifier, &[("cookie", odd)]),
-        Outcome::Rejected(Rejection::Malformed),
+        Identified::Rejected { source: Source::JwtChunks, reason: Rejection::Malformed },
         "s.01 is not chunk 1"
     );
 }
@@ -433,14 +474,20 @@ fn key_material_that_would_let_anyone_sign_is_refused() {
 fn oversized_cookies_and_payloads_are_refused_unread() {
     let identifier = identifier(&identity_yaml());
     let sixteen_kib = "a".repeat(16 * 1024);
-    assert_eq!(outcome(&identifier, &sixteen_kib), Outcome::Rejected(Rejection::TooLarge));
+    assert_eq!(
+        outcome(&identifier, &sixteen_kib),
+        Identified::Rejected { source: Source::JwtCookie, reason: Rejection::TooLarge }
+    );
     let huge_payload = tokens::hs256(&with(claims("u1"), "blob", "x".repeat(100 * 1024)));
-    assert_eq!(outcome(&identifier, &huge_payload), Outcome::Rejected(Rejection::TooLarge));
+    assert_eq!(
+        outcome(&identifier, &huge_payload),
+        Identified::Rejected { source: Source::JwtCookie, reason: Rejection::TooLarge }
+    );
 }
 
 mod fuzzing {
     use http::{HeaderMap, HeaderValue};
-    use invent_proxy::identity::Outcome;
+    use invent_proxy::identity::{Identified, RequestFacts};
     use proptest::prelude::*;
 
     use super::{identifier, yaml_with};
@@ -465,9 +512,9 @@ mod fuzzing {
             if let Ok(value) = HeaderValue::from_bytes(&with_prefix(&authorization)) {
                 headers.insert("authorization", value);
             }
-            let (visitor, outcome) = crate::support::block_on(identifier.identify(&headers));
+            let (visitor, outcome) = crate::support::block_on(identifier.identify(&RequestFacts::from_headers(headers)));
             prop_assert!(visitor.is_none());
-            prop_assert!(!matches!(outcome, Outcome::Verified(_)));
+            prop_assert!(!matches!(outcome, Identified::Verified { .. }), "verified: {:?}", outcome);
         }
     }
 }
@@ -477,9 +524,13 @@ fn a_cached_session_expires_with_its_token() {
     let rsa = identifier(&public_key_yaml("rsa_public.pem", "RS256").replace("  jwt:\n", "  jwt:\n    leeway: 0s\n"));
     let token = tokens::rs256(&json!({"sub": "u1", "exp": get_current_timestamp() + 1}));
     assert_eq!(outcome(&rsa, &token), VERIFIED);
-    assert_eq!(outcome(&rsa, &token), Outcome::Verified(Source::CachedToken));
+    assert_eq!(outcome(&rsa, &token), Identified::Verified { source: Source::JwtCookie, cached: true });
     std::thread::sleep(std::time::Duration::from_millis(2100));
-    assert_eq!(outcome(&rsa, &token), Outcome::Rejected(Rejection::Expired), "the cache never outlives the token");
+    assert_eq!(
+        outcome(&rsa, &token),
+        Identified::Rejected { source: Source::JwtCookie, reason: Rejection::Expired },
+        "the cache never outlives the token"
+    );
 }
 
 /// The identity outcomes the admin listener counted, after one page for each token.
@@ -512,7 +563,10 @@ async fn a_token_with_critical_header_extensions_is_rejected() {
     assert_eq!(widget_attribute(&pages[0], "user-id"), None, "{}", pages[0]);
     assert_eq!(widget_attribute(&pages[1], "user-id"), None);
     assert_eq!(widget_attribute(&pages[2], "user-id").as_deref(), Some("user_42"), "the control verifies");
-    assert!(metrics.contains(r#"invent_proxy_identity_total{outcome="rejected",reason="crit"} 2"#), "{metrics}");
+    assert!(
+        metrics.contains(r#"invent_proxy_identity_total{outcome="rejected",source="jwt_cookie",reason="crit"} 2"#),
+        "{metrics}"
+    );
 }
 
 /// A key set whose RSA key (`rsa-1`) declares `key_ops`, beside an EC key (`ec-1`).

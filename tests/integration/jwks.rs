@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::StatusCode;
-use invent_proxy::identity::{Identifier, Outcome, Rejection, Source, Visitor};
+use invent_proxy::identity::{Identified, Identifier, Rejection, RequestFacts, Source, Visitor};
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::json;
@@ -79,15 +79,15 @@ fn jwks_yaml(url: &str, schedule: &str) -> String {
     )
 }
 
-async fn identifier(yaml: &str) -> Result<Identifier, String> {
+async fn identifier(yaml: &str) -> Result<Identifier, invent_proxy::identity::StartError> {
     let config = config(&proxy_yaml("127.0.0.1:9".parse().unwrap(), yaml));
-    Identifier::start(config.identity.as_ref().unwrap(), &config.upstream).await
+    Identifier::start(config.main_site().identity.as_ref().unwrap(), &config.main_site().upstream).await
 }
 
-async fn identify(identifier: &Identifier, token: &str) -> (Option<Arc<Visitor>>, Outcome) {
+async fn identify(identifier: &Identifier, token: &str) -> (Option<Arc<Visitor>>, Identified) {
     let mut headers = http::HeaderMap::new();
     headers.insert("cookie", format!("session={token}").parse().unwrap());
-    identifier.identify(&headers).await
+    identifier.identify(&RequestFacts::from_headers(headers)).await
 }
 
 fn rsa_token(sub: &str) -> String {
@@ -134,8 +134,11 @@ async fn a_failing_refresh_keeps_the_last_good_keys_and_a_dropped_key_stops_veri
     let identifier =
         identifier(&jwks_yaml(&jwks.url(), "    jwks_refresh: 100ms\n    jwks_min_refresh: 50ms\n")).await.unwrap();
     let token = rsa_token("u1");
-    assert_eq!(identify(&identifier, &token).await.1, Outcome::Verified(Source::Token));
-    assert_eq!(identify(&identifier, &token).await.1, Outcome::Verified(Source::CachedToken));
+    assert_eq!(
+        identify(&identifier, &token).await.1,
+        Identified::Verified { source: Source::JwtCookie, cached: false }
+    );
+    assert_eq!(identify(&identifier, &token).await.1, Identified::Verified { source: Source::JwtCookie, cached: true });
 
     for (status, body) in
         [(StatusCode::SERVICE_UNAVAILABLE, "down"), (StatusCode::OK, "{not json"), (StatusCode::OK, "{\"keys\":[]}")]
@@ -144,17 +147,26 @@ async fn a_failing_refresh_keeps_the_last_good_keys_and_a_dropped_key_stops_veri
         let fetched = jwks.fetches();
         wait_until(|| jwks.fetches() >= fetched + 2).await;
         let (visitor, outcome) = identify(&identifier, &token).await;
-        assert!(matches!(outcome, Outcome::Verified(_)), "{body}: {outcome:?}");
+        assert!(matches!(outcome, Identified::Verified { .. }), "{body}: {outcome:?}");
         assert_eq!(visitor.unwrap().user_id, "u1");
-        assert_eq!(identify(&identifier, &ec_token("u2")).await.1, Outcome::Verified(Source::Token));
+        assert_eq!(
+            identify(&identifier, &ec_token("u2")).await.1,
+            Identified::Verified { source: Source::JwtCookie, cached: false }
+        );
     }
 
     // The site rotates rsa-1 out: a session signed with it, even one verified before,
     // no longer identifies anyone.
     jwks.serve(&["ec-1"]);
-    wait_until_async(|| async { identify(&identifier, &token).await.1 == Outcome::Rejected(Rejection::UnknownKey) })
-        .await;
-    assert_eq!(identify(&identifier, &ec_token("u2")).await.1, Outcome::Verified(Source::Token));
+    wait_until_async(|| async {
+        identify(&identifier, &token).await.1
+            == Identified::Rejected { source: Source::JwtCookie, reason: Rejection::UnknownKey }
+    })
+    .await;
+    assert_eq!(
+        identify(&identifier, &ec_token("u2")).await.1,
+        Identified::Verified { source: Source::JwtCookie, cached: false }
+    );
 }
 
 #[tokio::test]
@@ -197,14 +209,23 @@ async fn key_location_headers_never_make_the_proxy_fetch_anything_but_its_own_ke
     header.jwk = Some(serde_json::from_str(&key_set(&["ec-1"])).map(|set: JwkSet| set.keys[0].clone()).unwrap());
     let forged =
         jsonwebtoken::encode(&header, &json!({"sub": "admin", "exp": 4_000_000_000u64}), &tokens::ec_key()).unwrap();
-    assert_eq!(identify(&identifier, &forged).await.1, Outcome::Rejected(Rejection::UnknownKey));
+    assert_eq!(
+        identify(&identifier, &forged).await.1,
+        Identified::Rejected { source: Source::JwtCookie, reason: Rejection::UnknownKey }
+    );
     assert_eq!(attacker.seen().len(), 0, "the token's jku/x5u were never fetched");
     assert_eq!(jwks.fetches(), 2, "only the configured key set was asked for the unknown kid");
     let wrong_alg = tokens::sign_with_kid(Algorithm::RS384, &tokens::rsa_key(), "rsa-1", &claims("u1"));
-    assert_eq!(identify(&identifier, &wrong_alg).await.1, Outcome::Rejected(Rejection::AlgorithmNotAllowed));
+    assert_eq!(
+        identify(&identifier, &wrong_alg).await.1,
+        Identified::Rejected { source: Source::JwtCookie, reason: Rejection::AlgorithmNotAllowed }
+    );
     let hs_with_public = EncodingKey::from_secret(&tokens::fixture("rsa_public.pem"));
     let confused = tokens::sign_with_kid(Algorithm::HS256, &hs_with_public, "rsa-1", &claims("admin"));
-    assert_eq!(identify(&identifier, &confused).await.1, Outcome::Rejected(Rejection::AlgorithmNotAllowed));
+    assert_eq!(
+        identify(&identifier, &confused).await.1,
+        Identified::Rejected { source: Source::JwtCookie, reason: Rejection::AlgorithmNotAllowed }
+    );
 }
 
 #[tokio::test]
@@ -220,10 +241,13 @@ async fn a_slow_key_set_holds_no_page_long_and_is_fetched_once_whoever_waits() {
     });
     for outcome in futures_util::future::join_all(pages).await {
         // Each page stopped waiting after a second: anonymous, not held for the fetch.
-        assert_eq!(outcome.unwrap(), Outcome::Rejected(Rejection::UnknownKey));
+        assert_eq!(outcome.unwrap(), Identified::Rejected { source: Source::JwtCookie, reason: Rejection::UnknownKey });
     }
     // The fetch the pages gave up on went on without them, and ended the wait of all.
-    wait_until_async(|| async { identify(&identifier, &token).await.1 == Outcome::Verified(Source::Token) }).await;
+    wait_until_async(|| async {
+        identify(&identifier, &token).await.1 == Identified::Verified { source: Source::JwtCookie, cached: false }
+    })
+    .await;
     assert_eq!(jwks.fetches(), 2, "start-up, then one fetch for five pages");
 }
 

@@ -102,7 +102,10 @@ fn limits_are_checked_at_load() {
         invent_proxy::Config::from_yaml(&yaml, "t.yaml", std::path::Path::new("."))
     };
     let config = load("  max_connections: 500\n  header_read_timeout: 5s\n").unwrap();
-    assert_eq!((config.limits.max_connections, config.limits.header_read_timeout), (500, Duration::from_secs(5)));
+    assert_eq!(
+        (config.process.limits.max_connections, config.process.limits.header_read_timeout),
+        (500, Duration::from_secs(5))
+    );
     let error = load("  max_connections: 0\n").unwrap_err().to_string();
     assert!(error.contains("limits.max_connections") && error.contains("at least 1"), "{error}");
     let error = load("  header_read_timeout: 0s\n").unwrap_err().to_string();
@@ -112,8 +115,8 @@ fn limits_are_checked_at_load() {
     let error = load("  max_header_size: 1024\n").unwrap_err().to_string();
     assert!(error.contains("limits.max_header_size") && error.contains("at least"), "{error}");
     let cores = std::thread::available_parallelism().unwrap().get();
-    assert_eq!(load("").unwrap().limits.workers, cores, "one worker per core by default");
-    assert_eq!(load("  workers: 3\n").unwrap().limits.workers, 3);
+    assert_eq!(load("").unwrap().process.limits.workers, cores, "one worker per core by default");
+    assert_eq!(load("  workers: 3\n").unwrap().process.limits.workers, 3);
     let error = load("  workers: 0\n").unwrap_err().to_string();
     assert!(error.contains("limits.workers") && error.contains("at least 1"), "{error}");
     let error = load("  max_conections: 5\n").unwrap_err().to_string();

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use http::{Request, StatusCode, header};
 use hyper::body::Incoming;
-use invent_proxy::identity::{Identifier, Outcome, Rejection, Source, user_hash};
+use invent_proxy::identity::{Identified, Identifier, Rejection, RequestFacts, Source, user_hash};
 
 use crate::support::*;
 
@@ -123,32 +123,59 @@ fn each_lookup_failure_has_its_own_reason() {
     block_on(async {
         let site = spawn_site().await;
         let config = config(&proxy_yaml(site.addr, &lookup_yaml(&site, "    cache_ttl: 0s\n")));
-        let identifier = Identifier::start(config.identity.as_ref().unwrap(), &config.upstream).await.unwrap();
+        let identifier = Identifier::start(config.main_site().identity.as_ref().unwrap(), &config.main_site().upstream)
+            .await
+            .unwrap();
         let outcome = |session: &'static str| {
             let identifier = &identifier;
             async move {
                 let mut headers = http::HeaderMap::new();
                 headers.insert(header::COOKIE, format!("PHPSESSID={session}").parse().unwrap());
-                identifier.identify(&headers).await.1
+                identifier.identify(&RequestFacts::from_headers(headers)).await.1
             }
         };
-        assert_eq!(outcome("ada").await, Outcome::Verified(Source::Lookup));
-        assert_eq!(outcome("ada").await, Outcome::Verified(Source::Lookup), "cache_ttl 0s asks every time");
-        assert_eq!(outcome("hang").await, Outcome::Rejected(Rejection::LookupTimeout));
-        assert_eq!(outcome("error").await, Outcome::Rejected(Rejection::LookupStatus));
-        assert_eq!(outcome("junk").await, Outcome::Rejected(Rejection::LookupInvalid));
-        assert_eq!(outcome("script").await, Outcome::Rejected(Rejection::InvalidUserId));
-        assert_eq!(outcome("float").await, Outcome::Rejected(Rejection::InvalidUserId));
-        assert_eq!(outcome("logged-out").await, Outcome::SignedOut(Source::Lookup));
-        assert_eq!(outcome("unknown").await, Outcome::SignedOut(Source::Lookup));
+        assert_eq!(outcome("ada").await, Identified::Verified { source: Source::Lookup, cached: false });
+        assert_eq!(
+            outcome("ada").await,
+            Identified::Verified { source: Source::Lookup, cached: false },
+            "cache_ttl 0s asks every time"
+        );
+        assert_eq!(
+            outcome("hang").await,
+            Identified::Rejected { source: Source::Lookup, reason: Rejection::LookupTimeout }
+        );
+        assert_eq!(
+            outcome("error").await,
+            Identified::Rejected { source: Source::Lookup, reason: Rejection::LookupStatus }
+        );
+        assert_eq!(
+            outcome("junk").await,
+            Identified::Rejected { source: Source::Lookup, reason: Rejection::LookupInvalid }
+        );
+        assert_eq!(
+            outcome("script").await,
+            Identified::Rejected { source: Source::Lookup, reason: Rejection::InvalidUserId }
+        );
+        assert_eq!(
+            outcome("float").await,
+            Identified::Rejected { source: Source::Lookup, reason: Rejection::InvalidUserId }
+        );
+        assert_eq!(outcome("logged-out").await, Identified::SignedOut { source: Source::Lookup, cached: false });
+        assert_eq!(outcome("unknown").await, Identified::SignedOut { source: Source::Lookup, cached: false });
 
         let (nowhere, _held) = unreachable_address();
         let yaml = lookup_yaml(&site, "").replace(&site.addr.to_string(), &nowhere.to_string());
         let elsewhere = crate::support::config(&proxy_yaml(site.addr, &yaml));
-        let unreachable = Identifier::start(elsewhere.identity.as_ref().unwrap(), &elsewhere.upstream).await.unwrap();
+        let unreachable =
+            Identifier::start(elsewhere.main_site().identity.as_ref().unwrap(), &elsewhere.main_site().upstream)
+                .await
+                .unwrap();
         let mut headers = http::HeaderMap::new();
         headers.insert(header::COOKIE, "PHPSESSID=ada".parse().unwrap());
-        assert_eq!(unreachable.identify(&headers).await.1, Outcome::Rejected(Rejection::LookupFailed));
+        assert_eq!(
+            unreachable.identify(&RequestFacts::from_headers(headers)).await.1,
+            Identified::Rejected { source: Source::Lookup, reason: Rejection::LookupFailed }
+        );
     });
 }
 
@@ -163,13 +190,13 @@ async fn lookup_hits_and_misses_are_counted_signed_in_or_not() {
     let admin = proxy.admin_addr().unwrap();
     let text = crate::operations::scrape_until(
         admin,
-        r#"invent_proxy_identity_total{outcome="none",reason="lookup_cached"} 2"#,
+        r#"invent_proxy_identity_total{outcome="signed_out",source="lookup",reason="cached"} 2"#,
     )
     .await;
     for line in [
-        r#"invent_proxy_identity_total{outcome="verified",reason="lookup"} 1"#,
-        r#"invent_proxy_identity_total{outcome="verified",reason="lookup_cached"} 1"#,
-        r#"invent_proxy_identity_total{outcome="none",reason="lookup"} 1"#,
+        r#"invent_proxy_identity_total{outcome="verified",source="lookup",reason=""} 1"#,
+        r#"invent_proxy_identity_total{outcome="verified",source="lookup",reason="cached"} 1"#,
+        r#"invent_proxy_identity_total{outcome="signed_out",source="lookup",reason=""} 1"#,
     ] {
         assert!(text.lines().any(|l| l == line), "no line {line:?} in\n{text}");
     }
@@ -180,13 +207,20 @@ async fn lookup_hits_and_misses_are_counted_signed_in_or_not() {
 async fn cached_answers_expire_after_cache_ttl() {
     let site = spawn_site().await;
     let config = config(&proxy_yaml(site.addr, &lookup_yaml(&site, "    cache_ttl: 200ms\n")));
-    let identifier = Arc::new(Identifier::start(config.identity.as_ref().unwrap(), &config.upstream).await.unwrap());
+    let identifier = Arc::new(
+        Identifier::start(config.main_site().identity.as_ref().unwrap(), &config.main_site().upstream).await.unwrap(),
+    );
     let mut headers = http::HeaderMap::new();
     headers.insert(header::COOKIE, "PHPSESSID=ada".parse().unwrap());
-    assert_eq!(identifier.identify(&headers).await.1, Outcome::Verified(Source::Lookup));
-    assert_eq!(identifier.identify(&headers).await.1, Outcome::Verified(Source::CachedLookup));
+    let facts = RequestFacts::from_headers(headers);
+    let (fresh, cached) = (
+        Identified::Verified { source: Source::Lookup, cached: false },
+        Identified::Verified { source: Source::Lookup, cached: true },
+    );
+    assert_eq!(identifier.identify(&facts).await.1, fresh);
+    assert_eq!(identifier.identify(&facts).await.1, cached);
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(identifier.identify(&headers).await.1, Outcome::Verified(Source::Lookup));
+    assert_eq!(identifier.identify(&facts).await.1, fresh);
     assert_eq!(whoami_asks(&site).len(), 2);
 }
 

@@ -1,5 +1,8 @@
 //! invent-proxy's integration tests: the real proxy and real upstreams on loopback ports
 //! the OS picks, talking over sockets.
+// Test and bench code: a panic is the test failing, and its helpers are `pub` for the
+// modules beside them.
+#![allow(clippy::unwrap_used, unreachable_pub)]
 
 #[cfg(feature = "browser-tests")]
 mod browser;

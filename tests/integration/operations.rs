@@ -69,7 +69,7 @@ async fn metrics_count_known_traffic_with_fixed_labels() {
         r#"invent_proxy_responses_total{outcome="passed",reason="not_html"} 1"#,
         r#"invent_proxy_responses_total{outcome="passed",reason="status"} 1"#,
         r#"invent_proxy_responses_total{outcome="passed",reason="method"} 1"#,
-        r#"invent_proxy_identity_total{outcome="none",reason=""} 6"#,
+        r#"invent_proxy_identity_total{outcome="none",source="",reason=""} 6"#,
         "invent_proxy_request_duration_seconds_count 6",
         "invent_proxy_received_bytes_total 20",
         r#"invent_proxy_build_info{version="0.1.0"} 1"#,
@@ -110,11 +110,11 @@ async fn identity_outcomes_pages_with_their_own_widget_and_open_connections_are_
 
     let text = scrape_until(admin, r#"invent_proxy_requests_total{method="GET",status="2xx"} 6"#).await;
     for line in [
-        r#"invent_proxy_identity_total{outcome="verified",reason="token"} 1"#,
-        r#"invent_proxy_identity_total{outcome="verified",reason="token_cached"} 2"#,
-        r#"invent_proxy_identity_total{outcome="rejected",reason="expired"} 1"#,
-        r#"invent_proxy_identity_total{outcome="rejected",reason="malformed"} 1"#,
-        r#"invent_proxy_identity_total{outcome="none",reason=""} 1"#,
+        r#"invent_proxy_identity_total{outcome="verified",source="jwt_cookie",reason=""} 1"#,
+        r#"invent_proxy_identity_total{outcome="verified",source="jwt_cookie",reason="cached"} 2"#,
+        r#"invent_proxy_identity_total{outcome="rejected",source="jwt_cookie",reason="expired"} 1"#,
+        r#"invent_proxy_identity_total{outcome="rejected",source="jwt_cookie",reason="malformed"} 1"#,
+        r#"invent_proxy_identity_total{outcome="none",source="",reason=""} 1"#,
         r#"invent_proxy_responses_total{outcome="injected",reason=""} 5"#,
         r#"invent_proxy_responses_total{outcome="completed",reason="already_present"} 1"#,
     ] {
@@ -244,7 +244,7 @@ fn log_format_and_level_are_checked_at_load() {
         |log: &str| invent_proxy::Config::from_yaml(&format!("{log}{base}"), "t.yaml", std::path::Path::new("."));
     let config = load("log:\n  format: json\n  level: warn,invent_proxy=debug\n").unwrap();
     assert_eq!(
-        (config.log.format, config.log.level.as_str()),
+        (config.process.log.format, config.process.log.level.as_str()),
         (invent_proxy::config::LogFormat::Json, "warn,invent_proxy=debug")
     );
     let error = load("log:\n  format: xml\n").unwrap_err().to_string();

@@ -8,6 +8,9 @@
 //! On a shared machine, where wall-clock times swing by a third from run to run,
 //! `crates/invent-rewrite/benches/count.sh` runs each variant under callgrind instead (`REWRITE_COUNT` set):
 //! instructions per page, the same on every run of the same binary.
+// Test and bench code: a panic is the test failing, and its helpers are `pub` for the
+// modules beside them.
+#![allow(clippy::unwrap_used, unreachable_pub)]
 
 use std::borrow::Cow;
 use std::collections::VecDeque;

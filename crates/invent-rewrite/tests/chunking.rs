@@ -1,6 +1,9 @@
 //! The rewrite is the same however the upstream splits the page into chunks, and it never
 //! changes a byte of the page it did not add. Failing splits are replayed from
 //! `proptest-regressions/`.
+// Test and bench code: a panic is the test failing, and its helpers are `pub` for the
+// modules beside them.
+#![allow(clippy::unwrap_used, unreachable_pub)]
 
 use std::collections::VecDeque;
 use std::convert::Infallible;

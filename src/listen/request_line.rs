@@ -31,7 +31,7 @@ enum Phase {
 
 /// The request lines of one connection, read as the bytes arrive.
 #[derive(Debug, Default)]
-pub struct LineScan {
+pub(super) struct LineScan {
     phase: Phase,
     method: Vec<u8>,
     /// The target up to its `#`, or all of it.
@@ -43,7 +43,7 @@ pub struct LineScan {
 
 impl LineScan {
     /// Reads `bytes` as far as a request line is due in them.
-    pub fn feed(&mut self, mut bytes: &[u8]) {
+    pub(super) fn feed(&mut self, mut bytes: &[u8]) {
         while let Some((&byte, rest)) = bytes.split_first() {
             match self.phase {
                 Phase::Read | Phase::Never => return,
@@ -69,7 +69,7 @@ impl LineScan {
     }
 
     /// No request is in flight any more: the next bytes start a request line.
-    pub fn due(&mut self) {
+    pub(super) fn due(&mut self) {
         if self.phase == Phase::Read {
             self.phase = Phase::Due;
         }
@@ -77,7 +77,7 @@ impl LineScan {
 
     /// Whether the request `method target` came with a `#fragment`: the last line read,
     /// if it is this request's. Each line answers once.
-    pub fn had_fragment(&mut self, method: &Method, uri: &Uri) -> bool {
+    pub(super) fn had_fragment(&mut self, method: &Method, uri: &Uri) -> bool {
         let line_read = self.phase == Phase::Read;
         let fragment = std::mem::take(&mut self.fragment);
         if !line_read || !fragment || self.overlong || self.method != method.as_str().as_bytes() {

@@ -10,42 +10,37 @@ use tracing::{info, warn};
 use http::{Request, Response};
 use hyper::body::Incoming;
 
-use crate::body::LoggedBody;
+use super::SiteError;
+use super::body::LoggedBody;
+use super::context::Peer;
+use super::edge;
+use super::proxy::Proxy;
 use crate::config::Config;
-use crate::config::sites::{HostPattern, request_host};
-use crate::edge;
+use crate::config::sites::request_host;
 use crate::error::ProxyError;
 use crate::metrics::Metrics;
-use crate::proxy::{Peer, Proxy};
-use crate::server::StartError;
 
 /// The proxies of one config, one per site, and the site an unknown host goes to.
-pub struct Sites {
-    /// With one site, its host list is empty and it answers every host.
-    sites: Vec<(Vec<HostPattern>, Proxy)>,
+pub(crate) struct Sites {
+    sites: Vec<Proxy>,
     default: Option<usize>,
 }
 
 impl Sites {
     /// Builds each site's proxy, counting into `metrics`.
-    pub async fn start(mut config: Config, metrics: Arc<Metrics>) -> Result<Sites, StartError> {
-        if config.sites.is_empty() {
-            return Ok(Sites {
-                sites: vec![(Vec::new(), Proxy::start_with(config, metrics).await?)],
-                default: Some(0),
-            });
-        }
+    pub(crate) async fn start(config: Config, metrics: Arc<Metrics>) -> Result<Sites, SiteError> {
+        let process = Arc::new(config.process);
         let mut sites = Vec::with_capacity(config.sites.len());
-        for site in std::mem::take(&mut config.sites) {
-            sites.push((site.hosts, Proxy::start_with(site.config, Arc::clone(&metrics)).await?));
+        for site in config.sites {
+            sites.push(Proxy::start(site, Arc::clone(&process), Arc::clone(&metrics)).await?);
         }
         Ok(Sites { sites, default: config.default_site })
     }
 
     /// The site that serves `host` (a request's `Host`, port and case ignored).
     fn route(&self, host: Option<&str>) -> Option<&Proxy> {
-        if let [(hosts, only)] = self.sites.as_slice()
-            && hosts.is_empty()
+        if let [only] = self.sites.as_slice()
+            && only.site().hosts.is_empty()
         {
             return Some(only);
         }
@@ -54,23 +49,24 @@ impl Sites {
         let best = host.and_then(|host| {
             self.sites
                 .iter()
-                .flat_map(|(hosts, proxy)| {
-                    hosts.iter().filter(|h| h.matches(&host)).map(move |h| (h.specificity(), proxy))
+                .flat_map(|proxy| {
+                    let hosts = proxy.site().hosts.iter();
+                    hosts.filter(|h| h.matches(&host)).map(move |h| (h.specificity(), proxy))
                 })
                 .max_by_key(|(specificity, _)| *specificity)
                 .map(|(_, proxy)| proxy)
         });
-        best.or_else(|| self.default.and_then(|i| self.sites.get(i)).map(|(_, proxy)| proxy))
+        best.or_else(|| self.default.and_then(|i| self.sites.get(i)))
     }
 
     /// Proxies a request through its site's proxy. The request is checked at the edge
     /// first ([`edge::admit`]: a refusal is a 400, or 501); its one authority — the
     /// target's (HTTP/2, absolute-form HTTP/1.1), else `Host` — chooses the site, and a
     /// host no site serves gets `421`. `fragment`: the client's request line had one.
-    pub async fn handle(&self, mut req: Request<Incoming>, peer: Peer, fragment: bool) -> Response<LoggedBody> {
+    pub(crate) async fn handle(&self, mut req: Request<Incoming>, peer: Peer, fragment: bool) -> Response<LoggedBody> {
         let host = match edge::admit(&mut req, fragment) {
             Ok(host) => host,
-            Err(refusal) => return self.first().refuse(req, peer, ProxyError::Refused(refusal)).await,
+            Err(refusal) => return self.first().refuse(req, peer, refusal.into()).await,
         };
         match self.route(host.as_ref().and_then(|h| h.to_str().ok())) {
             Some(proxy) => proxy.handle(req, peer).await,
@@ -78,23 +74,23 @@ impl Sites {
         }
     }
 
-    /// Each site's hosts (none for a single site) and proxy.
-    pub fn iter(&self) -> impl Iterator<Item = (&[HostPattern], &Proxy)> {
-        self.sites.iter().map(|(hosts, proxy)| (hosts.as_slice(), proxy))
+    /// Each site's proxy.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Proxy> {
+        self.sites.iter()
     }
 
     fn first(&self) -> &Proxy {
-        &self.sites[0].1
+        &self.sites[0]
     }
 
     /// The first reason any site is not ready.
     fn not_ready(&self) -> Option<String> {
-        self.sites.iter().find_map(|(_, proxy)| proxy.not_ready())
+        self.sites.iter().find_map(Proxy::not_ready)
     }
 }
 
 /// The proxy requests go to now, and what outlives a reload: metrics and the draining flag.
-pub struct Live {
+pub(crate) struct Live {
     current: RwLock<Arc<Sites>>,
     metrics: Arc<Metrics>,
     /// Set once shutdown has begun: `/readyz` then says so.
@@ -102,23 +98,23 @@ pub struct Live {
 }
 
 impl Live {
-    pub fn new(sites: Sites, metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(sites: Sites, metrics: Arc<Metrics>) -> Self {
         Live { current: RwLock::new(Arc::new(sites)), metrics, draining: AtomicBool::new(false) }
     }
 
     /// The sites a request arriving now goes through.
-    pub fn current(&self) -> Arc<Sites> {
+    pub(crate) fn current(&self) -> Arc<Sites> {
         Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
     }
 
-    pub fn metrics(&self) -> &Metrics {
+    pub(crate) fn metrics(&self) -> &Metrics {
         &self.metrics
     }
 
     /// Builds the sites of `config` exactly as start-up does (`invent-proxy check` runs the
     /// same steps) and swaps them in. On any error the running config keeps serving.
-    /// (Listeners are the server's: see [`crate::server::RunningProxy::reload`].)
-    pub async fn reload(&self, config: Config) -> Result<(), StartError> {
+    /// (Listeners are the listener's: see [`crate::listen::RunningProxy::reload`].)
+    pub(crate) async fn reload(&self, config: Config) -> Result<(), SiteError> {
         match Sites::start(config, Arc::clone(&self.metrics)).await {
             Ok(sites) => {
                 *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(sites);
@@ -134,13 +130,13 @@ impl Live {
     }
 
     /// Counts and logs a reload that did not happen; the running config keeps serving.
-    pub fn failed(&self, reason: &dyn std::fmt::Display) {
+    pub(crate) fn failed(&self, reason: &dyn std::fmt::Display) {
         self.metrics.reloaded(false);
         warn!(%reason, "config reload rejected; the running config keeps serving");
     }
 
     /// Why the proxy should not get traffic now (for `/readyz`).
-    pub fn not_ready(&self) -> Option<String> {
+    pub(crate) fn not_ready(&self) -> Option<String> {
         if self.draining.load(Ordering::Relaxed) {
             return Some("shutting down".to_owned());
         }
@@ -148,7 +144,7 @@ impl Live {
     }
 
     /// Marks the proxy as shutting down.
-    pub fn start_draining(&self) {
+    pub(crate) fn start_draining(&self) {
         self.draining.store(true, Ordering::Relaxed);
     }
 }

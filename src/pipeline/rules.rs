@@ -2,7 +2,6 @@
 //! and the header changes of a rewritten response.
 
 use std::borrow::Cow;
-use std::fmt;
 
 use encoding_rs::Encoding;
 use http::header::{self, HeaderMap};
@@ -13,60 +12,16 @@ use invent_rewrite::Syntax;
 use crate::codec::Coding;
 use crate::config;
 use crate::headers;
-
-/// Why a response passed through without the widget.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Skip {
-    Method,
-    Path,
-    NotNavigation,
-    Status,
-    NotHtml,
-    Encoding,
-    /// A charset the rewriter cannot handle (UTF-16, ISO-2022-JP, an unknown label),
-    /// named when known.
-    Charset(Option<&'static str>),
-    /// `Cache-Control: no-transform`: intermediaries must not change the content (RFC 9111 §5.2.2.6).
-    NoTransform,
-    /// `Content-Disposition: attachment`: a download, not a page to show.
-    Attachment,
-    /// The body had no doctype, `<html>` or `<body>`: a fragment.
-    Fragment,
-    /// The rewriter gave up (e.g. its memory cap); the page passed through as the upstream
-    /// sent it.
-    RewriteFailed,
-}
-
-impl Skip {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Skip::Method => "method",
-            Skip::Path => "path",
-            Skip::NotNavigation => "not_navigation",
-            Skip::Status => "status",
-            Skip::NotHtml => "not_html",
-            Skip::Encoding => "encoding",
-            Skip::Charset(_) => "charset",
-            Skip::NoTransform => "no_transform",
-            Skip::Attachment => "attachment",
-            Skip::Fragment => "fragment",
-            Skip::RewriteFailed => "rewrite_failed",
-        }
-    }
-}
-
-impl fmt::Display for Skip {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Skip::Charset(Some(name)) => write!(f, "charset:{name}"),
-            _ => f.write_str(self.as_str()),
-        }
-    }
-}
+use crate::outcome::Skip;
 
 /// The request rules: `GET`, a path in `include_paths` and not in `exclude_paths`, and a
 /// top-level navigation.
-pub fn request_qualifies(method: &Method, path: &str, headers: &HeaderMap, rules: &config::Inject) -> Result<(), Skip> {
+pub(super) fn request_qualifies(
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    rules: &config::Inject,
+) -> Result<(), Skip> {
     if method != Method::GET {
         return Err(Skip::Method);
     }
@@ -84,7 +39,7 @@ pub fn request_qualifies(method: &Method, path: &str, headers: &HeaderMap, rules
 /// percent-decoded, `;` parameters dropped from segments (as Java servers do), repeated
 /// slashes merged, `.` and `..` segments resolved (RFC 3986 §5.2.4). Otherwise `//admin`,
 /// `/%61dmin`, `/admin;x=1/` or `/x/..;/admin` would slip past an exclusion.
-pub fn normalized_path(path: &str) -> Cow<'_, str> {
+pub(super) fn normalized_path(path: &str) -> Cow<'_, str> {
     let plain = !path.contains(['%', ';']) && !path.contains("//") && !path.contains("/.");
     if plain {
         return Cow::Borrowed(path);
@@ -111,7 +66,7 @@ pub fn normalized_path(path: &str) -> Cow<'_, str> {
 
 /// What the response head says about the page to rewrite.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Document {
+pub(super) struct Document {
     pub syntax: Syntax,
     /// The `charset` of `Content-Type`, when given: it decides over a BOM or `<meta>`.
     pub encoding: Option<&'static Encoding>,
@@ -134,7 +89,7 @@ fn content_coding(headers: &HeaderMap) -> Result<Option<Coding>, Skip> {
 /// The response rules: `200`, an HTML media type, an encoding and charset the rewriter
 /// handles, and nothing that forbids a change. Whether the body is a whole page is decided
 /// while it streams.
-pub fn response_qualifies(status: StatusCode, headers: &HeaderMap) -> Result<Document, Skip> {
+pub(super) fn response_qualifies(status: StatusCode, headers: &HeaderMap) -> Result<Document, Skip> {
     if status != StatusCode::OK {
         return Err(Skip::Status);
     }
@@ -166,7 +121,7 @@ pub fn response_qualifies(status: StatusCode, headers: &HeaderMap) -> Result<Doc
 /// response"). `varies_by`: the request headers identity reads, which the page depends on;
 /// `personalised`: identity attributes may be added, so shared caches must not
 /// store it.
-pub fn rewrite_headers(headers: &mut HeaderMap, varies_by: &[header::HeaderName], personalised: bool) {
+pub(super) fn rewrite_headers(headers: &mut HeaderMap, varies_by: &[header::HeaderName], personalised: bool) {
     headers.remove(header::CONTENT_LENGTH);
     headers.remove("content-md5");
     headers.remove(header::ACCEPT_RANGES);
@@ -178,7 +133,7 @@ pub fn rewrite_headers(headers: &mut HeaderMap, varies_by: &[header::HeaderName]
 
 /// Header changes of a compressed page that was decoded to be rewritten: it now depends on
 /// `Accept-Encoding`, and goes out as identity to a client that does not take its coding.
-pub fn transcoded_headers(headers: &mut HeaderMap, reencoded: bool) {
+pub(super) fn transcoded_headers(headers: &mut HeaderMap, reencoded: bool) {
     headers::add_vary(headers, "Accept-Encoding");
     if !reencoded {
         headers.remove(header::CONTENT_ENCODING);
@@ -188,7 +143,7 @@ pub fn transcoded_headers(headers: &mut HeaderMap, reencoded: bool) {
 /// Header changes of a `304 Not Modified` for a request whose `200` would be rewritten:
 /// its validators and `Vary` must describe the rewritten page the client has cached, or a
 /// strong ETag would let a range request splice upstream bytes into it.
-pub fn not_modified_headers(headers: &mut HeaderMap, varies_by: &[header::HeaderName]) {
+pub(super) fn not_modified_headers(headers: &mut HeaderMap, varies_by: &[header::HeaderName]) {
     headers::weaken_etag(headers);
     for name in varies_by {
         headers::add_vary_on(headers, name);

@@ -1,25 +1,26 @@
 //! The response body the proxy hands to hyper: passed through untouched, rewritten, or a
-//! short error page, wrapped so the access line is written when it ends.
+//! short error page — carrying the request's [`Context`], whose access line it writes
+//! when it ends, fails, or is dropped because the client went away.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 use hyper::body::Incoming;
-
-use crate::inject::Skip;
 use invent_rewrite::RewriteBody;
 
-use crate::error::BoxError;
-use crate::telemetry::AccessLog;
+use super::context::Context;
+use crate::error::{BoxError, ProxyError};
+use crate::metrics::PageOutcome;
+use crate::outcome::Skip;
 use crate::upstream::InFlight;
 
 /// The three ways a response body can go.
-pub enum ProxyBody {
+pub(super) enum ProxyBody {
     /// The upstream's body, byte for byte: no copy, no parsing.
     Passthrough(Incoming),
     /// An HTML page with the widget inserted as it streams.
@@ -29,10 +30,6 @@ pub enum ProxyBody {
 }
 
 impl ProxyBody {
-    fn injected(&self) -> bool {
-        matches!(self, ProxyBody::Rewritten(body) if body.injected())
-    }
-
     /// Bytes taken from the upstream so far, where they can run ahead of the output.
     fn received(&self) -> u64 {
         match self {
@@ -41,20 +38,23 @@ impl ProxyBody {
         }
     }
 
-    fn completed_own_widget(&self) -> bool {
-        matches!(self, ProxyBody::Rewritten(body) if body.completed_own_widget())
-    }
-
-    /// Why a body that was set up for rewriting ended without the widget.
-    fn skip_reason(&self) -> Option<Skip> {
-        match self {
-            ProxyBody::Rewritten(body) if body.refused_charset().is_some() => {
-                Some(Skip::Charset(body.refused_charset()))
-            }
-            ProxyBody::Rewritten(body) if !body.injected() && body.bailed_out() => Some(Skip::RewriteFailed),
-            ProxyBody::Rewritten(body) if !body.injected() => Some(Skip::Fragment),
-            _ => None,
+    /// What became of the page, and why it got no widget if it was set up for one.
+    /// `complete`: the body was sent whole.
+    fn page(&self, complete: bool) -> (PageOutcome, Option<Skip>) {
+        let ProxyBody::Rewritten(body) = self else { return (PageOutcome::Passed(None), None) };
+        if body.completed_own_widget() {
+            return (PageOutcome::Completed, None);
         }
+        if body.injected() {
+            return (PageOutcome::Injected, None);
+        }
+        let skip = match body.refused_charset() {
+            _ if !complete => None,
+            Some(charset) => Some(Skip::Charset(Some(charset))),
+            None if body.bailed_out() => Some(Skip::RewriteFailed),
+            None => Some(Skip::Fragment),
+        };
+        (PageOutcome::Passed(skip), skip)
     }
 }
 
@@ -62,7 +62,7 @@ impl Body for ProxyBody {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             ProxyBody::Passthrough(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
             ProxyBody::Rewritten(body) => Pin::new(body.as_mut()).poll_frame(cx),
@@ -87,11 +87,10 @@ impl Body for ProxyBody {
     }
 }
 
-/// A [`ProxyBody`] that counts what it delivers and writes the access line once, when the
-/// body ends, fails, or is dropped because the client went away.
-pub struct LoggedBody {
+/// A [`ProxyBody`] that counts what it delivers and writes the request's access line once.
+pub(crate) struct LoggedBody {
     inner: ProxyBody,
-    log: AccessLog,
+    context: Context,
     bytes: u64,
     complete: bool,
     /// Counted as in flight until the body ends or is dropped.
@@ -105,10 +104,10 @@ pub struct LoggedBody {
 }
 
 impl LoggedBody {
-    pub fn new(inner: ProxyBody, log: AccessLog, in_flight: InFlight, stall_limit: Duration) -> Self {
+    pub(super) fn new(inner: ProxyBody, context: Context, in_flight: InFlight, stall_limit: Duration) -> Self {
         LoggedBody {
             inner,
-            log,
+            context,
             bytes: 0,
             complete: false,
             _in_flight: in_flight,
@@ -121,7 +120,7 @@ impl LoggedBody {
     /// Whether the body has waited past `stall_limit` for its next bytes. The timer runs
     /// only between a poll that found nothing and the next bytes, so a slow client (which
     /// leaves the body unpolled) never counts against the upstream.
-    fn stalled(&mut self, cx: &mut Context<'_>) -> bool {
+    fn stalled(&mut self, cx: &mut TaskContext<'_>) -> bool {
         let received = self.inner.received();
         if received != self.received {
             self.received = received;
@@ -131,51 +130,52 @@ impl LoggedBody {
         let timer = self.stall.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
         timer.as_mut().poll(cx).is_ready()
     }
-}
 
-/// The body's next bytes took longer than `limits.body_stall_timeout`.
-#[derive(Debug, thiserror::Error)]
-#[error("no body bytes for {}: the response is ended", humantime::format_duration(*.0))]
-pub struct Stalled(pub Duration);
+    /// The body phase's failure: the upstream's body broke or its coding turned corrupt —
+    /// unless the client's own request body failed first, which broke the exchange.
+    fn failure(&self, error: BoxError) -> ProxyError {
+        if let Some(reason) = self.context.client_body.get() {
+            return ProxyError::ClientBody(reason.to_owned());
+        }
+        match error.downcast::<ProxyError>() {
+            Ok(error) => *error,
+            Err(error) if error.is::<hyper::Error>() => ProxyError::UpstreamBody(error),
+            Err(error) => ProxyError::UpstreamCoding(error),
+        }
+    }
+}
 
 impl Body for LoggedBody {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
         let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) else {
             if this.stalled(cx) {
-                let stalled = Stalled(this.stall_limit);
-                this.log.error = Some(("upstream_stall", stalled.to_string()));
-                this.log.upstream_failure = Some(crate::metrics::UpstreamFailure::Timeout);
+                let stalled = ProxyError::UpstreamStall(this.stall_limit);
+                this.context.failed(&stalled);
                 this.stall = None;
                 return Poll::Ready(Some(Err(Box::new(stalled))));
             }
             return Poll::Pending;
         };
         this.stall = None;
-        match &frame {
+        match frame {
             Some(Ok(frame)) => {
                 this.bytes += frame.data_ref().map_or(0, |d| d.len() as u64);
+                Poll::Ready(Some(Ok(frame)))
             }
-            Some(Err(e)) => {
-                // The upstream's own body failed, or decoding what it sent did — or the
-                // client's request body broke and the upstream exchange with it.
-                let upstream = e.downcast_ref::<hyper::Error>().is_some();
-                if let Some(reason) = this.log.client_body.get() {
-                    this.log.error = Some(("client_body", reason.to_owned()));
-                } else {
-                    let kind = if upstream { "upstream_body" } else { "upstream_coding" };
-                    this.log.error = Some((kind, e.to_string()));
-                    if upstream {
-                        this.log.upstream_failure = Some(crate::error::classify(e.as_ref()));
-                    }
-                }
+            Some(Err(error)) => {
+                let failure = this.failure(error);
+                this.context.failed(&failure);
+                Poll::Ready(Some(Err(Box::new(failure))))
             }
-            None => this.complete = true,
+            None => {
+                this.complete = true;
+                Poll::Ready(None)
+            }
         }
-        Poll::Ready(frame)
     }
 
     fn is_end_stream(&self) -> bool {
@@ -190,11 +190,12 @@ impl Body for LoggedBody {
 impl Drop for LoggedBody {
     fn drop(&mut self) {
         let complete = self.complete || self.inner.is_end_stream();
-        let injected = self.inner.injected();
-        if complete {
-            self.log.skip = self.log.skip.or(self.inner.skip_reason());
-        }
-        self.log.own_widget = self.inner.completed_own_widget();
-        self.log.emit(self.bytes, injected, complete);
+        let (page, skip) = self.inner.page(complete);
+        self.context.skip = self.context.skip.or(skip);
+        let page = match page {
+            PageOutcome::Passed(None) => PageOutcome::Passed(self.context.skip),
+            page => page,
+        };
+        self.context.emit(self.bytes, page, complete);
     }
 }

@@ -7,11 +7,13 @@
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::uri::Authority;
-use http::{Method, Request, StatusCode, Version};
+use http::{Method, Request, Version};
+
+use crate::error::ProxyError;
 
 /// Why a request was refused at the edge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// An HTTP/1.1 request without `Host` (RFC 9112 §3.2).
     NoHost,
     /// More than one `Host` field (RFC 9112 §3.2).
@@ -40,7 +42,7 @@ pub enum Refusal {
 
 impl Refusal {
     /// What the access line says, a fixed phrase.
-    pub fn reason(self) -> &'static str {
+    pub(crate) fn reason(self) -> &'static str {
         match self {
             Refusal::NoHost => "no Host field",
             Refusal::ManyHosts => "more than one Host field",
@@ -56,13 +58,15 @@ impl Refusal {
             Refusal::TransferCoding => "a transfer coding other than chunked",
         }
     }
+}
 
-    /// The status the client gets: 400, or 501 for a transfer coding the proxy does not
-    /// implement.
-    pub fn status(self) -> StatusCode {
-        match self {
-            Refusal::TransferCoding => StatusCode::NOT_IMPLEMENTED,
-            _ => StatusCode::BAD_REQUEST,
+/// A refusal is the client's error: `400`, or `501` for a transfer coding the proxy does
+/// not implement.
+impl From<Refusal> for ProxyError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::TransferCoding => ProxyError::NotImplemented(refusal.reason()),
+            _ => ProxyError::BadRequest(refusal.reason()),
         }
     }
 }
@@ -71,7 +75,7 @@ impl Refusal {
 /// form, or HTTP/2 `:authority`), else `Host`'s, written into `Host` so that routing,
 /// identity and the upstream all read the same one. `fragment`: whether the client's
 /// request line carried a `#fragment` (which the parsed URI no longer shows).
-pub fn admit<B>(req: &mut Request<B>, fragment: bool) -> Result<Option<HeaderValue>, Refusal> {
+pub(super) fn admit<B>(req: &mut Request<B>, fragment: bool) -> Result<Option<HeaderValue>, Refusal> {
     if fragment {
         return Err(Refusal::Fragment);
     }

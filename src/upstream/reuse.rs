@@ -29,7 +29,7 @@ use tokio::net::TcpStream;
 /// What one upstream connection has carried: responses whose head arrived, and the bytes
 /// read since the proxy last wrote (a request going out starts the count again).
 #[derive(Debug, Clone, Default)]
-pub struct Tally(Arc<Counts>);
+pub(super) struct Tally(Arc<Counts>);
 
 #[derive(Debug, Default)]
 struct Counts {
@@ -40,7 +40,7 @@ struct Counts {
 /// Counts a response head received on its connection (one whose connector was wrapped in
 /// [`Counting`]). Call it for every response, so that the next request on the connection
 /// knows it is a reuse.
-pub fn carried<B>(response: &Response<B>) {
+pub(super) fn carried<B>(response: &Response<B>) {
     if let Some(tally) = response.extensions().get::<Tally>() {
         tally.0.responses.fetch_add(1, Ordering::Relaxed);
     }
@@ -49,7 +49,7 @@ pub fn carried<B>(response: &Response<B>) {
 /// Whether the failed request went out on a connection that had already carried a
 /// response (a keep-alive connection taken from the pool, not a new one) and the upstream
 /// sent nothing back after it: not a byte of an answer, only the close.
-pub fn closed_under_on_reuse(error: &hyper_util::client::legacy::Error) -> bool {
+pub(super) fn closed_under_on_reuse(error: &hyper_util::client::legacy::Error) -> bool {
     let Some(connected) = error.connect_info() else { return false };
     let mut extras = Extensions::new();
     connected.get_extras(&mut extras);
@@ -62,7 +62,7 @@ pub fn closed_under_on_reuse(error: &hyper_util::client::legacy::Error) -> bool 
 /// `HEAD`, `OPTIONS`, `TRACE`, which Go's client also limits this to; many apps' `PUT` and
 /// `DELETE` are not as idempotent as the RFC would have them) and no body, so nothing of
 /// it is lost by sending it once more.
-pub fn replayable<B: http_body::Body>(request: &Request<B>) -> bool {
+pub(super) fn replayable<B: http_body::Body>(request: &Request<B>) -> bool {
     let safe = matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE);
     safe && request.body().is_end_stream()
 }
@@ -72,7 +72,7 @@ pub fn replayable<B: http_body::Body>(request: &Request<B>) -> bool {
 /// upstream: there a TLS alert that arrives after the request counts as an answer, so
 /// such a request is not sent again.
 #[derive(Debug, Clone)]
-pub struct Counting<C>(pub C);
+pub(super) struct Counting<C>(pub C);
 
 impl<C> tower_service::Service<Uri> for Counting<C>
 where
@@ -93,7 +93,7 @@ where
 }
 
 /// A connection being made by [`Counting`].
-pub struct Connecting<F>(F);
+pub(super) struct Connecting<F>(F);
 
 impl<F, E> Future for Connecting<F>
 where
@@ -110,7 +110,7 @@ where
 
 /// A TCP connection made by [`Counting`]: its bytes untouched and counted, its [`Tally`]
 /// in its extras.
-pub struct Counted {
+pub(super) struct Counted {
     stream: TcpStream,
     tally: Tally,
 }

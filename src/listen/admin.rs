@@ -13,13 +13,13 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tracing::{debug, warn};
 
-use crate::live::Live;
+use crate::pipeline::Live;
 
 /// The media type of the Prometheus text exposition format prometheus-client writes.
 const METRICS_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Answers admin requests on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, live: Arc<Live>) {
+pub(super) async fn serve(listener: TcpListener, live: Arc<Live>) {
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,

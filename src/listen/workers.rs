@@ -9,15 +9,16 @@
 //! 100 KB page 206 and 183 µs, 10 KB page 109 and 64 µs.
 //!
 //! The accept loop stays where the proxy was started and hands each accepted connection
-//! to the worker with the fewest open; the upstream pools are [`PerWorker`], so a request
+//! to the worker with the fewest open; the upstream pools are [`crate::per_worker::PerWorker`], so a request
 //! reuses only connections its own worker reads.
 
-use std::cell::Cell;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::runtime::Handle;
+
+use crate::per_worker::{self, Finished, counted};
 use tokio::sync::oneshot;
 
 /// How long a stopping worker waits for its blocking threads (a DNS lookup, say).
@@ -30,40 +31,8 @@ const STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 /// Blocking threads (DNS lookups) the workers may have in all, as one runtime would.
 const BLOCKING_THREADS: usize = 512;
 
-thread_local! {
-    /// The index of the worker this thread is, if it is one.
-    static CURRENT: Cell<Option<usize>> = const { Cell::new(None) };
-    /// Its count of open tasks, on a worker thread.
-    static OPEN: std::cell::RefCell<Option<Arc<AtomicUsize>>> = const { std::cell::RefCell::new(None) };
-}
-
-/// `limits.workers` by default: one per CPU the process may use (its affinity and cgroup
-/// quota counted), as nginx's `worker_processes auto`.
-pub fn default_count() -> usize {
-    std::thread::available_parallelism().map_or(1, usize::from)
-}
-
-/// One `T` per worker, and one for every other thread: each worker uses its own.
-pub struct PerWorker<T> {
-    slots: Box<[T]>,
-}
-
-impl<T> PerWorker<T> {
-    /// Makes the `T`s for `workers` workers: `workers` + 1 of them.
-    pub fn new(workers: usize, make: impl FnMut() -> T) -> Self {
-        PerWorker { slots: std::iter::repeat_with(make).take(workers + 1).collect() }
-    }
-
-    /// The calling thread's `T`.
-    pub fn get(&self) -> &T {
-        // Built for as many workers as run, so the fallback is never needed.
-        let slot = CURRENT.get().map_or(0, |index| index + 1);
-        self.slots.get(slot).unwrap_or(&self.slots[0])
-    }
-}
-
 /// The running workers. Dropped, they stop at once, their connections closed.
-pub struct Workers {
+pub(super) struct Workers {
     workers: Vec<Worker>,
     /// Where the search for the least busy worker starts, so ties take turns.
     next: AtomicUsize,
@@ -81,7 +50,7 @@ struct Worker {
 
 impl Workers {
     /// Starts `count` worker threads (at least one), each running its own runtime.
-    pub async fn start(count: usize) -> std::io::Result<Workers> {
+    pub(super) async fn start(count: usize) -> std::io::Result<Workers> {
         let count = count.max(1);
         let mut workers = Vec::with_capacity(count);
         for index in 0..count {
@@ -91,7 +60,7 @@ impl Workers {
     }
 
     /// Runs `task` on the worker with the fewest tasks open.
-    pub fn spawn<F>(&self, task: F)
+    pub(super) fn spawn<F>(&self, task: F)
     where
         F: Future<Output = ()> + Send + 'static,
     {
@@ -110,7 +79,7 @@ impl Workers {
 
     /// Stops every worker, dropping the tasks still open, and waits until they have (a
     /// few seconds at most).
-    pub async fn stop(self) {
+    pub(super) async fn stop(self) {
         let mut stopped = Vec::with_capacity(self.workers.len());
         for worker in self.workers {
             let _ = worker.stop.send(());
@@ -125,23 +94,6 @@ impl Workers {
             tracing::warn!(timeout = ?STOP_TIMEOUT, "a worker did not stop in time; leaving it");
         }
     }
-}
-
-/// Runs `task` on the current thread's runtime, counted as open on its worker (if it is
-/// one) until it ends: a task that outlives the request it came from, as a WebSocket
-/// tunnel does, still weighs on the choice of worker for new connections.
-pub fn spawn_here<F>(task: F)
-where
-    F: Future<Output = ()> + Send + 'static,
-{
-    let open = OPEN.with_borrow(|open| open.clone().map(Finished::of));
-    tokio::spawn(counted(open, task));
-}
-
-/// `task`, counted open (from now, polled or not) until it ends or is dropped.
-async fn counted(open: Option<Finished>, task: impl Future<Output = ()>) {
-    let _open = open;
-    task.await;
 }
 
 impl Worker {
@@ -161,8 +113,7 @@ impl Worker {
                 Ok(runtime) => runtime,
                 Err(error) => return drop(started.send(Err(error))),
             };
-            CURRENT.set(Some(index));
-            OPEN.set(Some(counted));
+            per_worker::enter(index, counted);
             if started.send(Ok(runtime.handle().clone())).is_ok() {
                 let _ = runtime.block_on(stopping);
             }
@@ -174,25 +125,10 @@ impl Worker {
     }
 }
 
-/// Counts a task open from its creation; finished when it ends or is dropped.
-struct Finished(Arc<AtomicUsize>);
-
-impl Finished {
-    fn of(open: Arc<AtomicUsize>) -> Finished {
-        open.fetch_add(1, Ordering::Relaxed);
-        Finished(open)
-    }
-}
-
-impl Drop for Finished {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::per_worker::{PerWorker, spawn_here};
 
     /// Tasks held open on the workers (as connections are) until released.
     struct Held {

@@ -17,14 +17,14 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::request_line::LineScan;
+use super::request_line::LineScan;
 
 /// The HTTP/2 connection preface starts so; an HTTP/1.1 request never does.
 const H2_PREFACE_START: &[u8] = b"PRI ";
 
 /// Which deadline passed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Expired {
+pub(super) enum Expired {
     /// No request for `idle_timeout`: the connection is closed gracefully.
     Idle,
     /// A request head began and was not complete within `header_read_timeout`.
@@ -45,19 +45,19 @@ struct State {
 
 /// The shared clock of one connection, and its request lines; cheap to clone.
 #[derive(Clone)]
-pub struct Clock(watch::Sender<State>, Arc<Mutex<LineScan>>);
+pub(super) struct Clock(watch::Sender<State>, Arc<Mutex<LineScan>>);
 
 impl Clock {
     /// A clock for a connection accepted now: its first request head is timed from the
     /// accept, as nginx's `client_header_timeout` does.
-    pub fn accepted() -> Clock {
+    pub(super) fn accepted() -> Clock {
         let now = Instant::now();
         let state = State { in_flight: 0, idle_since: now, head_since: Some(now), started: false, http2: false };
         Clock(watch::channel(state).0, Arc::default())
     }
 
     /// Whether the HTTP/1 request `method target` came with a `#fragment` in its line.
-    pub fn had_fragment(&self, method: &http::Method, uri: &http::Uri) -> bool {
+    pub(super) fn had_fragment(&self, method: &http::Method, uri: &http::Uri) -> bool {
         self.lines().had_fragment(method, uri)
     }
 
@@ -67,7 +67,7 @@ impl Clock {
 
     /// Marks a request as in flight until the returned guard is dropped (with the
     /// response body, so a streaming response counts until its last byte).
-    pub fn request(&self) -> InFlight {
+    pub(super) fn request(&self) -> InFlight {
         self.0.send_modify(|s| {
             s.in_flight += 1;
             s.head_since = None;
@@ -91,7 +91,7 @@ impl Clock {
     }
 
     /// Resolves when a deadline passes: with `idle_timeout` and `header_read_timeout`.
-    pub async fn expired(&self, idle_timeout: Duration, header_read_timeout: Duration) -> Expired {
+    pub(super) async fn expired(&self, idle_timeout: Duration, header_read_timeout: Duration) -> Expired {
         let mut changes = self.0.subscribe();
         loop {
             let state = *changes.borrow_and_update();
@@ -117,13 +117,13 @@ impl Clock {
     }
 
     /// Wraps the connection's I/O so that its reads move the clock.
-    pub fn watch<I>(&self, io: I) -> Watched<I> {
+    pub(super) fn watch<I>(&self, io: I) -> Watched<I> {
         Watched { io, clock: self.clone() }
     }
 }
 
 /// A request in flight; dropping it ends the request.
-pub struct InFlight(Clock);
+pub(super) struct InFlight(Clock);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
@@ -142,7 +142,7 @@ impl Drop for InFlight {
 }
 
 /// A connection's I/O, telling its clock when bytes arrive.
-pub struct Watched<I> {
+pub(super) struct Watched<I> {
     io: I,
     clock: Clock,
 }

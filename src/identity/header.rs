@@ -1,0 +1,47 @@
+//! A session token in a request header: `Authorization: Bearer …` (`identity.jwt.header`).
+//! The first source asked: a token in the header is used even when a cookie holds one too.
+
+use std::sync::Arc;
+
+use http::HeaderName;
+
+use super::cookies::bearer;
+use super::jwt::JwtVerifier;
+use super::source::{BoxFuture, Found, IdentitySource, RequestFacts};
+use crate::outcome::Source;
+
+/// `identity.jwt.header`: a bearer token, verified as a JWT.
+pub(super) struct HeaderToken {
+    /// The header, as the one element of what the source reads.
+    header: [HeaderName; 1],
+    verifier: Arc<JwtVerifier>,
+}
+
+impl HeaderToken {
+    pub(super) fn new(header: HeaderName, verifier: Arc<JwtVerifier>) -> Self {
+        HeaderToken { header: [header], verifier }
+    }
+}
+
+impl IdentitySource for HeaderToken {
+    fn kind(&self) -> Source {
+        Source::JwtHeader
+    }
+
+    fn reads(&self) -> &[HeaderName] {
+        &self.header
+    }
+
+    fn identify<'a>(&'a self, request: &'a RequestFacts) -> BoxFuture<'a, Found> {
+        Box::pin(async move {
+            match bearer(&request.headers, &self.header[0]) {
+                Some(token) => self.verifier.found(&token).await,
+                None => Found::Absent,
+            }
+        })
+    }
+
+    fn not_ready(&self) -> Option<String> {
+        self.verifier.keys_not_loaded()
+    }
+}

@@ -1,0 +1,217 @@
+//! What became of a request, in fixed words: why a response went out without the widget
+//! ([`Skip`]), what identification concluded and from which source ([`Identified`]).
+//! Each has one string table, which the access line, the metrics and `explain` all use,
+//! so a word means the same thing wherever it is read.
+
+use std::fmt;
+
+/// Why a response passed through without the widget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Skip {
+    Method,
+    Path,
+    NotNavigation,
+    Status,
+    NotHtml,
+    Encoding,
+    /// A charset the rewriter cannot handle (UTF-16, ISO-2022-JP, an unknown label),
+    /// named when known.
+    Charset(Option<&'static str>),
+    /// `Cache-Control: no-transform`: intermediaries must not change the content (RFC 9111 §5.2.2.6).
+    NoTransform,
+    /// `Content-Disposition: attachment`: a download, not a page to show.
+    Attachment,
+    /// The body had no doctype, `<html>` or `<body>`: a fragment.
+    Fragment,
+    /// The rewriter gave up (e.g. its memory cap); the page passed through as the upstream
+    /// sent it.
+    RewriteFailed,
+}
+
+impl Skip {
+    /// The reason's one word (a charset's name is left out).
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Skip::Method => "method",
+            Skip::Path => "path",
+            Skip::NotNavigation => "not_navigation",
+            Skip::Status => "status",
+            Skip::NotHtml => "not_html",
+            Skip::Encoding => "encoding",
+            Skip::Charset(_) => "charset",
+            Skip::NoTransform => "no_transform",
+            Skip::Attachment => "attachment",
+            Skip::Fragment => "fragment",
+            Skip::RewriteFailed => "rewrite_failed",
+        }
+    }
+}
+
+/// In the access line: the word, and for a charset its name (`charset:UTF-16LE`).
+impl fmt::Display for Skip {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Skip::Charset(Some(name)) => write!(f, "charset:{name}"),
+            _ => f.write_str(self.as_str()),
+        }
+    }
+}
+
+/// Where an identity is looked for: the kinds of identity source, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// `identity.jwt.header`: a bearer token, or a gateway's signed assertion.
+    JwtHeader,
+    /// `identity.jwt.cookie`: a session JWT in a cookie.
+    JwtCookie,
+    /// `identity.jwt.cookie_chunks`: that cookie split as `name.0`, `name.1`, ….
+    JwtChunks,
+    /// `identity.lookup`: the site's own "who am I" endpoint.
+    Lookup,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::JwtHeader => "jwt_header",
+            Source::JwtCookie => "jwt_cookie",
+            Source::JwtChunks => "jwt_chunks",
+            Source::Lookup => "lookup",
+        }
+    }
+}
+
+/// Why a session that was present did not identify the visitor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    TooLarge,
+    Malformed,
+    AlgorithmNotAllowed,
+    BadSignature,
+    Expired,
+    NotYetValid,
+    WrongIssuer,
+    WrongAudience,
+    MissingClaim,
+    /// The token's `kid` names no configured key.
+    UnknownKey,
+    /// The token's header lists critical extensions (`crit`), none of which the proxy
+    /// understands (RFC 7515 §4.1.11).
+    Crit,
+    /// Chunked cookies with one missing (`name.0`, `name.2`, no `name.1`).
+    IncompleteChunks,
+    /// A registered claim (`exp`, `nbf`, `sub`, …) has the wrong type.
+    InvalidClaim,
+    NoUserId,
+    InvalidUserId,
+    /// The lookup endpoint could not be reached, or the exchange broke off.
+    LookupFailed,
+    /// The lookup endpoint did not answer within `lookup.timeout`.
+    LookupTimeout,
+    /// The lookup endpoint answered with a status that is neither 200 nor "not signed in".
+    LookupStatus,
+    /// The lookup endpoint's answer is not JSON, or too large.
+    LookupInvalid,
+}
+
+impl Rejection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rejection::TooLarge => "too_large",
+            Rejection::Malformed => "malformed",
+            Rejection::AlgorithmNotAllowed => "algorithm_not_allowed",
+            Rejection::BadSignature => "bad_signature",
+            Rejection::Expired => "expired",
+            Rejection::NotYetValid => "not_yet_valid",
+            Rejection::WrongIssuer => "wrong_issuer",
+            Rejection::WrongAudience => "wrong_audience",
+            Rejection::MissingClaim => "missing_claim",
+            Rejection::UnknownKey => "unknown_key",
+            Rejection::Crit => "crit",
+            Rejection::IncompleteChunks => "incomplete_chunks",
+            Rejection::InvalidClaim => "invalid_claim",
+            Rejection::NoUserId => "no_user_id",
+            Rejection::InvalidUserId => "invalid_user_id",
+            Rejection::LookupFailed => "lookup_failed",
+            Rejection::LookupTimeout => "lookup_timeout",
+            Rejection::LookupStatus => "lookup_status",
+            Rejection::LookupInvalid => "lookup_invalid",
+        }
+    }
+}
+
+/// What identification concluded for a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Identified {
+    /// No identity configured, or no session in the request.
+    None,
+    /// A source verified the visitor; `cached`: known from an earlier request.
+    Verified { source: Source, cached: bool },
+    /// The lookup endpoint says the session is not signed in.
+    SignedOut { source: Source, cached: bool },
+    /// A session was there and did not identify the visitor.
+    Rejected { source: Source, reason: Rejection },
+}
+
+impl Identified {
+    /// The outcome's word: `none`, `verified`, `signed_out`, `rejected`.
+    pub fn outcome(self) -> &'static str {
+        match self {
+            Identified::None => "none",
+            Identified::Verified { .. } => "verified",
+            Identified::SignedOut { .. } => "signed_out",
+            Identified::Rejected { .. } => "rejected",
+        }
+    }
+
+    /// The source that concluded, if one did.
+    pub fn source(self) -> Option<Source> {
+        match self {
+            Identified::None => None,
+            Identified::Verified { source, .. }
+            | Identified::SignedOut { source, .. }
+            | Identified::Rejected { source, .. } => Some(source),
+        }
+    }
+
+    /// The detail: `cached` for an answer known from an earlier request, the reason of a
+    /// rejection, else empty.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Identified::Verified { cached: true, .. } | Identified::SignedOut { cached: true, .. } => "cached",
+            Identified::Rejected { reason, .. } => reason.as_str(),
+            _ => "",
+        }
+    }
+}
+
+/// In the access line: the outcome, then `:` and its detail if it has one
+/// (`verified:cached`, `rejected:expired`).
+impl fmt::Display for Identified {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.reason() {
+            "" => f.write_str(self.outcome()),
+            reason => write!(f, "{}:{reason}", self.outcome()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_access_line_and_the_metrics_use_the_same_words() {
+        let cached = Identified::Verified { source: Source::Lookup, cached: true };
+        assert_eq!(
+            (cached.to_string(), cached.outcome(), cached.reason()),
+            ("verified:cached".into(), "verified", "cached")
+        );
+        let expired = Identified::Rejected { source: Source::JwtCookie, reason: Rejection::Expired };
+        assert_eq!(expired.to_string(), "rejected:expired");
+        assert_eq!(expired.source().map(Source::as_str), Some("jwt_cookie"));
+        assert_eq!(Identified::None.to_string(), "none");
+        assert_eq!(Skip::Charset(Some("UTF-16LE")).to_string(), "charset:UTF-16LE");
+        assert_eq!(Skip::Charset(None).to_string(), "charset");
+    }
+}
