@@ -102,10 +102,10 @@ async fn pipeline(page: &Bytes, injection: &Injection, fast_path: bool) -> usize
     if !fast_path {
         body = body.without_fast_path();
     }
-    body.sniff().await.unwrap();
+    body.sniff().await.expect("sniff");
     let mut out = 0;
     while let Some(frame) = body.frame().await {
-        out += frame.unwrap().into_data().map_or(0, |d| d.len());
+        out += frame.expect("frame").into_data().map_or(0, |d| d.len());
     }
     out
 }
@@ -114,7 +114,7 @@ async fn pipeline(page: &Bytes, injection: &Injection, fast_path: bool) -> usize
 /// inserting a snippet before `</body>`.
 fn raw_lol_html(page: &Bytes, markup: &'static str) -> usize {
     let noop = |css: &str| {
-        let selector: Selector = css.parse().unwrap();
+        let selector: Selector = css.parse().expect("selector");
         (Cow::Owned(selector), ElementContentHandlers::default().element(|_: &mut Element<'_, '_>| Ok(())))
     };
     let mut out = 0;
@@ -137,9 +137,9 @@ fn raw_lol_html(page: &Bytes, markup: &'static str) -> usize {
         |chunk: &[u8]| out += chunk.len(),
     );
     for chunk in page.chunks(CHUNK) {
-        rewriter.write(chunk).unwrap();
+        rewriter.write(chunk).expect("lol_html write");
     }
-    rewriter.end().unwrap();
+    rewriter.end().expect("lol_html end");
     out
 }
 
@@ -149,7 +149,7 @@ const MARKUP: &str = "<invent-assistant assistant-id=\"ast_bench\" user-id=\"use
 const SIZES: [(&str, usize); 3] = [("10KB", 10_000), ("100KB", 100_000), ("1MB", 1_000_000)];
 
 fn rewrite_throughput(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let injection = injection();
     let mut group = c.benchmark_group("rewrite");
     for (name, size) in SIZES {
@@ -177,7 +177,7 @@ fn count_instructions(spec: &str) {
     let (_, bytes) = SIZES.iter().find(|(name, _)| *name == size).expect("size: 10KB, 100KB or 1MB");
     let page = Bytes::from(page(*bytes));
     let runs: usize = runs.parse().expect("RUNS: a number");
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let injection = injection();
     let mut out = 0;
     for _ in 0..runs {

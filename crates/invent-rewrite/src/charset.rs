@@ -36,17 +36,17 @@ mod tests {
 
     #[test]
     fn the_header_wins_then_the_bom_then_meta() {
-        let chosen = choose(Some(encoding_rs::SHIFT_JIS), b"\xEF\xBB\xBF<html>").unwrap();
+        let chosen = choose(Some(encoding_rs::SHIFT_JIS), b"\xEF\xBB\xBF<html>").expect("rewritable");
         assert_eq!((chosen.encoding.into(), chosen.follow_meta), (encoding_rs::SHIFT_JIS, false));
-        let bom = choose(None, b"\xEF\xBB\xBF<html>").unwrap();
+        let bom = choose(None, b"\xEF\xBB\xBF<html>").expect("rewritable");
         assert_eq!((bom.encoding.into(), bom.follow_meta), (encoding_rs::UTF_8, false));
-        let plain = choose(None, b"<html>").unwrap();
+        let plain = choose(None, b"<html>").expect("rewritable");
         assert_eq!((plain.encoding.into(), plain.follow_meta), (encoding_rs::UTF_8, true));
     }
 
     #[test]
     fn utf16_cannot_be_rewritten() {
-        assert_eq!(choose(None, b"\xFF\xFE<\x00").unwrap_err(), "UTF-16LE");
-        assert_eq!(choose(None, b"\xFE\xFF\x00<").unwrap_err(), "UTF-16BE");
+        assert_eq!(choose(None, b"\xFF\xFE<\x00").expect_err("refused"), "UTF-16LE");
+        assert_eq!(choose(None, b"\xFE\xFF\x00<").expect_err("refused"), "UTF-16BE");
     }
 }

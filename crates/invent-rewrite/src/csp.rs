@@ -174,7 +174,7 @@ mod tests {
         let mut opaque = HeaderMap::new();
         opaque.insert(
             CONTENT_SECURITY_POLICY,
-            HeaderValue::from_bytes(b"default-src 'self'; report-uri /r\xe9").unwrap(),
+            HeaderValue::from_bytes(b"default-src 'self'; report-uri /r\xe9").expect("header value"),
         );
         allow_origins(&mut opaque, &origins);
         assert_eq!(

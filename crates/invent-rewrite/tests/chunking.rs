@@ -72,11 +72,11 @@ fn rewrite_announced(page: &[u8], cuts: &[usize], position: Position, announced:
         max_memory: invent_rewrite::REWRITER_MAX_MEMORY,
     };
     let body = RewriteBody::new(Chunks(chunks, announced), injection, Default::default());
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("runtime");
     runtime.block_on(async {
         let mut body = body;
-        body.sniff().await.unwrap();
-        body.collect().await.unwrap().to_bytes().to_vec()
+        body.sniff().await.expect("sniff");
+        body.collect().await.expect("body").to_bytes().to_vec()
     })
 }
 
@@ -125,7 +125,7 @@ proptest! {
         page in page(),
         cuts in prop::collection::vec(any::<usize>(), 0..40),
     ) {
-        let output = String::from_utf8(rewrite(page.as_bytes(), &cuts, Position::BodyEnd)).unwrap();
+        let output = String::from_utf8(rewrite(page.as_bytes(), &cuts, Position::BodyEnd)).expect("utf-8");
         let markup = widget().markup(Some(&visitor()), Syntax::Html, None, true, true);
         prop_assert!(output.matches("<invent-assistant").count() <= 1);
         prop_assert_eq!(output.replacen(&markup, "", 1), page);
@@ -138,7 +138,7 @@ fn every_single_byte_split_of_a_page_gives_the_same_output() {
     let whole = rewrite(page.as_bytes(), &[], Position::BodyEnd);
     let every_byte: Vec<usize> = (1..page.len()).collect();
     assert_eq!(rewrite(page.as_bytes(), &every_byte, Position::BodyEnd), whole);
-    assert!(String::from_utf8(whole).unwrap().contains("user-hash=\"45bb144b"));
+    assert!(String::from_utf8(whole).expect("utf-8").contains("user-hash=\"45bb144b"));
 }
 
 #[test]
@@ -155,8 +155,8 @@ fn a_page_too_big_for_the_rewriter_passes_through_unchanged() {
     // In one chunk nothing needs buffering, so the page is rewritten as usual; and a
     // huge tag the rewriter has no handler for is never buffered at all.
     let div = page.replace("<body title", "<body><div title");
-    let skipped = String::from_utf8(rewrite(div.as_bytes(), &cuts, Position::BodyEnd)).unwrap();
+    let skipped = String::from_utf8(rewrite(div.as_bytes(), &cuts, Position::BodyEnd)).expect("utf-8");
     assert!(skipped.ends_with("async defer></script></body></html>"));
-    let whole = String::from_utf8(rewrite(page.as_bytes(), &[], Position::BodyEnd)).unwrap();
+    let whole = String::from_utf8(rewrite(page.as_bytes(), &[], Position::BodyEnd)).expect("utf-8");
     assert!(whole.ends_with("async defer></script></body></html>"));
 }

@@ -2,9 +2,18 @@
 //! text run of a page starts and ends, so that the skimmer knows what lol_html would see.
 //!
 //! The states and their transitions are those of lol_html's own state machine (its
-//! `parser/state_machine/syntax`), including where it differs from the HTML standard: a
-//! tag that ends in "before attribute value" (`<style a=>`) leaves the tokenizer in the
-//! data state. The hot states jump with `memchr`; the rest go byte by byte.
+//! `parser/state_machine/syntax`), in its groups: the data and tag states here, a tag's
+//! attributes in [`super::attributes`], what `<!` starts (comments, doctypes, CDATA
+//! sections) in [`markup`], raw text, script data and plain text in [`text`]. The hot
+//! states jump with `memchr`; the rest go byte by byte.
+
+mod markup;
+mod text;
+
+use markup::{Cdata, Comment, Markup};
+use text::{DoubleEscaped, Escaped, RawText, ScriptData};
+
+use super::attributes::{self, Attr, Names, Read, TagEnd};
 
 /// Where the tokenizer is. A state is complete in itself: a chunk may end anywhere.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,55 +22,19 @@ pub(super) enum State {
     TagOpen,
     EndTagOpen,
     TagName,
-    BeforeAttrName,
-    AttrName,
-    AfterAttrName,
-    BeforeAttrValue,
-    AttrValueQuoted(u8),
-    AttrValueUnquoted,
-    SelfClosing,
-    /// After `<!`: then `--`, `DOCTYPE` or `[CDATA[` matched so far (`n` bytes).
-    MarkupOpen,
-    MarkupDash,
-    MarkupDoctype(u8),
-    MarkupCdata(u8),
+    /// After a tag's name.
+    Attributes(Attr),
+    /// After `<!`.
+    Markup(Markup),
     BogusComment,
     Doctype,
-    CommentStart,
-    CommentStartDash,
-    Comment,
-    CommentLt,
-    CommentLtBang,
-    CommentLtBangDash,
-    CommentLtBangDashDash,
-    CommentEndDash,
-    CommentEnd,
-    CommentEndBang,
-    Cdata,
-    CdataBracket(u8),
+    Comment(Comment),
+    Cdata(Cdata),
     /// RAWTEXT and RCDATA (they end alike: at the element's own end tag).
-    Raw,
-    RawLt,
-    RawEndTagOpen,
-    RawEndTagName,
-    Script,
-    ScriptLt,
-    ScriptEndTagOpen,
-    ScriptEndTagName,
-    ScriptEscapeStart(u8),
-    Escaped,
-    EscapedDash,
-    EscapedDashDash,
-    EscapedLt(u8),
-    EscapedEndTagOpen,
-    EscapedEndTagName,
-    DoubleEscapedStart,
-    DoubleEscaped,
-    DoubleEscapedDash,
-    DoubleEscapedDashDash,
-    DoubleEscapedLt,
-    DoubleEscapedEndName(u8),
-    DoubleEscapedEnd,
+    Raw(RawText),
+    Script(ScriptData),
+    Escaped(Escaped),
+    DoubleEscaped(DoubleEscaped),
     PlainText,
 }
 
@@ -78,8 +51,8 @@ impl TextType {
     pub(super) fn state(self) -> State {
         match self {
             TextType::Data => State::Data,
-            TextType::Raw => State::Raw,
-            TextType::Script => State::Script,
+            TextType::Raw => State::Raw(RawText::Text),
+            TextType::Script => State::Script(ScriptData::Text),
             TextType::PlainText => State::PlainText,
         }
     }
@@ -103,7 +76,7 @@ pub(super) const fn is_whitespace(b: u8) -> bool {
 }
 
 /// A table of the bytes that end a run: whitespace and `extra`.
-const fn run_ends(extra: &[u8]) -> [bool; 256] {
+pub(super) const fn run_ends(extra: &[u8]) -> [bool; 256] {
     let mut table = [false; 256];
     let mut b = 0;
     while b < 256 {
@@ -120,10 +93,6 @@ const fn run_ends(extra: &[u8]) -> [bool; 256] {
 
 /// What ends a tag name.
 pub(super) const TAG_NAME_ENDS: [bool; 256] = run_ends(b"/>");
-/// What ends an attribute name (lol_html's attribute name state).
-pub(super) const ATTR_NAME_ENDS: [bool; 256] = run_ends(b"/>=");
-/// What ends an unquoted attribute value.
-pub(super) const UNQUOTED_VALUE_ENDS: [bool; 256] = run_ends(b">");
 
 /// Where `needle` first is in `haystack`. Attribute values and the text between tags are
 /// mostly short: the first bytes are searched eight at a time in a word, which costs less
@@ -156,6 +125,37 @@ pub(super) fn run_len(rest: &[u8], ends: &[bool; 256]) -> usize {
     rest.iter().position(|&b| ends[usize::from(b)]).unwrap_or(rest.len())
 }
 
+/// Whether the current tag has an attribute named `src`, from the names the attribute
+/// reader reports.
+#[derive(Debug, Default)]
+pub(super) struct SrcAttribute {
+    pub(super) seen: bool,
+    /// The current attribute's name, while it is short enough to be `src`.
+    name: [u8; 3],
+    len: usize,
+}
+
+impl Names for SrcAttribute {
+    fn start(&mut self) {
+        self.len = 0;
+    }
+
+    /// Only a name of three bytes can be `src`: longer ones are only counted.
+    fn bytes(&mut self, bytes: &[u8]) {
+        let len = self.len.saturating_add(bytes.len());
+        if let Some(name) = self.name.get_mut(self.len..len) {
+            name.copy_from_slice(bytes);
+        }
+        self.len = len;
+    }
+
+    fn end(&mut self) {
+        if self.len == 3 && self.name.eq_ignore_ascii_case(b"src") {
+            self.seen = true;
+        }
+    }
+}
+
 /// The tokenizer state and what it knows of the current tag.
 #[derive(Debug)]
 pub(super) struct Lexer {
@@ -169,8 +169,8 @@ pub(super) struct Lexer {
     /// The current tag: an end tag?
     pub(super) end_tag: bool,
     pub(super) self_closing: bool,
-    /// The current tag has an attribute named `src`.
-    pub(super) has_src: bool,
+    /// Whether the current tag has an attribute named `src`.
+    pub(super) src: SrcAttribute,
     /// The current tag's name, as written.
     pub(super) name: Vec<u8>,
     /// The name of the last start tag that switched to raw text or script: the end tag
@@ -178,9 +178,6 @@ pub(super) struct Lexer {
     last_start: Vec<u8>,
     /// The end tag name read inside raw text or a script, to compare with `last_start`.
     raw_end: Vec<u8>,
-    /// The current attribute's name, while it is short enough to be `src`.
-    attr: [u8; 3],
-    attr_len: usize,
 }
 
 impl Default for Lexer {
@@ -192,12 +189,10 @@ impl Default for Lexer {
             cdata_allowed: false,
             end_tag: false,
             self_closing: false,
-            has_src: false,
+            src: SrcAttribute::default(),
             name: Vec::new(),
             last_start: Vec::new(),
             raw_end: Vec::new(),
-            attr: [0; 3],
-            attr_len: 0,
         }
     }
 }
@@ -213,10 +208,120 @@ impl Lexer {
         None
     }
 
+    /// One step from `chunk[*at]`: consumes at least one byte or returns an event. The
+    /// hot states are read here, the others by [`Lexer::step`].
+    fn run(&mut self, chunk: &[u8], at: &mut usize) -> Option<Event> {
+        let b = chunk[*at];
+        match self.state {
+            State::Data => {
+                self.data(chunk, at);
+                None
+            }
+            State::TagOpen => self.tag_open(b, at),
+            State::EndTagOpen => self.end_tag_open(b, at),
+            State::TagName => self.tag_name(chunk, at),
+            State::Attributes(state) => self.attributes(state, chunk, at),
+            _ => {
+                *at += 1;
+                self.step(b, chunk, at)
+            }
+        }
+    }
+
+    /// Data: to the next `<`, where a tag, comment or doctype may open.
+    fn data(&mut self, chunk: &[u8], at: &mut usize) {
+        match find_near(b'<', &chunk[*at..]) {
+            Some(i) => {
+                self.opened_at = Some(*at + i);
+                *at += i + 1;
+                self.state = State::TagOpen;
+            }
+            None => *at = chunk.len(),
+        }
+    }
+
+    /// Tag open: after a `<` in the data state.
+    fn tag_open(&mut self, b: u8, at: &mut usize) -> Option<Event> {
+        match b {
+            b'a'..=b'z' | b'A'..=b'Z' => {
+                *at += 1;
+                self.start_tag(false, b);
+                self.state = State::TagName;
+                None
+            }
+            b'/' => {
+                *at += 1;
+                self.state = State::EndTagOpen;
+                None
+            }
+            _ => {
+                self.state = match b {
+                    b'!' => State::Markup(Markup::Open),
+                    b'?' => State::BogusComment,
+                    _ => State::Data,
+                };
+                *at += usize::from(b == b'!' || b == b'?');
+                Some(Event::NotTag)
+            }
+        }
+    }
+
+    /// End tag open: after `</`.
+    fn end_tag_open(&mut self, b: u8, at: &mut usize) -> Option<Event> {
+        match b {
+            b'a'..=b'z' | b'A'..=b'Z' => {
+                *at += 1;
+                self.start_tag(true, b);
+                self.state = State::TagName;
+                None
+            }
+            b'>' => {
+                *at += 1;
+                self.state = State::Data;
+                Some(Event::NotTag)
+            }
+            _ => {
+                self.state = State::BogusComment;
+                Some(Event::NotTag)
+            }
+        }
+    }
+
+    /// Tag name: to whitespace, `/` or `>`. The `>` stays for "before attribute name" to
+    /// end the tag with.
+    fn tag_name(&mut self, chunk: &[u8], at: &mut usize) -> Option<Event> {
+        let rest = &chunk[*at..];
+        let n = run_len(rest, &TAG_NAME_ENDS);
+        self.name.extend_from_slice(&rest[..n]);
+        *at += n;
+        let &b = rest.get(n)?;
+        self.state = State::Attributes(if b == b'/' { Attr::SelfClosing } else { Attr::BeforeName });
+        *at += usize::from(b != b'>');
+        Some(Event::Name)
+    }
+
+    /// A tag's attributes, in the attribute reader's states, up to the end of the tag or
+    /// of the chunk.
+    fn attributes(&mut self, state: Attr, chunk: &[u8], at: &mut usize) -> Option<Event> {
+        match attributes::read(state, chunk, at, &mut self.src) {
+            Read::More(state) => {
+                self.state = State::Attributes(state);
+                None
+            }
+            Read::End(TagEnd::Plain) => self.tag_end(self.text_state()),
+            Read::End(TagEnd::SelfClosing) => {
+                self.self_closing = true;
+                self.tag_end(self.text_state())
+            }
+            // lol_html goes to the data state here, whatever the element.
+            Read::End(TagEnd::ToData) => self.tag_end(State::Data),
+        }
+    }
+
     fn start_tag(&mut self, end: bool, first: u8) {
         self.end_tag = end;
         self.self_closing = false;
-        self.has_src = false;
+        self.src.seen = false;
         self.pending_text = TextType::Data;
         self.name.clear();
         self.name.push(first);
@@ -235,253 +340,6 @@ impl Lexer {
 
     fn text_state(&self) -> State {
         if self.end_tag { State::Data } else { self.pending_text.state() }
-    }
-
-    fn attr_start(&mut self) {
-        self.attr_len = 0;
-    }
-
-    /// The next bytes of the current attribute's name. Only a name of three bytes can be
-    /// `src`: longer ones are only counted.
-    fn attr_bytes(&mut self, bytes: &[u8]) {
-        let len = self.attr_len.saturating_add(bytes.len());
-        if len <= self.attr.len() {
-            for (i, &b) in bytes.iter().enumerate() {
-                self.attr[self.attr_len + i] = b;
-            }
-        }
-        self.attr_len = len;
-    }
-
-    /// The attribute name that starts or goes on at `chunk[from]`, to the end of its run:
-    /// where the lexer goes on from.
-    fn attr_name_run(&mut self, chunk: &[u8], from: usize) -> usize {
-        let end = from + 1 + run_len(&chunk[from + 1..], &ATTR_NAME_ENDS);
-        self.attr_bytes(&chunk[from..end]);
-        end
-    }
-
-    fn attr_done(&mut self) {
-        if self.attr_len == 3 && self.attr.eq_ignore_ascii_case(b"src") {
-            self.has_src = true;
-        }
-        self.attr_len = usize::MAX;
-    }
-
-    /// The attributes of a tag, in one loop (most of a page's markup is attributes), up to
-    /// the end of the tag or of the chunk.
-    fn attributes(&mut self, chunk: &[u8], at: &mut usize) -> Option<Event> {
-        use State::*;
-        let mut state = self.state;
-        let mut i = *at;
-        while let Some(&b) = chunk.get(i) {
-            i += 1;
-            state = match state {
-                BeforeAttrName | AfterAttrName if is_whitespace(b) => state,
-                BeforeAttrValue if is_whitespace(b) => state,
-                BeforeAttrName | AfterAttrName | AttrName | AttrValueUnquoted if b == b'>' => {
-                    if state == AttrName {
-                        self.attr_done();
-                    }
-                    *at = i;
-                    return self.tag_end(self.text_state());
-                }
-                BeforeAttrName | AfterAttrName if b == b'/' => {
-                    state = SelfClosing;
-                    break;
-                }
-                AfterAttrName if b == b'=' => BeforeAttrValue,
-                BeforeAttrName | AfterAttrName => {
-                    self.attr_start();
-                    i = self.attr_name_run(chunk, i - 1);
-                    AttrName
-                }
-                AttrName if is_whitespace(b) => {
-                    self.attr_done();
-                    AfterAttrName
-                }
-                AttrName if b == b'=' => {
-                    self.attr_done();
-                    BeforeAttrValue
-                }
-                AttrName if b == b'/' => {
-                    self.attr_done();
-                    state = SelfClosing;
-                    break;
-                }
-                AttrName => {
-                    i = self.attr_name_run(chunk, i - 1);
-                    AttrName
-                }
-                BeforeAttrValue if b == b'"' || b == b'\'' => match find_near(b, &chunk[i..]) {
-                    Some(n) => {
-                        i += n + 1;
-                        BeforeAttrName
-                    }
-                    None => {
-                        i = chunk.len();
-                        AttrValueQuoted(b)
-                    }
-                },
-                // lol_html goes to the data state here, whatever the element.
-                BeforeAttrValue if b == b'>' => {
-                    *at = i;
-                    return self.tag_end(Data);
-                }
-                BeforeAttrValue => {
-                    i += run_len(&chunk[i..], &UNQUOTED_VALUE_ENDS);
-                    AttrValueUnquoted
-                }
-                AttrValueQuoted(quote) => match memchr::memchr(quote, &chunk[i - 1..]) {
-                    Some(n) => {
-                        i += n;
-                        BeforeAttrName
-                    }
-                    None => {
-                        i = chunk.len();
-                        state
-                    }
-                },
-                AttrValueUnquoted if is_whitespace(b) => BeforeAttrName,
-                other => other,
-            };
-        }
-        *at = i;
-        self.state = state;
-        None
-    }
-
-    /// An end tag name inside raw text or a script is the element's own.
-    fn appropriate(&self) -> bool {
-        self.raw_end.eq_ignore_ascii_case(&self.last_start)
-    }
-
-    /// One step: consumes at least one byte or returns an event.
-    fn run(&mut self, chunk: &[u8], at: &mut usize) -> Option<Event> {
-        use State::*;
-        let b = chunk[*at];
-        match self.state {
-            Data => {
-                match find_near(b'<', &chunk[*at..]) {
-                    Some(i) => {
-                        self.opened_at = Some(*at + i);
-                        *at += i + 1;
-                        self.state = TagOpen;
-                    }
-                    None => *at = chunk.len(),
-                }
-                return None;
-            }
-            TagOpen => {
-                return match b {
-                    b'a'..=b'z' | b'A'..=b'Z' => {
-                        *at += 1;
-                        self.start_tag(false, b);
-                        self.state = TagName;
-                        None
-                    }
-                    b'!' => {
-                        *at += 1;
-                        self.state = MarkupOpen;
-                        Some(Event::NotTag)
-                    }
-                    b'/' => {
-                        *at += 1;
-                        self.state = EndTagOpen;
-                        None
-                    }
-                    b'?' => {
-                        *at += 1;
-                        self.state = BogusComment;
-                        Some(Event::NotTag)
-                    }
-                    _ => {
-                        self.state = Data;
-                        Some(Event::NotTag)
-                    }
-                };
-            }
-            EndTagOpen => {
-                return match b {
-                    b'a'..=b'z' | b'A'..=b'Z' => {
-                        *at += 1;
-                        self.start_tag(true, b);
-                        self.state = TagName;
-                        None
-                    }
-                    b'>' => {
-                        *at += 1;
-                        self.state = Data;
-                        Some(Event::NotTag)
-                    }
-                    _ => {
-                        self.state = BogusComment;
-                        Some(Event::NotTag)
-                    }
-                };
-            }
-            TagName => {
-                let rest = &chunk[*at..];
-                let n = run_len(rest, &TAG_NAME_ENDS);
-                self.name.extend_from_slice(&rest[..n]);
-                *at += n;
-                if n == rest.len() {
-                    return None;
-                }
-                // The `>` stays for "before attribute name" to end the tag with.
-                self.state = match chunk[*at] {
-                    b'>' => BeforeAttrName,
-                    b'/' => SelfClosing,
-                    _ => BeforeAttrName,
-                };
-                if chunk[*at] != b'>' {
-                    *at += 1;
-                }
-                return Some(Event::Name);
-            }
-            BeforeAttrName | AttrName | AfterAttrName | BeforeAttrValue | AttrValueQuoted(_) | AttrValueUnquoted => {
-                return self.attributes(chunk, at);
-            }
-            _ => {}
-        }
-        let &b = chunk.get(*at)?;
-        *at += 1;
-        self.step(b, chunk, at)
-    }
-
-    /// An end tag name inside raw text or a script: `delimiter` ends it; the element's
-    /// own name makes it an end tag, anything else is text (`fallback`).
-    fn raw_end_name(&mut self, b: u8, at: &mut usize, fallback: State) -> Option<Event> {
-        if b.is_ascii_alphabetic() {
-            self.raw_end.push(b);
-            return None;
-        }
-        if !(is_whitespace(b) || b == b'/' || b == b'>') || !self.appropriate() {
-            *at -= 1;
-            self.state = fallback;
-            return None;
-        }
-        self.end_tag = true;
-        self.self_closing = false;
-        self.has_src = false;
-        self.name.clear();
-        self.name.extend_from_slice(&self.raw_end);
-        self.state = if b == b'/' { State::SelfClosing } else { State::BeforeAttrName };
-        if b == b'>' {
-            *at -= 1;
-        }
-        Some(Event::Name)
-    }
-
-    fn first_raw_end(&mut self, b: u8, at: &mut usize, name: State, fallback: State) {
-        if b.is_ascii_alphabetic() {
-            self.raw_end.clear();
-            self.raw_end.push(b);
-            self.state = name;
-        } else {
-            *at -= 1;
-            self.state = fallback;
-        }
     }
 
     /// Back to the data state after a comment, doctype or CDATA section.
@@ -505,294 +363,37 @@ impl Lexer {
         }
     }
 
-    /// One byte `b`, already consumed, in a state `run` does not read itself. To
-    /// reconsume it in another state, `at` steps back.
+    /// One byte `b`, already consumed, in a state `run` does not read itself, by the
+    /// group of lol_html's states it is in. To reconsume it in another state, `at` steps
+    /// back.
     #[inline(never)]
     fn step(&mut self, b: u8, chunk: &[u8], at: &mut usize) -> Option<Event> {
-        use State::*;
         match self.state {
-            SelfClosing => {
-                if b == b'>' {
-                    self.self_closing = true;
-                    return self.tag_end(self.text_state());
-                }
+            State::Markup(state) => self.markup_declaration(state, b, at),
+            State::BogusComment | State::Doctype => self.bogus_comment(chunk, at),
+            State::Comment(state) => self.comment(state, b, chunk, at),
+            State::Cdata(state) => self.cdata(state, b, chunk, at),
+            State::Raw(state) => self.raw_text(state, b, chunk, at),
+            State::Script(state) => self.script_data(state, b, chunk, at),
+            State::Escaped(state) => self.script_escaped(state, b, chunk, at),
+            State::DoubleEscaped(state) => self.script_double_escaped(state, b, at),
+            State::PlainText => {
+                *at = chunk.len();
+                None
+            }
+            // Read by `run` itself: reconsumed there.
+            State::Data | State::TagOpen | State::EndTagOpen | State::TagName | State::Attributes(_) => {
                 *at -= 1;
-                self.state = BeforeAttrName;
+                None
             }
-            MarkupOpen => match b {
-                b'-' => self.state = MarkupDash,
-                b'd' | b'D' => self.state = MarkupDoctype(1),
-                b'[' => self.state = MarkupCdata(1),
-                _ => {
-                    *at -= 1;
-                    self.state = BogusComment;
-                }
-            },
-            MarkupDash => {
-                if b == b'-' {
-                    self.state = CommentStart;
-                } else {
-                    *at -= 1;
-                    self.state = BogusComment;
-                }
-            }
-            MarkupDoctype(n) => {
-                if b.eq_ignore_ascii_case(&b"doctype"[usize::from(n)]) {
-                    self.state = if n == 6 { Doctype } else { MarkupDoctype(n + 1) };
-                } else {
-                    *at -= 1;
-                    self.state = BogusComment;
-                }
-            }
-            MarkupCdata(n) => {
-                if b == b"[CDATA["[usize::from(n)] {
-                    self.state = match n {
-                        6 if self.cdata_allowed => Cdata,
-                        6 => BogusComment,
-                        _ => MarkupCdata(n + 1),
-                    };
-                } else {
-                    *at -= 1;
-                    self.state = BogusComment;
-                }
-            }
-            BogusComment | Doctype => {
-                *at -= 1;
-                if self.skip_past(b'>', chunk, at, Data) {
-                    return Some(Event::Closed);
-                }
-            }
-            CommentStart => match b {
-                b'-' => self.state = CommentStartDash,
-                b'>' => return self.closed(),
-                _ => {
-                    *at -= 1;
-                    self.state = Comment;
-                }
-            },
-            CommentStartDash => match b {
-                b'-' => self.state = CommentEnd,
-                b'>' => return self.closed(),
-                _ => {
-                    *at -= 1;
-                    self.state = Comment;
-                }
-            },
-            Comment => match b {
-                b'-' => self.state = CommentEndDash,
-                b'<' => self.state = CommentLt,
-                _ => match memchr::memchr2(b'-', b'<', &chunk[*at..]) {
-                    Some(i) => *at += i,
-                    None => *at = chunk.len(),
-                },
-            },
-            CommentLt => match b {
-                b'!' => self.state = CommentLtBang,
-                b'<' => {}
-                _ => {
-                    *at -= 1;
-                    self.state = Comment;
-                }
-            },
-            CommentLtBang => {
-                if b == b'-' {
-                    self.state = CommentLtBangDash;
-                } else {
-                    *at -= 1;
-                    self.state = Comment;
-                }
-            }
-            CommentLtBangDash => {
-                if b == b'-' {
-                    self.state = CommentLtBangDashDash;
-                } else {
-                    *at -= 1;
-                    self.state = CommentEndDash;
-                }
-            }
-            CommentLtBangDashDash => {
-                *at -= 1;
-                self.state = CommentEnd;
-            }
-            CommentEndDash => {
-                if b == b'-' {
-                    self.state = CommentEnd;
-                } else {
-                    *at -= 1;
-                    self.state = Comment;
-                }
-            }
-            CommentEnd => match b {
-                b'>' => return self.closed(),
-                b'!' => self.state = CommentEndBang,
-                b'-' => {}
-                _ => {
-                    *at -= 1;
-                    self.state = Comment;
-                }
-            },
-            CommentEndBang => match b {
-                b'-' => self.state = CommentEndDash,
-                b'>' => return self.closed(),
-                _ => {
-                    *at -= 1;
-                    self.state = Comment;
-                }
-            },
-            Cdata => {
-                *at -= 1;
-                self.skip_past(b']', chunk, at, CdataBracket(0));
-            }
-            CdataBracket(0) => {
-                if b == b']' {
-                    self.state = CdataBracket(1);
-                } else {
-                    *at -= 1;
-                    self.state = Cdata;
-                }
-            }
-            CdataBracket(_) => match b {
-                b'>' => return self.closed(),
-                b']' => {}
-                _ => {
-                    *at -= 1;
-                    self.state = Cdata;
-                }
-            },
-            Raw => {
-                *at -= 1;
-                self.skip_past(b'<', chunk, at, RawLt);
-            }
-            RawLt => {
-                if b == b'/' {
-                    self.state = RawEndTagOpen;
-                } else {
-                    *at -= 1;
-                    self.state = Raw;
-                }
-            }
-            RawEndTagOpen => self.first_raw_end(b, at, RawEndTagName, Raw),
-            RawEndTagName => return self.raw_end_name(b, at, Raw),
-            Script => {
-                *at -= 1;
-                self.skip_past(b'<', chunk, at, ScriptLt);
-            }
-            ScriptLt => match b {
-                b'/' => self.state = ScriptEndTagOpen,
-                b'!' => self.state = ScriptEscapeStart(0),
-                _ => {
-                    *at -= 1;
-                    self.state = Script;
-                }
-            },
-            ScriptEndTagOpen => self.first_raw_end(b, at, ScriptEndTagName, Script),
-            ScriptEndTagName => return self.raw_end_name(b, at, Script),
-            ScriptEscapeStart(n) => {
-                if b == b'-' {
-                    self.state = if n == 1 { EscapedDashDash } else { ScriptEscapeStart(1) };
-                } else {
-                    *at -= 1;
-                    self.state = Script;
-                }
-            }
-            Escaped => match b {
-                b'-' => self.state = EscapedDash,
-                b'<' => self.state = EscapedLt(0),
-                _ => match memchr::memchr2(b'-', b'<', &chunk[*at..]) {
-                    Some(i) => *at += i,
-                    None => *at = chunk.len(),
-                },
-            },
-            EscapedDash => {
-                if b == b'-' {
-                    self.state = EscapedDashDash;
-                } else {
-                    *at -= 1;
-                    self.state = Escaped;
-                }
-            }
-            EscapedDashDash => match b {
-                b'-' => {}
-                b'<' => self.state = EscapedLt(0),
-                b'>' => {
-                    *at -= 1;
-                    self.state = Script;
-                }
-                _ => self.state = Escaped,
-            },
-            EscapedLt(n) => {
-                if b.eq_ignore_ascii_case(&b"script"[usize::from(n)]) {
-                    self.state = if n == 5 { DoubleEscapedStart } else { EscapedLt(n + 1) };
-                } else if n == 0 && b == b'/' {
-                    self.state = EscapedEndTagOpen;
-                } else {
-                    *at -= 1;
-                    self.state = Escaped;
-                }
-            }
-            EscapedEndTagOpen => self.first_raw_end(b, at, EscapedEndTagName, Escaped),
-            EscapedEndTagName => return self.raw_end_name(b, at, Escaped),
-            DoubleEscapedStart => {
-                if is_whitespace(b) || b == b'/' || b == b'>' {
-                    self.state = DoubleEscaped;
-                } else {
-                    *at -= 1;
-                    self.state = Escaped;
-                }
-            }
-            DoubleEscaped => match b {
-                b'-' => self.state = DoubleEscapedDash,
-                b'<' => self.state = DoubleEscapedLt,
-                _ => {}
-            },
-            DoubleEscapedDash => {
-                if b == b'-' {
-                    self.state = DoubleEscapedDashDash;
-                } else {
-                    *at -= 1;
-                    self.state = DoubleEscaped;
-                }
-            }
-            DoubleEscapedDashDash => match b {
-                b'-' => {}
-                b'<' => self.state = DoubleEscapedLt,
-                b'>' => {
-                    *at -= 1;
-                    self.state = Script;
-                }
-                _ => self.state = DoubleEscaped,
-            },
-            DoubleEscapedLt => {
-                if b == b'/' {
-                    self.state = DoubleEscapedEndName(0);
-                } else {
-                    *at -= 1;
-                    self.state = DoubleEscaped;
-                }
-            }
-            DoubleEscapedEndName(n) => {
-                if b.eq_ignore_ascii_case(&b"script"[usize::from(n)]) {
-                    self.state = if n == 5 { DoubleEscapedEnd } else { DoubleEscapedEndName(n + 1) };
-                } else {
-                    *at -= 1;
-                    self.state = DoubleEscaped;
-                }
-            }
-            DoubleEscapedEnd => {
-                if is_whitespace(b) || b == b'/' || b == b'>' {
-                    self.state = Escaped;
-                } else {
-                    *at -= 1;
-                    self.state = DoubleEscaped;
-                }
-            }
-            PlainText => *at = chunk.len(),
-            // Read by `run` itself (attributes by `attributes`): reconsumed there.
-            Data | TagOpen | EndTagOpen | TagName | BeforeAttrName | AttrName | AfterAttrName | BeforeAttrValue
-            | AttrValueQuoted(_) | AttrValueUnquoted => *at -= 1,
         }
-        None
     }
+}
+
+/// Goes to `state` with the byte just consumed read again there.
+fn reconsume<S>(at: &mut usize, state: S) -> S {
+    *at -= 1;
+    state
 }
 
 #[cfg(test)]

@@ -9,7 +9,8 @@
 //! - **passed** to the output: text, comments, doctypes, other tags, raw text elements.
 //!
 //! Most tags of a page are ordinary ones, read whole in one tight loop ([`ordinary`]);
-//! the lexer reads the rest.
+//! the lexer reads the rest. Both read a tag's attributes with one reader
+//! ([`attributes`]).
 //!
 //! For the page to come out byte for byte as if lol_html had seen all of it, lol_html must
 //! be in the same state whenever it is fed. Its tokenizer is always back in the data state
@@ -23,6 +24,7 @@
 //! Its tests check that both paths give the same bytes, over random pages cut into random
 //! chunks.
 
+mod attributes;
 mod lexer;
 mod names;
 mod ordinary;
@@ -365,7 +367,7 @@ impl Skimmer {
     fn at_start_tag_end(&self) -> Way {
         if self.lexer.pending_text != TextType::Data && self.lexer.state == State::Data {
             Way::Full
-        } else if self.kind == Kind::Script && self.lexer.has_src {
+        } else if self.kind == Kind::Script && self.lexer.src.seen {
             Way::Feed
         } else {
             Way::Pass

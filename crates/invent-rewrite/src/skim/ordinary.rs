@@ -5,18 +5,18 @@
 //! While the page is passed in the HTML document, the loop takes tag after tag that is
 //! whole in the chunk, is a start tag of an element that is neither watched nor switches
 //! the tokenizer (not `Kind::Page`, `Meta`, `Script`, raw text, SVG, MathML, the widget),
-//! or an end tag that closes no element lol_html has seen, and whose attributes are of the
-//! common shapes. An inline SVG icon is read whole too, when it is whole in the chunk,
-//! holds only elements that stay in SVG (no `<script>`, no nested `<svg>`, no HTML
-//! integration point) and closes nothing opened before it: it leaves the open elements as
-//! they were. At anything else — a comment, a tag cut by the chunk's end, a `/` not
-//! followed by `>` — it stops at the construct's `<` and leaves it to the lexer, which
-//! reads everything. Where it reads a tag, it reads it as the lexer's states do (the
-//! differential test holds both to lol_html).
+//! or an end tag that closes no element lol_html has seen. An inline SVG icon is read
+//! whole too, when it is whole in the chunk, holds only elements that stay in SVG (no
+//! `<script>`, no nested `<svg>`, no HTML integration point) and closes nothing opened
+//! before it: it leaves the open elements as they were. At anything else — a comment, a
+//! tag cut by the chunk's end — it stops at the construct's `<` and leaves it to the
+//! lexer, which reads everything. A tag's attributes are read by the lexer's own reader
+//! ([`super::attributes`]); the differential test holds both paths to lol_html.
 
 use std::ops::Range;
 
-use super::lexer::{ATTR_NAME_ENDS, UNQUOTED_VALUE_ENDS, find_near, is_whitespace, run_len};
+use super::attributes::{self, Attr, NoNames, Read, TagEnd};
+use super::lexer::find_near;
 use super::names::{self, Key, Kind, Namespaces};
 use super::{MAX_HELD, MAX_OPEN_ELEMENTS, Skimmer};
 
@@ -32,8 +32,7 @@ struct WholeTag {
 }
 
 impl WholeTag {
-    /// The tag at `chunk[start]` (a `<`), if it is one whole in the chunk with attributes
-    /// of the common shapes.
+    /// The tag at `chunk[start]` (a `<`), if it is one whole in the chunk.
     fn read(chunk: &[u8], start: usize) -> Option<WholeTag> {
         let end_tag = chunk.get(start + 1) == Some(&b'/');
         let from = start + 1 + usize::from(end_tag);
@@ -170,38 +169,11 @@ impl SubtreeStack {
     }
 }
 
-/// Where a tag ends, and whether it is self-closing, reading its attributes from `i`
-/// (just after its name) in the states "before attribute name", "attribute name", "after
-/// attribute name", "before attribute value" and the values'; `None` at the chunk's end,
-/// or at a `/` that is not `/>`.
-fn attributes_end(chunk: &[u8], mut i: usize) -> Option<(usize, bool)> {
-    loop {
-        // Before attribute name (or after a value).
-        i += skip_whitespace(chunk.get(i..)?);
-        match *chunk.get(i)? {
-            b'>' => return Some((i + 1, false)),
-            b'/' => return (*chunk.get(i + 1)? == b'>').then_some((i + 2, true)),
-            // An attribute name: its first byte may be anything else, even `=` or a quote.
-            _ => i += 1 + run_len(chunk.get(i + 1..)?, &ATTR_NAME_ENDS),
-        }
-        // After attribute name: only `=` starts a value; anything else is read again as
-        // before attribute name.
-        i += skip_whitespace(chunk.get(i..)?);
-        if *chunk.get(i)? != b'=' {
-            continue;
-        }
-        // Before attribute value.
-        i += 1;
-        i += skip_whitespace(chunk.get(i..)?);
-        match *chunk.get(i)? {
-            quote @ (b'"' | b'\'') => i += 2 + find_near(quote, chunk.get(i + 1..)?)?,
-            // lol_html ends the tag here, back in the data state.
-            b'>' => return Some((i + 1, false)),
-            _ => i += run_len(&chunk[i..], &UNQUOTED_VALUE_ENDS),
-        }
+/// Where a tag ends, and whether it is self-closing, reading its attributes from `at`
+/// (just after its name) with the lexer's reader; `None` at the chunk's end.
+fn attributes_end(chunk: &[u8], mut at: usize) -> Option<(usize, bool)> {
+    match attributes::read(Attr::BeforeName, chunk, &mut at, &mut NoNames) {
+        Read::End(end) => Some((at, end == TagEnd::SelfClosing)),
+        Read::More(_) => None,
     }
-}
-
-fn skip_whitespace(rest: &[u8]) -> usize {
-    rest.iter().position(|&b| !is_whitespace(b)).unwrap_or(rest.len())
 }

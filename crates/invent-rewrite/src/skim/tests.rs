@@ -1,6 +1,7 @@
 //! The fast path against the oracle: random pages, cut into random chunks, must come out
 //! of the rewrite byte for byte as they do when lol_html sees every byte.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -238,15 +239,33 @@ fn rewrite(page: &[u8], cuts: &[usize], injection: Injection, fast: bool) -> Vec
     })
 }
 
+/// Whether a page could be checked: lol_html reading every byte is the oracle, and there
+/// is none where it panics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Checked {
+    Yes,
+    /// lol_html tripped its known debug assertion ([`LOL_HTML_ASSERTION`]).
+    NoOracle,
+}
+
+/// lol_html 3.0.3 trips a debug assertion of its own (an internal error, "an end tag
+/// where a start tag was expected", in its dispatcher) on some markup after `<style a=>`
+/// or `<script a=>`; in release builds it gives up on the page, which then passes through
+/// unchanged. There is no oracle for those pages. Any other panic of the oracle is a
+/// failure.
+const LOL_HTML_ASSERTION: &str = "Tag should be a start tag at this point";
+
 /// The fast path against lol_html reading every byte of the same chunks. (Not against
 /// lol_html reading the page whole: lol_html itself is not always blind to chunking —
 /// removing an unclosed `<invent-assistant>` takes the text of its first chunk with it.)
-fn same_with_and_without_fast_path(page: &[u8], cuts: &[usize], position: Position, visitor: bool) {
-    // lol_html 3.0.3 trips a debug assertion of its own on some markup after `<style a=>`
-    // (in release builds it gives up on the page, which then passes through unchanged):
-    // there is no oracle for those pages.
-    let oracle = std::panic::catch_unwind(|| rewrite(page, cuts, injection(position, visitor), false));
-    let Ok(oracle) = oracle else { return };
+fn same_with_and_without_fast_path(page: &[u8], cuts: &[usize], position: Position, visitor: bool) -> Checked {
+    let oracle = match std::panic::catch_unwind(|| rewrite(page, cuts, injection(position, visitor), false)) {
+        Ok(oracle) => oracle,
+        Err(panic) if panic.downcast_ref::<String>().is_some_and(|m| m == LOL_HTML_ASSERTION) => {
+            return Checked::NoOracle;
+        }
+        Err(panic) => std::panic::resume_unwind(panic),
+    };
     let fast = rewrite(page, cuts, injection(position, visitor), true);
     assert_eq!(
         String::from_utf8_lossy(&fast),
@@ -254,6 +273,13 @@ fn same_with_and_without_fast_path(page: &[u8], cuts: &[usize], position: Positi
         "page {:?} cut at {cuts:?}",
         String::from_utf8_lossy(page)
     );
+    Checked::Yes
+}
+
+/// A page of a unit test must be checked, or the test checks nothing.
+fn check(page: &[u8], cuts: &[usize], position: Position, visitor: bool) {
+    let checked = same_with_and_without_fast_path(page, cuts, position, visitor);
+    assert_eq!(checked, Checked::Yes, "no oracle for {:?}", String::from_utf8_lossy(page));
 }
 
 /// Cases per run of the property test: 3,000, or `PROPTEST_CASES` for a long run.
@@ -261,19 +287,36 @@ fn cases() -> u32 {
     std::env::var("PROPTEST_CASES").ok().and_then(|cases| cases.parse().ok()).unwrap_or(3000)
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+/// At most this many cases in a hundred may go unchecked. Pages without an oracle are a
+/// blind spot of the test. lol_html's assertion leaves about 1.4% of the generated pages
+/// unchecked (276 of 20,004 in one run, 41 of 3,004 in another): 3% stays clear of that
+/// by many standard deviations at 3,000 cases, and fails the test should a change of the
+/// generator or of lol_html leave a larger part of the fast path unchecked.
+const MAX_UNCHECKED_PERCENT: u64 = 3;
 
-    #[test]
-    fn the_fast_path_writes_what_lol_html_alone_writes(
+#[test]
+fn the_fast_path_writes_what_lol_html_alone_writes() {
+    let config = ProptestConfig { cases: cases(), ..ProptestConfig::default() };
+    let (run, unchecked) = (Cell::new(0_u64), Cell::new(0_u64));
+    proptest!(config, |(
         page in page(),
         cuts in prop::collection::vec(any::<usize>(), 0..8),
         head_end in any::<bool>(),
         visitor in any::<bool>(),
-    ) {
+    )| {
         let position = if head_end { Position::HeadEnd } else { Position::BodyEnd };
-        same_with_and_without_fast_path(&page, &cuts, position, visitor);
-    }
+        run.set(run.get() + 1);
+        if same_with_and_without_fast_path(&page, &cuts, position, visitor) != Checked::Yes {
+            unchecked.set(unchecked.get() + 1);
+        }
+    });
+    let (run, unchecked) = (run.get(), unchecked.get());
+    eprintln!("the fast path against lol_html: {unchecked} of {run} cases unchecked (no oracle)");
+    assert!(
+        unchecked * 100 <= run * MAX_UNCHECKED_PERCENT,
+        "{unchecked} of {run} cases could not be checked (lol_html's own assertion): more than \
+         {MAX_UNCHECKED_PERCENT}%"
+    );
 }
 
 /// Counts the bytes each way.
@@ -328,7 +371,7 @@ fn lol_html_sees_little_of_a_real_page() {
     assert_eq!(tally.passed + tally.fed, page.len());
     // The SVG icons are most of what lol_html still reads.
     assert!(tally.fed * 4 < page.len(), "fed {} of {} bytes", tally.fed, page.len());
-    same_with_and_without_fast_path(page.as_bytes(), &[1000, 5000, 5001, 20000], Position::BodyEnd, true);
+    check(page.as_bytes(), &[1000, 5000, 5001, 20000], Position::BodyEnd, true);
 }
 
 #[test]
@@ -339,7 +382,7 @@ fn an_existing_widget_hands_the_rest_of_the_page_to_lol_html() {
     skimmer.route(page.as_bytes(), &mut tally);
     assert!(skimmer.is_full());
     assert_eq!(tally.passed, "<p>hi</p>".len());
-    same_with_and_without_fast_path(page.as_bytes(), &[], Position::BodyEnd, true);
+    check(page.as_bytes(), &[], Position::BodyEnd, true);
 }
 
 #[test]
@@ -347,7 +390,7 @@ fn an_end_tag_that_closes_body_from_below_is_seen_by_lol_html() {
     // `</div>` closes the `<div>` opened before `<body>`, and `<body>` with it: lol_html
     // puts the widget before it.
     let page = "<html><div><body><p>text</p></div><p>after</p></html>";
-    same_with_and_without_fast_path(page.as_bytes(), &[13, 14, 30], Position::BodyEnd, false);
+    check(page.as_bytes(), &[13, 14, 30], Position::BodyEnd, false);
     let out = rewrite(page.as_bytes(), &[], injection(Position::BodyEnd, false), true);
     let out = String::from_utf8(out).expect("utf-8");
     assert!(out.find("<invent-assistant").expect("widget") < out.find("</div>").expect("div"), "{out}");
@@ -360,7 +403,7 @@ fn a_subtree_that_closes_an_element_opened_before_it_is_fed_after_its_sync() {
     // the subtree is fed.
     let page = "<html><div><body><p>x<svg><g></div><path/></g></svg><p>after</p></html>";
     for cut in 0..page.len() {
-        same_with_and_without_fast_path(page.as_bytes(), &[cut], Position::BodyEnd, false);
+        check(page.as_bytes(), &[cut], Position::BodyEnd, false);
     }
     let out = rewrite(page.as_bytes(), &[], injection(Position::BodyEnd, false), true);
     let out = String::from_utf8(out).expect("utf-8");
