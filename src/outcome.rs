@@ -60,6 +60,8 @@ impl fmt::Display for Skip {
 /// Where an identity is looked for: the kinds of identity source, in the order they run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
+    /// `identity.gateway`: an SSO gateway in front asserts the visitor in plain headers.
+    Gateway,
     /// `identity.jwt.header`: a bearer token, or a gateway's signed assertion.
     JwtHeader,
     /// `identity.jwt.cookie`: a session JWT in a cookie.
@@ -73,6 +75,7 @@ pub enum Source {
 impl Source {
     pub fn as_str(self) -> &'static str {
         match self {
+            Source::Gateway => "gateway",
             Source::JwtHeader => "jwt_header",
             Source::JwtCookie => "jwt_cookie",
             Source::JwtChunks => "jwt_chunks",
@@ -81,7 +84,8 @@ impl Source {
     }
 }
 
-/// Why a session that was present did not identify the visitor.
+/// Why a session that was present did not identify the visitor: rejected, failed to be
+/// looked up, or not looked up at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rejection {
     TooLarge,
@@ -98,6 +102,8 @@ pub enum Rejection {
     /// The token's header lists critical extensions (`crit`), none of which the proxy
     /// understands (RFC 7515 §4.1.11).
     Crit,
+    /// A JOSE header parameter of `jwt.header_claims` (an ALB's `signer`) does not match.
+    WrongHeader,
     /// Chunked cookies with one missing (`name.0`, `name.2`, no `name.1`).
     IncompleteChunks,
     /// A registered claim (`exp`, `nbf`, `sub`, …) has the wrong type.
@@ -110,8 +116,12 @@ pub enum Rejection {
     LookupTimeout,
     /// The lookup endpoint answered with a status that is neither 200 nor "not signed in".
     LookupStatus,
-    /// The lookup endpoint's answer is not JSON, or too large.
+    /// The lookup endpoint's answer is not what `claims` (JSON) or `select` (HTML) reads.
     LookupInvalid,
+    /// A lookup for the session failed less than `lookup.error_ttl` ago: not asked again.
+    Backoff,
+    /// `lookup.max_concurrent` lookups were running: not asked.
+    Busy,
 }
 
 impl Rejection {
@@ -128,6 +138,7 @@ impl Rejection {
             Rejection::MissingClaim => "missing_claim",
             Rejection::UnknownKey => "unknown_key",
             Rejection::Crit => "crit",
+            Rejection::WrongHeader => "wrong_header",
             Rejection::IncompleteChunks => "incomplete_chunks",
             Rejection::InvalidClaim => "invalid_claim",
             Rejection::NoUserId => "no_user_id",
@@ -136,6 +147,8 @@ impl Rejection {
             Rejection::LookupTimeout => "lookup_timeout",
             Rejection::LookupStatus => "lookup_status",
             Rejection::LookupInvalid => "lookup_invalid",
+            Rejection::Backoff => "backoff",
+            Rejection::Busy => "busy",
         }
     }
 }
@@ -151,6 +164,11 @@ pub enum Identified {
     SignedOut { source: Source, cached: bool },
     /// A session was there and did not identify the visitor.
     Rejected { source: Source, reason: Rejection },
+    /// The lookup endpoint could not tell (down, slow, an unexpected answer): anonymous for
+    /// this page, and not asked again for the session for `lookup.error_ttl`.
+    Failed { source: Source, reason: Rejection },
+    /// The lookup was not asked (back-off after a failure, or too many at once).
+    Skipped { source: Source, reason: Rejection },
 }
 
 impl Identified {
@@ -161,6 +179,8 @@ impl Identified {
             Identified::Verified { .. } => "verified",
             Identified::SignedOut { .. } => "signed_out",
             Identified::Rejected { .. } => "rejected",
+            Identified::Failed { .. } => "failed",
+            Identified::Skipped { .. } => "skipped",
         }
     }
 
@@ -170,7 +190,9 @@ impl Identified {
             Identified::None => None,
             Identified::Verified { source, .. }
             | Identified::SignedOut { source, .. }
-            | Identified::Rejected { source, .. } => Some(source),
+            | Identified::Rejected { source, .. }
+            | Identified::Failed { source, .. }
+            | Identified::Skipped { source, .. } => Some(source),
         }
     }
 
@@ -179,7 +201,9 @@ impl Identified {
     pub fn reason(self) -> &'static str {
         match self {
             Identified::Verified { cached: true, .. } | Identified::SignedOut { cached: true, .. } => "cached",
-            Identified::Rejected { reason, .. } => reason.as_str(),
+            Identified::Rejected { reason, .. }
+            | Identified::Failed { reason, .. }
+            | Identified::Skipped { reason, .. } => reason.as_str(),
             _ => "",
         }
     }

@@ -1,5 +1,6 @@
-//! The `identity` block, typed: where a session token is and how it is verified (`jwt`),
-//! and how a session that is not a JWT is asked of the site (`lookup`).
+//! The `identity` block, typed: which gateway may assert the visitor in headers
+//! (`gateway`), where a session token is and how it is verified (`jwt`), and how a session
+//! that is not a JWT is asked of the site (`lookup`).
 
 use std::path::Path;
 use std::time::Duration;
@@ -7,14 +8,27 @@ use std::time::Duration;
 use super::raw::{self, ClaimPath, LookupUrl, RawClaims};
 use super::{BuildError, KeySource, Secret, Upstream, keys, value};
 
-/// How a visitor is recognised and how their `user-hash` is keyed. At least one of `jwt`
-/// and `lookup` is set; a request with a token is identified by it, one without by `lookup`.
+/// How a visitor is recognised and how their `user-hash` is keyed. At least one source is
+/// set; they are asked in order — `gateway`, `jwt`, `lookup` — and the first that finds a
+/// session decides.
 #[derive(Debug, Clone)]
 pub struct Identity {
     /// The assistant's secret key: the HMAC key of `user-hash`. Never leaves the process.
     pub secret_key: Secret,
+    pub gateway: Option<Gateway>,
     pub jwt: Option<Jwt>,
     pub lookup: Option<Lookup>,
+}
+
+/// `identity.gateway`: an SSO gateway in front (oauth2-proxy, Authelia, …) asserts the
+/// visitor in plain request headers.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    /// The peers allowed to assert identity; from any other the headers are removed.
+    pub from: Vec<ipnet::IpNet>,
+    pub user_id: http::HeaderName,
+    pub user_name: Option<http::HeaderName>,
+    pub user_avatar: Option<http::HeaderName>,
 }
 
 /// Where the session JWT is and how it is verified.
@@ -36,13 +50,16 @@ pub struct Jwt {
     /// `secret` was written in the file rather than read from the environment.
     pub inline_secret: bool,
     pub claims: Claims,
+    /// JOSE header parameters that must have exactly these values (`signer`, for AWS ALB).
+    pub header_claims: Vec<(String, String)>,
 }
 
 /// Where a request's session token is looked for, in this order: the header, the cookie,
 /// the cookie's chunks. At least one of `header` and `cookie` is set.
 #[derive(Debug, Clone)]
 pub struct TokenSource {
-    /// A header with the `Bearer` scheme (`Authorization`, usually).
+    /// `Authorization` with the `Bearer` scheme, or another header holding the token
+    /// itself (a gateway's signed assertion, `Cf-Access-Jwt-Assertion`, …).
     pub header: Option<http::HeaderName>,
     pub cookie: Option<String>,
     /// The cookie may be split as `name.0`, `name.1`, … (NextAuth/Auth.js).
@@ -69,7 +86,36 @@ pub struct Lookup {
     /// How long an answer is reused for the same cookie values (0: not reused).
     pub cache_ttl: Duration,
     pub max_entries: u64,
-    pub claims: Claims,
+    /// How the answer is read: JSON by claim paths, or an HTML page by CSS selectors.
+    pub answer: LookupAnswer,
+    /// How long a session whose lookup failed is not asked about again.
+    pub error_ttl: Duration,
+    /// The most lookups running at once; a page that would exceed it is anonymous at once.
+    pub max_concurrent: usize,
+}
+
+/// How a lookup's answer is read.
+#[derive(Debug, Clone)]
+pub enum LookupAnswer {
+    /// A JSON answer, by claim paths (`claims`).
+    Json(Claims),
+    /// An HTML page the app already renders, by CSS selectors (`select`).
+    Html(Selection),
+}
+
+/// Where the identity is in an HTML page.
+#[derive(Debug, Clone)]
+pub struct Selection {
+    pub user_id: Pick,
+    pub user_name: Option<Pick>,
+    pub user_avatar: Option<Pick>,
+}
+
+/// The first element a selector matches, and its attribute (or, without one, its text).
+#[derive(Debug, Clone)]
+pub struct Pick {
+    pub css: String,
+    pub attribute: Option<String>,
 }
 
 /// Where a lookup goes.
@@ -81,15 +127,43 @@ pub struct LookupTarget {
     pub on_upstream: bool,
 }
 
-pub(super) fn build(raw: raw::RawIdentity, upstream: &Upstream, base_dir: &Path) -> Result<Identity, BuildError> {
-    if raw.jwt.is_none() && raw.lookup.is_none() {
-        let message =
-            "say how visitors are recognised: `jwt` (a session token), `lookup` (a \"who am I\" endpoint), or both";
+/// Builds the `identity` block; `trusted_proxies` is the gateway's default `from`.
+pub(super) fn build(
+    raw: raw::RawIdentity,
+    upstream: &Upstream,
+    base_dir: &Path,
+    trusted_proxies: &[ipnet::IpNet],
+) -> Result<Identity, BuildError> {
+    if raw.gateway.is_none() && raw.jwt.is_none() && raw.lookup.is_none() {
+        let message = "say how visitors are recognised: `gateway` (headers an SSO gateway sets), `jwt` (a session \
+                       token), `lookup` (a page or endpoint of the app), or several";
         return Err(BuildError::new("identity", None, message));
     }
+    let gateway = raw.gateway.map(|gateway| build_gateway(gateway, trusted_proxies)).transpose()?;
     let jwt = raw.jwt.map(|jwt| build_jwt(jwt, base_dir)).transpose()?;
     let lookup = raw.lookup.map(|lookup| build_lookup(lookup, upstream)).transpose()?;
-    Ok(Identity { secret_key: raw.secret_key, jwt, lookup })
+    Ok(Identity { secret_key: raw.secret_key, gateway, jwt, lookup })
+}
+
+fn build_gateway(
+    raw: serde_saphyr::Spanned<raw::RawGateway>,
+    trusted_proxies: &[ipnet::IpNet],
+) -> Result<Gateway, BuildError> {
+    let from = match raw.value.from {
+        Some(from) => from.into_iter().map(|net| net.0.0).collect(),
+        None => trusted_proxies.to_vec(),
+    };
+    if from.is_empty() {
+        let message = "no peer may assert identity: list the gateway's addresses in `from` (or in `trusted_proxies`)";
+        return Err(BuildError::new("identity.gateway.from", Some(raw.referenced), message));
+    }
+    let headers = raw.value.headers;
+    Ok(Gateway {
+        from,
+        user_id: headers.user_id.0.0,
+        user_name: headers.user_name.map(|h| h.0.0),
+        user_avatar: headers.user_avatar.map(|h| h.0.0),
+    })
 }
 
 fn build_jwt(raw: serde_saphyr::Spanned<raw::RawJwt>, base_dir: &Path) -> Result<Jwt, BuildError> {
@@ -128,6 +202,7 @@ fn build_jwt(raw: serde_saphyr::Spanned<raw::RawJwt>, base_dir: &Path) -> Result
         leeway: jwt.leeway.map_or(Duration::from_secs(30), |v| v.0.0),
         inline_secret: jwt.secret.as_ref().is_some_and(|s| !s.value.from_env()),
         claims: claims(jwt.claims, "sub"),
+        header_claims: jwt.header_claims.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0.0)).collect(),
     })
 }
 
@@ -166,14 +241,40 @@ fn build_lookup(raw: serde_saphyr::Spanned<raw::RawLookup>, upstream: &Upstream)
         let message = "must be at most 1 day: a visitor who signs out stays recognised this long";
         return Err(BuildError::new("identity.lookup.cache_ttl", Some(raw.referenced), message));
     }
+    let answer = match (lookup.claims, lookup.select) {
+        (Some(_), Some(_)) => {
+            let message = "set one of `claims` (a JSON answer) and `select` (an HTML page), not both";
+            return Err(BuildError::new("identity.lookup.select", Some(raw.referenced), message));
+        }
+        (None, Some(select)) => LookupAnswer::Html(Selection {
+            user_id: pick(select.user_id),
+            user_name: select.user_name.map(pick),
+            user_avatar: select.user_avatar.map(pick),
+        }),
+        (claims_given, None) => LookupAnswer::Json(claims(claims_given, "id")),
+    };
+    let max_concurrent = match lookup.max_concurrent {
+        None => 64,
+        Some(max) if max.value == 0 => {
+            let message = "must be at least 1";
+            return Err(BuildError::new("identity.lookup.max_concurrent", Some(max.referenced), message));
+        }
+        Some(max) => usize::try_from(max.value).unwrap_or(usize::MAX),
+    };
     Ok(Lookup {
         target,
         cookies: lookup.cookies.value.into_iter().map(|c| c.0.0).collect(),
         timeout: lookup.timeout.map_or(Duration::from_secs(1), |v| v.0.0),
         cache_ttl,
         max_entries,
-        claims: claims(lookup.claims, "id"),
+        answer,
+        error_ttl: lookup.error_ttl.map_or(Duration::from_secs(5), |v| v.0.0),
+        max_concurrent,
     })
+}
+
+fn pick(raw: raw::RawPick) -> Pick {
+    Pick { css: raw.css.0.0, attribute: raw.attribute.map(|a| a.0.0) }
 }
 
 /// The claim paths, with `default_user_id` when `user_id` is not given.

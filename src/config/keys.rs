@@ -64,6 +64,8 @@ impl fmt::Debug for JwtKey {
 pub enum KeySource {
     Fixed(JwtKey),
     Url(JwksUrl),
+    /// A PEM public key per `kid`, fetched when a token first names it (AWS ALB).
+    PerKid(KeyUrl),
 }
 
 impl KeySource {
@@ -77,6 +79,11 @@ impl KeySource {
                 humantime::format_duration(jwks.refresh),
                 humantime::format_duration(jwks.min_refresh),
                 if jwks.optional { "; optional at start-up" } else { "" }
+            ),
+            KeySource::PerKid(key_url) => format!(
+                "the PEM public key of each kid at {} (fetched once per kid; an unknown kid at most every {})",
+                key_url.template,
+                humantime::format_duration(key_url.min_refresh)
             ),
         }
     }
@@ -97,6 +104,19 @@ pub struct JwksUrl {
     pub timeout: Duration,
 }
 
+/// `jwt.key_url`: where the PEM public key of each `kid` is.
+#[derive(Debug, Clone)]
+pub struct KeyUrl {
+    /// The URL with `{kid}` where the key id goes, as one percent-encoded path segment.
+    pub template: String,
+    /// The template with a key id in it: the scheme and host the keys are fetched from.
+    pub example: http::Uri,
+    /// The least time between two fetches of a `kid` that could not be fetched.
+    pub min_refresh: Duration,
+    /// Limit on one fetch, connection to last byte.
+    pub timeout: Duration,
+}
+
 pub(crate) struct LoadedKey {
     pub algorithms: Vec<Algorithm>,
     pub key: KeySource,
@@ -105,6 +125,33 @@ pub(crate) struct LoadedKey {
 /// Builds the verification key of `identity.jwt` and the algorithms it accepts.
 pub(crate) fn load(jwt: &RawJwt, jwt_location: Location, base_dir: &Path) -> Result<LoadedKey, BuildError> {
     let key_options = [jwt.secret.is_some(), jwt.public_key_file.is_some(), jwt.jwks_file.is_some()];
+    if let Some(url) = &jwt.key_url {
+        if key_options.iter().any(|set| *set) || jwt.jwks_url.is_some() {
+            let message = "set one of `secret`, `public_key_file`, `jwks_file`, `jwks_url` and `key_url`";
+            return Err(BuildError::new("identity.jwt.key_url", Some(url.referenced), message));
+        }
+        if jwt.jwks_refresh.is_some() || jwt.jwks_optional.is_some() {
+            let message = "`jwks_refresh` and `jwks_optional` go with `jwks_url`; `key_url` fetches each key when a \
+                           token first names it";
+            return Err(BuildError::new("identity.jwt", Some(jwt_location), message));
+        }
+        let algorithms = key_set_algorithms(jwt, jwt_location)?;
+        if algorithms.iter().any(|a| a.family() == AlgorithmFamily::Hmac) {
+            let message = "a key URL serves public keys: list RS*, PS*, ES* or EdDSA algorithms";
+            return Err(BuildError::new("identity.jwt.algorithms", Some(jwt_location), message));
+        }
+        let template = url.value.0.0.clone();
+        let example = template.replace("{kid}", "kid").parse().map_err(|_| {
+            BuildError::new("identity.jwt.key_url", Some(url.referenced), "is not a URL once {kid} is filled in")
+        })?;
+        let key_url = KeyUrl {
+            template,
+            example,
+            min_refresh: jwt.jwks_min_refresh.as_ref().map_or(Duration::from_secs(30), |v| v.0.0),
+            timeout: jwt.jwks_timeout.as_ref().map_or(Duration::from_secs(5), |v| v.0.0),
+        };
+        return Ok(LoadedKey { algorithms, key: KeySource::PerKid(key_url) });
+    }
     if let Some(url) = &jwt.jwks_url {
         if key_options.iter().any(|set| *set) {
             let message = "set one of `secret`, `public_key_file`, `jwks_file` and `jwks_url`";

@@ -20,8 +20,8 @@ pub mod value;
 
 use std::path::Path;
 
-pub use identity::{Claims, Identity, Jwt, Lookup, LookupTarget, TokenSource};
-pub use keys::{JwksUrl, JwtKey, KeySource, VerificationKey};
+pub use identity::{Claims, Gateway, Identity, Jwt, Lookup, LookupAnswer, LookupTarget, Pick, Selection, TokenSource};
+pub use keys::{JwksUrl, JwtKey, KeySource, KeyUrl, VerificationKey};
 pub(crate) use load::BuildError;
 pub use load::ConfigError;
 pub use process::{Admin, Limits, Log, Process, default_workers};
@@ -79,9 +79,9 @@ impl Config {
             inject: raw.inject,
         };
         let (sites, default_site) = match raw.sites {
-            Some(sites) => sites::build(blocks, (sites, raw.default_site), base_dir)?,
+            Some(sites) => sites::build(blocks, (sites, raw.default_site), base_dir, &process.trusted_proxies)?,
             None if raw.default_site.is_some() => return Err(BuildError::new("default_site", None, "needs `sites`")),
-            None => (vec![site::build(Vec::new(), blocks, base_dir)?], Some(0)),
+            None => (vec![site::build(Vec::new(), blocks, base_dir, &process.trusted_proxies)?], Some(0)),
         };
         Ok(Config { process, sites, default_site })
     }

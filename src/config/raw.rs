@@ -101,6 +101,8 @@ pub struct RawTheme {
 #[serde(deny_unknown_fields)]
 pub struct RawIdentity {
     pub secret_key: Secret,
+    #[schemars(with = "Option<RawGateway>")]
+    pub gateway: Option<Spanned<RawGateway>>,
     #[schemars(with = "Option<RawJwt>")]
     pub jwt: Option<Spanned<RawJwt>>,
     #[schemars(with = "Option<RawLookup>")]
@@ -119,6 +121,45 @@ pub struct RawLookup {
     #[schemars(with = "Option<u64>")]
     pub max_entries: Option<Spanned<u64>>,
     pub claims: Option<RawClaims>,
+    pub select: Option<RawSelect>,
+    pub error_ttl: Option<Parsed<ConfigDuration>>,
+    #[schemars(with = "Option<u64>")]
+    pub max_concurrent: Option<Spanned<u64>>,
+}
+
+/// `identity.lookup.select`: where the identity is in an HTML page of the app.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSelect {
+    pub user_id: RawPick,
+    pub user_name: Option<RawPick>,
+    pub user_avatar: Option<RawPick>,
+}
+
+/// One value read out of an HTML page: the first element `css` matches, its `attribute`
+/// or, without one, its text.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawPick {
+    pub css: Parsed<CssSelector>,
+    pub attribute: Option<Parsed<AttributeName>>,
+}
+
+/// `identity.gateway`: an SSO gateway in front of the proxy asserts the visitor in headers.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawGateway {
+    pub from: Option<Vec<Parsed<TrustedNet>>>,
+    pub headers: RawGatewayHeaders,
+}
+
+/// The request headers a gateway puts the visitor in.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawGatewayHeaders {
+    pub user_id: Parsed<HeaderNameValue>,
+    pub user_name: Option<Parsed<HeaderNameValue>>,
+    pub user_avatar: Option<Parsed<HeaderNameValue>>,
 }
 
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
@@ -138,6 +179,9 @@ pub struct RawJwt {
     pub jwks_file: Option<Spanned<Parsed<PathBuf>>>,
     #[schemars(with = "Option<Parsed<FetchUrl>>")]
     pub jwks_url: Option<Spanned<Parsed<FetchUrl>>>,
+    #[schemars(with = "Option<Parsed<KeyUrl>>")]
+    pub key_url: Option<Spanned<Parsed<KeyUrl>>>,
+    pub header_claims: Option<std::collections::BTreeMap<String, Parsed<NonEmpty>>>,
     pub jwks_optional: Option<bool>,
     pub jwks_refresh: Option<Parsed<Timeout>>,
     pub jwks_min_refresh: Option<Parsed<ConfigDuration>>,
@@ -271,6 +315,60 @@ impl FromStr for FetchUrl {
     }
 }
 
+/// `jwt.key_url`: a URL with `{kid}` in its path, where the PEM public key of each key id is
+/// (AWS ALB: `https://public-keys.auth.elb.REGION.amazonaws.com/{kid}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyUrl(pub String);
+
+impl FromStr for KeyUrl {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        let example = "like https://public-keys.auth.elb.eu-west-1.amazonaws.com/{kid}";
+        if s.matches("{kid}").count() != 1 {
+            return Err(format!("{s:?} must name the key id once, as {{kid}}, {example}"));
+        }
+        let FetchUrl(_) = s.replace("{kid}", "kid").parse()?;
+        let (before, _) = s.split_once("{kid}").unwrap_or((s, ""));
+        let in_path = before.split_once("://").is_some_and(|(_, rest)| rest.contains('/'));
+        if !in_path || before.contains(['?', '#']) {
+            return Err(format!("{s:?} must have {{kid}} in its path, {example}"));
+        }
+        Ok(KeyUrl(s.to_owned()))
+    }
+}
+
+/// A CSS selector lol_html can match (`lookup.select`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CssSelector(pub String);
+
+impl FromStr for CssSelector {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        s.parse::<lol_html::Selector>().map_err(|e| format!("{s:?} is not a CSS selector the proxy can match: {e}"))?;
+        Ok(CssSelector(s.to_owned()))
+    }
+}
+
+/// An HTML attribute name, lowercase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttributeName(pub String);
+
+impl FromStr for AttributeName {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let forbidden = |c: char| c.is_whitespace() || c.is_control() || "\"'>/=<".contains(c);
+        if s.is_empty() || s.chars().any(forbidden) {
+            return Err(format!("{s:?} is not an attribute name"));
+        }
+        Ok(AttributeName(s.to_ascii_lowercase()))
+    }
+}
+
 /// `identity.lookup.url`: an absolute URL, or a path (`/api/whoami`) on the upstream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LookupUrl {
@@ -385,7 +483,10 @@ impl FromStr for PathGlob {
     }
 }
 
+impl TextSchema for AttributeName {}
 impl TextSchema for ClaimPath {}
+impl TextSchema for CssSelector {}
+impl TextSchema for KeyUrl {}
 impl TextSchema for CookieName {}
 impl TextSchema for CspSource {}
 impl TextSchema for FetchUrl {}

@@ -100,8 +100,13 @@ pub(super) struct SiteBlocks {
     pub(super) inject: Option<raw::RawInject>,
 }
 
-/// Builds one site from its blocks.
-pub(super) fn build(hosts: Vec<HostPattern>, raw: SiteBlocks, base_dir: &Path) -> Result<Site, BuildError> {
+/// Builds one site from its blocks; `trusted_proxies` is a gateway's default `from`.
+pub(super) fn build(
+    hosts: Vec<HostPattern>,
+    raw: SiteBlocks,
+    base_dir: &Path,
+    trusted_proxies: &[ipnet::IpNet],
+) -> Result<Site, BuildError> {
     let required = "(required at the top level, or in every entry of `sites`)";
     let raw_upstream =
         raw.upstream.ok_or_else(|| BuildError::new("", None, format!("missing field `upstream` {required}")))?;
@@ -118,7 +123,7 @@ pub(super) fn build(hosts: Vec<HostPattern>, raw: SiteBlocks, base_dir: &Path) -
         script_url: raw_assistant.script_url.map_or_else(|| DEFAULT_SCRIPT_URL.to_owned(), |v| v.0.0),
         theme,
     };
-    let identity = raw.identity.map(|raw| identity::build(raw, &upstream, base_dir)).transpose()?;
+    let identity = raw.identity.map(|raw| identity::build(raw, &upstream, base_dir, trusted_proxies)).transpose()?;
     let inject = build_inject(raw.inject)?;
     Ok(Site { hosts, upstream, assistant, identity, inject })
 }

@@ -82,6 +82,7 @@ pub(super) fn build(
     top: SiteBlocks,
     (sites, default_site): (Vec<RawSite>, Option<Parsed<HostPattern>>),
     base_dir: &Path,
+    trusted_proxies: &[ipnet::IpNet],
 ) -> Result<(Vec<Site>, Option<usize>), BuildError> {
     if sites.is_empty() {
         return Err(BuildError::new("sites", None, "lists no site; leave it out for one site"));
@@ -100,7 +101,7 @@ pub(super) fn build(
         };
         let names: Vec<String> = hosts.iter().map(ToString::to_string).collect();
         let place = format!("site {} ({})", i + 1, names.join(", "));
-        built.push(super::site::build(hosts, blocks, base_dir).map_err(|e| e.within(place))?);
+        built.push(super::site::build(hosts, blocks, base_dir, trusted_proxies).map_err(|e| e.within(place))?);
     }
     if let Some(twice) = first_repeated(built.iter().flat_map(|site| &site.hosts)) {
         return Err(BuildError::new("sites", None, format!("{twice} is listed by more than one site")));

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{ClaimPath, Claims, Identity, Jwt, KeySource, Process, Site};
+use super::{ClaimPath, Claims, Identity, Jwt, KeySource, LookupAnswer, Pick, Process, Selection, Site};
 
 impl Process {
     /// A human-readable account of the process-wide settings for `invent-proxy check`.
@@ -84,12 +84,27 @@ impl Site {
             if identity.jwt.as_ref().is_some_and(|jwt| jwt.inline_secret) {
                 warnings.push(inline_secret_warning("identity.jwt.secret"));
             }
-            if let Some(KeySource::Url(jwks)) = identity.jwt.as_ref().map(|jwt| &jwt.keys)
-                && jwks.url.scheme() == Some(&http::uri::Scheme::HTTP)
-                && !is_loopback(&jwks.url)
+            let key_server = match identity.jwt.as_ref().map(|jwt| &jwt.keys) {
+                Some(KeySource::Url(jwks)) => Some(("jwks_url", &jwks.url)),
+                Some(KeySource::PerKid(key_url)) => Some(("key_url", &key_url.example)),
+                _ => None,
+            };
+            if let Some((key, url)) = key_server
+                && url.scheme() == Some(&http::uri::Scheme::HTTP)
+                && !is_loopback(url)
+            {
+                warnings.push(format!(
+                    "identity.jwt.{key} is http:// to another host: anyone on the path can swap the keys"
+                ));
+            }
+            if let Some(jwt) = &identity.jwt
+                && jwt.source.header.as_ref().is_some_and(|h| h != http::header::AUTHORIZATION)
+                && jwt.audience.is_empty()
             {
                 warnings.push(
-                    "identity.jwt.jwks_url is http:// to another host: anyone on the path can swap the keys".to_owned(),
+                    "identity.jwt.header is a gateway's assertion without identity.jwt.audience: a token the \
+                     gateway issued for another application would be accepted"
+                        .to_owned(),
                 );
             }
         }
@@ -108,29 +123,65 @@ fn inline_secret_warning(key: &str) -> String {
 
 fn write_identity_summary(s: &mut String, identity: &Identity) {
     s.push_str("identity:         secret key set\n");
+    if let Some(gateway) = &identity.gateway {
+        let from: Vec<String> = gateway.from.iter().map(ToString::to_string).collect();
+        let optional = |h: &Option<http::HeaderName>| h.as_ref().map_or_else(|| "-".to_owned(), ToString::to_string);
+        let _ = writeln!(
+            s,
+            "  gateway:        from {} (headers user_id={} user_name={} user_avatar={}; removed from other peers)",
+            from.join(", "),
+            gateway.user_id,
+            optional(&gateway.user_name),
+            optional(&gateway.user_avatar),
+        );
+    }
     if let Some(jwt) = &identity.jwt {
         write_jwt_summary(s, jwt);
     }
     if let Some(lookup) = &identity.lookup {
-        let then = if identity.jwt.is_some() { "without a token, " } else { "" };
+        let then = if identity.jwt.is_some() || identity.gateway.is_some() { "without a token, " } else { "" };
         let _ = writeln!(
             s,
-            "  lookup:         {then}GET {} with cookies [{}] (timeout {}, answers kept {}, at most {})",
+            "  lookup:         {then}GET {} with cookies [{}] (timeout {}, answers kept {}, at most {}; after a \
+             failure not again for {}; at most {} at once)",
             lookup.target.uri,
             lookup.cookies.join(", "),
             humantime::format_duration(lookup.timeout),
             humantime::format_duration(lookup.cache_ttl),
-            lookup.max_entries
+            lookup.max_entries,
+            humantime::format_duration(lookup.error_ttl),
+            lookup.max_concurrent,
         );
-        write_claims(s, &lookup.claims);
+        match &lookup.answer {
+            LookupAnswer::Json(claims) => write_claims(s, claims),
+            LookupAnswer::Html(selection) => write_selection(s, selection),
+        }
     }
+}
+
+fn write_selection(s: &mut String, selection: &Selection) {
+    let describe = |pick: &Pick| match &pick.attribute {
+        Some(attribute) => format!("{} [{attribute}]", pick.css),
+        None => format!("{} (text)", pick.css),
+    };
+    let optional = |pick: &Option<Pick>| pick.as_ref().map_or_else(|| "-".to_owned(), describe);
+    let _ = writeln!(
+        s,
+        "  select (HTML):  user_id={} user_name={} user_avatar={}",
+        describe(&selection.user_id),
+        optional(&selection.user_name),
+        optional(&selection.user_avatar)
+    );
 }
 
 fn write_jwt_summary(s: &mut String, jwt: &Jwt) {
     let algorithms: Vec<String> = jwt.algorithms.iter().map(|a| format!("{a:?}")).collect();
     let mut places = Vec::new();
     if let Some(header) = &jwt.source.header {
-        places.push(format!("header `{header}: Bearer …`"));
+        match header == http::header::AUTHORIZATION {
+            true => places.push(format!("header `{header}: Bearer …`")),
+            false => places.push(format!("header `{header}`")),
+        }
     }
     if let Some(cookie) = &jwt.source.cookie {
         places.push(format!("cookie `{cookie}`"));
@@ -150,6 +201,10 @@ fn write_jwt_summary(s: &mut String, jwt: &Jwt) {
         required.join(", "),
         humantime::format_duration(jwt.leeway)
     );
+    if !jwt.header_claims.is_empty() {
+        let pairs: Vec<String> = jwt.header_claims.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let _ = writeln!(s, "  header claims:  {}", pairs.join(" "));
+    }
     write_claims(s, &jwt.claims);
 }
 

@@ -30,6 +30,26 @@ pub(super) fn person(payload: &Value, claims: &Claims) -> Result<Person, Rejecti
     })
 }
 
+/// The person that texts read elsewhere (a page's elements, a gateway's headers) name, by
+/// the same rules: an empty id is none, an id that does not look like one is refused; a
+/// name or avatar that is missing or unfit is left out.
+pub(super) fn person_from_text(
+    user_id: Option<&str>,
+    user_name: Option<&str>,
+    user_avatar: Option<&str>,
+) -> Result<Person, Rejection> {
+    let user_id = match user_id {
+        None | Some("") => return Err(Rejection::NoUserId),
+        Some(id) if is_plain_id(id) => id.to_owned(),
+        Some(_) => return Err(Rejection::InvalidUserId),
+    };
+    Ok(Person {
+        user_id,
+        user_name: user_name.filter(|n| !n.is_empty()).map(str::to_owned),
+        user_avatar: user_avatar.filter(|a| is_https_url(a)).map(str::to_owned),
+    })
+}
+
 /// Follows a dot path through objects (by key) and arrays (by index).
 pub(super) fn claim<'a>(payload: &'a Value, path: &ClaimPath) -> Option<&'a Value> {
     path.0.iter().try_fold(payload, |value, segment| match value {
@@ -100,6 +120,19 @@ mod tests {
         let payload = json!({"id": "u1", "name": 5, "pic": "http://cdn.example/a.png"});
         let person = person(&payload, &claims).unwrap();
         assert_eq!((person.user_name, person.user_avatar), (None, None));
+    }
+
+    #[test]
+    fn texts_follow_the_same_rules_as_claims() {
+        let person = person_from_text(Some("u-7"), Some("Ada"), Some("http://cdn/a.png")).unwrap();
+        assert_eq!(
+            (person.user_id.as_str(), person.user_name.as_deref(), person.user_avatar),
+            ("u-7", Some("Ada"), None)
+        );
+        assert_eq!(person_from_text(Some(""), None, None), Err(Rejection::NoUserId));
+        assert_eq!(person_from_text(None, Some("Ada"), None), Err(Rejection::NoUserId));
+        assert_eq!(person_from_text(Some("<b>x</b>"), None, None), Err(Rejection::InvalidUserId));
+        assert_eq!(person_from_text(Some(&"x".repeat(257)), None, None), Err(Rejection::InvalidUserId));
     }
 
     #[test]

@@ -1,5 +1,8 @@
-//! A session token in a request header: `Authorization: Bearer …` (`identity.jwt.header`).
-//! The first source asked: a token in the header is used even when a cookie holds one too.
+//! A session token in a request header (`identity.jwt.header`): `Authorization: Bearer …`,
+//! or any other header holding the token itself — an SSO gateway's signed assertion
+//! (Cloudflare Access `Cf-Access-Jwt-Assertion`, Google IAP `X-Goog-Iap-Jwt-Assertion`,
+//! Pomerium `X-Pomerium-Jwt-Assertion`, AWS ALB `X-Amzn-Oidc-Data`). Asked before the
+//! cookie: a token in the header is used even when a cookie holds one too.
 
 use std::sync::Arc;
 
@@ -23,6 +26,16 @@ impl HeaderToken {
     }
 }
 
+/// The token in header `name`: after `Bearer ` in `Authorization`, the whole value in any
+/// other header.
+fn token(headers: &http::HeaderMap, name: &HeaderName) -> Option<String> {
+    if name == http::header::AUTHORIZATION {
+        return bearer(headers, name);
+    }
+    let value = headers.get(name)?.to_str().ok()?.trim();
+    (!value.is_empty()).then(|| value.to_owned())
+}
+
 impl IdentitySource for HeaderToken {
     fn kind(&self) -> Source {
         Source::JwtHeader
@@ -34,7 +47,7 @@ impl IdentitySource for HeaderToken {
 
     fn identify<'a>(&'a self, request: &'a RequestFacts) -> BoxFuture<'a, Found> {
         Box::pin(async move {
-            match bearer(&request.headers, &self.header[0]) {
+            match token(&request.headers, &self.header[0]) {
                 Some(token) => self.verifier.found(&token).await,
                 None => Found::Absent,
             }

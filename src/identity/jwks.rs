@@ -13,6 +13,7 @@ use jsonwebtoken::jwk::JwkSet;
 use serde_json::Value;
 
 use super::StartError;
+use super::kid_keys::KidKeys;
 use crate::config::{JwksUrl, KeySource, VerificationKey};
 use crate::upstream::fetch::{self, FetchClient};
 
@@ -34,6 +35,8 @@ pub(super) struct KeySet {
 pub(super) enum Keys {
     Fixed(Arc<KeySet>),
     Remote(Arc<RemoteKeys>),
+    /// A key per `kid`, fetched when a token names it ([`KidKeys`]).
+    PerKid(Box<KidKeys>),
 }
 
 impl Keys {
@@ -45,6 +48,7 @@ impl Keys {
                 Ok(Keys::Fixed(Arc::new(KeySet { keys: key.keys().to_vec(), generation: 0, document: None })))
             }
             KeySource::Url(jwks) => RemoteKeys::start(jwks.clone()).await.map(Keys::Remote),
+            KeySource::PerKid(key_url) => KidKeys::new(key_url).map(|keys| Keys::PerKid(Box::new(keys))),
         }
     }
 
@@ -53,13 +57,14 @@ impl Keys {
         match self {
             Keys::Fixed(set) => Arc::clone(set),
             Keys::Remote(remote) => remote.current(),
+            Keys::PerKid(_) => Arc::new(KeySet { keys: Vec::new(), generation: 0, document: None }),
         }
     }
 
     /// Why there are no keys to verify with yet (a `jwks_url` that has not loaded once).
     pub(super) fn not_loaded(&self) -> Option<String> {
         match self {
-            Keys::Fixed(_) => None,
+            Keys::Fixed(_) | Keys::PerKid(_) => None,
             Keys::Remote(remote) if remote.current().generation > 0 => None,
             Keys::Remote(remote) => Some(remote.last_failure().unwrap_or_else(|| "not fetched yet".to_owned())),
         }
@@ -70,7 +75,7 @@ impl Keys {
     /// different, so that looking again may find the key.
     pub(super) async fn refresh_for_unknown_kid(&self, seen: u64) -> bool {
         match self {
-            Keys::Fixed(_) => false,
+            Keys::Fixed(_) | Keys::PerKid(_) => false,
             Keys::Remote(remote) => remote.refresh_for_unknown_kid(seen).await,
         }
     }

@@ -1,7 +1,8 @@
 //! Identity: who the visitor of a page is, and the `user-hash` the assistant checks them
 //! with. Each way of knowing a visitor is an [`IdentitySource`] in a file of its own; the
-//! [`Identifier`] runs the configured ones in their documented order — `jwt.header`
-//! ([`header`]), `jwt.cookie` ([`cookie`]), its chunks ([`chunks`]), `lookup` ([`lookup`]) —
+//! [`Identifier`] runs the configured ones in their documented order — `gateway`
+//! ([`gateway`]), `jwt.header` ([`header`]), `jwt.cookie` ([`cookie`]), its chunks
+//! ([`chunks`]), `lookup` ([`lookup`]) —
 //! and the first that finds a session decides: a session that is present and rejected
 //! does not fall through to a weaker source.
 //!
@@ -13,10 +14,12 @@ mod chunks;
 mod claims;
 mod cookie;
 mod cookies;
+mod gateway;
 mod hash;
 mod header;
 mod jwks;
 mod jwt;
+mod kid_keys;
 mod lookup;
 mod source;
 
@@ -72,6 +75,9 @@ impl Identifier {
     pub async fn start(identity: &config::Identity, upstream: &config::Upstream) -> Result<Self, StartError> {
         let hasher = UserHasher::new(identity.secret_key.expose());
         let mut sources: Vec<Box<dyn IdentitySource>> = Vec::new();
+        if let Some(config) = &identity.gateway {
+            sources.push(Box::new(gateway::Gateway::new(config, hasher.clone())));
+        }
         if let Some(jwt) = &identity.jwt {
             let verifier = Arc::new(jwt::JwtVerifier::start(jwt, hasher.clone()).await?);
             let at = &jwt.source;
@@ -128,9 +134,19 @@ impl Identifier {
                 }
                 Found::SignedOut { cached } => return (None, Identified::SignedOut { source: kind, cached }),
                 Found::Rejected(reason) => return (None, Identified::Rejected { source: kind, reason }),
+                Found::Failed(reason) => return (None, Identified::Failed { source: kind, reason }),
+                Found::Skipped(reason) => return (None, Identified::Skipped { source: kind, reason }),
             }
         }
         (None, Identified::None)
+    }
+
+    /// Removes from a request what its client may not send the upstream (a gateway's
+    /// identity headers from a peer that is not the gateway).
+    pub fn scrub(&self, request: &mut HeaderMap, peer: std::net::IpAddr) {
+        for source in &self.sources {
+            source.scrub(request, peer);
+        }
     }
 
     /// What the sources keep of a request before it goes upstream, by source.

@@ -47,6 +47,10 @@ pub enum Found {
     SignedOut { cached: bool },
     /// A session was there and does not identify anyone: no weaker source is asked.
     Rejected(Rejection),
+    /// The source could not tell (its endpoint failed): the visitor is anonymous.
+    Failed(Rejection),
+    /// The source did not try (back-off, or too busy): the visitor is anonymous.
+    Skipped(Rejection),
 }
 
 /// One way of knowing who a request's visitor is.
@@ -65,6 +69,10 @@ pub trait IdentitySource: Send + Sync {
 
     /// Who the request's visitor is, as far as this source can tell.
     fn identify<'a>(&'a self, request: &'a RequestFacts) -> BoxFuture<'a, Found>;
+
+    /// Before the request goes upstream: removes what the upstream must not take from this
+    /// client (a gateway's identity headers, from a peer that is not the gateway).
+    fn scrub(&self, _request: &mut HeaderMap, _peer: std::net::IpAddr) {}
 
     /// Why it cannot identify anyone now (a key set not loaded yet), if so.
     fn not_ready(&self) -> Option<String> {

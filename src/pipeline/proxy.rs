@@ -200,6 +200,10 @@ impl Proxy {
             underscores: self.process.underscores_in_headers,
         };
         let request_id = req.headers().get(&headers::X_REQUEST_ID).cloned();
+        let mut req = req;
+        if let Some(identifier) = &self.identifier {
+            identifier.scrub(req.headers_mut(), peer.addr.ip());
+        }
         let mut req = upstream::prepare(req, forwarding, &self.site.upstream, client_body.clone())?;
         // After `prepare`: a `Connection` header naming it must not take it away.
         if let Some(id) = request_id {

@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, StatusCode, Uri};
+use http::{Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Empty, Limited};
+use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -43,6 +44,21 @@ pub(crate) fn client_for(url: &Uri, connect_timeout: Duration) -> std::io::Resul
     Ok(pooled(builder.https_or_http().enable_http1().wrap_connector(http), SMALL_READS))
 }
 
+/// Sends `request` and waits for the answer's head, within `timeout`.
+pub(crate) async fn send(
+    client: &FetchClient,
+    request: Request<Empty<Bytes>>,
+    timeout: Duration,
+) -> Result<Response<Incoming>, FetchError> {
+    let sent = client.request(request);
+    match tokio::time::timeout(timeout, sent).await {
+        Err(_) => Err(FetchError::Timeout(timeout)),
+        Ok(Err(e)) if e.is_connect() => Err(FetchError::Connect(error_chain(&e))),
+        Ok(Err(e)) => Err(FetchError::Failed(error_chain(&e))),
+        Ok(Ok(response)) => Ok(response),
+    }
+}
+
 /// Sends `request` and reads the whole answer, all within `timeout` and `max_bytes`.
 pub(crate) async fn get(
     client: &FetchClient,
@@ -51,9 +67,7 @@ pub(crate) async fn get(
     max_bytes: usize,
 ) -> Result<(StatusCode, Bytes), FetchError> {
     let exchange = async {
-        let response = client.request(request).await.map_err(|e| {
-            if e.is_connect() { FetchError::Connect(error_chain(&e)) } else { FetchError::Failed(error_chain(&e)) }
-        })?;
+        let response = send(client, request, timeout).await?;
         let status = response.status();
         let body = Limited::new(response.into_body(), max_bytes).collect().await.map_err(|e| {
             if e.is::<http_body_util::LengthLimitError>() {

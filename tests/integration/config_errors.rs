@@ -169,7 +169,7 @@ fn key_paths_read_like_the_yaml() {
 fn identity_sources_are_checked_at_load() {
     let identity = |body: &str| error(&format!("{BASE}identity:\n  secret_key: k\n{body}"));
     let none = identity("");
-    assert!(none.contains("identity: say how visitors are recognised: `jwt`"), "{none}");
+    assert!(none.contains("identity: say how visitors are recognised: `gateway`"), "{none}");
     let two_keys = identity("  jwt:\n    cookie: s\n    secret: x\n    jwks_url: https://auth.example/jwks.json\n");
     assert!(two_keys.starts_with("proxy.yaml:10:15: identity.jwt.jwks_url: set one of"), "{two_keys}");
     let no_algorithms = identity("  jwt:\n    cookie: s\n    jwks_url: https://auth.example/jwks.json\n");

@@ -140,7 +140,7 @@ async fn lookup_outcomes_are_logged_with_their_reason_and_never_the_session_id()
     let good = proxy.wait_for_log("path=/good");
     assert!(good.contains("identity=verified ") && good.contains("identity_source=lookup"), "{good}");
     assert!(proxy.wait_for_log("path=/again").contains("identity=verified:cached"));
-    assert!(proxy.wait_for_log("path=/failing").contains("identity=rejected:lookup_status"));
+    assert!(proxy.wait_for_log("path=/failing").contains("identity=failed:lookup_status"));
     let logs = proxy.logs().join("\n");
     for secret in [SECRET_KEY, "sess-good-7f3a", "sess-bad-91c2"] {
         assert!(!logs.contains(secret), "{secret} leaked into the logs:\n{logs}");

@@ -104,7 +104,9 @@ async fn concurrent_pages_of_one_session_make_one_lookup() {
 #[tokio::test]
 async fn a_failing_slow_or_hostile_endpoint_leaves_the_visitor_anonymous_and_the_page_served() {
     let site = spawn_site().await;
-    let proxy = spawn_proxy(&proxy_yaml(site.addr, &lookup_yaml(&site, ""))).await;
+    // Without the back-off after a failure (error_ttl: 0s), to see that failures are not
+    // cached as answers; the back-off has its own test.
+    let proxy = spawn_proxy(&proxy_yaml(site.addr, &lookup_yaml(&site, "    error_ttl: 0s\n"))).await;
     for session in ["hang", "error", "junk", "script", "float", "logged-out", "unknown"] {
         let page = page_for(&proxy, session).await;
         assert_eq!((page.status, page.widgets()), (StatusCode::OK, 1), "{session}");
@@ -142,15 +144,15 @@ fn each_lookup_failure_has_its_own_reason() {
         );
         assert_eq!(
             outcome("hang").await,
-            Identified::Rejected { source: Source::Lookup, reason: Rejection::LookupTimeout }
+            Identified::Failed { source: Source::Lookup, reason: Rejection::LookupTimeout }
         );
         assert_eq!(
             outcome("error").await,
-            Identified::Rejected { source: Source::Lookup, reason: Rejection::LookupStatus }
+            Identified::Failed { source: Source::Lookup, reason: Rejection::LookupStatus }
         );
         assert_eq!(
             outcome("junk").await,
-            Identified::Rejected { source: Source::Lookup, reason: Rejection::LookupInvalid }
+            Identified::Failed { source: Source::Lookup, reason: Rejection::LookupInvalid }
         );
         assert_eq!(
             outcome("script").await,
@@ -174,7 +176,7 @@ fn each_lookup_failure_has_its_own_reason() {
         headers.insert(header::COOKIE, "PHPSESSID=ada".parse().unwrap());
         assert_eq!(
             unreachable.identify(&RequestFacts::from_headers(headers)).await.1,
-            Identified::Rejected { source: Source::Lookup, reason: Rejection::LookupFailed }
+            Identified::Failed { source: Source::Lookup, reason: Rejection::LookupFailed }
         );
     });
 }

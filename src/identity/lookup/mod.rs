@@ -1,27 +1,37 @@
-//! Sessions that are not JWTs: the site's own "who am I" endpoint is asked with the
-//! visitor's session cookies (only those), and its JSON answer read with the configured
-//! claim paths. Answers are cached by a hash of the cookies for `cache_ttl`, concurrent
-//! requests for one session share one lookup, and a page never waits past `timeout`.
+//! Sessions that are not JWTs: the app is asked who the visitor is, with the visitor's
+//! session cookies (only those) — a "who am I" endpoint read as JSON by claim paths, or a
+//! page the app already renders read as HTML by CSS selectors ([`html`]).
+//!
+//! Answers (signed in, or signed out) are cached by a hash of the cookies for
+//! `cache_ttl`; concurrent requests for one session share one lookup; a page never waits
+//! past `timeout`. An endpoint in trouble costs the pages little: a session whose lookup
+//! failed is not asked about again for `error_ttl`, and past `max_concurrent` lookups at
+//! once a page is anonymous at once.
+
+mod html;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{HeaderMap, Request, StatusCode};
-use http_body_util::Empty;
+use http_body_util::{BodyExt, Empty};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::cookies::session_cookie;
 use super::source::{BoxFuture, Found, IdentitySource, RequestFacts};
 use super::{StartError, UserHasher, Visitor};
-use crate::config;
+use crate::config::{self, LookupAnswer};
 use crate::headers;
 use crate::outcome::{Rejection, Source};
 use crate::upstream::fetch::{self, FetchClient, FetchError};
 
-/// The largest answer read from the endpoint.
+/// The largest JSON answer read from the endpoint.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
+/// Sessions remembered as failing at once (each for `error_ttl`).
+const MAX_FAILING: u64 = 10_000;
 /// The most cookie bytes forwarded to the endpoint (a session id is far smaller).
 const MAX_COOKIE_BYTES: usize = 8 * 1024;
 
@@ -29,10 +39,20 @@ const MAX_COOKIE_BYTES: usize = 8 * 1024;
 #[derive(Debug, Clone)]
 enum Answer {
     Visitor(Arc<Visitor>),
-    /// Not signed in: 401, 403, 204, or no user id in the answer.
+    /// Not signed in: a redirect (to the login page), 401, 403, 204, or no user id in the
+    /// answer.
     Anonymous,
     /// An answer that names no usable id (a number with a fraction, markup, …).
     Rejected(Rejection),
+}
+
+/// Why there is no answer for a session now; never cached.
+#[derive(Debug, Clone, Copy)]
+enum NoAnswer {
+    /// The endpoint failed: down, slow, an error status, an answer it cannot read.
+    Failed(Rejection),
+    /// `max_concurrent` lookups were running.
+    Busy,
 }
 
 /// Asks the lookup endpoint, through the cache.
@@ -48,6 +68,10 @@ pub(super) struct Lookup {
     reads: Vec<http::HeaderName>,
     hasher: UserHasher,
     cache: moka::future::Cache<[u8; 32], Answer>,
+    /// Sessions whose lookup failed, each kept for `error_ttl`: not asked again meanwhile.
+    failing: moka::sync::Cache<[u8; 32], Instant>,
+    /// One permit per lookup that may run at once.
+    running: tokio::sync::Semaphore,
 }
 
 impl Lookup {
@@ -80,6 +104,8 @@ impl Lookup {
                 .max_capacity(config.max_entries)
                 .time_to_live(config.cache_ttl)
                 .build(),
+            failing: moka::sync::Cache::builder().max_capacity(MAX_FAILING).time_to_live(config.error_ttl).build(),
+            running: tokio::sync::Semaphore::new(config.max_concurrent.min(tokio::sync::Semaphore::MAX_PERMITS)),
             config: config.clone(),
         })
     }
@@ -119,18 +145,35 @@ impl Lookup {
             Ok(None) => return Found::Absent,
             Err(reason) => return Found::Rejected(reason),
         };
+        if self.failing.contains_key(&key) {
+            return Found::Skipped(Rejection::Backoff);
+        }
         let sent = self.forwarded(request);
         let asked = self.cache.entry(key).or_try_insert_with(self.ask(cookies, &sent));
         let entry = match tokio::time::timeout(self.config.timeout, asked).await {
-            Err(_) => return Found::Rejected(Rejection::LookupTimeout),
-            Ok(Err(reason)) => return Found::Rejected(*reason),
             Ok(Ok(entry)) => entry,
+            Ok(Err(no_answer)) => return self.no_answer(key, *no_answer),
+            Err(_) => return self.no_answer(key, NoAnswer::Failed(Rejection::LookupTimeout)),
         };
         let cached = !entry.is_fresh();
         match entry.into_value() {
             Answer::Visitor(visitor) => Found::Verified { visitor, cached },
             Answer::Anonymous => Found::SignedOut { cached },
             Answer::Rejected(reason) => Found::Rejected(reason),
+        }
+    }
+
+    /// A lookup without an answer: a failure makes the session wait `error_ttl` before it
+    /// is asked about again.
+    fn no_answer(&self, key: [u8; 32], no_answer: NoAnswer) -> Found {
+        match no_answer {
+            NoAnswer::Failed(reason) => {
+                if !self.config.error_ttl.is_zero() {
+                    self.failing.insert(key, Instant::now());
+                }
+                Found::Failed(reason)
+            }
+            NoAnswer::Busy => Found::Skipped(Rejection::Busy),
         }
     }
 
@@ -176,43 +219,72 @@ impl Lookup {
         }
     }
 
-    /// One request to the endpoint. Errors are not cached: the next page asks again.
-    async fn ask(&self, cookies: String, forwarded: &HeaderMap) -> Result<Answer, Rejection> {
+    /// One request to the endpoint, if fewer than `max_concurrent` are running. A failure is
+    /// not cached as an answer.
+    async fn ask(&self, cookies: String, forwarded: &HeaderMap) -> Result<Answer, NoAnswer> {
+        let Ok(_running) = self.running.try_acquire() else { return Err(NoAnswer::Busy) };
+        let accept = match self.config.answer {
+            LookupAnswer::Json(_) => "application/json",
+            LookupAnswer::Html(_) => "text/html, application/xhtml+xml",
+        };
+        let failed = NoAnswer::Failed;
         let mut request = Request::get(self.config.target.uri.clone())
-            .header(header::ACCEPT, "application/json")
+            .header(header::ACCEPT, accept)
             // Never an answer from a cache between the proxy and the endpoint.
             .header(header::CACHE_CONTROL, "no-cache")
             .header(header::USER_AGENT, concat!("invent-proxy/", env!("CARGO_PKG_VERSION")))
             .body(Empty::<Bytes>::new())
-            .map_err(|_| Rejection::LookupFailed)?;
-        let cookie = HeaderValue::from_str(&cookies).map_err(|_| Rejection::Malformed)?;
+            .map_err(|_| failed(Rejection::LookupFailed))?;
+        let cookie = HeaderValue::from_str(&cookies).map_err(|_| failed(Rejection::Malformed))?;
         let sent = request.headers_mut();
         sent.insert(header::COOKIE, cookie);
         for (name, value) in forwarded {
             sent.insert(name, value.clone());
         }
-        let (status, body) =
-            fetch::get(&self.client, request, self.config.timeout, MAX_ANSWER_BYTES).await.map_err(|e| match e {
-                FetchError::Timeout(_) => Rejection::LookupTimeout,
-                FetchError::TooLarge(_) => Rejection::LookupInvalid,
-                FetchError::Connect(_) | FetchError::Failed(_) => Rejection::LookupFailed,
-            })?;
-        match status {
-            StatusCode::OK => self.read_answer(&body),
+        let response = fetch::send(&self.client, request, self.config.timeout).await.map_err(|e| failed(reason(&e)))?;
+        match response.status() {
+            StatusCode::OK => self.read_answer(response).await.map_err(failed),
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NO_CONTENT => Ok(Answer::Anonymous),
-            // Sent to the login page: not signed in.
+            // Sent to the login page: not signed in. Not followed.
             status if status.is_redirection() => Ok(Answer::Anonymous),
-            _ => Err(Rejection::LookupStatus),
+            _ => Err(failed(Rejection::LookupStatus)),
         }
     }
 
-    fn read_answer(&self, body: &[u8]) -> Result<Answer, Rejection> {
-        let answer: Value = serde_json::from_slice(body).map_err(|_| Rejection::LookupInvalid)?;
-        Ok(match super::claims::person(&answer, &self.config.claims) {
+    /// A `200` answer, read as JSON by claim paths or as an HTML page by selectors: a user
+    /// id signs the visitor in, none is signed out.
+    async fn read_answer(&self, response: http::Response<hyper::body::Incoming>) -> Result<Answer, Rejection> {
+        let person = match &self.config.answer {
+            LookupAnswer::Json(claims) => {
+                let body = http_body_util::Limited::new(response.into_body(), MAX_ANSWER_BYTES);
+                let body = body.collect().await.map_err(|_| Rejection::LookupInvalid)?.to_bytes();
+                let answer: Value = serde_json::from_slice(&body).map_err(|_| Rejection::LookupInvalid)?;
+                super::claims::person(&answer, claims)
+            }
+            LookupAnswer::Html(selection) => {
+                if !html::is_html(response.headers()) {
+                    return Err(Rejection::LookupInvalid);
+                }
+                let (parts, body) = response.into_parts();
+                let picked = html::read(&parts.headers, body, selection).await.map_err(|_| Rejection::LookupFailed)?;
+                let (id, name) = (picked.user_id.as_deref(), picked.user_name.as_deref());
+                super::claims::person_from_text(id, name, picked.user_avatar.as_deref())
+            }
+        };
+        Ok(match person {
             Ok(person) => Answer::Visitor(Arc::new(self.hasher.visitor(person))),
             Err(Rejection::NoUserId) => Answer::Anonymous,
             Err(reason) => Answer::Rejected(reason),
         })
+    }
+}
+
+/// Why a request to the endpoint failed, in the access line's words.
+fn reason(error: &FetchError) -> Rejection {
+    match error {
+        FetchError::Timeout(_) => Rejection::LookupTimeout,
+        FetchError::TooLarge(_) => Rejection::LookupInvalid,
+        FetchError::Connect(_) | FetchError::Failed(_) => Rejection::LookupFailed,
     }
 }
 

@@ -1,6 +1,10 @@
 //! Session JWTs: the key a token names, signature and registered claims (jsonwebtoken),
-//! the required claims and issuer checked again here, and a bounded cache of tokens
-//! already verified so that a session's signature is checked once, not on every page.
+//! the required claims, issuer and JOSE header checked again here, and a bounded cache of
+//! tokens already verified so that a session's signature is checked once, not on every
+//! page. Tokens whose segments carry base64 padding (AWS ALB's) are read by [`padded`],
+//! only with `key_url`.
+
+mod padded;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -29,6 +33,12 @@ const CACHE_LIFETIME: Duration = Duration::from_secs(600);
 pub(super) struct JwtVerifier {
     /// Required claims that jsonwebtoken does not check itself (not exp/nbf/iss/aud/sub).
     required_paths: Vec<ClaimPath>,
+    /// Every required claim, for tokens jsonwebtoken does not read ([`padded`]).
+    required_all: Vec<ClaimPath>,
+    /// Accepted `aud` values, for those tokens too (any, if empty).
+    audience: Vec<String>,
+    /// JOSE header parameters that must have exactly these values.
+    header_claims: Vec<(String, String)>,
     /// Accepted issuers, checked again here: `iss` must be one string of them (RFC 7519
     /// §4.1.1), never a list that merely includes one.
     issuers: Vec<String>,
@@ -66,6 +76,9 @@ impl JwtVerifier {
         let is_spec = |p: &&ClaimPath| p.0.len() == 1 && SPEC_CLAIMS.contains(&p.0[0].as_str());
         Ok(JwtVerifier {
             required_paths: jwt.required_claims.iter().filter(|p| !is_spec(p)).cloned().collect(),
+            required_all: jwt.required_claims.clone(),
+            audience: jwt.audience.clone(),
+            header_claims: jwt.header_claims.clone(),
             issuers: jwt.issuer.clone(),
             keys: Keys::load(&jwt.keys).await?,
             validations: per_family(&validation(jwt, is_spec)),
@@ -100,12 +113,13 @@ impl JwtVerifier {
         if let Some(hit) = self.cache.get(&fingerprint).filter(|hit| hit.generation == keys.generation) {
             return Ok((hit.visitor, true));
         }
-        let verified = match self.verify_with(token, &keys) {
-            Err(Rejection::UnknownKey) if self.keys.refresh_for_unknown_kid(keys.generation).await => {
+        let verified = match (&self.keys, self.verify_with(token, &keys)) {
+            (Keys::PerKid(kid_keys), _) => self.verify_padded(token, kid_keys).await,
+            (_, Err(Rejection::UnknownKey)) if self.keys.refresh_for_unknown_kid(keys.generation).await => {
                 keys = self.keys.current();
                 self.verify_with(token, &keys)
             }
-            other => other,
+            (_, other) => other,
         }?;
         let visitor = Arc::clone(&verified.visitor);
         if !verified.lifetime.is_zero() {
@@ -157,11 +171,7 @@ impl JwtVerifier {
         keys: &'k [VerificationKey],
     ) -> Result<(&'k VerificationKey, &Validation), Rejection> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| self.rejection(token, e.kind()))?;
-        // jsonwebtoken reads `crit` but does not act on it; the proxy understands no
-        // extension, so any listed one makes the token invalid. A `crit` of null counts.
-        if header.crit.is_some() || header_json(token).is_some_and(|h| h.get("crit").is_some()) {
-            return Err(Rejection::Crit);
-        }
+        self.check_header(&header_json(token).unwrap_or_default())?;
         let named = header.kid.as_deref().and_then(|kid| keys.iter().find(|k| k.kid.as_deref() == Some(kid)));
         let key = match (named, keys) {
             (Some(key), _) => key,
@@ -177,6 +187,28 @@ impl JwtVerifier {
             .find(|v| v.algorithms.contains(&header.alg))
             .ok_or(Rejection::AlgorithmNotAllowed)?;
         Ok((key, validation))
+    }
+
+    /// The JOSE header's own checks: no critical extension (`crit`: jsonwebtoken reads it
+    /// but does not act on it; the proxy understands none, so any — even a null one —
+    /// makes the token invalid, RFC 7515 §4.1.11); `header_claims` exactly; and an `exp`
+    /// in the header (AWS ALB puts it there) not past, with the leeway.
+    fn check_header(&self, header: &Value) -> Result<(), Rejection> {
+        if header.get("crit").is_some() {
+            return Err(Rejection::Crit);
+        }
+        let matches = |(name, expected): &(String, String)| header.get(name).and_then(Value::as_str) == Some(expected);
+        if !self.header_claims.iter().all(matches) {
+            return Err(Rejection::WrongHeader);
+        }
+        match header.get("exp") {
+            None => Ok(()),
+            Some(exp) => match exp.as_f64() {
+                Some(exp) if exp + self.leeway.as_secs_f64() < now_secs() => Err(Rejection::Expired),
+                Some(_) => Ok(()),
+                None => Err(Rejection::InvalidClaim),
+            },
+        }
     }
 
     /// Why jsonwebtoken refused `token`. A header whose `alg` it cannot even parse (`none`,
@@ -258,6 +290,11 @@ fn per_family(validation: &Validation) -> Vec<Validation> {
             one
         })
         .collect()
+}
+
+/// Seconds since the epoch, now.
+fn now_secs() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64()
 }
 
 /// The `alg` a token's header declares, if the header is readable JSON.
