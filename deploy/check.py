@@ -14,6 +14,7 @@ ConfigMaps included.
     check.py context DIR
     check.py systemd UNIT
     check.py deb-unit UNIT PACKAGED_UNIT
+    check.py workflows
 """
 
 import json
@@ -660,6 +661,69 @@ def cmd_deb_unit(unit, packaged):
     ok(f"{where}: {rel(unit)} with /usr/bin/invent-proxy and User=/Group=invent-proxy, nothing else")
 
 
+# ---------------------------------------------------------------- GitHub workflows
+
+WORKFLOWS = REPO / ".github" / "workflows"
+
+
+def cmd_workflows():
+    """What actionlint cannot know: the workflows agree with the rest of the repository.
+    Every job container is the Dockerfile's build image (the toolchain CI uses, which
+    `check.py dockerfile` compares with the running rustc); every action is pinned to a
+    commit, with its version in a comment; ci.yml runs .ci/run; release.yml builds CI's
+    release command, checks the .deb with deploy/deb/check.sh, and pushes the image of
+    deploy/docker/Dockerfile for amd64 and arm64."""
+    build = dockerfile_instructions()
+    build_image = next(rest for instr, rest in build if instr == "FROM").split()[0]
+    ci_build = " ".join(cargo_builds(CI_BUILD_SCRIPT.read_text())[0])
+    files = sorted(WORKFLOWS.glob("*.y*ml"))
+    names = [f.name for f in files]
+    if names != ["ci.yml", "release.yml"]:
+        fail(rel(WORKFLOWS), f"holds {names}, not ci.yml and release.yml")
+    for path in files:
+        where = rel(path)
+        text = path.read_text()
+        wf = yaml.safe_load(text)
+        for job_id, job in (wf.get("jobs") or {}).items():
+            container = job.get("container")
+            image = container.get("image") if isinstance(container, dict) else container
+            if image and image != build_image:
+                fail(where, f"job {job_id} runs in {image}, not {build_image} (the Dockerfile's build image)")
+            if not job.get("timeout-minutes"):
+                fail(where, f"job {job_id} has no timeout-minutes")
+        for m in re.finditer(r"^\s*(?:-\s+)?uses:\s*(\S+)(.*)$", text, re.M):
+            ref = m.group(1).split("@", 1)
+            if len(ref) != 2 or not re.fullmatch(r"[0-9a-f]{40}", ref[1]):
+                fail(where, f"{m.group(1)} is not pinned to a commit")
+            elif not re.search(r"#\s*v\d+\.\d+\.\d+", m.group(2)):
+                fail(where, f"{m.group(1)} has no `# vX.Y.Z` comment saying which release the commit is")
+        runs = "\n".join(step.get("run", "") for job in (wf.get("jobs") or {}).values()
+                         for step in job.get("steps", []))
+        uses = [step for job in (wf.get("jobs") or {}).values() for step in job.get("steps", []) if "uses" in step]
+        if path.name == "ci.yml":
+            if "bash .ci/run" not in runs:
+                fail(where, "does not run .ci/run")
+            elif not failures:
+                ok(f"{where}: runs .ci/run in {build_image}; actions pinned to commits")
+        if path.name == "release.yml":
+            problems = []
+            if ci_build not in runs:
+                problems.append(f"does not run CI's `{ci_build}`")
+            if "deploy/deb/check.sh" not in runs:
+                problems.append("does not check the .deb with deploy/deb/check.sh")
+            push = [s for s in uses if s["uses"].startswith("docker/build-push-action@")]
+            if not push or push[0].get("with", {}).get("file") != rel(DOCKERFILE) or \
+                    set(push[0].get("with", {}).get("platforms", "").split(",")) != {"linux/amd64", "linux/arm64"}:
+                problems.append(f"does not build {rel(DOCKERFILE)} for linux/amd64,linux/arm64")
+            if not any(s["uses"].startswith("docker/setup-buildx-action@") for s in uses):
+                problems.append("does not set up BuildKit (buildx), which the Dockerfile needs")
+            for p in problems:
+                fail(where, p)
+            if not problems and not failures:
+                ok(f"{where}: `{ci_build}`, deploy/deb/check.sh, {rel(DOCKERFILE)} for amd64 and arm64 "
+                   f"(BuildKit), in {build_image}; actions pinned to commits")
+
+
 def main(argv):
     command, args = argv[1], argv[2:]
     if command == "k8s":
@@ -681,6 +745,8 @@ def main(argv):
         cmd_systemd(args[0])
     elif command == "deb-unit":
         cmd_deb_unit(args[0], args[1])
+    elif command == "workflows":
+        cmd_workflows()
     else:
         sys.exit(f"unknown command {command}")
     finish()

