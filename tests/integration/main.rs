@@ -4,6 +4,7 @@
 // modules beside them.
 #![allow(clippy::unwrap_used, unreachable_pub)]
 
+mod account_page;
 #[cfg(feature = "browser-tests")]
 mod browser;
 mod charsets;
@@ -12,6 +13,7 @@ mod compression;
 mod config_errors;
 mod csp;
 mod edge;
+mod gateway;
 mod http_versions;
 mod identity;
 mod injection;

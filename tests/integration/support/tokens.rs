@@ -79,3 +79,15 @@ pub fn rsa_key() -> EncodingKey {
 pub fn ec_key() -> EncodingKey {
     EncodingKey::from_ec_pem(&fixture("ec_private.pem")).unwrap()
 }
+
+/// A token as an AWS Application Load Balancer writes `X-Amzn-Oidc-Data`: ES256 with the
+/// fixture EC key, `header` as its JOSE header, and every segment base64url *with*
+/// padding — the signature computed over the padded segments.
+pub fn alb_token(header: &Value, claims: &Value) -> String {
+    use base64::engine::general_purpose::URL_SAFE;
+    let part = |v: &Value| URL_SAFE.encode(serde_json::to_vec(v).unwrap());
+    let message = format!("{}.{}", part(header), part(claims));
+    let signature = jsonwebtoken::crypto::sign(message.as_bytes(), &ec_key(), Algorithm::ES256).unwrap();
+    let signature = URL_SAFE.encode(URL_SAFE_NO_PAD.decode(signature).unwrap());
+    format!("{message}.{signature}")
+}
