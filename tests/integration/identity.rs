@@ -127,11 +127,7 @@ fn bad_tokens() -> Vec<(&'static str, String, Rejection)> {
 fn each_bad_token_is_rejected_for_its_own_reason() {
     let identifier = identifier(&identity_yaml());
     for (name, token, reason) in bad_tokens() {
-        assert_eq!(
-            outcome(&identifier, &token),
-            Identified::Rejected { source: Source::JwtCookie, reason },
-            "{name}"
-        );
+        assert_eq!(outcome(&identifier, &token), Identified::Rejected { source: Source::JwtCookie, reason }, "{name}");
     }
     assert_eq!(outcome(&identifier, &tokens::hs256(&claims("u1"))), VERIFIED);
     assert_eq!(block_on(identifier.identify(&RequestFacts::from_headers(HeaderMap::new()))).1, Identified::None);
