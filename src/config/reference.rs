@@ -25,8 +25,9 @@ validates a file exactly as `run` would build it.
 How values are written, whatever the key:
 
 - Any string may hold `${NAME}`, replaced by that environment variable at load; an unset
-  variable is an error that names it. Secrets (`secret_key`, `jwt.secret`) belong there,
-  not in the file: a bare `$NAME` is refused for them.
+  variable is an error that names it (every unset one, at once), and an error never quotes
+  a value that came from the environment. Secrets (`secret_key`, `jwt.secret`) belong
+  there, not in the file: a bare `$NAME` is refused for them.
 - Durations take a unit: `250ms`, `5s`, `2m`, `1h`. A timeout must be above zero.
 - Relative file paths are relative to the config file's directory.
 - Unknown keys are errors, with the file, line and column, not ignored.
@@ -216,15 +217,10 @@ fn type_of(schema: &Value, defs: &Map<String, Value>, anchors: &BTreeMap<&str, S
 
 /// A description without its last line `Default: …`, and that default.
 fn split_default(description: &str) -> (String, Option<String>) {
-    match description.rsplit_once('\n') {
-        Some((text, last)) if last.starts_with("Default: ") => {
-            let default = last.trim_start_matches("Default: ").trim_end_matches('.');
-            (text.to_owned(), Some(default.to_owned()))
-        }
-        None if description.starts_with("Default: ") => {
-            (String::new(), Some(description.trim_start_matches("Default: ").trim_end_matches('.').to_owned()))
-        }
-        _ => (description.to_owned(), None),
+    let (text, last) = description.rsplit_once('\n').unwrap_or(("", description));
+    match last.strip_prefix("Default: ") {
+        Some(default) => (text.to_owned(), Some(default.trim_end_matches('.').to_owned())),
+        None => (description.to_owned(), None),
     }
 }
 
