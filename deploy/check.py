@@ -45,7 +45,7 @@ PROMETHEUS_RULE = DEPLOY / "kubernetes" / "components" / "monitoring" / "prometh
 # (the operator's version), validated strictly (unknown fields are errors).
 CRD_KINDS = {("monitoring.coreos.com/v1", "PodMonitor"), ("monitoring.coreos.com/v1", "PrometheusRule"),
              ("monitoring.coreos.com/v1", "ServiceMonitor")}
-# The proxy's own default (src/config/mod.rs): shutdown_grace_period when not set.
+# The proxy's own default (src/config/process.rs): shutdown_grace_period when not set.
 DEFAULT_GRACE_S = 30.0
 
 failures = []

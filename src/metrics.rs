@@ -177,7 +177,7 @@ impl Metrics {
         self.bytes_received.clone()
     }
 
-    /// The counter of requests sent to the upstream a second time (see [`crate::reuse`]).
+    /// The counter of requests sent to the upstream a second time (see `upstream::reuse`).
     pub(crate) fn upstream_retries(&self) -> &Counter {
         &self.upstream_retries
     }

@@ -12,6 +12,7 @@ mod keys;
 mod load;
 mod process;
 pub mod raw;
+pub mod reference;
 mod site;
 pub mod sites;
 mod summary;

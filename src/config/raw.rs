@@ -15,22 +15,69 @@ use super::value::{
     SecretEncoding, TextSchema, Timeout,
 };
 
+/// The config file: the process-wide settings (listeners, limits, logs), and the blocks of
+/// the one site behind the proxy — or of several, with `sites`.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
+    /// The address the proxy listens on for plain HTTP (HTTP/1.x, and HTTP/2 with prior
+    /// knowledge): `IP:PORT`, no host names (`[::]:8080` for IPv6; port 0 picks a free one).
+    /// A reload that changes it binds the new address first.
+    /// Default: `0.0.0.0:8080`.
     pub listen: Option<Parsed<ListenAddr>>,
+    /// After SIGTERM or SIGINT the proxy stops accepting connections, and requests in flight
+    /// get this long to finish before they are cut. A duration with a unit (`30s`, `2m`).
+    /// Read at start-up only: a reload does not change it.
+    /// Default: `30s`.
     pub shutdown_grace_period: Option<Parsed<ConfigDuration>>,
+    /// The load balancers in front of the proxy, as addresses or CIDR blocks (`10.0.0.0/8`):
+    /// from these peers the `X-Forwarded-Proto` and `X-Forwarded-Host` they send are passed
+    /// on, and so are `Forwarded`, `X-Real-IP`, `X-Forwarded-Port`, `-Prefix`, `-Scheme`,
+    /// `-Ssl` and `-Server`; from any other peer they are overwritten or dropped.
+    /// Default: none.
     pub trusted_proxies: Option<Vec<Parsed<TrustedNet>>>,
+    /// Pass request headers whose names have an `_` (`X_Forwarded_For`) to the upstream. By
+    /// default they are dropped, as nginx does: CGI-style apps (PHP, Perl, WSGI) read them as
+    /// the dashed name, so a client could pass for a header the proxy sets.
+    /// Default: `false`.
     pub underscores_in_headers: Option<bool>,
+    /// An HTTPS listener beside `listen`: TLS terminated by the proxy, HTTP/2 or HTTP/1.1 by
+    /// ALPN; the upstream sees `X-Forwarded-Proto: https`.
+    /// Default: none (no HTTPS listener).
     pub listen_tls: Option<super::tls::RawListenTls>,
+    /// The admin listener: `/healthz`, `/readyz` and `/metrics`, on a port of their own.
+    /// Default: none (no admin listener).
     pub admin: Option<RawAdmin>,
+    /// How the proxy logs: format and level. Read at start-up only.
+    /// Default: text at `info`.
     pub log: Option<RawLog>,
+    /// What the proxy takes on at most, and how long it waits.
+    /// Default: each key's own default.
     pub limits: Option<RawLimits>,
+    /// The site behind the proxy; with `sites`, the upstream of the sites that give none.
+    /// Default: none (required, unless every entry of `sites` has its own).
     pub upstream: Option<RawUpstream>,
+    /// The Invent assistant to show; with `sites`, the assistant of the sites that give none.
+    /// Default: none (required, unless every entry of `sites` has its own).
     pub assistant: Option<RawAssistant>,
+    /// Who a visitor is, for the widget's `user-id` and `user-hash`; with `sites`, the
+    /// identity of the sites that give none.
+    /// Default: none (every visitor is anonymous).
     pub identity: Option<RawIdentity>,
+    /// Which pages get the widget, and where; with `sites`, the rules of the sites that give
+    /// none.
+    /// Default: every path, before `</body>`.
     pub inject: Option<RawInject>,
+    /// Several sites from one proxy, routed by the request's host (`Host`, or the target's
+    /// authority: HTTP/2 `:authority`, an absolute-form target), port and case ignored. An
+    /// exact name wins over any wildcard, a longer wildcard over a shorter one; a host
+    /// listed by two sites is an error. Listeners, admin, logs, limits and metrics are
+    /// shared.
+    /// Default: none (one site, which answers every host).
     pub sites: Option<Vec<RawSite>>,
+    /// A host listed in one entry of `sites`: requests for a host no site lists go to that
+    /// site. Only with `sites`.
+    /// Default: none (such requests get `421 Misdirected Request`).
     pub default_site: Option<Parsed<super::sites::HostPattern>>,
 }
 
@@ -38,73 +85,174 @@ pub struct RawConfig {
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSite {
+    /// The names the site answers for, at least one: `www.example.com`, or `*.` and a domain
+    /// (`*.blog.example.com` matches `a.blog.example.com`, never `blog.example.com` or
+    /// `evilblog.example.com`). No port or path; case and a trailing dot are ignored.
     pub hosts: Vec<Parsed<super::sites::HostPattern>>,
+    /// The site's upstream, as the top-level `upstream` block.
+    /// Default: the top-level `upstream`.
     pub upstream: Option<RawUpstream>,
+    /// The site's assistant, as the top-level `assistant` block.
+    /// Default: the top-level `assistant`.
     pub assistant: Option<RawAssistant>,
+    /// How the site's visitors are recognised, as the top-level `identity` block.
+    /// Default: the top-level `identity`.
     pub identity: Option<RawIdentity>,
+    /// Which of the site's pages get the widget, as the top-level `inject` block.
+    /// Default: the top-level `inject`.
     pub inject: Option<RawInject>,
 }
 
+/// `limits`: what the proxy takes on at most, and how long it waits. Read at start-up only,
+/// except `body_stall_timeout` and `rewriter_max_memory`, which a reload sets for the
+/// requests after it.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawLimits {
+    /// Client connections served at once, at least 1; more wait in the listen backlog (1,024
+    /// deep) until one closes. Each needs a file descriptor and an upstream connection
+    /// another: give the process `ulimit -n` (systemd `LimitNOFILE`) above twice this.
+    /// Default: `10000`.
     pub max_connections: Option<u64>,
+    /// The most a client may take to send a whole request head, timed from its first byte
+    /// (from the accept for a connection's first request); a slower one (slowloris) is
+    /// disconnected. A duration above zero.
+    /// Default: `10s`.
     pub header_read_timeout: Option<Parsed<Timeout>>,
+    /// How long a client connection may stay open with no request in flight, HTTP/1.1 and
+    /// HTTP/2 alike; then it is closed gracefully (HTTP/2: GOAWAY). A response that streams
+    /// longer is never cut by it, and a client's PINGs do not keep an idle connection open.
+    /// A duration above zero (nginx's `keepalive_timeout`).
+    /// Default: `75s`.
     pub idle_timeout: Option<Parsed<Timeout>>,
+    /// The most a response body may wait for the upstream's next bytes; past it the response
+    /// is ended (the client sees it cut short), logged as `upstream_stall` and counted as an
+    /// upstream `timeout`. A slow client never counts, nor bytes that arrive but make no
+    /// output yet (a long tag the rewriter holds until it ends). A duration above zero.
+    /// Default: `30s`.
     pub body_stall_timeout: Option<Parsed<Timeout>>,
+    /// The rewriter's (lol_html's) memory budget per page, in bytes, at least 16384: a page
+    /// that needs more (a tag or attribute megabytes long) passes through unchanged and
+    /// without the widget from that point, never truncated, logged as `rewrite_failed`.
+    /// Default: `1048576` (1 MiB).
     pub rewriter_max_memory: Option<u64>,
+    /// The largest request head a client may send, in bytes, at least 8192: more gets `431`
+    /// (a request target over 64 KiB: `414`); on HTTP/2, the largest header list.
+    /// Default: `131072` (128 KiB).
     pub max_header_size: Option<u64>,
+    /// Threads serving client connections, at least 1 (more than 1,024 counts as 1,024), as
+    /// nginx's `worker_processes`: each has its own event loop and its own keep-alive
+    /// connections to the upstream, and serves a connection for its whole life. A reload
+    /// that changes it logs a warning and keeps the running count.
+    /// Default: one per CPU the process may use (its affinity and cgroup quota counted).
     pub workers: Option<u64>,
 }
 
+/// `log`: how the proxy logs, on standard output. Read at start-up only.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawLog {
+    /// `text` (`key=value` fields after a message) or `json` (one JSON object per line).
+    /// Default: `text`.
     pub format: Option<Parsed<super::value::LogFormat>>,
+    /// A level (`off`, `error`, `warn`, `info`, `debug`, `trace`) or `target=level`
+    /// directives (`warn,access=info`). `RUST_LOG`, when set, overrides it.
+    /// Default: `info`.
     pub level: Option<Parsed<super::value::LogLevel>>,
 }
 
+/// `admin`: the admin listener, `/healthz` (alive), `/readyz` (ready for traffic) and
+/// `/metrics` (Prometheus), on a port of its own. Keep it off the internet.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawAdmin {
+    /// Where the admin listener listens: `IP:PORT`, never the port of `listen` or
+    /// `listen_tls.address`. A reload that changes it binds the new address first.
     pub listen: Parsed<ListenAddr>,
 }
 
+/// `upstream`: the site behind the proxy, and how the proxy reaches it.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawUpstream {
+    /// The site's origin: `http://` or `https://`, a host, an optional port, no path, query
+    /// or credentials (`http://127.0.0.1:3000`). Requests keep their own path. An `https://`
+    /// upstream's certificate is verified against the system's CA roots (see `tls`).
     pub url: Parsed<UpstreamUrl>,
+    /// The `Host` the upstream receives: `preserve` (the client's, from the request's one
+    /// authority) or `upstream` (the authority of `url`, for an upstream that routes by name).
+    /// Default: `preserve`.
     pub host_header: Option<Parsed<HostHeader>>,
+    /// The most connecting to the upstream may take; past it the client gets `502`. A
+    /// duration above zero.
+    /// Default: `5s`.
     pub connect_timeout: Option<Parsed<Timeout>>,
+    /// The most the upstream may take to send its response head, counted from when the
+    /// request (its body included) has been sent, and the most an upstream may stop taking
+    /// an upload; past it the client gets `504`. A client that is merely slow to upload is
+    /// not cut off. A duration above zero.
+    /// Default: `60s`.
     pub response_timeout: Option<Parsed<Timeout>>,
+    /// How an `https://` upstream is verified; only with an `https://` `url`.
+    /// Default: the system's CA roots, for the URL's host.
     #[schemars(with = "Option<super::tls::RawUpstreamTls>")]
     pub tls: Option<Spanned<super::tls::RawUpstreamTls>>,
 }
 
+/// `assistant`: the Invent assistant the widget shows.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawAssistant {
+    /// The assistant's id, the widget's `assistant-id` (`ast_…`); not empty.
     pub id: Parsed<NonEmpty>,
+    /// The widget's script: an `http://` or `https://` URL, or a path on the site starting
+    /// with `/`. A page that already loads it does not get it twice.
+    /// Default: `https://www.useinvent.com/button.js`.
     pub script_url: Option<Parsed<ScriptUrl>>,
+    /// The widget's `theme-*` attributes; each is written only when set.
+    /// Default: none (the widget's own theme).
     pub theme: Option<RawTheme>,
 }
 
+/// `assistant.theme`: the widget's optional `theme-*` attributes.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawTheme {
+    /// `theme-appearance`: `auto`, `light` or `dark`.
+    /// Default: not written (the widget takes `auto`).
     pub appearance: Option<Parsed<Appearance>>,
+    /// `theme-button-background-color`: any CSS colour (`"#6366f1"`; quote it in YAML).
+    /// Default: not written.
     pub button_background_color: Option<Parsed<NonEmpty>>,
+    /// `theme-button-color`: any CSS colour (`"#ffffff"`).
+    /// Default: not written.
     pub button_color: Option<Parsed<NonEmpty>>,
 }
 
+/// `identity`: how signed-in visitors are recognised, and how their `user-hash` is keyed.
+/// Set `jwt`, `lookup`, or both: a request that carries a session token is identified by
+/// it, one without by the lookup.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawIdentity {
+    /// The assistant's secret key: `user-hash` is the lowercase hex HMAC-SHA256 of the user
+    /// id keyed with it. Never leaves the process; write it as `${NAME}` so it comes from
+    /// the environment.
     pub secret_key: Secret,
+    /// An SSO gateway in front of the proxy (oauth2-proxy, Authelia, …) that asserts the
+    /// visitor in plain request headers; asked first.
+    /// Default: none.
     #[schemars(with = "Option<RawGateway>")]
     pub gateway: Option<Spanned<RawGateway>>,
+    /// A session JWT, in a header, a cookie or cookie chunks, verified with a configured
+    /// key; asked after `gateway`.
+    /// Default: none.
     #[schemars(with = "Option<RawJwt>")]
     pub jwt: Option<Spanned<RawJwt>>,
+    /// Sessions that are not JWTs: the app is asked who the visitor is, with their session
+    /// cookies — a "who am I" endpoint (JSON, `claims`) or a page it already renders (HTML,
+    /// `select`); asked last. At least one of `gateway`, `jwt` and `lookup`.
+    /// Default: none.
     #[schemars(with = "Option<RawLookup>")]
     pub lookup: Option<Spanned<RawLookup>>,
 }
@@ -113,16 +261,43 @@ pub struct RawIdentity {
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawLookup {
+    /// The endpoint: a path on the upstream (`/api/whoami`), asked through the upstream's
+    /// client with the `Host` a page request would carry, or an absolute `http://` or
+    /// `https://` URL.
     pub url: Parsed<LookupUrl>,
+    /// The session cookies, at least one (`[PHPSESSID]`): only these are forwarded to the
+    /// endpoint, and only a request carrying one of them is looked up.
     #[schemars(with = "Vec<Parsed<CookieName>>")]
     pub cookies: Spanned<Vec<Parsed<CookieName>>>,
+    /// The most a page waits for the endpoint's answer; then its visitor is anonymous
+    /// (`failed:lookup_timeout`). A duration above zero.
+    /// Default: `1s`.
     pub timeout: Option<Parsed<Timeout>>,
+    /// How long an answer (signed in or signed out) is reused for the same cookie values;
+    /// `0s`: never. At most a day. A failed lookup is not cached.
+    /// Default: `60s`.
     pub cache_ttl: Option<Parsed<ConfigDuration>>,
+    /// The most sessions whose answers are remembered, at least 1.
+    /// Default: `10000`.
     #[schemars(with = "Option<u64>")]
     pub max_entries: Option<Spanned<u64>>,
+    /// Where the identity is in the endpoint's JSON answer.
+    /// Default: the user id at `id`, no name or avatar.
     pub claims: Option<RawClaims>,
+    /// Where the identity is in an HTML page of the app (an account page): CSS selectors,
+    /// the HTML counterpart of `claims` — set one of the two. The page is read as it
+    /// streams, at most its first 1 MiB; a `200` page with a user id signs the visitor in,
+    /// without one (or a redirect, `401`, `403`) it is signed out.
+    /// Default: none (the answer is JSON, read by `claims`).
     pub select: Option<RawSelect>,
+    /// After a lookup that failed (`5xx`, a timeout, a refused connection, an answer that is
+    /// not what `claims`/`select` read), the same session is not asked again for this long
+    /// (`skipped:backoff`); `0s`: asked again on its next page.
+    /// Default: `5s`.
     pub error_ttl: Option<Parsed<ConfigDuration>>,
+    /// The most lookups running at once, at least 1: a page that would exceed it is
+    /// anonymous at once (`skipped:busy`).
+    /// Default: `64`.
     #[schemars(with = "Option<u64>")]
     pub max_concurrent: Option<Spanned<u64>>,
 }
@@ -131,8 +306,14 @@ pub struct RawLookup {
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSelect {
+    /// The element that gives the user id: required. Its value follows the same rules as a
+    /// claim (no markup or control characters, at most 256 bytes).
     pub user_id: RawPick,
+    /// The element that gives the display name.
+    /// Default: none.
     pub user_name: Option<RawPick>,
+    /// The element that gives the avatar URL (kept only if `https://`).
+    /// Default: none.
     pub user_avatar: Option<RawPick>,
 }
 
@@ -141,7 +322,10 @@ pub struct RawSelect {
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawPick {
+    /// A CSS selector; the first element it matches in document order gives the value.
     pub css: Parsed<CssSelector>,
+    /// The attribute of that element to read, its character references decoded.
+    /// Default: none (the element's text, trimmed, character references decoded).
     pub attribute: Option<Parsed<AttributeName>>,
 }
 
@@ -149,7 +333,11 @@ pub struct RawPick {
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawGateway {
+    /// The peers allowed to assert identity (addresses or CIDR blocks): from any other, the
+    /// gateway's headers are ignored and removed before the upstream.
+    /// Default: `trusted_proxies`.
     pub from: Option<Vec<Parsed<TrustedNet>>>,
+    /// The headers the gateway puts the visitor in.
     pub headers: RawGatewayHeaders,
 }
 
@@ -157,39 +345,118 @@ pub struct RawGateway {
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawGatewayHeaders {
+    /// The header with the user id (`X-Auth-Request-User`): required; a non-empty value
+    /// identifies the visitor, by the same rules as a claim.
     pub user_id: Parsed<HeaderNameValue>,
+    /// The header with the display name (`X-Auth-Request-Preferred-Username`).
+    /// Default: none.
     pub user_name: Option<Parsed<HeaderNameValue>>,
+    /// The header with the avatar URL (kept only if `https://`).
+    /// Default: none.
     pub user_avatar: Option<Parsed<HeaderNameValue>>,
 }
 
+/// `identity.jwt`: where the session JWT is, and how it is verified. The token is looked for
+/// in this order, the first present wins: `header`, `cookie`, then the cookie's chunks. Set
+/// exactly one key: `secret`, `public_key_file`, `jwks_file` or `jwks_url`.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawJwt {
+    /// The cookie that holds the session token. At least one of `cookie` and `header`.
+    /// Default: none.
     pub cookie: Option<Parsed<CookieName>>,
+    /// Also read the token split over cookies `NAME.0`, `NAME.1`, … (NextAuth/Auth.js), when
+    /// `cookie` itself is absent; a missing chunk is `rejected:incomplete_chunks`. Needs
+    /// `cookie`.
+    /// Default: `false`.
     pub cookie_chunks: Option<bool>,
+    /// A request header holding the token: `Authorization` with the `Bearer` scheme (in any
+    /// case), or any other header holding the token itself — an SSO gateway's signed
+    /// assertion (`Cf-Access-Jwt-Assertion`, `X-Goog-Iap-Jwt-Assertion`,
+    /// `X-Pomerium-Jwt-Assertion`, AWS ALB's `X-Amzn-Oidc-Data`; set `audience` with it).
+    /// Looked at before the cookie. At least one of `cookie` and `header`.
+    /// Default: none.
     pub header: Option<Parsed<HeaderNameValue>>,
+    /// The `alg` values accepted; a token with any other (`none` included) is rejected. With
+    /// `secret` or `public_key_file` all of one key type: HS256/384/512 (`secret`), RS*/PS*
+    /// (RSA), ES256/ES384 (EC) or EdDSA (Ed25519). Required with `public_key_file`,
+    /// `jwks_file` and `jwks_url` (a key set may mix key types).
+    /// Default: `[HS256]`.
     #[schemars(with = "Option<Vec<Parsed<JwtAlgorithm>>>")]
     pub algorithms: Option<Spanned<Vec<Parsed<JwtAlgorithm>>>>,
+    /// The key the site signs its sessions with, for HS256/HS384/HS512. A secret: write
+    /// `${NAME}` (a bare `$NAME` is refused).
+    /// Default: none.
     #[schemars(with = "Option<Secret>")]
     pub secret: Option<Spanned<Secret>>,
+    /// How `secret` is written: `utf8` (its bytes as text), `base64` or `base64url`.
+    /// Default: `utf8`.
     pub secret_encoding: Option<Parsed<SecretEncoding>>,
+    /// A PEM public key, for RS*/PS* (RSA), ES256/ES384 (EC P-256/P-384) or EdDSA (Ed25519),
+    /// relative to the config file's directory. A file holding a private key is refused.
+    /// Default: none.
     #[schemars(with = "Option<Parsed<PathBuf>>")]
     pub public_key_file: Option<Spanned<Parsed<PathBuf>>>,
+    /// A JSON Web Key Set on disk, relative to the config file's directory: the token's
+    /// `kid` picks the key (a token without `kid` needs a set of one key), a key's own `alg`
+    /// must be the token's, keys for encryption are left out, shared-secret (`oct`) keys
+    /// are refused.
+    /// Default: none.
     #[schemars(with = "Option<Parsed<PathBuf>>")]
     pub jwks_file: Option<Spanned<Parsed<PathBuf>>>,
+    /// A JSON Web Key Set fetched from an `http://` or `https://` URL (your identity
+    /// provider's): at start-up, every `jwks_refresh`, and when a token names an unknown
+    /// `kid` (at most once per `jwks_min_refresh`). A failed fetch keeps the last good keys.
+    /// Default: none.
     #[schemars(with = "Option<Parsed<FetchUrl>>")]
     pub jwks_url: Option<Spanned<Parsed<FetchUrl>>>,
+    /// Where the PEM public key of each `kid` is, for AWS ALB's `X-Amzn-Oidc-Data`:
+    /// `https://public-keys.auth.elb.REGION.amazonaws.com/{kid}`. A key is fetched when a token
+    /// first names its `kid` and kept; a `kid` that cannot be fetched is tried again at most
+    /// once per `jwks_min_refresh`; a `kid` with `/`, `..`, control characters or over 128
+    /// bytes is refused unfetched. Only in this mode are base64url segments with padding
+    /// accepted. Needs `algorithms` (ES256 for ALB).
+    /// Default: none.
     #[schemars(with = "Option<Parsed<KeyUrl>>")]
     pub key_url: Option<Spanned<Parsed<KeyUrl>>>,
+    /// JOSE header parameters that must have exactly these values, e.g. ALB's
+    /// `{ signer: <the load balancer's ARN> }`; a token without them is
+    /// `rejected:wrong_header`.
+    /// Default: none.
     pub header_claims: Option<std::collections::BTreeMap<String, Parsed<NonEmpty>>>,
+    /// Start even if the `jwks_url` key set cannot be loaded: visitors are anonymous, and
+    /// `/readyz` answers 503, until it loads. Only with `jwks_url`.
+    /// Default: `false` (an unreachable key set stops start-up).
     pub jwks_optional: Option<bool>,
+    /// How often the `jwks_url` key set is fetched again in the background. A duration above
+    /// zero. Only with `jwks_url`.
+    /// Default: `10m`.
     pub jwks_refresh: Option<Parsed<Timeout>>,
+    /// The least time between two fetches prompted by tokens naming an unknown `kid`, so made-up
+    /// `kid`s cannot make the proxy hammer the provider (at most `jwks_refresh`). Only with
+    /// `jwks_url`.
+    /// Default: `30s`.
     pub jwks_min_refresh: Option<Parsed<ConfigDuration>>,
+    /// The most one fetch of the `jwks_url` key set may take, connection to last byte. A
+    /// duration above zero. Only with `jwks_url`.
+    /// Default: `5s`.
     pub jwks_timeout: Option<Parsed<Timeout>>,
+    /// The accepted `iss`: one value or a list. When set, a token must carry one of them.
+    /// Default: not checked.
     pub issuer: Option<OneOrMany<Parsed<NonEmpty>>>,
+    /// The accepted `aud`: one value or a list. When set, a token's `aud` (a string or a
+    /// list) must name one of them.
+    /// Default: not checked.
     pub audience: Option<OneOrMany<Parsed<NonEmpty>>>,
+    /// Claims a token must carry, not null, as dot paths (`[exp, sub]`); a token without one
+    /// is `rejected:missing_claim`.
+    /// Default: `[exp]`.
     pub required_claims: Option<Vec<Parsed<ClaimPath>>>,
+    /// Clock skew allowed on `exp` and `nbf`: a duration in whole seconds, at most `1h`.
+    /// Default: `30s`.
     pub leeway: Option<Parsed<Leeway>>,
+    /// Where the identity is in the token's payload.
+    /// Default: the user id at `sub`, no name or avatar.
     pub claims: Option<RawClaims>,
 }
 
@@ -224,20 +491,50 @@ impl FromStr for HeaderNameValue {
     }
 }
 
+/// `claims`: where the identity is in a JSON document (a token's payload, a lookup's answer),
+/// as dot paths into nested objects and arrays: `sub`, `user.id`, `user.ids.0`.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawClaims {
+    /// The user id (`user-id`): a string (at most 256 bytes, no control characters, none of
+    /// `<>"'` and backtick) or an integer, written in decimal; anything else is
+    /// `rejected:invalid_user_id`. Missing, null or empty: in a token `rejected:no_user_id`,
+    /// in a lookup's answer not signed in.
+    /// Default: `sub` in `identity.jwt.claims`, `id` in `identity.lookup.claims`.
     pub user_id: Option<Parsed<ClaimPath>>,
+    /// The display name (`user-name`). Missing or unusable, it is left out; it never makes an
+    /// identity invalid.
+    /// Default: none.
     pub user_name: Option<Parsed<ClaimPath>>,
+    /// An avatar URL (`user-avatar`); only an absolute `https://` URL is used. Missing or
+    /// unusable, it is left out; it never makes an identity invalid.
+    /// Default: none.
     pub user_avatar: Option<Parsed<ClaimPath>>,
 }
 
+/// `inject`: which pages get the widget, and where in them.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawInject {
+    /// `body_end` (before `</body>`) or `head_end` (before `</head>`). A page without the
+    /// tag gets the widget at its end.
+    /// Default: `body_end`.
     pub position: Option<Parsed<Position>>,
+    /// Path globs whose pages may get the widget, not an empty list: `*` stays within one
+    /// segment, `**` crosses segments; each starts with `/`. Matched, case-sensitively,
+    /// against the request path decoded and normalised (`//a/./b/../c;x=1` is `/a/c`).
+    /// Default: `["/**"]` (every path).
     pub include_paths: Option<Vec<Parsed<PathGlob>>>,
+    /// Path globs whose pages never get the widget, written and matched as `include_paths`;
+    /// an exclusion wins over an inclusion.
+    /// Default: `[]`.
     pub exclude_paths: Option<Vec<Parsed<PathGlob>>>,
+    /// Origins (`https://host[:port]`, or `http`, `ws`, `wss`; the host may start with `*.`)
+    /// added to a rewritten page's `Content-Security-Policy` header where it governs what the
+    /// widget loads: scripts, `connect-src`, frames, images, styles and fonts. Where only
+    /// `default-src` governs, the specific directive is added instead, so nothing else is
+    /// widened.
+    /// Default: `[]`.
     pub csp_allow: Option<Vec<Parsed<CspSource>>>,
 }
 
@@ -483,19 +780,45 @@ impl FromStr for PathGlob {
     }
 }
 
-impl TextSchema for AttributeName {}
-impl TextSchema for ClaimPath {}
-impl TextSchema for CssSelector {}
-impl TextSchema for KeyUrl {}
-impl TextSchema for CookieName {}
-impl TextSchema for CspSource {}
-impl TextSchema for FetchUrl {}
-impl TextSchema for HeaderNameValue {}
-impl TextSchema for LookupUrl {}
-impl TextSchema for PathGlob {}
-impl TextSchema for ScriptUrl {}
-impl TextSchema for TrustedNet {}
-impl TextSchema for UpstreamUrl {}
+impl TextSchema for AttributeName {
+    const KIND: &'static str = "attribute name";
+}
+impl TextSchema for CssSelector {
+    const KIND: &'static str = "CSS selector";
+}
+impl TextSchema for KeyUrl {
+    const KIND: &'static str = "URL with {kid}";
+}
+impl TextSchema for ClaimPath {
+    const KIND: &'static str = "dot path";
+}
+impl TextSchema for CookieName {
+    const KIND: &'static str = "cookie name";
+}
+impl TextSchema for CspSource {
+    const KIND: &'static str = "origin";
+}
+impl TextSchema for FetchUrl {
+    const KIND: &'static str = "URL";
+}
+impl TextSchema for HeaderNameValue {
+    const KIND: &'static str = "header name";
+}
+impl TextSchema for LookupUrl {
+    const KIND: &'static str = "URL or path";
+}
+impl TextSchema for PathGlob {
+    const KIND: &'static str = "path glob";
+}
+impl TextSchema for ScriptUrl {
+    const KIND: &'static str = "URL or path";
+}
+impl TextSchema for TrustedNet {
+    const KIND: &'static str = "address or CIDR block";
+}
+impl TextSchema for UpstreamUrl {
+    const KIND: &'static str = "origin URL";
+}
 
 #[cfg(test)]
 mod tests {

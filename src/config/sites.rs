@@ -45,7 +45,9 @@ impl fmt::Display for HostPattern {
     }
 }
 
-impl TextSchema for HostPattern {}
+impl TextSchema for HostPattern {
+    const KIND: &'static str = "host name";
+}
 
 impl HostPattern {
     /// How precisely the pattern names a host: an exact name beats every wildcard, a

@@ -13,21 +13,36 @@ use serde_saphyr::Spanned;
 use super::BuildError;
 use super::value::{ListenAddr, NonEmpty, Parsed};
 
+/// `listen_tls`: an HTTPS listener beside `listen`, with one certificate (HTTP/2 or HTTP/1.1
+/// by ALPN). The files are read at start-up and on every reload.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawListenTls {
+    /// Where the HTTPS listener listens: `IP:PORT` (`0.0.0.0:8443`). A reload that changes it
+    /// binds the new address first.
     pub address: Parsed<ListenAddr>,
+    /// The PEM certificate chain, leaf first, relative to the config file's directory.
     #[schemars(with = "Parsed<PathBuf>")]
     pub cert_file: Spanned<Parsed<PathBuf>>,
+    /// The PEM private key of that certificate, relative to the config file's directory; a
+    /// key that does not fit the certificate is an error.
     #[schemars(with = "Parsed<PathBuf>")]
     pub key_file: Spanned<Parsed<PathBuf>>,
 }
 
+/// `upstream.tls`: how an `https://` upstream's certificate is verified. The proxy never
+/// falls back to an unverified connection: a certificate that does not verify is a `502`.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawUpstreamTls {
+    /// A PEM file of CA certificates, relative to the config file's directory: trust
+    /// exactly these instead of the system's (a private CA).
+    /// Default: none (the system's CA roots).
     #[schemars(with = "Option<Parsed<PathBuf>>")]
     pub ca_file: Option<Spanned<Parsed<PathBuf>>>,
+    /// The name to verify the upstream's certificate for, and to send as SNI, instead of the
+    /// URL's host: a DNS name or an IP address (`app.internal`).
+    /// Default: none (the host of `upstream.url`).
     #[schemars(with = "Option<Parsed<NonEmpty>>")]
     pub server_name: Option<Spanned<Parsed<NonEmpty>>>,
 }

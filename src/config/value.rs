@@ -31,6 +31,9 @@ where
 pub trait TextSchema {
     /// The spellings, for a value that has a fixed set of them.
     const SPELLINGS: &'static [&'static str] = &[];
+    /// What kind of text it is (`duration`, `IP:PORT`), for the schema's `title` and the
+    /// configuration reference; empty for plain text.
+    const KIND: &'static str = "";
 }
 
 impl<T: TextSchema> schemars::JsonSchema for Parsed<T> {
@@ -43,8 +46,11 @@ impl<T: TextSchema> schemars::JsonSchema for Parsed<T> {
     }
 
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        if T::SPELLINGS.is_empty() {
+        if T::SPELLINGS.is_empty() && T::KIND.is_empty() {
             return schemars::json_schema!({ "type": "string" });
+        }
+        if T::SPELLINGS.is_empty() {
+            return schemars::json_schema!({ "title": T::KIND, "type": "string" });
         }
         schemars::json_schema!({
             "anyOf": [
@@ -62,6 +68,7 @@ impl schemars::JsonSchema for Secret {
 
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
+            "title": "secret",
             "type": "string",
             "description": "A secret: write `${NAME}` to read it from the environment"
         })
@@ -332,13 +339,25 @@ impl FromStr for JwtAlgorithm {
     }
 }
 
-impl TextSchema for ConfigDuration {}
-impl TextSchema for Leeway {}
-impl TextSchema for Timeout {}
-impl TextSchema for ListenAddr {}
-impl TextSchema for LogLevel {}
+impl TextSchema for ConfigDuration {
+    const KIND: &'static str = "duration";
+}
+impl TextSchema for Leeway {
+    const KIND: &'static str = "duration";
+}
+impl TextSchema for Timeout {
+    const KIND: &'static str = "duration";
+}
+impl TextSchema for ListenAddr {
+    const KIND: &'static str = "IP:PORT";
+}
+impl TextSchema for LogLevel {
+    const KIND: &'static str = "level or directives";
+}
 impl TextSchema for NonEmpty {}
-impl TextSchema for std::path::PathBuf {}
+impl TextSchema for std::path::PathBuf {
+    const KIND: &'static str = "file path";
+}
 
 impl TextSchema for JwtAlgorithm {
     const SPELLINGS: &'static [&'static str] =

@@ -3,7 +3,7 @@
 # fault-injecting upstream, with abusive clients beside the clean traffic.
 #
 #   tests/soak/run.sh 60            # what CI runs
-#   tests/soak/run.sh 600           # the README's figures
+#   tests/soak/run.sh 600           # the figures in benches/README.md
 #
 # On 127.0.0.1 only: fault_upstream.py (clean pages and JSON; resets mid-body, stalls,
 # trickled bytes, malformed answers, oversized heads, closes), invent-proxy with
