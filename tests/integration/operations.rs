@@ -222,7 +222,10 @@ async fn timeouts_resets_and_tls_failures_are_told_apart() {
     })
     .await;
     let proxy = spawn_proxy(&proxy_yaml(dies, ADMIN)).await;
-    let _ = client().get(format!("http://{}/", proxy.local_addr()).parse().unwrap()).await;
+    // The body is read, so the proxy meets the upstream's reset (a client that went away
+    // first would leave nothing to count).
+    let response = client().get(format!("http://{}/", proxy.local_addr()).parse().unwrap()).await.unwrap();
+    assert!(http_body_util::BodyExt::collect(response.into_body()).await.is_err(), "a cut body is not complete");
     scrape_until(proxy.admin_addr().unwrap(), r#"invent_proxy_upstream_errors_total{kind="reset"} 1"#).await;
 
     let pki = crate::support::pki::Pki::new(&["127.0.0.1"]);
