@@ -57,7 +57,7 @@ def rack_cookie(header: str, name: str) -> str | None:
         if key == name:
             if re.search(r"%(?![0-9A-Fa-f]{2})", value):
                 return value  # URI.decode_www_form_component raises; Rack keeps the raw value
-            return urllib.parse.unquote_plus(value, errors="strict")
+            return urllib.parse.unquote_plus(value, errors="replace")  # non-UTF-8 fails base64 later anyway
     return None
 
 

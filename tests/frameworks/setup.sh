@@ -43,7 +43,16 @@ if [ ! -f "$r72/.complete" ]; then
   apt_dir="$dest/apt-trixie"
   rm -rf "$r72" "$apt_dir"
   mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$apt_dir/debs" "$r72"
-  echo "deb http://deb.debian.org/debian trixie main" >"$apt_dir/sources.list"
+  # The same Debian mirror the machine's apt uses for bookworm main, asked for trixie.
+  mirror_uri() { apt-get indextargets --format '$(REPO_URI) $(CODENAME) $(COMPONENT)' 2>/dev/null | awk '$2 == "bookworm" && $3 == "main" { print $1; exit }'; }
+  mirror="${DEBIAN_MIRROR:-$(mirror_uri)}"
+  if [ -z "$mirror" ] && [ "$apt_updated" = 0 ]; then
+    apt-get update -q
+    apt_updated=1
+    mirror="$(mirror_uri)"
+  fi
+  [ -n "$mirror" ] || { echo "no Debian bookworm main source in apt's configuration: set DEBIAN_MIRROR" >&2; exit 1; }
+  echo "deb ${mirror%/} trixie main" >"$apt_dir/sources.list"
   apt_opts=(
     -o "Dir::Etc::SourceList=$apt_dir/sources.list"
     -o "Dir::Etc::SourceParts=$apt_dir/no-parts"
