@@ -88,8 +88,7 @@ fn identity_per_request(c: &mut Criterion) {
             b.iter_batched(
                 || identifier(&runtime, &case.jwt_yaml),
                 |identifier| {
-                    let (visitor, outcome) =
-                        runtime.block_on(identifier.identify(&facts));
+                    let (visitor, outcome) = runtime.block_on(identifier.identify(&facts));
                     assert!(matches!(outcome, Identified::Verified { .. }) && visitor.is_some());
                     identifier
                 },
