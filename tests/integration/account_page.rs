@@ -57,14 +57,18 @@ async fn spawn_site() -> Upstream {
     .await
 }
 
-/// A lookup of `/account` by its selectors within `timeout`, plus `extra` lines in the
-/// lookup block.
-fn select_yaml(timeout: &str, extra: &str) -> String {
-    format!(
-        "identity:\n  secret_key: {SECRET_KEY}\n  lookup:\n    url: /account\n    cookies: [PHPSESSID]\n    \
-         timeout: {timeout}\n    select:\n      user_id: {{ css: \"#account [data-user-id]\", attribute: data-user-id }}\n      \
-         user_name: {{ css: \"#account .name\" }}\n      user_avatar: {{ css: \"img.avatar\", attribute: src }}\n{extra}"
-    )
+/// A lookup of `/account` by its selectors within `timeout`.
+fn select(timeout: &str) -> LookupYaml {
+    LookupYaml::new("/account", &["PHPSESSID"])
+        .timeout(timeout)
+        .select("user_id", "#account [data-user-id]", Some("data-user-id"))
+        .select("user_name", "#account .name", None)
+        .select("user_avatar", "img.avatar", Some("src"))
+}
+
+/// A proxy in front of `site` with `lookup`, and its admin listener.
+fn select_yaml(site: &Upstream, lookup: LookupYaml) -> ProxyYaml {
+    ProxyYaml::new(site.addr).admin().identity(IdentityYaml::default().lookup(lookup))
 }
 
 fn account_asks(site: &Upstream) -> usize {
@@ -79,7 +83,7 @@ async fn page_for(proxy: &invent_proxy::RunningProxy, session: &str) -> Received
 #[tokio::test]
 async fn the_account_page_signs_the_visitor_in_with_its_decoded_values() {
     let site = spawn_site().await;
-    let proxy = spawn_proxy(&proxy_yaml(site.addr, &select_yaml("500ms", ""))).await;
+    let proxy = spawn_proxy(select_yaml(&site, select("500ms"))).await;
     let page = page_for(&proxy, "ada").await.text();
     assert_eq!(widget_attribute(&page, "user-id").as_deref(), Some("42"), "{page}");
     assert_eq!(widget_attribute(&page, "user-hash"), Some(invent_proxy::identity::user_hash(SECRET_KEY, "42")));
@@ -100,11 +104,7 @@ async fn the_account_page_signs_the_visitor_in_with_its_decoded_values() {
 #[tokio::test]
 async fn signed_out_answers_are_cached_and_failures_are_not() {
     let site = spawn_site().await;
-    let yaml = proxy_yaml(
-        site.addr,
-        &format!("admin:\n  listen: 127.0.0.1:0\n{}", select_yaml("500ms", "    error_ttl: 0s\n")),
-    );
-    let proxy = spawn_proxy(&yaml).await;
+    let proxy = spawn_proxy(select_yaml(&site, select("500ms").error_ttl("0s"))).await;
     for session in ["login-redirect", "unauthorized", "no-element", "error", "hang", "json", "untyped", "markup"] {
         let page = page_for(&proxy, session).await;
         assert_eq!((page.status, page.widgets()), (StatusCode::OK, 1), "{session}");
@@ -137,11 +137,7 @@ async fn signed_out_answers_are_cached_and_failures_are_not() {
 #[tokio::test]
 async fn a_failing_session_backs_off_for_error_ttl() {
     let site = spawn_site().await;
-    let yaml = proxy_yaml(
-        site.addr,
-        &format!("admin:\n  listen: 127.0.0.1:0\n{}", select_yaml("500ms", "    error_ttl: 1h\n")),
-    );
-    let proxy = spawn_proxy(&yaml).await;
+    let proxy = spawn_proxy(select_yaml(&site, select("500ms").error_ttl("1h"))).await;
     for _ in 0..3 {
         page_for(&proxy, "error").await;
     }
@@ -170,8 +166,7 @@ async fn past_max_concurrent_lookups_a_page_is_anonymous_at_once() {
         }
     })
     .await;
-    let yaml = format!("admin:\n  listen: 127.0.0.1:0\n{}", select_yaml("1h", "    max_concurrent: 1\n"));
-    let proxy = spawn_proxy(&proxy_yaml(site.addr, &yaml)).await;
+    let proxy = spawn_proxy(select_yaml(&site, select("1h").max_concurrent(1))).await;
     let first = page_for(&proxy, "first");
     let second = async {
         while account_asks(&site) == 0 {
@@ -196,7 +191,7 @@ async fn past_max_concurrent_lookups_a_page_is_anonymous_at_once() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_access_line_tells_signed_out_failed_and_skipped_apart() {
     let site = spawn_site().await;
-    let mut proxy = ProxyProcess::start(&proxy_yaml(site.addr, &select_yaml("500ms", "    error_ttl: 1h\n")), &[]);
+    let mut proxy = ProxyProcess::start(&select_yaml(&site, select("500ms").error_ttl("1h")).to_string(), &[]);
     let addr = proxy.addr;
     for (path, session) in [("/in", "ada"), ("/out", "login-redirect"), ("/failed", "error"), ("/skipped", "error")] {
         let cookie = format!("PHPSESSID={session}");
@@ -225,20 +220,18 @@ async fn exchange_get(addr: std::net::SocketAddr, path: &str, cookie: &str) -> S
 
 #[test]
 fn select_and_claims_exclude_each_other_and_selectors_are_checked_at_load() {
-    let load = |lookup: &str| {
-        let yaml = proxy_yaml(
-            "127.0.0.1:9".parse().unwrap(),
-            &format!("identity:\n  secret_key: k\n  lookup:\n    url: /account\n    cookies: [sid]\n{lookup}"),
-        );
-        invent_proxy::Config::from_yaml(&yaml, "t.yaml", std::path::Path::new("."))
+    let load = |lookup: LookupYaml| {
+        let yaml = ProxyYaml::new("127.0.0.1:9".parse().unwrap()).identity(IdentityYaml::default().lookup(lookup));
+        invent_proxy::Config::from_yaml(&yaml.to_string(), "t.yaml", std::path::Path::new("."))
             .map(|_| ())
             .map_err(|e| e.to_string())
     };
-    let both = load("    claims: { user_id: id }\n    select:\n      user_id: { css: \"#me\" }\n").unwrap_err();
+    let account = || LookupYaml::new("/account", &["sid"]);
+    let both = load(account().user_id_claim("id").select("user_id", "#me", None)).unwrap_err();
     assert!(both.contains("identity.lookup.select") && both.contains("not both"), "{both}");
-    let bad = load("    select:\n      user_id: { css: \"#me[\" }\n").unwrap_err();
+    let bad = load(account().select("user_id", "#me[", None)).unwrap_err();
     assert!(bad.contains("identity.lookup.select.user_id.css") && bad.contains("not a CSS selector"), "{bad}");
-    let none = load("    max_concurrent: 0\n    claims: { user_id: id }\n").unwrap_err();
+    let none = load(account().max_concurrent(0).user_id_claim("id")).unwrap_err();
     assert!(none.contains("identity.lookup.max_concurrent: must be at least 1"), "{none}");
-    assert_eq!(load("    select:\n      user_id: { css: \"#me\", attribute: DATA-ID }\n"), Ok(()));
+    assert_eq!(load(account().select("user_id", "#me", Some("DATA-ID"))), Ok(()));
 }

@@ -113,8 +113,10 @@ async fn corrupt_compressed_input_ends_that_response_and_the_proxy_keeps_serving
         encoder.flush().unwrap();
         encoder.get_ref().clone()
     };
+    let gate = Gate::new();
+    let held = gate.clone();
     let upstream = spawn_upstream(move |req| {
-        let first = first.clone();
+        let (first, gate) = (first.clone(), held.clone());
         async move {
             let garbage = Bytes::from_static(b"\xff\xfe these bytes are not deflate \x00\x01\x02\x03 at all");
             if req.uri().path() == "/early" {
@@ -130,7 +132,8 @@ async fn corrupt_compressed_input_ends_that_response_and_the_proxy_keeps_serving
             response.headers_mut().insert(header::CONTENT_ENCODING, "gzip".parse().unwrap());
             tokio::spawn(async move {
                 tx.send(Ok(Bytes::from(first))).await.unwrap();
-                tokio::time::sleep(Duration::from_millis(150)).await;
+                // The garbage comes once the client has the response's head.
+                gate.wait().await;
                 let _ = tx.send(Ok(garbage)).await;
             });
             response
@@ -145,8 +148,9 @@ async fn corrupt_compressed_input_ends_that_response_and_the_proxy_keeps_serving
         .header("accept-encoding", "gzip")
         .body(http_body_util::Full::new(Bytes::new()))
         .unwrap();
-    let late = client().request(request).await.unwrap();
+    let late = tokio::time::timeout(Duration::from_secs(10), client().request(request)).await.unwrap().unwrap();
     assert_eq!(late.status(), StatusCode::OK);
+    gate.open();
     assert!(late.into_body().collect().await.is_err(), "a broken page must not look complete");
     assert_eq!(get(&proxy, "/early").await.status, StatusCode::BAD_GATEWAY, "still serving");
 }
@@ -227,7 +231,7 @@ async fn a_decompression_bomb_keeps_memory_flat() {
     };
     assert!(bomb.len() < 64 * 1024, "a small body: {} bytes", bomb.len());
     let upstream = compressed_upstream("text/html", "zstd", bomb).await;
-    let proxy = ProxyProcess::start(&proxy_yaml(upstream.addr, ""), &[]);
+    let proxy = ProxyProcess::start(&ProxyYaml::new(upstream.addr).to_string(), &[]);
     let before = proxy.peak_rss_kib();
     let addr = proxy.addr;
     let received = tokio::task::spawn_blocking(move || {
@@ -305,7 +309,7 @@ async fn a_large_compressed_page_read_in_one_go_is_still_a_page() {
     })
     .await;
     // One worker: every request reuses the upstream connection the one before it warmed.
-    let proxy = spawn_proxy(&proxy_yaml(upstream, "limits:\n  workers: 1\n")).await;
+    let proxy = spawn_proxy(ProxyYaml::new(upstream).workers(1)).await;
     for (n, gzip) in [true, false, true, false].into_iter().enumerate() {
         let accept: &[(&str, &str)] = if gzip { &[("accept-encoding", "gzip")] } else { &[] };
         let received = get_with(&proxy, "/", accept).await;

@@ -63,7 +63,9 @@ fn key_problems_name_the_key_and_line() {
     );
     let message = error(&missing_file);
     assert!(message.starts_with("proxy.yaml:10:22: identity.jwt.public_key_file: cannot read "), "{message}");
-    let wrong_kind = missing_file.replace("keys/nope.pem", "keys/ec_public.pem");
+    let wrong_kind = format!(
+        "{BASE}identity:\n  secret_key: k\n  jwt:\n    cookie: s\n    algorithms: [RS256]\n    public_key_file: keys/ec_public.pem\n"
+    );
     assert!(error(&wrong_kind).contains("is not a PEM RSA public key"), "{}", error(&wrong_kind));
     let no_secret = format!("{BASE}identity:\n  secret_key: k\n  jwt:\n    cookie: s\n    algorithms: [HS256]\n");
     assert!(

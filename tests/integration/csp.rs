@@ -7,14 +7,17 @@ use crate::support::*;
 
 const PAGE: &str = "<!DOCTYPE html><html><head></head><body>x</body></html>";
 
-async fn page_with_policy(name: &'static str, policy: &'static str, extra: &str) -> Received {
+/// The page under `policy` (sent as header `name`), through a proxy with `inject.csp_allow`
+/// set to `csp_allow` if it lists any origin.
+async fn page_with_policy(name: &'static str, policy: &'static str, csp_allow: &[&str]) -> Received {
     let upstream = spawn_upstream(move |_| async move {
         let mut response = html(PAGE);
         response.headers_mut().insert(name, policy.parse().unwrap());
         response
     })
     .await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, extra)).await;
+    let yaml = ProxyYaml::new(upstream.addr);
+    let proxy = spawn_proxy(if csp_allow.is_empty() { yaml } else { yaml.csp_allow(csp_allow) }).await;
     get(&proxy, "/").await
 }
 
@@ -31,7 +34,7 @@ async fn the_script_carries_the_nonce_of_the_directive_that_governs_scripts() {
         ("script-src 'nonce-outer'; script-src-elem 'nonce-elem-6'", "elem-6"),
         ("script-src 'nonce-sd7' 'strict-dynamic'; object-src 'none'; base-uri 'none'", "sd7"),
     ] {
-        let page = page_with_policy("content-security-policy", policy, "").await;
+        let page = page_with_policy("content-security-policy", policy, &[]).await;
         let expected = format!(
             "<script nonce=\"{nonce}\" type=\"text/javascript\" src=\"https://www.useinvent.com/button.js\" async defer>"
         );
@@ -52,8 +55,7 @@ async fn a_meta_policy_nonce_is_used_too() {
 #[tokio::test]
 async fn report_only_policies_are_neither_read_nor_changed() {
     let policy = "script-src 'nonce-ro1'";
-    let extra = "inject:\n  csp_allow: [\"https://www.useinvent.com\"]\n";
-    let page = page_with_policy("content-security-policy-report-only", policy, extra).await;
+    let page = page_with_policy("content-security-policy-report-only", policy, &["https://www.useinvent.com"]).await;
     assert!(!script_tag(&page.text()).contains("nonce"));
     assert_eq!(page.headers[header::CONTENT_SECURITY_POLICY_REPORT_ONLY], policy);
     assert!(!page.headers.contains_key(header::CONTENT_SECURITY_POLICY));
@@ -61,9 +63,9 @@ async fn report_only_policies_are_neither_read_nor_changed() {
 
 #[tokio::test]
 async fn csp_allow_adds_the_widget_origins_where_they_are_governed() {
-    let extra = "inject:\n  csp_allow: [\"https://www.useinvent.com\", \"https://*.useinvent.com\"]\n";
+    let csp_allow = ["https://www.useinvent.com", "https://*.useinvent.com"];
     let policy = "default-src 'self'; script-src 'self' 'nonce-n1'; img-src *; object-src 'none'";
-    let page = page_with_policy("content-security-policy", policy, extra).await;
+    let page = page_with_policy("content-security-policy", policy, &csp_allow).await;
     let origins = "https://www.useinvent.com https://*.useinvent.com";
     assert_eq!(
         page.headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap(),
@@ -85,7 +87,6 @@ async fn csp_allow_leaves_pages_that_are_not_rewritten_alone() {
         response
     })
     .await;
-    let extra = "inject:\n  csp_allow: [\"https://www.useinvent.com\"]\n";
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, extra)).await;
+    let proxy = spawn_proxy(ProxyYaml::new(upstream.addr).csp_allow(&["https://www.useinvent.com"])).await;
     assert_eq!(get(&proxy, "/api").await.headers[header::CONTENT_SECURITY_POLICY], "default-src 'none'");
 }

@@ -202,7 +202,7 @@ async fn header_names_with_underscores_are_dropped_unless_allowed() {
     assert_eq!(seen["x-kept"], "1");
     assert_eq!(seen["x-forwarded-for"], "127.0.0.1");
 
-    let lenient = spawn_proxy(&proxy_yaml(upstream.addr, "underscores_in_headers: true\n")).await;
+    let lenient = spawn_proxy(ProxyYaml::new(upstream.addr).underscores_in_headers(true)).await;
     assert_eq!(status_of(&exchange(lenient.local_addr(), request).await), "200");
     let seen = &upstream.seen()[1].headers;
     assert_eq!((&seen["x_user"], &seen["x_forwarded_for"]), (&"admin".parse().unwrap(), &"10.9.9.9".parse().unwrap()));
@@ -243,7 +243,7 @@ async fn broken_body(body: &'static [u8], head: &'static str) -> (String, String
         respond(StatusCode::OK, "text/plain", if read.is_ok() { "read" } else { "broken" })
     })
     .await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "admin:\n  listen: 127.0.0.1:0\n")).await;
+    let proxy = spawn_proxy(ProxyYaml::new(upstream.addr).admin()).await;
     let request = [head.as_bytes(), body].concat();
     let response = exchange(proxy.local_addr(), &request).await;
     let admin = proxy.admin_addr().unwrap();
@@ -299,12 +299,12 @@ async fn a_body_that_breaks_after_the_response_began_cuts_the_connection_not_the
         let (tx, response) = streamed_html();
         tokio::spawn(async move {
             let _ = tx.send(Ok(Bytes::from_static(b"<p>partial"))).await;
-            tokio::time::sleep(Duration::from_secs(30)).await;
+            std::future::pending::<()>().await; // the rest never comes
         });
         response
     })
     .await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "admin:\n  listen: 127.0.0.1:0\n")).await;
+    let proxy = spawn_proxy(ProxyYaml::new(upstream.addr).admin()).await;
     let mut socket = TcpStream::connect(proxy.local_addr()).await.unwrap();
     socket.write_all(CHUNKED_POST.as_bytes()).await.unwrap();
     socket.write_all(b"5\r\nhello\r\n").await.unwrap();
@@ -328,7 +328,7 @@ async fn the_access_line_names_the_client_for_a_broken_body() {
         html(PAGE)
     })
     .await;
-    let mut proxy = ProxyProcess::start(&proxy_yaml(upstream.addr, ""), &[]);
+    let mut proxy = ProxyProcess::start(&ProxyYaml::new(upstream.addr).to_string(), &[]);
     let addr = proxy.addr;
     let request = [CHUNKED_POST.as_bytes(), b"5\r\nhelloEXTRA\r\n0\r\n\r\n"].concat();
     let response = exchange(addr, &request).await;

@@ -14,13 +14,15 @@ use crate::support::*;
 
 const PAGE: &str = "<!DOCTYPE html><html><body><p>Dashboard</p></body></html>";
 
-/// The gateway block, believing `from`.
-fn gateway_yaml(from: Option<&str>) -> String {
-    let from = from.map_or_else(String::new, |from| format!("    from: [{from}]\n"));
-    format!(
-        "identity:\n  secret_key: {SECRET_KEY}\n  gateway:\n{from}    headers:\n      user_id: X-Auth-Request-User\n      \
-         user_name: X-Auth-Request-Preferred-Username\n      user_avatar: X-Auth-Request-Avatar\n"
-    )
+/// The gateway block of oauth2-proxy's headers, believing `from` (else `trusted_proxies`).
+fn gateway(from: Option<&str>) -> IdentityYaml {
+    let gateway = GatewayYaml::new("X-Auth-Request-User")
+        .user_name_header("X-Auth-Request-Preferred-Username")
+        .user_avatar_header("X-Auth-Request-Avatar");
+    IdentityYaml::default().gateway(match from {
+        Some(from) => gateway.from(&[from]),
+        None => gateway,
+    })
 }
 
 const ASSERTED: [(&str, &str); 3] = [
@@ -33,8 +35,12 @@ const ASSERTED: [(&str, &str); 3] = [
 async fn a_trusted_gateways_headers_identify_the_visitor() {
     let upstream = spawn_html_upstream(PAGE).await;
     // The tests' client is on loopback: loopback is the gateway here.
-    for block in [gateway_yaml(Some("127.0.0.1/32")), format!("trusted_proxies: [127.0.0.1]\n{}", gateway_yaml(None))] {
-        let proxy = spawn_proxy(&proxy_yaml(upstream.addr, &block)).await;
+    let configs = [
+        ProxyYaml::new(upstream.addr).identity(gateway(Some("127.0.0.1/32"))),
+        ProxyYaml::new(upstream.addr).trusted_proxies(&["127.0.0.1"]).identity(gateway(None)),
+    ];
+    for block in configs {
+        let proxy = spawn_proxy(&block).await;
         let page = get_with(&proxy, "/", &ASSERTED).await.text();
         assert_eq!(widget_attribute(&page, "user-id").as_deref(), Some("ada@example.com"), "{block}: {page}");
         assert_eq!(
@@ -51,7 +57,7 @@ async fn a_trusted_gateways_headers_identify_the_visitor() {
 #[tokio::test]
 async fn from_any_other_peer_the_headers_are_ignored_and_removed() {
     let upstream = spawn_html_upstream(PAGE).await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, &gateway_yaml(Some("10.0.0.0/8")))).await;
+    let proxy = spawn_proxy(ProxyYaml::new(upstream.addr).identity(gateway(Some("10.0.0.0/8")))).await;
     let page = get_with(&proxy, "/", &ASSERTED).await;
     assert_eq!((page.status, page.widgets()), (StatusCode::OK, 1));
     assert_eq!(widget_attribute(&page.text(), "user-id"), None, "{}", page.text());
@@ -67,12 +73,8 @@ async fn from_any_other_peer_the_headers_are_ignored_and_removed() {
 #[tokio::test]
 async fn asserted_ids_follow_the_claim_rules_and_the_gateway_comes_first() {
     let upstream = spawn_html_upstream(PAGE).await;
-    let jwt = format!("  jwt:\n    cookie: session\n    secret: {JWT_SECRET}\n",);
-    let proxy = spawn_proxy(&proxy_yaml(
-        upstream.addr,
-        &format!("admin:\n  listen: 127.0.0.1:0\n{}{jwt}", gateway_yaml(Some("127.0.0.1/32"))),
-    ))
-    .await;
+    let identity = gateway(Some("127.0.0.1/32")).jwt(JwtYaml::default().cookie("session").secret(JWT_SECRET));
+    let proxy = spawn_proxy(ProxyYaml::new(upstream.addr).admin().identity(identity)).await;
     let markup = get_with(&proxy, "/", &[("x-auth-request-user", "\"><script>alert(1)</script>")]).await.text();
     assert_eq!(widget_attribute(&markup, "user-id"), None);
     assert!(!markup.contains("<script>alert(1)"));
@@ -97,11 +99,12 @@ async fn asserted_ids_follow_the_claim_rules_and_the_gateway_comes_first() {
 #[tokio::test]
 async fn a_gateways_signed_assertion_is_read_from_its_own_header() {
     let upstream = spawn_html_upstream(PAGE).await;
-    let jwt = format!(
-        "identity:\n  secret_key: {SECRET_KEY}\n  jwt:\n    header: Cf-Access-Jwt-Assertion\n    algorithms: [RS256]\n    \
-         public_key_file: keys/rsa_public.pem\n    audience: shop-app\n"
-    );
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, &jwt)).await;
+    let jwt = JwtYaml::default()
+        .header("Cf-Access-Jwt-Assertion")
+        .algorithms(&["RS256"])
+        .public_key_file("keys/rsa_public.pem")
+        .audience(&["shop-app"]);
+    let proxy = spawn_proxy(ProxyYaml::new(upstream.addr).identity(IdentityYaml::default().jwt(jwt))).await;
     let signed = |aud: &str| tokens::rs256(&json!({"sub": "ada", "aud": aud, "exp": get_current_timestamp() + 600}));
     let page = get_with(&proxy, "/", &[("cf-access-jwt-assertion", &signed("shop-app"))]).await;
     assert_eq!(widget_attribute(&page.text(), "user-id").as_deref(), Some("ada"));
@@ -126,12 +129,17 @@ async fn spawn_key_server() -> Upstream {
     .await
 }
 
-fn alb_yaml(key_server: std::net::SocketAddr) -> String {
-    format!(
-        "admin:\n  listen: 127.0.0.1:0\nidentity:\n  secret_key: {SECRET_KEY}\n  jwt:\n    header: X-Amzn-Oidc-Data\n    \
-         algorithms: [ES256]\n    key_url: http://{key_server}/keys/{{kid}}\n    jwks_min_refresh: 1h\n    \
-         header_claims: {{ signer: \"{SIGNER}\" }}\n    claims: {{ user_id: sub, user_name: name }}\n"
-    )
+/// A proxy in front of `upstream` behind an ALB whose keys `key_server` serves.
+fn alb_yaml(upstream: std::net::SocketAddr, key_server: std::net::SocketAddr) -> ProxyYaml {
+    let jwt = JwtYaml::default()
+        .header("X-Amzn-Oidc-Data")
+        .algorithms(&["ES256"])
+        .key_url(format!("http://{key_server}/keys/{{kid}}"))
+        .jwks_min_refresh("1h")
+        .header_claim("signer", SIGNER)
+        .user_id_claim("sub")
+        .user_name_claim("name");
+    ProxyYaml::new(upstream).admin().identity(IdentityYaml::default().jwt(jwt))
 }
 
 /// ALB's JOSE header for `kid`, expiring in `ttl` seconds (negative: expired).
@@ -154,7 +162,7 @@ fn key_fetches(server: &Upstream) -> usize {
 async fn an_aws_alb_assertion_is_verified_with_the_key_its_kid_names() {
     let key_server = spawn_key_server().await;
     let upstream = spawn_html_upstream(PAGE).await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, &alb_yaml(key_server.addr))).await;
+    let proxy = spawn_proxy(alb_yaml(upstream.addr, key_server.addr)).await;
     let token = tokens::alb_token(&alb_header("alb-1", SIGNER, 60), &alb_claims());
     assert!(token.split('.').any(|segment| segment.ends_with('=')), "ALB pads: {token}");
     for _ in 0..3 {
@@ -170,7 +178,7 @@ async fn an_aws_alb_assertion_is_verified_with_the_key_its_kid_names() {
 async fn alb_assertions_that_fail_any_check_leave_the_visitor_anonymous() {
     let key_server = spawn_key_server().await;
     let upstream = spawn_html_upstream(PAGE).await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, &alb_yaml(key_server.addr))).await;
+    let proxy = spawn_proxy(alb_yaml(upstream.addr, key_server.addr)).await;
     let unsigned = {
         use base64::Engine;
         let part = |v: &Value| base64::engine::general_purpose::URL_SAFE.encode(serde_json::to_vec(v).unwrap());
@@ -243,7 +251,7 @@ async fn alb_assertions_that_fail_any_check_leave_the_visitor_anonymous() {
 async fn a_key_server_that_is_down_leaves_the_visitor_anonymous_and_the_page_served() {
     let (nowhere, _held) = unreachable_address();
     let upstream = spawn_html_upstream(PAGE).await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, &alb_yaml(nowhere))).await;
+    let proxy = spawn_proxy(alb_yaml(upstream.addr, nowhere)).await;
     let token = tokens::alb_token(&alb_header("alb-1", SIGNER, 60), &alb_claims());
     let page = get_with(&proxy, "/", &[("x-amzn-oidc-data", &token)]).await;
     assert_eq!((page.status, page.widgets()), (StatusCode::OK, 1));
@@ -253,11 +261,9 @@ async fn a_key_server_that_is_down_leaves_the_visitor_anonymous_and_the_page_ser
 #[tokio::test]
 async fn padding_is_accepted_only_with_key_url() {
     let upstream = spawn_html_upstream(PAGE).await;
-    let jwt = format!(
-        "identity:\n  secret_key: {SECRET_KEY}\n  jwt:\n    header: X-Amzn-Oidc-Data\n    algorithms: [ES256]\n    \
-         public_key_file: keys/ec_public.pem\n"
-    );
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, &jwt)).await;
+    let jwt =
+        JwtYaml::default().header("X-Amzn-Oidc-Data").algorithms(&["ES256"]).public_key_file("keys/ec_public.pem");
+    let proxy = spawn_proxy(ProxyYaml::new(upstream.addr).identity(IdentityYaml::default().jwt(jwt))).await;
     let padded = tokens::alb_token(&json!({"typ": "JWT", "alg": "ES256"}), &alb_claims());
     let page = get_with(&proxy, "/", &[("x-amzn-oidc-data", &padded)]).await;
     assert_eq!(widget_attribute(&page.text(), "user-id"), None, "padded segments are malformed here");
@@ -268,11 +274,11 @@ async fn padding_is_accepted_only_with_key_url() {
 
 #[test]
 fn check_warns_about_a_gateway_assertion_without_audience() {
-    let yaml = proxy_yaml(
-        "127.0.0.1:9".parse().unwrap(),
-        "identity:\n  secret_key: k\n  jwt:\n    header: X-Goog-Iap-Jwt-Assertion\n    algorithms: [ES256]\n    public_key_file: keys/ec_public.pem\n",
-    );
-    let config = config(&yaml);
+    let jwt = JwtYaml::default()
+        .header("X-Goog-Iap-Jwt-Assertion")
+        .algorithms(&["ES256"])
+        .public_key_file("keys/ec_public.pem");
+    let config = config(ProxyYaml::new("127.0.0.1:9".parse().unwrap()).identity(IdentityYaml::default().jwt(jwt)));
     let warnings = config.main_site().warnings();
     assert!(warnings.iter().any(|w| w.contains("without identity.jwt.audience")), "{warnings:?}");
 }

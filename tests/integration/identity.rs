@@ -14,8 +14,20 @@ const PAGE: &str = "<!DOCTYPE html><html><body><p>Account</p></body></html>";
 /// A token verified now, not taken from the cache.
 const VERIFIED: Identified = Identified::Verified { source: Source::JwtCookie, cached: false };
 
-fn identifier(yaml: &str) -> Identifier {
-    let config = config(&proxy_yaml("127.0.0.1:9".parse().unwrap(), yaml));
+/// A config with this `jwt` block, or why it does not load.
+fn load(jwt: JwtYaml) -> Result<invent_proxy::Config, String> {
+    let yaml = ProxyYaml::new("127.0.0.1:9".parse().unwrap()).identity(IdentityYaml::default().jwt(jwt));
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    invent_proxy::Config::from_yaml(&yaml.to_string(), "t.yaml", &fixtures).map_err(|e| e.to_string())
+}
+
+/// Why a config with this `jwt` block does not load.
+fn config_error(jwt: JwtYaml) -> String {
+    load(jwt).expect_err("the config is refused")
+}
+
+fn identifier(jwt: JwtYaml) -> Identifier {
+    let config = load(jwt).unwrap_or_else(|e| panic!("{e}"));
     block_on(Identifier::start(config.main_site().identity.as_ref().unwrap(), &config.main_site().upstream)).unwrap()
 }
 
@@ -80,10 +92,8 @@ async fn a_hostile_display_name_stays_text() {
 #[tokio::test]
 async fn nested_claim_paths_find_the_identity() {
     let upstream = spawn_html_upstream(PAGE).await;
-    let identity = identity_yaml()
-        .replace("user_id: sub", "user_id: user.ids.1")
-        .replace("user_name: name", "user_name: user.profile.name");
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, &identity)).await;
+    let jwt = JwtYaml::session().user_id_claim("user.ids.1").user_name_claim("user.profile.name");
+    let proxy = spawn_proxy(ProxyYaml::new(upstream.addr).identity(IdentityYaml::default().jwt(jwt))).await;
     let payload =
         json!({"exp": get_current_timestamp() + 60, "user": {"ids": ["a", 77], "profile": {"name": "Grace"}}});
     let page = get_as(&proxy, "/", &tokens::hs256(&payload)).await.text();
@@ -125,7 +135,7 @@ fn bad_tokens() -> Vec<(&'static str, String, Rejection)> {
 
 #[test]
 fn each_bad_token_is_rejected_for_its_own_reason() {
-    let identifier = identifier(&identity_yaml());
+    let identifier = identifier(JwtYaml::session());
     for (name, token, reason) in bad_tokens() {
         assert_eq!(outcome(&identifier, &token), Identified::Rejected { source: Source::JwtCookie, reason }, "{name}");
     }
@@ -148,9 +158,7 @@ async fn bad_tokens_leave_the_visitor_anonymous_and_the_page_served() {
 
 #[test]
 fn issuer_audience_and_leeway_are_checked() {
-    let yaml = identity_yaml()
-        .replace("    claims:", "    issuer: https://app.example\n    audience: web\n    leeway: 5s\n    claims:");
-    let identifier = identifier(&yaml);
+    let identifier = identifier(JwtYaml::session().issuer(&["https://app.example"]).audience(&["web"]).leeway("5s"));
     let now = get_current_timestamp();
     let good = with(with(claims("u1"), "iss", "https://app.example"), "aud", "web");
     assert_eq!(outcome(&identifier, &tokens::hs256(&good)), VERIFIED);
@@ -173,24 +181,22 @@ fn issuer_audience_and_leeway_are_checked() {
     );
 }
 
-fn public_key_yaml(file: &str, algorithm: &str) -> String {
-    format!(
-        "identity:\n  secret_key: {SECRET_KEY}\n  jwt:\n    cookie: session\n    algorithms: [{algorithm}]\n    \
-         public_key_file: keys/{file}\n"
-    )
+/// Sessions in the `session` cookie verified with the public key in `keys/FILE`.
+fn public_key_jwt(file: &str, algorithms: &[&str]) -> JwtYaml {
+    JwtYaml::default().cookie("session").algorithms(algorithms).public_key_file(&format!("keys/{file}"))
 }
 
 #[test]
 fn public_keys_verify_rs256_ps256_es256_and_eddsa() {
-    let rsa = identifier(&public_key_yaml("rsa_public.pem", "RS256"));
+    let rsa = identifier(public_key_jwt("rsa_public.pem", &["RS256"]));
     assert_eq!(outcome(&rsa, &tokens::rs256(&claims("u1"))), VERIFIED);
-    let pss = identifier(&public_key_yaml("rsa_public.pem", "PS256, RS256"));
+    let pss = identifier(public_key_jwt("rsa_public.pem", &["PS256", "RS256"]));
     let rsa_key = EncodingKey::from_rsa_pem(&tokens::fixture("rsa_private.pem")).unwrap();
     assert_eq!(outcome(&pss, &tokens::sign(Algorithm::PS256, &rsa_key, &claims("u1"))), VERIFIED);
     assert_eq!(outcome(&pss, &tokens::rs256(&claims("u1"))), VERIFIED);
-    let ec = identifier(&public_key_yaml("ec_public.pem", "ES256"));
+    let ec = identifier(public_key_jwt("ec_public.pem", &["ES256"]));
     assert_eq!(outcome(&ec, &tokens::es256(&claims("u1"))), VERIFIED);
-    let ed = identifier(&public_key_yaml("ed_public.pem", "EdDSA"));
+    let ed = identifier(public_key_jwt("ed_public.pem", &["EdDSA"]));
     assert_eq!(outcome(&ed, &tokens::eddsa(&claims("u1"))), VERIFIED);
     assert_eq!(
         outcome(&rsa, &tokens::es256(&claims("u1"))),
@@ -200,7 +206,7 @@ fn public_keys_verify_rs256_ps256_es256_and_eddsa() {
 
 #[test]
 fn hs256_signed_with_the_rsa_public_key_is_rejected_when_rs256_is_configured() {
-    let rsa = identifier(&public_key_yaml("rsa_public.pem", "RS256"));
+    let rsa = identifier(public_key_jwt("rsa_public.pem", &["RS256"]));
     let forged = tokens::hs256_with_rsa_public_key(&claims("admin"));
     assert_eq!(
         outcome(&rsa, &forged),
@@ -212,7 +218,8 @@ fn hs256_signed_with_the_rsa_public_key_is_rejected_when_rs256_is_configured() {
 async fn a_page_with_an_algorithm_confusion_token_is_served_anonymous() {
     let forged = tokens::hs256_with_rsa_public_key(&claims("admin"));
     let upstream = spawn_html_upstream(PAGE).await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, &public_key_yaml("rsa_public.pem", "RS256"))).await;
+    let identity = IdentityYaml::default().jwt(public_key_jwt("rsa_public.pem", &["RS256"]));
+    let proxy = spawn_proxy(ProxyYaml::new(upstream.addr).identity(identity)).await;
     assert_eq!(widget_attribute(&get_as(&proxy, "/", &forged).await.text(), "user-id"), None);
     let genuine = get_as(&proxy, "/", &tokens::rs256(&claims("u1"))).await.text();
     assert_eq!(widget_attribute(&genuine, "user-id").as_deref(), Some("u1"));
@@ -221,7 +228,7 @@ async fn a_page_with_an_algorithm_confusion_token_is_served_anonymous() {
 #[test]
 fn key_location_headers_are_ignored() {
     use base64::Engine;
-    let identifier = identifier(&identity_yaml());
+    let identifier = identifier(JwtYaml::session());
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let attacker_key = b"attacker-chosen-key";
@@ -241,10 +248,10 @@ fn key_location_headers_are_ignored() {
     assert_eq!(outcome(&identifier, &genuine), VERIFIED, "the configured key still verifies");
 }
 
-fn yaml_with(extra: &str) -> String {
-    format!(
-        "identity:\n  secret_key: {SECRET_KEY}\n  jwt:\n    secret: {JWT_SECRET}\n{extra}    claims:\n      user_id: sub\n"
-    )
+/// Sessions signed with [`JWT_SECRET`], the user id in `sub`; where the token is found is
+/// the test's to set.
+fn hs_jwt() -> JwtYaml {
+    JwtYaml::default().secret(JWT_SECRET).user_id_claim("sub")
 }
 
 fn outcome_for(identifier: &Identifier, headers: &[(&'static str, String)]) -> Identified {
@@ -258,8 +265,8 @@ fn outcome_for(identifier: &Identifier, headers: &[(&'static str, String)]) -> I
 #[tokio::test]
 async fn a_bearer_header_identifies_and_the_page_varies_by_it() {
     let upstream = spawn_html_upstream(PAGE).await;
-    let proxy =
-        spawn_proxy(&proxy_yaml(upstream.addr, &yaml_with("    header: Authorization\n    cookie: session\n"))).await;
+    let identity = IdentityYaml::default().jwt(hs_jwt().header("Authorization").cookie("session"));
+    let proxy = spawn_proxy(ProxyYaml::new(upstream.addr).identity(identity)).await;
     let token = tokens::hs256(&claims("bearer_user"));
     let page = get_with(&proxy, "/", &[("authorization", &format!("Bearer {token}"))]).await;
     assert_eq!(widget_attribute(&page.text(), "user-id").as_deref(), Some("bearer_user"));
@@ -271,7 +278,7 @@ async fn a_bearer_header_identifies_and_the_page_varies_by_it() {
 
 #[test]
 fn chunked_cookies_are_joined_and_a_gap_is_refused() {
-    let identifier = identifier(&yaml_with("    cookie: next-auth.session-token\n    cookie_chunks: true\n"));
+    let identifier = identifier(hs_jwt().cookie("next-auth.session-token").cookie_chunks(true));
     let token = tokens::hs256(&claims("chunked"));
     let (first, second) = token.split_at(token.len() / 2);
     let cookie = format!("next-auth.session-token.1={second}; theme=dark; next-auth.session-token.0={first}");
@@ -286,9 +293,13 @@ fn chunked_cookies_are_joined_and_a_gap_is_refused() {
 
 #[test]
 fn required_claims_issuers_and_audiences_accept_lists() {
-    let identifier = identifier(&yaml_with(
-        "    cookie: session\n    required_claims: [exp, sub, tenant.id]\n    issuer: [https://a.example, https://b.example]\n    audience: [web, mobile]\n",
-    ));
+    let identifier = identifier(
+        hs_jwt()
+            .cookie("session")
+            .required_claims(&["exp", "sub", "tenant.id"])
+            .issuer(&["https://a.example", "https://b.example"])
+            .audience(&["web", "mobile"]),
+    );
     let full = with(with(with(claims("u1"), "iss", "https://b.example"), "aud", "mobile"), "tenant", json!({"id": 7}));
     assert_eq!(outcome(&identifier, &tokens::hs256(&full)), VERIFIED);
     let no_tenant = with(with(claims("u1"), "iss", "https://a.example"), "aud", "web");
@@ -306,29 +317,20 @@ fn required_claims_issuers_and_audiences_accept_lists() {
 }
 
 fn identifier_without_exp() -> Identifier {
-    identifier(&yaml_with("    cookie: session\n    required_claims: [sub]\n"))
+    identifier(hs_jwt().cookie("session").required_claims(&["sub"]))
 }
 
 #[test]
 fn secrets_may_be_written_in_base64() {
     use base64::Engine;
     let encoded = base64::engine::general_purpose::STANDARD.encode(JWT_SECRET);
-    let yaml = yaml_with("    cookie: session\n    secret_encoding: base64\n")
-        .replace(&format!("secret: {JWT_SECRET}"), &format!("secret: \"{encoded}\""));
-    assert_eq!(outcome(&identifier(&yaml), &tokens::hs256(&claims("u1"))), VERIFIED);
+    let jwt = hs_jwt().cookie("session").secret_encoding("base64").secret(&encoded);
+    assert_eq!(outcome(&identifier(jwt), &tokens::hs256(&claims("u1"))), VERIFIED);
     let url_safe = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(JWT_SECRET);
-    let yaml = yaml_with("    cookie: session\n    secret_encoding: base64url\n")
-        .replace(&format!("secret: {JWT_SECRET}"), &format!("secret: {url_safe}"));
-    assert_eq!(outcome(&identifier(&yaml), &tokens::hs256(&claims("u1"))), VERIFIED);
-    let bad = yaml_with("    cookie: session\n    secret_encoding: base64\n")
-        .replace(&format!("secret: {JWT_SECRET}"), "secret: \"not base64!\"");
-    let error = invent_proxy::Config::from_yaml(
-        &proxy_yaml("127.0.0.1:9".parse().unwrap(), &bad),
-        "t.yaml",
-        std::path::Path::new("."),
-    )
-    .unwrap_err()
-    .to_string();
+    let jwt = hs_jwt().cookie("session").secret_encoding("base64url").secret(&url_safe);
+    assert_eq!(outcome(&identifier(jwt), &tokens::hs256(&claims("u1"))), VERIFIED);
+    let bad = hs_jwt().cookie("session").secret_encoding("base64").secret("not base64!");
+    let error = config_error(bad);
     assert!(error.contains("identity.jwt.secret: is not valid for `secret_encoding`"), "{error}");
 }
 
@@ -342,16 +344,15 @@ fn jwks_file() -> crate::support::process::TempPath {
     crate::support::process::TempPath::with_contents(&serde_json::to_string(&JwkSet { keys: vec![rsa, ec] }).unwrap())
 }
 
-fn jwks_yaml(file: &str) -> String {
-    format!(
-        "identity:\n  secret_key: {SECRET_KEY}\n  jwt:\n    cookie: session\n    algorithms: [RS256, ES256]\n    jwks_file: {file}\n"
-    )
+/// Sessions in the `session` cookie verified with the key set in `file`, RS256 and ES256.
+fn jwks_jwt(file: &str) -> JwtYaml {
+    JwtYaml::default().cookie("session").algorithms(&["RS256", "ES256"]).jwks_file(file)
 }
 
 #[test]
 fn a_jwks_file_picks_the_key_by_kid_and_honours_its_alg() {
     let file = jwks_file();
-    let identifier = identifier(&jwks_yaml(file.path()));
+    let identifier = identifier(jwks_jwt(file.path()));
     let rsa = tokens::sign_with_kid(Algorithm::RS256, &tokens::rsa_key(), "rsa-1", &claims("u1"));
     assert_eq!(outcome(&identifier, &rsa), VERIFIED);
     let ec = tokens::sign_with_kid(Algorithm::ES256, &tokens::ec_key(), "ec-1", &claims("u1"));
@@ -388,24 +389,15 @@ fn a_key_set_without_signature_keys_is_refused_at_start_up() {
     let encryption_only = crate::support::process::TempPath::with_contents(
         r#"{"keys":[{"kty":"RSA","use":"enc","kid":"e1","n":"sXch","e":"AQAB"}]}"#,
     );
-    let yaml = proxy_yaml("127.0.0.1:9".parse().unwrap(), &jwks_yaml(encryption_only.path()));
-    let error = invent_proxy::Config::from_yaml(&yaml, "t.yaml", std::path::Path::new(".")).unwrap_err().to_string();
+    let error = config_error(jwks_jwt(encryption_only.path()));
     assert!(error.contains("identity.jwt.jwks_file: ") && error.contains("holds no signature key"), "{error}");
-    let both =
-        jwks_yaml(jwks_file().path()).replace("    jwks_file:", &format!("    secret: {JWT_SECRET}\n    jwks_file:"));
-    let error = invent_proxy::Config::from_yaml(
-        &proxy_yaml("127.0.0.1:9".parse().unwrap(), &both),
-        "t.yaml",
-        std::path::Path::new("."),
-    )
-    .unwrap_err()
-    .to_string();
+    let error = config_error(jwks_jwt(jwks_file().path()).secret(JWT_SECRET));
     assert!(error.contains("set one of `secret`, `public_key_file`, `jwks_file` and `jwks_url`"), "{error}");
 }
 
 #[test]
 fn a_configured_issuer_or_audience_cannot_be_left_out_or_malformed() {
-    let identifier = identifier(&yaml_with("    cookie: session\n    issuer: https://a.example\n    audience: web\n"));
+    let identifier = identifier(hs_jwt().cookie("session").issuer(&["https://a.example"]).audience(&["web"]));
     let good = with(with(claims("u1"), "iss", "https://a.example"), "aud", "web");
     assert_eq!(outcome(&identifier, &tokens::hs256(&good)), VERIFIED);
     let mut no_iss = good.clone();
@@ -422,7 +414,7 @@ fn a_configured_issuer_or_audience_cannot_be_left_out_or_malformed() {
 
 #[test]
 fn a_required_claim_that_is_null_is_missing() {
-    let identifier = identifier(&yaml_with("    cookie: session\n    required_claims: [exp, tenant]\n"));
+    let identifier = identifier(hs_jwt().cookie("session").required_claims(&["exp", "tenant"]));
     assert_eq!(outcome(&identifier, &tokens::hs256(&with(claims("u1"), "tenant", 3))), VERIFIED);
     let null = tokens::hs256(&with(claims("u1"), "tenant", json!(null)));
     assert_eq!(
@@ -433,7 +425,7 @@ fn a_required_claim_that_is_null_is_missing() {
 
 #[test]
 fn chunk_numbers_are_plain_decimal() {
-    let identifier = identifier(&yaml_with("    cookie: s\n    cookie_chunks: true\n"));
+    let identifier = identifier(hs_jwt().cookie("s").cookie_chunks(true));
     let token = tokens::hs256(&claims("u1"));
     let (first, second) = token.split_at(10);
     let odd = format!("s.0={first}; s.01={second}");
@@ -446,29 +438,19 @@ fn chunk_numbers_are_plain_decimal() {
 
 #[test]
 fn key_material_that_would_let_anyone_sign_is_refused() {
-    let config_error = |yaml: &str| {
-        invent_proxy::Config::from_yaml(
-            &proxy_yaml("127.0.0.1:9".parse().unwrap(), yaml),
-            "t.yaml",
-            std::path::Path::new("."),
-        )
-        .unwrap_err()
-        .to_string()
-    };
-    let empty = yaml_with("    cookie: s\n    secret_encoding: base64\n")
-        .replace(&format!("secret: {JWT_SECRET}"), "secret: \"=\"");
-    assert!(config_error(&empty).contains("decodes to an empty key"), "{}", config_error(&empty));
+    let empty = hs_jwt().cookie("s").secret_encoding("base64").secret("=");
+    assert!(config_error(empty.clone()).contains("decodes to an empty key"), "{}", config_error(empty));
     let oct = crate::support::process::TempPath::with_contents(r#"{"keys":[{"kty":"oct","kid":"k","k":""}]}"#);
-    let error = config_error(&jwks_yaml(oct.path()).replace("[RS256, ES256]", "[HS256]"));
+    let error = config_error(jwks_jwt(oct.path()).algorithms(&["HS256"]));
     assert!(error.contains("is a shared secret (oct)"), "{error}");
     let file = jwks_file();
-    let error = config_error(&jwks_yaml(file.path()).replace("[RS256, ES256]", "[]"));
+    let error = config_error(jwks_jwt(file.path()).algorithms(&[]));
     assert!(error.contains("identity.jwt.algorithms: must list at least one algorithm"), "{error}");
 }
 
 #[test]
 fn oversized_cookies_and_payloads_are_refused_unread() {
-    let identifier = identifier(&identity_yaml());
+    let identifier = identifier(JwtYaml::session());
     let sixteen_kib = "a".repeat(16 * 1024);
     assert_eq!(
         outcome(&identifier, &sixteen_kib),
@@ -486,7 +468,7 @@ mod fuzzing {
     use invent_proxy::identity::{Identified, RequestFacts};
     use proptest::prelude::*;
 
-    use super::{identifier, yaml_with};
+    use super::{hs_jwt, identifier};
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
@@ -499,7 +481,7 @@ mod fuzzing {
             authorization in prop::collection::vec(any::<u8>(), 0..2048),
             prefix in prop::sample::select(vec!["", "session=", "session.0=", "session.1=", "Bearer "]),
         ) {
-            let identifier = identifier(&yaml_with("    header: Authorization\n    cookie: session\n    cookie_chunks: true\n"));
+            let identifier = identifier(hs_jwt().header("Authorization").cookie("session").cookie_chunks(true));
             let mut headers = HeaderMap::new();
             let with_prefix = |bytes: &[u8]| [prefix.as_bytes(), bytes].concat();
             if let Ok(value) = HeaderValue::from_bytes(&with_prefix(&cookie)) {
@@ -517,11 +499,20 @@ mod fuzzing {
 
 #[test]
 fn a_cached_session_expires_with_its_token() {
-    let rsa = identifier(&public_key_yaml("rsa_public.pem", "RS256").replace("  jwt:\n", "  jwt:\n    leeway: 0s\n"));
-    let token = tokens::rs256(&json!({"sub": "u1", "exp": get_current_timestamp() + 1}));
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    let rsa = identifier(public_key_jwt("rsa_public.pem", &["RS256"]).leeway("0s"));
+    let exp = get_current_timestamp() + 1;
+    let token = tokens::rs256(&json!({"sub": "u1", "exp": exp}));
     assert_eq!(outcome(&rsa, &token), VERIFIED);
     assert_eq!(outcome(&rsa, &token), Identified::Verified { source: Source::JwtCookie, cached: true });
-    std::thread::sleep(std::time::Duration::from_millis(2100));
+    // Real time: jsonwebtoken checks `exp` against the wall clock and the cache times its
+    // entries on std's Instant, neither of them tokio's. The token is expired from second
+    // exp + 1; its cache entry a moment after that (its lifetime was reckoned before it
+    // was stored), hence the 100 ms.
+    let expired = UNIX_EPOCH + Duration::from_secs(exp + 1) + Duration::from_millis(100);
+    if let Ok(left) = expired.duration_since(SystemTime::now()) {
+        std::thread::sleep(left);
+    }
     assert_eq!(
         outcome(&rsa, &token),
         Identified::Rejected { source: Source::JwtCookie, reason: Rejection::Expired },
@@ -530,10 +521,9 @@ fn a_cached_session_expires_with_its_token() {
 }
 
 /// The identity outcomes the admin listener counted, after one page for each token.
-async fn outcomes_after(identity: &str, tokens: &[String]) -> (Vec<String>, String) {
+async fn outcomes_after(jwt: JwtYaml, tokens: &[String]) -> (Vec<String>, String) {
     let upstream = spawn_html_upstream(PAGE).await;
-    let yaml = proxy_yaml(upstream.addr, &format!("admin:\n  listen: 127.0.0.1:0\n{identity}"));
-    let proxy = spawn_proxy(&yaml).await;
+    let proxy = spawn_proxy(ProxyYaml::new(upstream.addr).admin().identity(IdentityYaml::default().jwt(jwt))).await;
     let mut pages = Vec::new();
     for token in tokens {
         let page = get_as(&proxy, "/", token).await;
@@ -555,7 +545,7 @@ async fn a_token_with_critical_header_extensions_is_rejected() {
         .map(|crit| tokens::hs256_with_header(&header(crit), &claims("user_42"), JWT_SECRET.as_bytes()))
         .chain([tokens::hs256(&claims("user_42"))])
         .collect();
-    let (pages, metrics) = outcomes_after(&identity_yaml(), &tokens).await;
+    let (pages, metrics) = outcomes_after(JwtYaml::session(), &tokens).await;
     assert_eq!(widget_attribute(&pages[0], "user-id"), None, "{}", pages[0]);
     assert_eq!(widget_attribute(&pages[1], "user-id"), None);
     assert_eq!(widget_attribute(&pages[2], "user-id").as_deref(), Some("user_42"), "the control verifies");
@@ -588,7 +578,7 @@ async fn a_key_whose_key_ops_do_not_include_verify_does_not_verify() {
         (&["encrypt", "wrapKey"], false),
     ] {
         let file = jwks_with_key_ops(ops);
-        let (pages, metrics) = outcomes_after(&jwks_yaml(file.path()), std::slice::from_ref(&token)).await;
+        let (pages, metrics) = outcomes_after(jwks_jwt(file.path()), std::slice::from_ref(&token)).await;
         let user_id = widget_attribute(&pages[0], "user-id");
         assert_eq!(user_id.is_some(), verifies, "{ops:?}: {}", pages[0]);
         if !verifies {

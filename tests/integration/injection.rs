@@ -20,7 +20,7 @@ async fn the_widget_goes_before_the_body_end_tag() {
 #[tokio::test]
 async fn head_end_puts_the_widget_before_the_head_end_tag() {
     let upstream = spawn_html_upstream(PAGE).await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "inject:\n  position: head_end\n")).await;
+    let proxy = spawn_proxy(ProxyYaml::new(upstream.addr).inject_position("head_end")).await;
     let page = get(&proxy, "/").await;
     assert_eq!(page.text(), PAGE.replace("</head>", &format!("{WIDGET}</head>")));
 }
@@ -36,10 +36,11 @@ async fn a_page_without_a_body_end_tag_gets_the_widget_at_the_end() {
 #[tokio::test]
 async fn theme_attributes_appear_only_when_set() {
     let upstream = spawn_html_upstream(PAGE).await;
-    let theme =
-        "  theme:\n    appearance: dark\n    button_background_color: \"#6366f1\"\n    button_color: \"#fff\"\n";
-    let yaml = proxy_yaml(upstream.addr, "").replace("  id: ast_test\n", &format!("  id: ast_test\n{theme}"));
-    let proxy = spawn_proxy(&yaml).await;
+    let yaml = ProxyYaml::new(upstream.addr)
+        .theme_appearance("dark")
+        .theme_button_background_color("#6366f1")
+        .theme_button_color("#fff");
+    let proxy = spawn_proxy(yaml).await;
     let page = get(&proxy, "/").await.text();
     assert!(page.contains(
         "<invent-assistant assistant-id=\"ast_test\" theme-appearance=\"dark\" \
@@ -182,8 +183,8 @@ async fn with_head_end_a_later_widget_in_the_page_gives_way_to_the_injected_one(
     let page = "<!doctype html><html><head></head><body><div id=c><invent-assistant assistant-id=\"ast_own\"></invent-assistant></div>\
                 <script src=\"https://www.useinvent.com/button.js\"></script></body></html>";
     let upstream = spawn_html_upstream(page).await;
-    let yaml = proxy_yaml(upstream.addr, &format!("{}inject:\n  position: head_end\n", identity_yaml()));
-    let proxy = spawn_proxy(&yaml).await;
+    let proxy =
+        spawn_proxy(ProxyYaml::new(upstream.addr).identity(IdentityYaml::session()).inject_position("head_end")).await;
     let received = get_as(&proxy, "/", &tokens::hs256(&tokens::claims("user_42"))).await;
     let text = received.text();
     assert_eq!(received.widgets(), 1, "{text}");
@@ -195,8 +196,8 @@ async fn with_head_end_a_later_widget_in_the_page_gives_way_to_the_injected_one(
 #[tokio::test]
 async fn only_top_level_get_navigations_to_included_paths_are_rewritten() {
     let upstream = spawn_html_upstream(PAGE).await;
-    let rules = "inject:\n  include_paths: [\"/**\"]\n  exclude_paths: [\"/admin/**\", \"/*.partial\"]\n";
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, rules)).await;
+    let rules = ProxyYaml::new(upstream.addr).include_paths(&["/**"]).exclude_paths(&["/admin/**", "/*.partial"]);
+    let proxy = spawn_proxy(rules).await;
     assert_eq!(get(&proxy, "/shop/item").await.widgets(), 1);
     for path in ["/admin/users", "/admin/", "/cart.partial"] {
         assert_eq!(get(&proxy, path).await.text(), PAGE, "{path} is excluded");
@@ -215,7 +216,7 @@ async fn only_top_level_get_navigations_to_included_paths_are_rewritten() {
 #[tokio::test]
 async fn include_paths_limit_injection_to_matching_paths() {
     let upstream = spawn_html_upstream(PAGE).await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "inject:\n  include_paths: [\"/shop/*\"]\n")).await;
+    let proxy = spawn_proxy(ProxyYaml::new(upstream.addr).include_paths(&["/shop/*"])).await;
     assert_eq!(get(&proxy, "/shop/shoes").await.widgets(), 1);
     assert_eq!(get(&proxy, "/shop/shoes/red").await.widgets(), 0);
     assert_eq!(get(&proxy, "/").await.widgets(), 0);
@@ -358,7 +359,7 @@ async fn a_scheme_relative_script_tag_counts_as_the_widget_script() {
 #[tokio::test]
 async fn exclusions_hold_however_the_path_is_written() {
     let upstream = spawn_html_upstream(PAGE).await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "inject:\n  exclude_paths: [\"/admin/**\"]\n")).await;
+    let proxy = spawn_proxy(ProxyYaml::new(upstream.addr).exclude_paths(&["/admin/**"])).await;
     for path in ["/admin/users", "//admin/users", "/%61dmin/users", "/shop/../admin/users", "/./admin/users"] {
         assert_eq!(get(&proxy, path).await.widgets(), 0, "{path}");
     }

@@ -73,14 +73,18 @@ fn key_set(kids: &[&str]) -> String {
     serde_json::to_string(&JwkSet { keys }).unwrap()
 }
 
-fn jwks_yaml(url: &str, schedule: &str) -> String {
-    format!(
-        "identity:\n  secret_key: {SECRET_KEY}\n  jwt:\n    cookie: session\n    algorithms: [RS256, ES256]\n    jwks_url: {url}\n{schedule}"
-    )
+/// Sessions in the `session` cookie verified with the key set at `url`, RS256 and ES256;
+/// its refresh schedule is the test's to set.
+fn jwks_jwt(url: &str) -> JwtYaml {
+    JwtYaml::default().cookie("session").algorithms(&["RS256", "ES256"]).jwks_url(url)
 }
 
-async fn identifier(yaml: &str) -> Result<Identifier, invent_proxy::identity::StartError> {
-    let config = config(&proxy_yaml("127.0.0.1:9".parse().unwrap(), yaml));
+fn identity(jwt: JwtYaml) -> IdentityYaml {
+    IdentityYaml::default().jwt(jwt)
+}
+
+async fn identifier(jwt: JwtYaml) -> Result<Identifier, invent_proxy::identity::StartError> {
+    let config = config(ProxyYaml::new("127.0.0.1:9".parse().unwrap()).identity(identity(jwt)));
     Identifier::start(config.main_site().identity.as_ref().unwrap(), &config.main_site().upstream).await
 }
 
@@ -102,8 +106,10 @@ fn ec_token(sub: &str) -> String {
 async fn a_rotated_in_key_is_fetched_on_its_first_token_at_most_once_per_min_refresh() {
     let jwks = JwksServer::start(&["rsa-1"]).await;
     let upstream = spawn_html_upstream("<!doctype html><html><body>account</body></html>").await;
-    let yaml = jwks_yaml(&jwks.url(), "    jwks_min_refresh: 300ms\n    jwks_refresh: 1h\n");
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, &yaml)).await;
+    let jwt = jwks_jwt(&jwks.url()).jwks_min_refresh("300ms").jwks_refresh("1h");
+    let proxy = spawn_proxy(ProxyYaml::new(upstream.addr).identity(identity(jwt))).await;
+    // No fetch since the one at start-up, which ended before the proxy started.
+    let started = tokio::time::Instant::now();
     assert_eq!(jwks.fetches(), 1, "fetched once at start-up");
     let page = get_as(&proxy, "/", &rsa_token("u-rsa")).await.text();
     assert_eq!(widget_attribute(&page, "user-id").as_deref(), Some("u-rsa"), "{page}");
@@ -115,7 +121,9 @@ async fn a_rotated_in_key_is_fetched_on_its_first_token_at_most_once_per_min_ref
     assert_eq!(jwks.fetches(), 1);
 
     jwks.serve(&["rsa-1", "ec-1"]);
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Real time: `jwks_min_refresh` is measured on std's Instant, and in the proxy's worker
+    // runtimes; it has passed once 300 ms have since the start-up fetch.
+    tokio::time::sleep_until(started + Duration::from_millis(300)).await;
     let token = ec_token("u-ec");
     let pages = futures_util::future::join_all((0..5).map(|_| get_as(&proxy, "/", &token))).await;
     for page in pages {
@@ -128,11 +136,11 @@ async fn a_rotated_in_key_is_fetched_on_its_first_token_at_most_once_per_min_ref
     assert_eq!(jwks.fetches(), 2, "an unknown kid right after a fetch does not fetch again");
 }
 
-#[tokio::test]
+// The refresh schedule runs on tokio's timers in this runtime: a paused clock it may be.
+#[tokio::test(start_paused = true)]
 async fn a_failing_refresh_keeps_the_last_good_keys_and_a_dropped_key_stops_verifying() {
     let jwks = JwksServer::start(&["rsa-1", "ec-1"]).await;
-    let identifier =
-        identifier(&jwks_yaml(&jwks.url(), "    jwks_refresh: 100ms\n    jwks_min_refresh: 50ms\n")).await.unwrap();
+    let identifier = identifier(jwks_jwt(&jwks.url()).jwks_refresh("100ms").jwks_min_refresh("50ms")).await.unwrap();
     let token = rsa_token("u1");
     assert_eq!(
         identify(&identifier, &token).await.1,
@@ -145,7 +153,7 @@ async fn a_failing_refresh_keeps_the_last_good_keys_and_a_dropped_key_stops_veri
     {
         jwks.fail(status, body);
         let fetched = jwks.fetches();
-        wait_until(|| jwks.fetches() >= fetched + 2).await;
+        wait_until("two refreshes", || jwks.fetches() >= fetched + 2).await;
         let (visitor, outcome) = identify(&identifier, &token).await;
         assert!(matches!(outcome, Identified::Verified { .. }), "{body}: {outcome:?}");
         assert_eq!(visitor.unwrap().user_id, "u1");
@@ -158,7 +166,7 @@ async fn a_failing_refresh_keeps_the_last_good_keys_and_a_dropped_key_stops_veri
     // The site rotates rsa-1 out: a session signed with it, even one verified before,
     // no longer identifies anyone.
     jwks.serve(&["ec-1"]);
-    wait_until_async(|| async {
+    wait_until_async("rsa-1 is dropped", || async {
         identify(&identifier, &token).await.1
             == Identified::Rejected { source: Source::JwtCookie, reason: Rejection::UnknownKey }
     })
@@ -173,7 +181,8 @@ async fn a_failing_refresh_keeps_the_last_good_keys_and_a_dropped_key_stops_veri
 async fn an_unreachable_key_set_stops_start_up_unless_it_is_optional() {
     let (nowhere, _held) = unreachable_address();
     let url = format!("http://{nowhere}/jwks.json");
-    let error = invent_proxy::start(config(&proxy_yaml(nowhere, &jwks_yaml(&url, "")))).await.err().unwrap();
+    let yaml = ProxyYaml::new(nowhere).identity(identity(jwks_jwt(&url)));
+    let error = invent_proxy::start(config(yaml)).await.err().unwrap();
     let message = error.to_string();
     assert!(message.contains("identity.jwt.jwks_url: cannot load the key set at"), "{message}");
     assert!(message.contains("jwks_optional: true"), "{message}");
@@ -181,8 +190,8 @@ async fn an_unreachable_key_set_stops_start_up_unless_it_is_optional() {
     let jwks = JwksServer::start(&[]).await;
     jwks.fail(StatusCode::BAD_GATEWAY, "");
     let upstream = spawn_html_upstream("<!doctype html><html><body>account</body></html>").await;
-    let yaml = jwks_yaml(&jwks.url(), "    jwks_optional: true\n    jwks_min_refresh: 100ms\n");
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, &format!("admin:\n  listen: 127.0.0.1:0\n{yaml}"))).await;
+    let jwt = jwks_jwt(&jwks.url()).jwks_optional(true).jwks_min_refresh("100ms");
+    let proxy = spawn_proxy(ProxyYaml::new(upstream.addr).admin().identity(identity(jwt))).await;
     let admin = proxy.admin_addr().unwrap();
     let (status, reason) = crate::operations::admin_get(admin, "/readyz").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "not ready without its keys");
@@ -190,7 +199,7 @@ async fn an_unreachable_key_set_stops_start_up_unless_it_is_optional() {
     let page = get_as(&proxy, "/", &rsa_token("u1")).await;
     assert_eq!((page.status, widget_attribute(&page.text(), "user-id")), (StatusCode::OK, None), "anonymous meanwhile");
     jwks.serve(&["rsa-1"]);
-    wait_until_async(|| async {
+    wait_until_async("the keys load", || async {
         widget_attribute(&get_as(&proxy, "/", &rsa_token("u1")).await.text(), "user-id").as_deref() == Some("u1")
     })
     .await;
@@ -201,7 +210,7 @@ async fn an_unreachable_key_set_stops_start_up_unless_it_is_optional() {
 async fn key_location_headers_never_make_the_proxy_fetch_anything_but_its_own_key_set() {
     let jwks = JwksServer::start(&["rsa-1"]).await;
     let attacker = spawn_upstream(|_| async { respond(StatusCode::OK, "application/json", key_set(&["ec-1"])) }).await;
-    let identifier = identifier(&jwks_yaml(&jwks.url(), "    jwks_min_refresh: 0s\n")).await.unwrap();
+    let identifier = identifier(jwks_jwt(&jwks.url()).jwks_min_refresh("0s")).await.unwrap();
     let mut header = jsonwebtoken::Header::new(Algorithm::ES256);
     header.kid = Some("ec-1".into());
     header.jku = Some(format!("http://{}/keys.json", attacker.addr));
@@ -228,10 +237,12 @@ async fn key_location_headers_never_make_the_proxy_fetch_anything_but_its_own_ke
     );
 }
 
-#[tokio::test]
+// The key set's delay and the pages' wait are tokio timers in this runtime: a paused
+// clock they may be.
+#[tokio::test(start_paused = true)]
 async fn a_slow_key_set_holds_no_page_long_and_is_fetched_once_whoever_waits() {
     let jwks = JwksServer::start(&["rsa-1"]).await;
-    let identifier = Arc::new(identifier(&jwks_yaml(&jwks.url(), "    jwks_min_refresh: 0s\n")).await.unwrap());
+    let identifier = Arc::new(identifier(jwks_jwt(&jwks.url()).jwks_min_refresh("0s")).await.unwrap());
     *jwks.delay.lock().unwrap() = Duration::from_millis(1500);
     jwks.serve(&["rsa-1", "ec-1"]);
     let token = ec_token("u-ec");
@@ -244,24 +255,9 @@ async fn a_slow_key_set_holds_no_page_long_and_is_fetched_once_whoever_waits() {
         assert_eq!(outcome.unwrap(), Identified::Rejected { source: Source::JwtCookie, reason: Rejection::UnknownKey });
     }
     // The fetch the pages gave up on went on without them, and ended the wait of all.
-    wait_until_async(|| async {
+    wait_until_async("the slow fetch ends", || async {
         identify(&identifier, &token).await.1 == Identified::Verified { source: Source::JwtCookie, cached: false }
     })
     .await;
     assert_eq!(jwks.fetches(), 2, "start-up, then one fetch for five pages");
-}
-
-/// Polls `done` until it holds (up to 10 s): for what background tasks do.
-async fn wait_until(done: impl Fn() -> bool) {
-    wait_until_async(|| std::future::ready(done())).await;
-}
-
-async fn wait_until_async<F: std::future::Future<Output = bool>>(done: impl Fn() -> F) {
-    for _ in 0..200 {
-        if done().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("not done within 10 s");
 }

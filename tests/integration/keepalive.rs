@@ -14,9 +14,12 @@ use tokio::net::TcpStream;
 
 use crate::support::*;
 
-/// One worker: each request of a test reuses the connection the one before it left (a
-/// worker keeps its own pool, and each of a test's requests comes on a new connection).
-const ADMIN: &str = "admin:\n  listen: 127.0.0.1:0\nlimits:\n  workers: 1\n";
+/// The proxy in front of `upstream`, with the admin listener and one worker: each request
+/// of a test reuses the connection the one before it left (a worker keeps its own pool,
+/// and each of a test's requests comes on a new connection).
+fn one_worker(upstream: std::net::SocketAddr) -> ProxyYaml {
+    ProxyYaml::new(upstream).admin().workers(1)
+}
 
 async fn answer(socket: &mut TcpStream, body: &str) {
     let response =
@@ -77,7 +80,7 @@ fn request(proxy: &RunningProxy, method: &str, body: &'static str) -> Request<Fu
 #[tokio::test]
 async fn a_get_the_upstream_closed_a_reused_connection_under_is_answered_from_a_fresh_one() {
     let upstream = spawn_closing_upstream(b"").await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, ADMIN)).await;
+    let proxy = spawn_proxy(one_worker(upstream.addr)).await;
 
     assert_eq!(body_of(request(&proxy, "GET", "")).await, (StatusCode::OK, "connection 1".into()));
     let (status, body) = body_of(request(&proxy, "GET", "")).await;
@@ -95,12 +98,13 @@ async fn a_get_the_upstream_closed_a_reused_connection_under_is_answered_from_a_
 async fn a_post_put_or_delete_is_never_sent_twice() {
     for method in ["POST", "PUT", "DELETE"] {
         let upstream = spawn_closing_upstream(b"").await;
-        let proxy = spawn_proxy(&proxy_yaml(upstream.addr, ADMIN)).await;
+        let proxy = spawn_proxy(one_worker(upstream.addr)).await;
 
         assert_eq!(body_of(request(&proxy, method, "order=1")).await.0, StatusCode::OK);
         let (status, _) = body_of(request(&proxy, method, "")).await;
         assert_eq!(status, StatusCode::BAD_GATEWAY, "{method}: the upstream may have acted on it: the client decides");
 
+        // A window for the second try that must not come (absence cannot be polled for).
         tokio::time::sleep(Duration::from_millis(100)).await;
         let line = format!("1 {} /api/item http/1.1", method.to_lowercase());
         assert_eq!(upstream.requests.lock().unwrap().clone(), [line.clone(), line], "{method}: one try each");
@@ -112,10 +116,11 @@ async fn a_post_put_or_delete_is_never_sent_twice() {
 #[tokio::test]
 async fn a_get_whose_answer_had_begun_is_not_sent_again() {
     let upstream = spawn_closing_upstream(b"HTTP/1.1 200 OK\r\ncontent-type: te").await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, ADMIN)).await;
+    let proxy = spawn_proxy(one_worker(upstream.addr)).await;
 
     assert_eq!(body_of(request(&proxy, "GET", "")).await.0, StatusCode::OK);
     assert_eq!(body_of(request(&proxy, "GET", "")).await.0, StatusCode::BAD_GATEWAY);
+    // A window for the second try that must not come (absence cannot be polled for).
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(upstream.connections.load(Ordering::SeqCst), 1, "the upstream had begun to answer: no second try");
     let admin = proxy.admin_addr().unwrap();
@@ -133,9 +138,10 @@ async fn a_new_connection_closed_unanswered_is_a_502_without_a_second_try() {
         }
     })
     .await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream, ADMIN)).await;
+    let proxy = spawn_proxy(one_worker(upstream)).await;
 
     assert_eq!(body_of(request(&proxy, "GET", "")).await.0, StatusCode::BAD_GATEWAY);
+    // A window for the second try that must not come (absence cannot be polled for).
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(connections.load(Ordering::SeqCst), 1, "an upstream that fails fresh connections is not asked twice");
     let admin = proxy.admin_addr().unwrap();

@@ -11,34 +11,43 @@ use tokio::net::TcpStream;
 
 use crate::support::*;
 
-/// Sends a GET on `socket` and reads the response head's first line, within `wait`.
+/// Sends a GET on `socket` and reads the whole response (its body as long as its
+/// `content-length` or chunked framing says), within `wait`; the head's first line.
 async fn status_line(socket: &mut TcpStream, wait: Duration) -> Option<String> {
     socket.write_all(b"GET / HTTP/1.1\r\nhost: shop\r\n\r\n").await.ok()?;
-    let mut head = Vec::new();
+    let mut received = Vec::new();
     let mut buf = [0u8; 4096];
     let read = async {
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        loop {
+            if let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&received[..end]).to_ascii_lowercase();
+                let length = head.lines().find_map(|l| l.strip_prefix("content-length: "));
+                let whole = match length {
+                    Some(n) => received.len() >= end + 4 + n.trim().parse::<usize>().unwrap(),
+                    None => received.ends_with(b"0\r\n\r\n"),
+                };
+                if whole {
+                    return Some(String::from_utf8_lossy(&received).lines().next()?.to_owned());
+                }
+            }
             let n = socket.read(&mut buf).await.ok()?;
             if n == 0 {
                 return None;
             }
-            head.extend_from_slice(&buf[..n]);
+            received.extend_from_slice(&buf[..n]);
         }
-        // The small test page follows its head at once; drain it for the next request.
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        let _ = tokio::time::timeout(Duration::from_millis(20), socket.read(&mut buf)).await;
-        Some(())
     };
-    tokio::time::timeout(wait, read).await.ok()??;
-    String::from_utf8_lossy(&head).lines().next().map(str::to_owned)
+    tokio::time::timeout(wait, read).await.ok()?
 }
 
 #[tokio::test]
 async fn a_slowloris_client_is_cut_off_while_others_are_served() {
     let upstream = spawn_html_upstream("<!doctype html><html><body>hi</body></html>").await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "limits:\n  header_read_timeout: 300ms\n")).await;
+    let proxy = spawn_proxy(ProxyYaml::new(upstream.addr).header_read_timeout("300ms")).await;
     let mut slow = TcpStream::connect(proxy.local_addr()).await.unwrap();
     slow.write_all(b"GET / HTTP/1.1\r\nhost: sh").await.unwrap();
+    // Real time (the proxy's timers run in its worker runtimes): the others' visits are
+    // spread over the slow client's 300 ms.
     for _ in 0..3 {
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert_eq!(get(&proxy, "/").await.status, StatusCode::OK, "others are served meanwhile");
@@ -54,13 +63,14 @@ async fn a_slowloris_client_is_cut_off_while_others_are_served() {
 #[tokio::test]
 async fn connections_past_the_maximum_wait_until_one_closes() {
     let upstream = spawn_html_upstream("<!doctype html><html><body>hi</body></html>").await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "limits:\n  max_connections: 2\n")).await;
+    let proxy = spawn_proxy(ProxyYaml::new(upstream.addr).max_connections(2)).await;
     let mut first = TcpStream::connect(proxy.local_addr()).await.unwrap();
     let mut second = TcpStream::connect(proxy.local_addr()).await.unwrap();
     let wait = Duration::from_secs(5);
     assert_eq!(status_line(&mut first, wait).await.as_deref(), Some("HTTP/1.1 200 OK"));
     assert_eq!(status_line(&mut second, wait).await.as_deref(), Some("HTTP/1.1 200 OK"));
     let mut third = TcpStream::connect(proxy.local_addr()).await.unwrap();
+    // 300 ms of real time in which no answer may come (absence cannot be polled for).
     assert_eq!(status_line(&mut third, Duration::from_millis(300)).await, None, "the third waits");
     drop(first);
     let mut fourth = TcpStream::connect(proxy.local_addr()).await.unwrap();
@@ -71,6 +81,7 @@ async fn connections_past_the_maximum_wait_until_one_closes() {
     });
     assert!(served.await.unwrap().starts_with("HTTP/1.1 200"), "served once a place is free");
     assert_eq!(status_line(&mut second, wait).await.as_deref(), Some("HTTP/1.1 200 OK"), "the others go on");
+    // Again 300 ms of real time in which no answer may come.
     assert_eq!(status_line(&mut fourth, Duration::from_millis(300)).await, None, "still at most two");
 }
 
@@ -79,7 +90,7 @@ async fn out_of_file_descriptors_the_proxy_backs_off_and_serves_again() {
     use crate::support::process::ProxyProcess;
 
     let upstream = spawn_html_upstream("<!doctype html><html><body>hi</body></html>").await;
-    let mut proxy = ProxyProcess::start_with_fd_limit(&proxy_yaml(upstream.addr, ""), 48);
+    let mut proxy = ProxyProcess::start_with_fd_limit(&ProxyYaml::new(upstream.addr).to_string(), 48);
     let mut flood = Vec::new();
     for _ in 0..80 {
         flood.push(TcpStream::connect(proxy.addr).await.unwrap());
@@ -87,7 +98,7 @@ async fn out_of_file_descriptors_the_proxy_backs_off_and_serves_again() {
     let line = proxy.wait_for_log("accept failed");
     assert!(line.contains("Too many open files"), "the accept loop met EMFILE: {line}");
     drop(flood);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Queued until the proxy has closed the flood's connections and accepts again.
     let mut client = TcpStream::connect(proxy.addr).await.unwrap();
     let served = status_line(&mut client, Duration::from_secs(5)).await;
     assert_eq!(served.as_deref(), Some("HTTP/1.1 200 OK"), "the proxy serves again once descriptors are free");
@@ -138,8 +149,8 @@ async fn a_body_that_stalls_past_the_limit_is_ended_and_its_connection_reclaimed
         response
     })
     .await;
-    let limits = "limits:\n  body_stall_timeout: 300ms\n  max_connections: 1\nadmin:\n  listen: 127.0.0.1:0\n";
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, limits)).await;
+    let limits = ProxyYaml::new(upstream.addr).body_stall_timeout("300ms").max_connections(1).admin();
+    let proxy = spawn_proxy(limits).await;
     let mut client = TcpStream::connect(proxy.local_addr()).await.unwrap();
     client.write_all(b"GET /stall HTTP/1.1\r\nhost: shop\r\n\r\n").await.unwrap();
     let mut received = Vec::new();
@@ -164,6 +175,7 @@ async fn a_long_tag_trickled_slower_than_the_limit_is_not_a_stalled_body() {
         let (tx, response) = streamed_html();
         tokio::spawn(async move {
             let _ = tx.send(Ok(Bytes::from_static(b"<!doctype html><html><head></head><body data-long=\""))).await;
+            // Real time: the stall timer runs in the proxy's worker runtime.
             for _ in 0..12 {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 let _ = tx.send(Ok(Bytes::from_static(b"aaaaaaaaaa"))).await;
@@ -173,7 +185,7 @@ async fn a_long_tag_trickled_slower_than_the_limit_is_not_a_stalled_body() {
         response
     })
     .await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "limits:\n  body_stall_timeout: 400ms\n")).await;
+    let proxy = spawn_proxy(ProxyYaml::new(upstream.addr).body_stall_timeout("400ms")).await;
     let page = get(&proxy, "/").await;
     assert!(page.text().ends_with("</body></html>"), "the whole page arrives: {}", page.text());
     assert_eq!(page.widgets(), 1);
@@ -185,9 +197,11 @@ async fn a_slow_reader_is_not_a_stalled_body() {
         format!("<!doctype html><html><body>{}</body></html>", "<p>text</p>".repeat(200_000)).into_boxed_str(),
     );
     let upstream = spawn_html_upstream(page).await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "limits:\n  body_stall_timeout: 200ms\n")).await;
+    let proxy = spawn_proxy(ProxyYaml::new(upstream.addr).body_stall_timeout("200ms")).await;
     let mut client = TcpStream::connect(proxy.local_addr()).await.unwrap();
     client.write_all(b"GET / HTTP/1.1\r\nhost: shop\r\nconnection: close\r\n\r\n").await.unwrap();
+    // A reader slower than the stall timeout, in real time: the timer runs in the proxy's
+    // worker runtime.
     tokio::time::sleep(Duration::from_millis(700)).await;
     let mut received = Vec::new();
     tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut received)).await.unwrap().unwrap();
@@ -201,15 +215,13 @@ async fn a_page_past_the_rewriter_memory_cap_passes_through_whole_and_uninjected
     let page: &'static str =
         Box::leak(format!("<!doctype html><html><body title=\"{huge}\"><p>after</p></body></html>").into_boxed_str());
     let upstream = spawn_html_upstream(page).await;
-    let admin = "admin:\n  listen: 127.0.0.1:0\n";
-    let yaml = proxy_yaml(upstream.addr, &format!("{admin}limits:\n  rewriter_max_memory: 65536\n"));
-    let proxy = spawn_proxy(&yaml).await;
+    let proxy = spawn_proxy(ProxyYaml::new(upstream.addr).admin().rewriter_max_memory(65536)).await;
     let received = get(&proxy, "/").await;
     assert_eq!(received.status, StatusCode::OK);
     assert_eq!(received.text(), page, "every byte as the upstream sent it, none missing or added");
     let counted = r#"invent_proxy_responses_total{outcome="passed",reason="rewrite_failed"} 1"#;
     crate::operations::scrape_until(proxy.admin_addr().unwrap(), counted).await;
-    let roomy = spawn_proxy(&proxy_yaml(upstream.addr, "limits:\n  rewriter_max_memory: 4194304\n")).await;
+    let roomy = spawn_proxy(ProxyYaml::new(upstream.addr).rewriter_max_memory(4194304)).await;
     assert_eq!(get(&roomy, "/").await.widgets(), 1, "with room enough the same page gets the widget");
 }
 
@@ -222,8 +234,8 @@ async fn closed_within(socket: &mut TcpStream, wait: Duration) -> bool {
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
     let upstream = spawn_html_upstream("<!doctype html><html><body>hi</body></html>").await;
-    let limits = "limits:\n  idle_timeout: 300ms\n  header_read_timeout: 30s\n";
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, limits)).await;
+    let limits = ProxyYaml::new(upstream.addr).idle_timeout("300ms").header_read_timeout("30s");
+    let proxy = spawn_proxy(limits).await;
     let mut idle = TcpStream::connect(proxy.local_addr()).await.unwrap();
     assert_eq!(status_line(&mut idle, Duration::from_secs(5)).await.as_deref(), Some("HTTP/1.1 200 OK"));
     assert!(closed_within(&mut idle, Duration::from_secs(5)).await, "the proxy closes the idle connection");
@@ -235,8 +247,8 @@ async fn an_idle_http2_connection_is_closed_after_the_idle_timeout_despite_pings
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
     let upstream = spawn_html_upstream("<!doctype html><html><body>hi</body></html>").await;
-    let limits = "limits:\n  idle_timeout: 300ms\n  header_read_timeout: 30s\n";
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, limits)).await;
+    let limits = ProxyYaml::new(upstream.addr).idle_timeout("300ms").header_read_timeout("30s");
+    let proxy = spawn_proxy(limits).await;
     let tcp = TcpStream::connect(proxy.local_addr()).await.unwrap();
     let (mut sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
@@ -257,11 +269,13 @@ async fn an_idle_http2_connection_is_closed_after_the_idle_timeout_despite_pings
 #[tokio::test]
 async fn a_keep_alive_connection_outlives_the_header_read_timeout_while_idle() {
     let upstream = spawn_html_upstream("<!doctype html><html><body>hi</body></html>").await;
-    let limits = "limits:\n  idle_timeout: 30s\n  header_read_timeout: 200ms\n";
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, limits)).await;
+    let limits = ProxyYaml::new(upstream.addr).idle_timeout("30s").header_read_timeout("200ms");
+    let proxy = spawn_proxy(limits).await;
     let mut client = TcpStream::connect(proxy.local_addr()).await.unwrap();
     let wait = Duration::from_secs(5);
     assert_eq!(status_line(&mut client, wait).await.as_deref(), Some("HTTP/1.1 200 OK"));
+    // Idle longer than the header read timeout, in real time: the timer runs in the
+    // proxy's worker runtime.
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert_eq!(
         status_line(&mut client, wait).await.as_deref(),
@@ -274,10 +288,12 @@ async fn a_keep_alive_connection_outlives_the_header_read_timeout_while_idle() {
 #[tokio::test]
 async fn a_response_that_streams_longer_than_the_idle_timeout_is_not_cut() {
     let (upstream, gate) = spawn_paused_upstream("<!doctype html><html><body>start", " end</body></html>").await;
-    let limits = "limits:\n  idle_timeout: 200ms\n  header_read_timeout: 200ms\n";
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, limits)).await;
+    let limits = ProxyYaml::new(upstream.addr).idle_timeout("200ms").header_read_timeout("200ms");
+    let proxy = spawn_proxy(limits).await;
     let mut client = TcpStream::connect(proxy.local_addr()).await.unwrap();
     client.write_all(b"GET / HTTP/1.1\r\nhost: shop\r\nconnection: close\r\n\r\n").await.unwrap();
+    // The response streams longer than the idle timeout, in real time: the timer runs in
+    // the proxy's worker runtime.
     tokio::time::sleep(Duration::from_millis(700)).await;
     gate.open();
     let mut received = Vec::new();
@@ -301,7 +317,7 @@ async fn first_line(proxy: &invent_proxy::RunningProxy, head: &[u8]) -> String {
 #[tokio::test]
 async fn request_heads_over_max_header_size_get_431() {
     let upstream = spawn_html_upstream("<!doctype html><html><body>hi</body></html>").await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, "limits:\n  max_header_size: 16384\n")).await;
+    let proxy = spawn_proxy(ProxyYaml::new(upstream.addr).max_header_size(16384)).await;
     let head =
         |size: usize| format!("GET / HTTP/1.1\r\nhost: x\r\nx-big: {}\r\nconnection: close\r\n\r\n", "a".repeat(size));
     assert_eq!(first_line(&proxy, head(10_000).as_bytes()).await, "HTTP/1.1 200 OK");
@@ -317,8 +333,7 @@ async fn an_upstream_that_answers_with_something_other_than_http_is_a_502() {
         let _ = socket.write_all(b"SSH-2.0-OpenSSH_9.2\r\n\r\nnot http at all").await;
     })
     .await;
-    let admin = "admin:\n  listen: 127.0.0.1:0\n";
-    let proxy = spawn_proxy(&proxy_yaml(upstream, admin)).await;
+    let proxy = spawn_proxy(ProxyYaml::new(upstream).admin()).await;
     for _ in 0..2 {
         assert_eq!(get(&proxy, "/").await.status, StatusCode::BAD_GATEWAY, "and the proxy keeps answering");
     }

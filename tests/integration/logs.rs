@@ -3,7 +3,6 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::Duration;
 
 use invent_proxy::identity::user_hash;
 
@@ -20,18 +19,17 @@ fn raw_get(addr: std::net::SocketAddr, path: &str, cookie: &str) -> String {
     String::from_utf8_lossy(&response).into_owned()
 }
 
-/// The real binary in front of `upstream`, HS256 sessions on, secrets from the environment.
-fn identity_process(upstream: &Upstream, extra: &str) -> ProxyProcess {
-    let identity =
-        "identity:\n  secret_key: ${TEST_SECRET_KEY}\n  jwt:\n    cookie: session\n    secret: ${TEST_JWT_SECRET}\n";
-    let yaml = proxy_yaml(upstream.addr, &format!("{extra}{identity}"));
-    ProxyProcess::start(&yaml, &[("TEST_SECRET_KEY", SECRET_KEY), ("TEST_JWT_SECRET", JWT_SECRET)])
+/// The real binary on `yaml` with HS256 sessions on, secrets from the environment.
+fn identity_process(yaml: ProxyYaml) -> ProxyProcess {
+    let jwt = JwtYaml::default().cookie("session").secret("${TEST_JWT_SECRET}");
+    let yaml = yaml.identity(IdentityYaml::default().secret_key("${TEST_SECRET_KEY}").jwt(jwt));
+    ProxyProcess::start(&yaml.to_string(), &[("TEST_SECRET_KEY", SECRET_KEY), ("TEST_JWT_SECRET", JWT_SECRET)])
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn access_lines_carry_the_outcome_and_never_a_token_or_secret() {
     let upstream = spawn_html_upstream("<!doctype html><html><body>account</body></html>").await;
-    let mut proxy = identity_process(&upstream, "");
+    let mut proxy = identity_process(ProxyYaml::new(upstream.addr));
     let valid = tokens::hs256(&claims("user_42"));
     let expired = tokens::hs256(&serde_json::json!({"sub": "user_42", "exp": 1_000_000}));
     let addr = proxy.addr;
@@ -63,7 +61,7 @@ async fn access_lines_carry_the_outcome_and_never_a_token_or_secret() {
 #[tokio::test(flavor = "multi_thread")]
 async fn upstream_failures_are_logged_once_with_their_cause() {
     let (dead, _reserved) = unreachable_address();
-    let mut proxy = ProxyProcess::start(&proxy_yaml(dead, ""), &[]);
+    let mut proxy = ProxyProcess::start(&ProxyYaml::new(dead).to_string(), &[]);
     let addr = proxy.addr;
     let response = tokio::task::spawn_blocking(move || raw_get(addr, "/", "a=b")).await.unwrap();
     assert!(response.starts_with("HTTP/1.1 502"), "{response}");
@@ -79,18 +77,24 @@ async fn upstream_failures_are_logged_once_with_their_cause() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_and_sigint_finish_in_flight_requests_then_exit_cleanly() {
     for signal in ["TERM", "INT"] {
-        let upstream = spawn_upstream(|_| async {
-            tokio::time::sleep(Duration::from_millis(700)).await;
-            html("<!doctype html><body>slow but complete</body>")
+        let gate = Gate::new();
+        let held = gate.clone();
+        let upstream = spawn_upstream(move |_| {
+            let gate = held.clone();
+            async move {
+                gate.wait().await;
+                html("<!doctype html><body>slow but complete</body>")
+            }
         })
         .await;
-        let mut proxy = ProxyProcess::start(&proxy_yaml(upstream.addr, ""), &[]);
+        let mut proxy = ProxyProcess::start(&ProxyYaml::new(upstream.addr).to_string(), &[]);
         let addr = proxy.addr;
         let in_flight = tokio::task::spawn_blocking(move || raw_get(addr, "/", "a=b"));
-        while upstream.seen().is_empty() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        wait_until("the request reaches the upstream", || !upstream.seen().is_empty()).await;
         proxy.signal(signal);
+        // The upstream answers only once the proxy is shutting down with the request in flight.
+        proxy.wait_for_log("shutting down");
+        gate.open();
         let response = in_flight.await.unwrap();
         assert!(response.contains("slow but complete<invent-assistant"), "SIG{signal}: {response}");
         assert!(proxy.wait().success(), "SIG{signal}: exit status");
@@ -106,7 +110,7 @@ async fn a_page_in_an_unreadable_charset_is_logged_with_why() {
         async move { respond(http::StatusCode::OK, "text/html", bytes::Bytes::from(page)) }
     })
     .await;
-    let mut proxy = ProxyProcess::start(&proxy_yaml(upstream.addr, ""), &[]);
+    let mut proxy = ProxyProcess::start(&ProxyYaml::new(upstream.addr).to_string(), &[]);
     let addr = proxy.addr;
     tokio::task::spawn_blocking(move || raw_get(addr, "/utf16", "a=b")).await.unwrap();
     let line = proxy.wait_for_log("path=/utf16");
@@ -124,11 +128,9 @@ async fn lookup_outcomes_are_logged_with_their_reason_and_never_the_session_id()
         }
     })
     .await;
-    let yaml = proxy_yaml(
-        site.addr,
-        &format!("identity:\n  secret_key: {SECRET_KEY}\n  lookup:\n    url: /whoami\n    cookies: [PHPSESSID]\n"),
-    );
-    let mut proxy = ProxyProcess::start(&yaml, &[]);
+    let yaml =
+        ProxyYaml::new(site.addr).identity(IdentityYaml::default().lookup(LookupYaml::new("/whoami", &["PHPSESSID"])));
+    let mut proxy = ProxyProcess::start(&yaml.to_string(), &[]);
     let addr = proxy.addr;
     tokio::task::spawn_blocking(move || {
         assert!(raw_get(addr, "/good", "PHPSESSID=sess-good-7f3a").contains("user-id=\"u9\""));
@@ -151,7 +153,7 @@ async fn lookup_outcomes_are_logged_with_their_reason_and_never_the_session_id()
 async fn the_log_level_is_the_configs_unless_rust_log_overrides_it() {
     let upstream = spawn_html_upstream("<!doctype html><html><body>page</body></html>").await;
     // Start-up lines at info, access lines only at warn (a failure).
-    let yaml = proxy_yaml(upstream.addr, "log:\n  level: info,access=warn\n");
+    let yaml = ProxyYaml::new(upstream.addr).log_level("info,access=warn").to_string();
     let mut quiet = ProxyProcess::start(&yaml, &[]);
     let mut overridden = ProxyProcess::start(&yaml, &[("RUST_LOG", "info")]);
     let addrs = [quiet.addr, overridden.addr];
@@ -168,7 +170,7 @@ async fn the_log_level_is_the_configs_unless_rust_log_overrides_it() {
 #[tokio::test(flavor = "multi_thread")]
 async fn json_logs_are_one_object_per_line_with_stable_fields_and_no_secret() {
     let upstream = spawn_html_upstream("<!doctype html><html><body>account</body></html>").await;
-    let mut proxy = identity_process(&upstream, "log:\n  format: json\n  level: debug\n");
+    let mut proxy = identity_process(ProxyYaml::new(upstream.addr).log_format("json").log_level("debug"));
     let valid = tokens::hs256(&claims("user_42"));
     let addr = proxy.addr;
     let cookie = format!("session={valid}");

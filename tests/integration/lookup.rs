@@ -26,6 +26,7 @@ async fn spawn_site() -> Upstream {
         match session {
             "ada" => json(r#"{"user": {"id": 42, "name": "Ada", "avatar": "https://cdn.example/ada.png"}}"#),
             "slow" => {
+                // A slow endpoint (well within the lookup's 500 ms): what lets pages meet.
                 tokio::time::sleep(Duration::from_millis(300)).await;
                 json(r#"{"user": {"id": "slow-1"}}"#)
             }
@@ -41,11 +42,19 @@ async fn spawn_site() -> Upstream {
     .await
 }
 
-fn lookup_yaml(site: &Upstream, extra: &str) -> String {
-    format!(
-        "identity:\n  secret_key: {SECRET_KEY}\n  lookup:\n    url: http://{}/whoami\n    cookies: [PHPSESSID, remember_me]\n    timeout: 500ms\n    claims: {{ user_id: user.id, user_name: user.name, user_avatar: user.avatar }}\n{extra}",
-        site.addr
-    )
+/// `/whoami` at `site` asked by the `PHPSESSID` and `remember_me` cookies, for at most
+/// 500 ms; the user's id, name and avatar under `user`.
+fn lookup(site: std::net::SocketAddr) -> LookupYaml {
+    LookupYaml::new(format!("http://{site}/whoami"), &["PHPSESSID", "remember_me"])
+        .timeout("500ms")
+        .user_id_claim("user.id")
+        .user_name_claim("user.name")
+        .user_avatar_claim("user.avatar")
+}
+
+/// A proxy config in front of `site` with this lookup.
+fn lookup_yaml(site: &Upstream, lookup: LookupYaml) -> ProxyYaml {
+    ProxyYaml::new(site.addr).identity(IdentityYaml::default().lookup(lookup))
 }
 
 fn whoami_asks(site: &Upstream) -> Vec<String> {
@@ -69,7 +78,7 @@ async fn page_for(proxy: &invent_proxy::RunningProxy, session: &str) -> Received
 #[tokio::test]
 async fn a_session_cookie_is_looked_up_with_only_the_named_cookies_and_the_answer_is_reused() {
     let site = spawn_site().await;
-    let proxy = spawn_proxy(&proxy_yaml(site.addr, &lookup_yaml(&site, ""))).await;
+    let proxy = spawn_proxy(lookup_yaml(&site, lookup(site.addr))).await;
     let page = page_for(&proxy, "ada").await;
     let text = page.text();
     assert_eq!(widget_attribute(&text, "user-id").as_deref(), Some("42"), "{text}");
@@ -93,7 +102,7 @@ async fn a_session_cookie_is_looked_up_with_only_the_named_cookies_and_the_answe
 #[tokio::test]
 async fn concurrent_pages_of_one_session_make_one_lookup() {
     let site = spawn_site().await;
-    let proxy = spawn_proxy(&proxy_yaml(site.addr, &lookup_yaml(&site, ""))).await;
+    let proxy = spawn_proxy(lookup_yaml(&site, lookup(site.addr))).await;
     let pages = futures_util::future::join_all((0..6).map(|_| page_for(&proxy, "slow"))).await;
     for page in pages {
         assert_eq!(widget_attribute(&page.text(), "user-id").as_deref(), Some("slow-1"));
@@ -104,9 +113,10 @@ async fn concurrent_pages_of_one_session_make_one_lookup() {
 #[tokio::test]
 async fn a_failing_slow_or_hostile_endpoint_leaves_the_visitor_anonymous_and_the_page_served() {
     let site = spawn_site().await;
+    // Real time for the hanging lookup's 500 ms: it runs in the proxy's worker runtime.
     // Without the back-off after a failure (error_ttl: 0s), to see that failures are not
     // cached as answers; the back-off has its own test.
-    let proxy = spawn_proxy(&proxy_yaml(site.addr, &lookup_yaml(&site, "    error_ttl: 0s\n"))).await;
+    let proxy = spawn_proxy(lookup_yaml(&site, lookup(site.addr).error_ttl("0s"))).await;
     for session in ["hang", "error", "junk", "script", "float", "logged-out", "unknown"] {
         let page = page_for(&proxy, session).await;
         assert_eq!((page.status, page.widgets()), (StatusCode::OK, 1), "{session}");
@@ -120,72 +130,60 @@ async fn a_failing_slow_or_hostile_endpoint_leaves_the_visitor_anonymous_and_the
     assert_eq!(whoami_asks(&site).len(), asked + 1, "a definite \"not signed in\" is cached");
 }
 
-#[test]
-fn each_lookup_failure_has_its_own_reason() {
-    block_on(async {
-        let site = spawn_site().await;
-        let config = config(&proxy_yaml(site.addr, &lookup_yaml(&site, "    cache_ttl: 0s\n")));
-        let identifier = Identifier::start(config.main_site().identity.as_ref().unwrap(), &config.main_site().upstream)
+// The lookup's timeout is a tokio timer in this runtime: a paused clock it may be (the
+// hanging endpoint's 500 ms pass at once).
+#[tokio::test(start_paused = true)]
+async fn each_lookup_failure_has_its_own_reason() {
+    let site = spawn_site().await;
+    let config = config(lookup_yaml(&site, lookup(site.addr).cache_ttl("0s")));
+    let identifier =
+        Identifier::start(config.main_site().identity.as_ref().unwrap(), &config.main_site().upstream).await.unwrap();
+    let outcome = |session: &'static str| {
+        let identifier = &identifier;
+        async move {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(header::COOKIE, format!("PHPSESSID={session}").parse().unwrap());
+            identifier.identify(&RequestFacts::from_headers(headers)).await.1
+        }
+    };
+    assert_eq!(outcome("ada").await, Identified::Verified { source: Source::Lookup, cached: false });
+    assert_eq!(
+        outcome("ada").await,
+        Identified::Verified { source: Source::Lookup, cached: false },
+        "cache_ttl 0s asks every time"
+    );
+    assert_eq!(outcome("hang").await, Identified::Failed { source: Source::Lookup, reason: Rejection::LookupTimeout });
+    assert_eq!(outcome("error").await, Identified::Failed { source: Source::Lookup, reason: Rejection::LookupStatus });
+    assert_eq!(outcome("junk").await, Identified::Failed { source: Source::Lookup, reason: Rejection::LookupInvalid });
+    assert_eq!(
+        outcome("script").await,
+        Identified::Rejected { source: Source::Lookup, reason: Rejection::InvalidUserId }
+    );
+    assert_eq!(
+        outcome("float").await,
+        Identified::Rejected { source: Source::Lookup, reason: Rejection::InvalidUserId }
+    );
+    assert_eq!(outcome("logged-out").await, Identified::SignedOut { source: Source::Lookup, cached: false });
+    assert_eq!(outcome("unknown").await, Identified::SignedOut { source: Source::Lookup, cached: false });
+
+    let (nowhere, _held) = unreachable_address();
+    let elsewhere = crate::support::config(lookup_yaml(&site, lookup(nowhere)));
+    let unreachable =
+        Identifier::start(elsewhere.main_site().identity.as_ref().unwrap(), &elsewhere.main_site().upstream)
             .await
             .unwrap();
-        let outcome = |session: &'static str| {
-            let identifier = &identifier;
-            async move {
-                let mut headers = http::HeaderMap::new();
-                headers.insert(header::COOKIE, format!("PHPSESSID={session}").parse().unwrap());
-                identifier.identify(&RequestFacts::from_headers(headers)).await.1
-            }
-        };
-        assert_eq!(outcome("ada").await, Identified::Verified { source: Source::Lookup, cached: false });
-        assert_eq!(
-            outcome("ada").await,
-            Identified::Verified { source: Source::Lookup, cached: false },
-            "cache_ttl 0s asks every time"
-        );
-        assert_eq!(
-            outcome("hang").await,
-            Identified::Failed { source: Source::Lookup, reason: Rejection::LookupTimeout }
-        );
-        assert_eq!(
-            outcome("error").await,
-            Identified::Failed { source: Source::Lookup, reason: Rejection::LookupStatus }
-        );
-        assert_eq!(
-            outcome("junk").await,
-            Identified::Failed { source: Source::Lookup, reason: Rejection::LookupInvalid }
-        );
-        assert_eq!(
-            outcome("script").await,
-            Identified::Rejected { source: Source::Lookup, reason: Rejection::InvalidUserId }
-        );
-        assert_eq!(
-            outcome("float").await,
-            Identified::Rejected { source: Source::Lookup, reason: Rejection::InvalidUserId }
-        );
-        assert_eq!(outcome("logged-out").await, Identified::SignedOut { source: Source::Lookup, cached: false });
-        assert_eq!(outcome("unknown").await, Identified::SignedOut { source: Source::Lookup, cached: false });
-
-        let (nowhere, _held) = unreachable_address();
-        let yaml = lookup_yaml(&site, "").replace(&site.addr.to_string(), &nowhere.to_string());
-        let elsewhere = crate::support::config(&proxy_yaml(site.addr, &yaml));
-        let unreachable =
-            Identifier::start(elsewhere.main_site().identity.as_ref().unwrap(), &elsewhere.main_site().upstream)
-                .await
-                .unwrap();
-        let mut headers = http::HeaderMap::new();
-        headers.insert(header::COOKIE, "PHPSESSID=ada".parse().unwrap());
-        assert_eq!(
-            unreachable.identify(&RequestFacts::from_headers(headers)).await.1,
-            Identified::Failed { source: Source::Lookup, reason: Rejection::LookupFailed }
-        );
-    });
+    let mut headers = http::HeaderMap::new();
+    headers.insert(header::COOKIE, "PHPSESSID=ada".parse().unwrap());
+    assert_eq!(
+        unreachable.identify(&RequestFacts::from_headers(headers)).await.1,
+        Identified::Failed { source: Source::Lookup, reason: Rejection::LookupFailed }
+    );
 }
 
 #[tokio::test]
 async fn lookup_hits_and_misses_are_counted_signed_in_or_not() {
     let site = spawn_site().await;
-    let yaml = format!("admin:\n  listen: 127.0.0.1:0\n{}", lookup_yaml(&site, ""));
-    let proxy = spawn_proxy(&proxy_yaml(site.addr, &yaml)).await;
+    let proxy = spawn_proxy(lookup_yaml(&site, lookup(site.addr)).admin()).await;
     for session in ["ada", "ada", "logged-out", "logged-out", "logged-out"] {
         page_for(&proxy, session).await;
     }
@@ -208,7 +206,7 @@ async fn lookup_hits_and_misses_are_counted_signed_in_or_not() {
 #[tokio::test]
 async fn cached_answers_expire_after_cache_ttl() {
     let site = spawn_site().await;
-    let config = config(&proxy_yaml(site.addr, &lookup_yaml(&site, "    cache_ttl: 200ms\n")));
+    let config = config(lookup_yaml(&site, lookup(site.addr).cache_ttl("200ms")));
     let identifier = Arc::new(
         Identifier::start(config.main_site().identity.as_ref().unwrap(), &config.main_site().upstream).await.unwrap(),
     );
@@ -220,8 +218,11 @@ async fn cached_answers_expire_after_cache_ttl() {
         Identified::Verified { source: Source::Lookup, cached: true },
     );
     assert_eq!(identifier.identify(&facts).await.1, fresh);
+    let stored = tokio::time::Instant::now();
     assert_eq!(identifier.identify(&facts).await.1, cached);
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Real time: the cache (moka) times its entries on std's Instant, not on tokio's clock.
+    // The answer was stored before `stored`; 200 ms on, it is gone (50 ms to spare).
+    tokio::time::sleep_until(stored + Duration::from_millis(250)).await;
     assert_eq!(identifier.identify(&facts).await.1, fresh);
     assert_eq!(whoami_asks(&site).len(), 2);
 }
@@ -229,10 +230,10 @@ async fn cached_answers_expire_after_cache_ttl() {
 #[tokio::test]
 async fn a_token_wins_over_a_lookup_and_a_lookup_path_goes_to_the_upstream() {
     let site = spawn_site().await;
-    let yaml = format!(
-        "identity:\n  secret_key: {SECRET_KEY}\n  jwt:\n    cookie: session\n    secret: {JWT_SECRET}\n  lookup:\n    url: /whoami\n    cookies: [PHPSESSID]\n    claims: {{ user_id: user.id }}\n"
-    );
-    let proxy = spawn_proxy(&proxy_yaml(site.addr, &yaml)).await;
+    let identity = IdentityYaml::default()
+        .jwt(JwtYaml::default().cookie("session").secret(JWT_SECRET))
+        .lookup(LookupYaml::new("/whoami", &["PHPSESSID"]).user_id_claim("user.id"));
+    let proxy = spawn_proxy(ProxyYaml::new(site.addr).identity(identity)).await;
     let token = crate::support::tokens::hs256(&crate::support::tokens::claims("from-token"));
     let both = format!("PHPSESSID=ada; session={token}");
     let page = get_with(&proxy, "/", &[("cookie", &both)]).await.text();
@@ -245,7 +246,7 @@ async fn a_token_wins_over_a_lookup_and_a_lookup_path_goes_to_the_upstream() {
 
 /// A site whose `/whoami` knows session 7 until `/logout` destroys it (and clears the
 /// cookie); after that it sends visitors to the login page.
-async fn spawn_sign_out_site() -> (Upstream, String) {
+async fn spawn_sign_out_site() -> (Upstream, ProxyYaml) {
     use std::sync::atomic::{AtomicBool, Ordering};
     let state = Arc::new(AtomicBool::new(true));
     let site = spawn_upstream(move |req: Request<Incoming>| {
@@ -273,16 +274,14 @@ async fn spawn_sign_out_site() -> (Upstream, String) {
         }
     })
     .await;
-    let yaml = format!(
-        "identity:\n  secret_key: {SECRET_KEY}\n  lookup:\n    url: /whoami\n    cookies: [PHPSESSID]\n    cache_ttl: 1h\n"
-    );
+    let yaml = lookup_yaml(&site, LookupYaml::new("/whoami", &["PHPSESSID"]).cache_ttl("1h"));
     (site, yaml)
 }
 
 #[tokio::test]
 async fn signing_out_forgets_the_cached_answer_and_a_redirect_to_login_is_anonymous() {
     let (site, yaml) = spawn_sign_out_site().await;
-    let proxy = spawn_proxy(&proxy_yaml(site.addr, &yaml)).await;
+    let proxy = spawn_proxy(yaml).await;
     let visit =
         |path: &'static str| get_with(&proxy, path, &[("cookie", "PHPSESSID=s1"), ("user-agent", "TestBrowser/1.0")]);
     assert_eq!(widget_attribute(&visit("/").await.text(), "user-id").as_deref(), Some("7"));
@@ -303,8 +302,8 @@ async fn signing_out_forgets_the_cached_answer_and_a_redirect_to_login_is_anonym
 #[tokio::test]
 async fn signing_out_over_http2_forgets_the_cached_answer_too() {
     use http_body_util::{BodyExt, Full};
-    let (site, yaml) = spawn_sign_out_site().await;
-    let proxy = spawn_proxy(&proxy_yaml(site.addr, &yaml)).await;
+    let (_site, yaml) = spawn_sign_out_site().await;
+    let proxy = spawn_proxy(yaml).await;
     let h2: hyper_util::client::legacy::Client<_, Full<bytes::Bytes>> =
         hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).http2_only(true).build_http();
     let visit = |path: &str| {

@@ -9,8 +9,6 @@ use http_body_util::Full;
 
 use crate::support::*;
 
-const ADMIN: &str = "admin:\n  listen: 127.0.0.1:0\n";
-
 /// GETs `path` from the admin listener: status and body.
 pub async fn admin_get(admin: SocketAddr, path: &str) -> (StatusCode, String) {
     let response = client().get(format!("http://{admin}{path}").parse().unwrap()).await.unwrap();
@@ -43,7 +41,7 @@ async fn metrics_count_known_traffic_with_fixed_labels() {
         }
     })
     .await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, ADMIN)).await;
+    let proxy = spawn_proxy(ProxyYaml::new(upstream.addr).admin()).await;
     let admin = proxy.admin_addr().expect("admin listener");
     for _ in 0..3 {
         assert_eq!(get(&proxy, "/page?token=secret-in-query").await.widgets(), 1);
@@ -96,7 +94,7 @@ async fn identity_outcomes_pages_with_their_own_widget_and_open_connections_are_
         }
     })
     .await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, &format!("{ADMIN}{}", identity_yaml()))).await;
+    let proxy = spawn_proxy(ProxyYaml::new(upstream.addr).admin().identity(IdentityYaml::session())).await;
     let admin = proxy.admin_addr().unwrap();
     let now = jsonwebtoken::get_current_timestamp();
     let valid = tokens::hs256(&tokens::claims("ada"));
@@ -131,7 +129,7 @@ async fn identity_outcomes_pages_with_their_own_widget_and_open_connections_are_
 #[tokio::test]
 async fn upstream_failures_are_counted_by_kind() {
     let (nowhere, _held) = unreachable_address();
-    let proxy = spawn_proxy(&proxy_yaml(nowhere, ADMIN)).await;
+    let proxy = spawn_proxy(ProxyYaml::new(nowhere).admin()).await;
     let admin = proxy.admin_addr().unwrap();
     assert_eq!(get(&proxy, "/").await.status, StatusCode::BAD_GATEWAY);
     scrape_until(admin, r#"invent_proxy_upstream_errors_total{kind="connect"} 1"#).await;
@@ -141,7 +139,7 @@ async fn upstream_failures_are_counted_by_kind() {
 #[tokio::test]
 async fn health_readiness_and_nothing_else_on_the_admin_port() {
     let upstream = spawn_html_upstream("<!doctype html><html><body>the site</body></html>").await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, ADMIN)).await;
+    let proxy = spawn_proxy(ProxyYaml::new(upstream.addr).admin()).await;
     let admin = proxy.admin_addr().unwrap();
     assert_ne!(admin, proxy.local_addr());
     assert_eq!(admin_get(admin, "/healthz").await, (StatusCode::OK, "ok\n".to_owned()));
@@ -164,7 +162,7 @@ async fn readiness_is_503_while_shutting_down() {
         async move { page }
     })
     .await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, ADMIN)).await;
+    let proxy = spawn_proxy(ProxyYaml::new(upstream.addr).admin()).await;
     let admin = proxy.admin_addr().unwrap();
     let address = proxy.local_addr();
     let in_flight = tokio::spawn(async move {
@@ -172,7 +170,7 @@ async fn readiness_is_503_while_shutting_down() {
         http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes()
     });
     tx.send(Ok("<!doctype html><html><body>slow".into())).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    wait_until("the request is in flight", || upstream.seen().len() == 1).await;
     let shutdown = tokio::spawn(proxy.shutdown());
     let mut status = StatusCode::OK;
     for _ in 0..50 {
@@ -196,20 +194,16 @@ fn the_admin_port_must_not_be_the_proxy_port() {
     let yaml = "listen: 127.0.0.1:8080\nadmin:\n  listen: 0.0.0.0:8080\nupstream:\n  url: http://127.0.0.1:9\nassistant:\n  id: a\n";
     let error = invent_proxy::Config::from_yaml(yaml, "test.yaml", std::path::Path::new(".")).unwrap_err().to_string();
     assert!(error.contains("admin.listen") && error.contains("listen"), "{error}");
-    let yaml = yaml.replace("  listen: 0.0.0.0:8080", "  listen: 127.0.0.1:9090\n  port: 1");
-    let error = invent_proxy::Config::from_yaml(&yaml, "test.yaml", std::path::Path::new(".")).unwrap_err().to_string();
+    let yaml = "listen: 127.0.0.1:8080\nadmin:\n  listen: 127.0.0.1:9090\n  port: 1\nupstream:\n  url: http://127.0.0.1:9\nassistant:\n  id: a\n";
+    let error = invent_proxy::Config::from_yaml(yaml, "test.yaml", std::path::Path::new(".")).unwrap_err().to_string();
     assert!(error.contains("port"), "unknown keys under admin are errors: {error}");
 }
 
 #[tokio::test]
 async fn timeouts_resets_and_tls_failures_are_told_apart() {
-    let slow = spawn_upstream(|_| async move {
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        html("<!doctype html><html><body>late</body></html>")
-    })
-    .await;
-    let yaml = proxy_yaml(slow.addr, ADMIN).replace("response_timeout: 5s", "response_timeout: 200ms");
-    let proxy = spawn_proxy(&yaml).await;
+    let slow = spawn_upstream(|_| std::future::pending()).await; // never answers
+    // The timer runs in the proxy's worker runtime, so on the real clock.
+    let proxy = spawn_proxy(ProxyYaml::new(slow.addr).admin().response_timeout("200ms")).await;
     assert_eq!(get(&proxy, "/").await.status, StatusCode::GATEWAY_TIMEOUT);
     scrape_until(proxy.admin_addr().unwrap(), r#"invent_proxy_upstream_errors_total{kind="timeout"} 1"#).await;
 
@@ -221,21 +215,18 @@ async fn timeouts_resets_and_tls_failures_are_told_apart() {
         let _ = socket.write_all(head.as_bytes()).await;
     })
     .await;
-    let proxy = spawn_proxy(&proxy_yaml(dies, ADMIN)).await;
-    // The body is read, so the proxy meets the upstream's reset (a client that went away
-    // first would leave nothing to count).
-    let response = client().get(format!("http://{}/", proxy.local_addr()).parse().unwrap()).await.unwrap();
-    assert!(http_body_util::BodyExt::collect(response.into_body()).await.is_err(), "a cut body is not complete");
+    let proxy = spawn_proxy(ProxyYaml::new(dies).admin()).await;
+    // Read to the cut: a client that left at the head could make the proxy drop the upstream
+    // body before it met the reset (then nothing counts it).
+    if let Ok(response) = client().get(format!("http://{}/", proxy.local_addr()).parse().unwrap()).await {
+        let _ = http_body_util::BodyExt::collect(response.into_body()).await;
+    }
     scrape_until(proxy.admin_addr().unwrap(), r#"invent_proxy_upstream_errors_total{kind="reset"} 1"#).await;
 
     let pki = crate::support::pki::Pki::new(&["127.0.0.1"]);
     let plain = spawn_html_upstream("<!doctype html><html><body>plain</body></html>").await;
-    let yaml = format!(
-        "listen: 127.0.0.1:0\n{ADMIN}upstream:\n  url: https://{}\n  tls:\n    ca_file: {}\nassistant:\n  id: ast_test\n",
-        plain.addr,
-        pki.ca_file.display()
-    );
-    let proxy = spawn_proxy(&yaml).await;
+    let https = ProxyYaml::new(plain.addr).admin().upstream_url(format!("https://{}", plain.addr));
+    let proxy = spawn_proxy(https.upstream_ca_file(&pki.ca_file)).await;
     assert_eq!(get(&proxy, "/").await.status, StatusCode::BAD_GATEWAY, "TLS to a plain HTTP upstream fails");
     scrape_until(proxy.admin_addr().unwrap(), r#"invent_proxy_upstream_errors_total{kind="tls"} 1"#).await;
 }
@@ -261,12 +252,12 @@ fn log_format_and_level_are_checked_at_load() {
 #[tokio::test]
 async fn reloads_are_counted_and_metrics_survive_them() {
     let upstream = spawn_html_upstream("<!doctype html><html><body>hi</body></html>").await;
-    let yaml = proxy_yaml(upstream.addr, ADMIN);
+    let yaml = ProxyYaml::new(upstream.addr).admin();
     let mut proxy = spawn_proxy(&yaml).await;
     let admin = proxy.admin_addr().unwrap();
     get(&proxy, "/").await;
     scrape_until(admin, r#"invent_proxy_requests_total{method="GET",status="2xx"} 1"#).await;
-    proxy.reload(config(&yaml.replace("id: ast_test", "id: ast_new"))).await.unwrap();
+    proxy.reload(config(yaml.assistant_id("ast_new"))).await.unwrap();
     assert_eq!(widget_attribute(&get(&proxy, "/").await.text(), "assistant-id").as_deref(), Some("ast_new"));
     proxy.reload_failed(&"test: a config that does not load");
     scrape_until(admin, r#"invent_proxy_config_reloads_total{result="success"} 1"#).await;
@@ -291,15 +282,15 @@ async fn get_on(socket: &mut tokio::net::TcpStream) -> String {
 #[tokio::test]
 async fn a_reload_moves_a_changed_listener_and_keeps_the_others_and_open_connections() {
     let upstream = spawn_html_upstream("<!doctype html><html><body>hi</body></html>").await;
-    let yaml = proxy_yaml(upstream.addr, ADMIN);
+    let yaml = ProxyYaml::new(upstream.addr).admin();
     let mut proxy = spawn_proxy(&yaml).await;
     let (old, admin) = (proxy.local_addr(), proxy.admin_addr().unwrap());
     let mut kept = tokio::net::TcpStream::connect(old).await.unwrap();
     assert!(get_on(&mut kept).await.contains("ast_test"));
 
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let moved = yaml.replace("listen: 127.0.0.1:0\nshutdown", &format!("listen: 127.0.0.1:{port}\nshutdown"));
-    proxy.reload(config(&moved.replace("id: ast_test", "id: ast_new"))).await.unwrap();
+    let moved = yaml.listen(format!("127.0.0.1:{port}")).assistant_id("ast_new");
+    proxy.reload(config(&moved)).await.unwrap();
     assert_eq!(proxy.local_addr().port(), port);
     assert_eq!(widget_attribute(&get(&proxy, "/").await.text(), "assistant-id").as_deref(), Some("ast_new"));
     assert!(tokio::net::TcpStream::connect(old).await.is_err(), "the old listener is closed");
@@ -307,8 +298,8 @@ async fn a_reload_moves_a_changed_listener_and_keeps_the_others_and_open_connect
     assert_eq!((proxy.admin_addr(), admin_get(admin, "/healthz").await.0), (Some(admin), StatusCode::OK));
 
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let clash = moved.replace(&format!(":{port}\n"), &format!(":{}\n", taken.local_addr().unwrap().port()));
-    let error = proxy.reload(config(&clash)).await.unwrap_err().to_string();
+    let clash = moved.listen(taken.local_addr().unwrap());
+    let error = proxy.reload(config(clash)).await.unwrap_err().to_string();
     assert!(error.contains("listen"), "{error}");
     assert_eq!(get(&proxy, "/").await.status, StatusCode::OK, "the running config keeps serving");
     scrape_until(admin, r#"invent_proxy_config_reloads_total{result="failure"} 1"#).await;

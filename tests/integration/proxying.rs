@@ -48,9 +48,7 @@ async fn method_path_query_headers_and_body_reach_the_upstream() {
 #[tokio::test]
 async fn host_header_upstream_sends_the_upstream_authority() {
     let upstream = spawn_html_upstream("ok").await;
-    let yaml =
-        proxy_yaml(upstream.addr, "").replace("  response_timeout", "  host_header: upstream\n  response_timeout");
-    let proxy = spawn_proxy(&yaml).await;
+    let proxy = spawn_proxy(ProxyYaml::new(upstream.addr).host_header("upstream")).await;
     get_with(&proxy, "/", &[("host", "shop.example")]).await;
     assert_eq!(upstream.seen()[0].headers["host"], upstream.addr.to_string().as_str());
 }
@@ -74,9 +72,9 @@ async fn every_set_cookie_header_survives() {
 
 /// Upstream connections made, after two visitors on keep-alive connections of their own
 /// take turns asking for five pages each, through a proxy of `workers` workers.
-async fn upstream_connections_for_two_visitors(workers: usize) -> usize {
+async fn upstream_connections_for_two_visitors(workers: u64) -> usize {
     let upstream = spawn_html_upstream("<!doctype html><body>x</body>").await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, &format!("limits:\n  workers: {workers}\n"))).await;
+    let proxy = spawn_proxy(ProxyYaml::new(upstream.addr).workers(workers)).await;
     let visitors = [client(), client()];
     let page = format!("http://{}/", proxy.local_addr());
     for _ in 0..5 {
@@ -126,13 +124,13 @@ async fn an_unreachable_upstream_is_a_502_and_the_proxy_recovers() {
 async fn a_slow_upstream_is_a_504_and_the_next_request_is_served() {
     let upstream = spawn_upstream(|req| async move {
         if req.uri().path() == "/slow" {
-            tokio::time::sleep(Duration::from_secs(3)).await;
+            std::future::pending::<()>().await; // never answers
         }
         html("fast")
     })
     .await;
-    let yaml = proxy_yaml(upstream.addr, "").replace("response_timeout: 5s", "response_timeout: 300ms");
-    let proxy = spawn_proxy(&yaml).await;
+    // The timer runs in the proxy's worker runtime, so on the real clock.
+    let proxy = spawn_proxy(ProxyYaml::new(upstream.addr).response_timeout("300ms")).await;
     let timed_out = get(&proxy, "/slow").await;
     assert_eq!(timed_out.status, StatusCode::GATEWAY_TIMEOUT);
     assert!(timed_out.text().contains("504 Gateway Timeout"));
@@ -228,9 +226,14 @@ async fn http2_clients_are_served_with_the_widget() {
 
 #[tokio::test]
 async fn shutdown_lets_in_flight_requests_finish_and_refuses_new_ones() {
-    let upstream = spawn_upstream(|_| async {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        html("<!doctype html><body>done</body>")
+    let gate = Gate::new();
+    let held = gate.clone();
+    let upstream = spawn_upstream(move |_| {
+        let gate = held.clone();
+        async move {
+            gate.wait().await;
+            html("<!doctype html><body>done</body>")
+        }
     })
     .await;
     let proxy = spawn_default_proxy(upstream.addr).await;
@@ -239,10 +242,13 @@ async fn shutdown_lets_in_flight_requests_finish_and_refuses_new_ones() {
         let response = client().get(format!("http://{addr}/").parse().unwrap()).await.unwrap();
         response.into_body().collect().await.unwrap().to_bytes()
     });
-    while upstream.seen().is_empty() {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    proxy.shutdown().await;
+    wait_until("the request reaches the upstream", || !upstream.seen().is_empty()).await;
+    let shutdown = tokio::spawn(proxy.shutdown());
+    // The upstream answers only once the listener is closed: the shutdown began with the
+    // request in flight.
+    wait_until_async("the listener closes", || async move { TcpStream::connect(addr).await.is_err() }).await;
+    gate.open();
+    shutdown.await.unwrap();
     let body = in_flight.await.unwrap();
     assert!(String::from_utf8_lossy(&body).contains("done<invent-assistant"));
     assert!(TcpStream::connect(addr).await.is_err(), "the listener is closed");
@@ -324,11 +330,12 @@ async fn a_slow_upload_is_not_a_slow_upstream() {
         respond(StatusCode::OK, "text/plain", body)
     })
     .await;
-    let yaml = proxy_yaml(upstream.addr, "").replace("response_timeout: 5s", "response_timeout: 300ms");
-    let proxy = spawn_proxy(&yaml).await;
+    let proxy = spawn_proxy(ProxyYaml::new(upstream.addr).response_timeout("300ms")).await;
     let mut client = TcpStream::connect(proxy.local_addr()).await.unwrap();
     client.write_all(b"POST /upload HTTP/1.1\r\nhost: shop\r\ncontent-length: 30\r\n\r\n").await.unwrap();
     for part in [b"0123456789", b"abcdefghij", b"ABCDEFGHIJ"] {
+        // Real time: the upload must outlast the response timeout, which runs in the
+        // proxy's worker runtime (a clock of its own, never paused).
         tokio::time::sleep(Duration::from_millis(400)).await;
         client.write_all(part).await.unwrap();
     }
@@ -343,7 +350,7 @@ async fn a_slow_upload_is_not_a_slow_upstream() {
 async fn forwarded_proto_is_kept_only_from_trusted_proxies() {
     let upstream = spawn_html_upstream("ok").await;
     let untrusted = spawn_default_proxy(upstream.addr).await;
-    let trusted = spawn_proxy(&proxy_yaml(upstream.addr, "trusted_proxies: [127.0.0.0/8, \"::1\"]\n")).await;
+    let trusted = spawn_proxy(ProxyYaml::new(upstream.addr).trusted_proxies(&["127.0.0.0/8", "::1"])).await;
     let from_balancer = [
         ("x-forwarded-proto", "https"),
         ("x-forwarded-host", "www.example"),
@@ -391,11 +398,10 @@ async fn a_stalled_upload_still_times_out() {
     let upstream = spawn_raw_upstream(|mut socket| async move {
         read_head(&mut socket).await;
         // Reads nothing more and never answers: the client's upload backs up.
-        tokio::time::sleep(Duration::from_secs(30)).await;
+        std::future::pending::<()>().await;
     })
     .await;
-    let yaml = proxy_yaml(upstream, "").replace("response_timeout: 5s", "response_timeout: 300ms");
-    let proxy = spawn_proxy(&yaml).await;
+    let proxy = spawn_proxy(ProxyYaml::new(upstream).response_timeout("300ms")).await;
     let mut client = TcpStream::connect(proxy.local_addr()).await.unwrap();
     let size = 64 * 1024 * 1024;
     client

@@ -47,7 +47,7 @@ async fn assistant_of(addr: SocketAddr, path: &'static str) -> Option<String> {
 }
 
 fn yaml(upstream: &Upstream, assistant: &str) -> String {
-    proxy_yaml(upstream.addr, "").replace("id: ast_test", &format!("id: {assistant}"))
+    ProxyYaml::new(upstream.addr).assistant_id(assistant).to_string()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -56,16 +56,14 @@ async fn sighup_swaps_in_a_valid_config_and_keeps_the_old_one_on_an_invalid_one(
     let mut proxy = ProxyProcess::start(&yaml(&upstream, "ast_one"), &[]);
     let addr = proxy.addr;
     let slow = tokio::task::spawn_blocking(move || fetch(addr, "/slow"));
-    while upstream.seen().is_empty() {
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    wait_until("the slow request reaches the upstream", || !upstream.seen().is_empty()).await;
 
     proxy.write_config(&yaml(&upstream, "ast_two"));
     proxy.signal("HUP");
     proxy.wait_for_log("config reloaded");
     assert_eq!(assistant_of(addr, "/").await.as_deref(), Some("ast_two"), "new requests get the new config");
 
-    proxy.write_config(&format!("{}surprise: 1\n", yaml(&upstream, "ast_three")));
+    proxy.write_config(&ProxyYaml::new(upstream.addr).assistant_id("ast_three").extra("surprise: 1\n").to_string());
     proxy.signal("HUP");
     let rejected = proxy.wait_for_log("config reload rejected");
     assert!(rejected.contains("surprise"), "the reason is logged: {rejected}");

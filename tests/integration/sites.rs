@@ -7,13 +7,12 @@ use invent_proxy::RunningProxy;
 
 use crate::support::*;
 
-fn sites_yaml(a: &Upstream, b: &Upstream, extra: &str) -> String {
-    format!(
-        "listen: 127.0.0.1:0\nassistant:\n  id: ast_top\n{extra}sites:\n  - hosts: [www.a.test, a.test]\n    \
-         upstream: {{ url: \"http://{}\" }}\n    assistant: {{ id: ast_a }}\n  - hosts: [\"*.b.test\"]\n    \
-         upstream: {{ url: \"http://{}\" }}\n",
-        a.addr, b.addr
-    )
+/// Site a (its own assistant) and site b (the top-level one) on wildcard hosts.
+fn sites_yaml(a: &Upstream, b: &Upstream) -> ProxyYaml {
+    ProxyYaml::without_upstream()
+        .assistant_id("ast_top")
+        .site(SiteYaml::new(&["www.a.test", "a.test"], a.addr).assistant_id("ast_a"))
+        .site(SiteYaml::new(&["*.b.test"], b.addr))
 }
 
 async fn page_for(proxy: &RunningProxy, host: &str) -> Received {
@@ -24,7 +23,7 @@ async fn page_for(proxy: &RunningProxy, host: &str) -> Received {
 async fn requests_go_to_the_site_of_their_host() {
     let a = spawn_html_upstream("<!doctype html><html><body>site a</body></html>").await;
     let b = spawn_html_upstream("<!doctype html><html><body>site b</body></html>").await;
-    let proxy = spawn_proxy(&sites_yaml(&a, &b, "")).await;
+    let proxy = spawn_proxy(sites_yaml(&a, &b)).await;
 
     for host in ["www.a.test", "WWW.A.test:8080", "a.test."] {
         let page = page_for(&proxy, host).await;
@@ -53,7 +52,7 @@ async fn requests_go_to_the_site_of_their_host() {
 async fn an_unknown_host_goes_to_the_default_site() {
     let a = spawn_html_upstream("<!doctype html><html><body>site a</body></html>").await;
     let b = spawn_html_upstream("<!doctype html><html><body>site b</body></html>").await;
-    let proxy = spawn_proxy(&sites_yaml(&a, &b, "default_site: a.test\n")).await;
+    let proxy = spawn_proxy(sites_yaml(&a, &b).default_site("a.test")).await;
     let page = page_for(&proxy, "10.0.0.1").await;
     assert!(page.text().contains("site a"), "{}", page.text());
     assert!(page_for(&proxy, "www.b.test").await.text().contains("site b"), "named hosts still route");
@@ -69,7 +68,9 @@ fn site_errors_name_the_site_and_key() {
     assert!(error.contains("default_site") && error.contains("b.test"), "{error}");
     let error = load("assistant: { id: a }\nsites:\n  - hosts: [a.test]\n");
     assert!(error.contains("site 1 (a.test)") && error.contains("missing field `upstream`"), "{error}");
-    let error = load(&base.replace("[a.test]", "[\"a.test:8080\"]"));
+    let error = load(
+        "assistant: { id: a }\nsites:\n  - hosts: [\"a.test:8080\"]\n    upstream: { url: \"http://127.0.0.1:9\" }\n",
+    );
     assert!(error.contains("sites[0].hosts[0]") && error.contains("no port"), "{error}");
     let error = load(&format!(
         "{base}  - hosts: [b.test]\n    upstream: {{ url: \"http://127.0.0.1:9\", tls: {{ server_name: x }} }}\n"
@@ -90,7 +91,11 @@ async fn an_exact_name_beats_a_wildcard_and_a_host_listed_twice_is_refused() {
     assert!(page_for(&proxy, "api.example.test").await.text().contains("api site"), "exact beats the earlier wildcard");
     assert!(page_for(&proxy, "x.v2.example.test").await.text().contains("api site"), "longer wildcard wins");
     assert!(page_for(&proxy, "www.example.test").await.text().contains("wildcard site"));
-    let twice = yaml.replace("[\"*.example.test\"]", "[\"*.example.test\", API.example.test]");
+    let twice = format!(
+        "listen: 127.0.0.1:0\nassistant: {{ id: a }}\nsites:\n  - hosts: [\"*.example.test\", API.example.test]\n    upstream: {{ url: \"http://{}\" }}\n  \
+         - hosts: [api.example.test, \"*.v2.example.test\"]\n    upstream: {{ url: \"http://{}\" }}\n",
+        wide.addr, api.addr
+    );
     let error = invent_proxy::Config::from_yaml(&twice, "t.yaml", std::path::Path::new(".")).unwrap_err().to_string();
     assert!(error.contains("api.example.test is listed by more than one site"), "{error}");
 }
@@ -99,15 +104,16 @@ async fn an_exact_name_beats_a_wildcard_and_a_host_listed_twice_is_refused() {
 async fn each_site_has_its_own_identity_and_inject_rules_and_http2_routes_by_authority() {
     let a = spawn_html_upstream("<!doctype html><html><body>site a</body></html>").await;
     let b = spawn_html_upstream("<!doctype html><html><body>site b</body></html>").await;
-    let own_identity = identity_yaml().replace(SECRET_KEY, "sk_site_b").replace('\n', "\n    ");
-    let yaml = format!(
-        "listen: 127.0.0.1:0\nassistant: {{ id: ast_top }}\n{}sites:\n  - hosts: [a.test]\n    upstream: {{ url: \"http://{}\" }}\n  \
-         - hosts: [b.test]\n    upstream: {{ url: \"http://{}\" }}\n    inject: {{ exclude_paths: [\"/admin/**\"] }}\n    {own_identity}",
-        identity_yaml(),
-        a.addr,
-        b.addr,
-    );
-    let proxy = spawn_proxy(&yaml).await;
+    let yaml = ProxyYaml::without_upstream()
+        .assistant_id("ast_top")
+        .identity(IdentityYaml::session())
+        .site(SiteYaml::new(&["a.test"], a.addr))
+        .site(
+            SiteYaml::new(&["b.test"], b.addr)
+                .exclude_paths(&["/admin/**"])
+                .identity(IdentityYaml::session().secret_key("sk_site_b")),
+        );
+    let proxy = spawn_proxy(yaml).await;
     let token = tokens::hs256(&tokens::claims("ada"));
     let cookie = format!("session={token}");
     let hash_on = |host: &'static str| {

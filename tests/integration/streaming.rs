@@ -47,7 +47,7 @@ async fn a_20_mb_page_streams_through_with_flat_memory() {
         response
     })
     .await;
-    let proxy = ProxyProcess::start(&proxy_yaml(upstream.addr, ""), &[]);
+    let proxy = ProxyProcess::start(&ProxyYaml::new(upstream.addr).to_string(), &[]);
     let addr = proxy.addr;
     let baseline = tokio::task::spawn_blocking(move || {
         let mut small = StdTcpStream::connect(addr).unwrap();

@@ -70,19 +70,16 @@ async fn https_get(
     (version, status, String::from_utf8_lossy(&body).into_owned())
 }
 
-fn listen_tls_yaml(pki: &Pki) -> String {
-    format!(
-        "listen_tls:\n  address: 127.0.0.1:0\n  cert_file: {}\n  key_file: {}\n",
-        pki.cert_file.display(),
-        pki.key_file.display()
-    )
+/// A proxy in front of `upstream` that also listens for HTTPS with `pki`'s certificate.
+fn with_tls(upstream: &Upstream, pki: &Pki) -> ProxyYaml {
+    ProxyYaml::new(upstream.addr).listen_tls(&pki.cert_file, &pki.key_file)
 }
 
 #[tokio::test]
 async fn https_clients_get_http2_or_http1_by_alpn() {
     let pki = Pki::new(&["localhost"]);
     let upstream = spawn_html_upstream(PAGE).await;
-    let proxy = spawn_proxy(&proxy_yaml(upstream.addr, &listen_tls_yaml(&pki))).await;
+    let proxy = spawn_proxy(with_tls(&upstream, &pki)).await;
     let tls_addr = proxy.tls_addr().expect("an HTTPS listener");
     let (version, status, page) = https_get(tls_addr, &pki, &[b"h2", b"http/1.1"], "/").await;
     assert_eq!((version, status), (http::Version::HTTP_2, StatusCode::OK));
@@ -98,22 +95,14 @@ async fn https_clients_get_http2_or_http1_by_alpn() {
 async fn an_https_upstream_with_a_private_ca_is_verified() {
     let pki = Pki::new(&["upstream.internal", "127.0.0.1"]);
     let upstream = spawn_tls_upstream(&pki).await;
-    let with_ca = format!(
-        "listen: 127.0.0.1:0\nupstream:\n  url: https://{upstream}\n  tls:\n    ca_file: {}\nassistant:\n  id: ast_test\n",
-        pki.ca_file.display()
-    );
+    let with_ca = ProxyYaml::new(upstream).upstream_url(format!("https://{upstream}")).upstream_ca_file(&pki.ca_file);
     let proxy = spawn_proxy(&with_ca).await;
     assert!(get(&proxy, "/").await.text().contains("secure<invent-assistant"));
 
-    let by_name = format!(
-        "listen: 127.0.0.1:0\nupstream:\n  url: https://{upstream}\n  tls:\n    ca_file: {}\n    server_name: upstream.internal\nassistant:\n  id: ast_test\n",
-        pki.ca_file.display()
-    );
-    let proxy = spawn_proxy(&by_name).await;
+    let proxy = spawn_proxy(with_ca.clone().upstream_server_name("upstream.internal")).await;
     assert!(get(&proxy, "/").await.text().contains("secure<invent-assistant"), "verified as upstream.internal");
 
-    let wrong_name = by_name.replace("server_name: upstream.internal", "server_name: other.internal");
-    let proxy = spawn_proxy(&wrong_name).await;
+    let proxy = spawn_proxy(with_ca.upstream_server_name("other.internal")).await;
     assert_eq!(get(&proxy, "/").await.status, StatusCode::BAD_GATEWAY, "a name the certificate lacks is refused");
 }
 
@@ -168,7 +157,7 @@ fn tls_files_are_checked_at_start_up() {
     ));
     assert!(not_a_cert.contains("holds no PEM certificate"), "{not_a_cert}");
     let plain_upstream =
-        error(base.replace("url: http://127.0.0.1:3000", "url: http://127.0.0.1:3000\n  tls:\n    server_name: x"));
+        error("upstream:\n  url: http://127.0.0.1:3000\n  tls:\n    server_name: x\nassistant:\n  id: a\n".to_owned());
     assert!(plain_upstream.contains("upstream.tls: is for an https:// upstream.url"), "{plain_upstream}");
 }
 
@@ -176,10 +165,10 @@ fn tls_files_are_checked_at_start_up() {
 async fn a_reload_serves_the_new_certificate_on_the_same_listener() {
     let (old, new) = (Pki::new(&["localhost"]), Pki::new(&["localhost"]));
     let upstream = spawn_html_upstream(PAGE).await;
-    let mut proxy = spawn_proxy(&proxy_yaml(upstream.addr, &listen_tls_yaml(&old))).await;
+    let mut proxy = spawn_proxy(with_tls(&upstream, &old)).await;
     let tls_addr = proxy.tls_addr().unwrap();
     assert_eq!(https_get(tls_addr, &old, &[b"http/1.1"], "/").await.1, StatusCode::OK);
-    proxy.reload(config(&proxy_yaml(upstream.addr, &listen_tls_yaml(&new)))).await.unwrap();
+    proxy.reload(config(with_tls(&upstream, &new))).await.unwrap();
     assert_eq!(proxy.tls_addr(), Some(tls_addr), "same address: the listener stays");
     assert_eq!(https_get(tls_addr, &new, &[b"http/1.1"], "/").await.1, StatusCode::OK, "the new certificate");
     let connector = tokio_rustls::TlsConnector::from(old.client_config(&[b"http/1.1"]));

@@ -27,9 +27,9 @@ fn hmac_sha256_hex(key: &str, user_id: &str) -> String {
 
 /// The proxy in front of the test site, its widget script the site's stub `button.js`.
 async fn proxy_for(site: &Upstream) -> invent_proxy::RunningProxy {
-    let yaml = proxy_yaml(site.addr, &identity_yaml())
-        .replace("  id: ast_test\n", "  id: ast_test\n  script_url: /button.js\n  theme: { appearance: dark }\n");
-    spawn_proxy(&yaml).await
+    let yaml =
+        ProxyYaml::new(site.addr).identity(IdentityYaml::session()).script_url("/button.js").theme_appearance("dark");
+    spawn_proxy(yaml).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -4,6 +4,9 @@
 pub mod pki;
 pub mod process;
 pub mod tokens;
+pub mod yaml;
+
+pub use yaml::{GatewayYaml, IdentityYaml, JwtYaml, LookupYaml, ProxyYaml, SiteYaml};
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -235,30 +238,15 @@ pub const WIDGET: &str = "<invent-assistant assistant-id=\"ast_test\"></invent-a
 pub const WIDGET_SCRIPT: &str =
     "<script type=\"text/javascript\" src=\"https://www.useinvent.com/button.js\" async defer></script>";
 
-/// The proxy of [`proxy_yaml`] with nothing extra, in front of `upstream`.
+/// The proxy of [`ProxyYaml::new`], in front of `upstream`.
 pub async fn spawn_default_proxy(upstream: SocketAddr) -> RunningProxy {
-    spawn_proxy(&proxy_yaml(upstream, "")).await
+    spawn_proxy(ProxyYaml::new(upstream)).await
 }
 
-/// The YAML of a proxy on a free loopback port in front of `upstream`, plus `extra`.
-pub fn proxy_yaml(upstream: SocketAddr, extra: &str) -> String {
-    format!(
-        "listen: 127.0.0.1:0\nshutdown_grace_period: 5s\nupstream:\n  url: http://{upstream}\n  \
-         response_timeout: 5s\nassistant:\n  id: ast_test\n{extra}"
-    )
-}
-
-/// The identity block tests use: HS256 sessions in the `session` cookie.
-pub fn identity_yaml() -> String {
-    format!(
-        "identity:\n  secret_key: {SECRET_KEY}\n  jwt:\n    cookie: session\n    algorithms: [HS256]\n    \
-         secret: {JWT_SECRET}\n    claims:\n      user_id: sub\n      user_name: name\n      user_avatar: picture\n"
-    )
-}
-
-pub fn config(yaml: &str) -> Config {
+/// A config from YAML, relative paths (key files) from `tests/fixtures`.
+pub fn config(yaml: impl std::fmt::Display) -> Config {
     let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    Config::from_yaml(yaml, "test.yaml", &fixtures).unwrap_or_else(|e| panic!("{e}"))
+    Config::from_yaml(&yaml.to_string(), "test.yaml", &fixtures).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Runs `future` to completion on a runtime of its own, for tests that are not async.
@@ -267,13 +255,28 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
 }
 
 /// Starts the real proxy from YAML.
-pub async fn spawn_proxy(yaml: &str) -> RunningProxy {
+pub async fn spawn_proxy(yaml: impl std::fmt::Display) -> RunningProxy {
     invent_proxy::start(config(yaml)).await.unwrap()
 }
 
-/// A proxy in front of `upstream` with identity on.
+/// A proxy in front of `upstream` with identity on ([`IdentityYaml::session`]).
 pub async fn spawn_identity_proxy(upstream: &Upstream) -> RunningProxy {
-    spawn_proxy(&proxy_yaml(upstream.addr, &identity_yaml())).await
+    spawn_proxy(ProxyYaml::new(upstream.addr).identity(IdentityYaml::session())).await
+}
+
+/// Polls `done` until it holds, for up to 10 s (of the runtime's clock: virtual time on a
+/// paused one): for what other tasks, threads or processes do in their own time.
+pub async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    wait_until_async(what, || std::future::ready(done())).await;
+}
+
+/// [`wait_until`] with a condition that must be awaited.
+pub async fn wait_until_async<F: Future<Output = bool>>(what: &str, mut done: impl FnMut() -> F) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !done().await {
+        assert!(tokio::time::Instant::now() < deadline, "not within 10 s: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }
 
 /// What a client received.
