@@ -68,6 +68,12 @@ pub enum Source {
     JwtCookie,
     /// `identity.jwt.cookie_chunks`: that cookie split as `name.0`, `name.1`, ….
     JwtChunks,
+    /// `identity.rails`: a Rails cookie-store session.
+    Rails,
+    /// `identity.flask`: a Flask session cookie.
+    Flask,
+    /// `identity.cookie_session`: an Express `cookie-session` cookie.
+    CookieSession,
     /// `identity.lookup`: the site's own "who am I" endpoint.
     Lookup,
 }
@@ -79,6 +85,9 @@ impl Source {
             Source::JwtHeader => "jwt_header",
             Source::JwtCookie => "jwt_cookie",
             Source::JwtChunks => "jwt_chunks",
+            Source::Rails => "rails",
+            Source::Flask => "flask",
+            Source::CookieSession => "cookie_session",
             Source::Lookup => "lookup",
         }
     }
@@ -88,9 +97,15 @@ impl Source {
 /// looked up, or not looked up at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rejection {
+    /// A token, or a framework's session cookie, over 8 KiB (or what it unpacks to, over
+    /// 64 KiB).
     TooLarge,
+    /// Not in the format of its kind: not a JWT; a framework cookie of the wrong shape, or
+    /// whose wrapping (envelope, base64, zlib, timestamp) does not decode.
     Malformed,
     AlgorithmNotAllowed,
+    /// The signature, MAC or authentication tag does not verify with the key (or with any
+    /// of them); a `cookie-session` cookie without its `.sig`.
     BadSignature,
     Expired,
     NotYetValid,
@@ -108,6 +123,14 @@ pub enum Rejection {
     IncompleteChunks,
     /// A registered claim (`exp`, `nbf`, `sub`, …) has the wrong type.
     InvalidClaim,
+    /// A Rails session sealed for another purpose: its `_rails.pur` is not
+    /// `cookie.<the cookie's name>` (a cookie of another name, copied over).
+    WrongPurpose,
+    /// An authentic framework session that is not JSON: Marshal (Rails' `:marshal` and
+    /// `:hybrid` serializers), MessagePack, or another serializer the proxy does not read.
+    UnsupportedSerializer,
+    /// An authentic framework session whose JSON is not an object (`[1, 2]`).
+    NotAnObject,
     NoUserId,
     InvalidUserId,
     /// The lookup endpoint could not be reached, or the exchange broke off.
@@ -141,6 +164,9 @@ impl Rejection {
             Rejection::WrongHeader => "wrong_header",
             Rejection::IncompleteChunks => "incomplete_chunks",
             Rejection::InvalidClaim => "invalid_claim",
+            Rejection::WrongPurpose => "wrong_purpose",
+            Rejection::UnsupportedSerializer => "unsupported_serializer",
+            Rejection::NotAnObject => "not_an_object",
             Rejection::NoUserId => "no_user_id",
             Rejection::InvalidUserId => "invalid_user_id",
             Rejection::LookupFailed => "lookup_failed",
@@ -160,7 +186,8 @@ pub enum Identified {
     None,
     /// A source verified the visitor; `cached`: known from an earlier request.
     Verified { source: Source, cached: bool },
-    /// The lookup endpoint says the session is not signed in.
+    /// The session is not signed in: the lookup endpoint says so, or a framework session
+    /// verified and holds no user id.
     SignedOut { source: Source, cached: bool },
     /// A session was there and did not identify the visitor.
     Rejected { source: Source, reason: Rejection },

@@ -1,22 +1,27 @@
 //! The `identity` block, typed: which gateway may assert the visitor in headers
-//! (`gateway`), where a session token is and how it is verified (`jwt`), and how a session
-//! that is not a JWT is asked of the site (`lookup`).
+//! (`gateway`), where a session token is and how it is verified (`jwt`), a framework's own
+//! session cookie (`rails`, `flask`, `cookie_session`, in [`super::frameworks`]), and how
+//! a session that is none of these is asked of the site (`lookup`).
 
 use std::path::Path;
 use std::time::Duration;
 
+use super::frameworks::{self, CookieSession, Flask, Rails};
 use super::raw::{self, ClaimPath, LookupUrl, RawClaims};
 use super::{BuildError, KeySource, Secret, Upstream, keys, value};
 
 /// How a visitor is recognised and how their `user-hash` is keyed. At least one source is
-/// set; they are asked in order — `gateway`, `jwt`, `lookup` — and the first that finds a
-/// session decides.
+/// set; they are asked in order — `gateway`, `jwt`, `rails`, `flask`, `cookie_session`,
+/// `lookup` — and the first that finds a session decides.
 #[derive(Debug, Clone)]
 pub struct Identity {
     /// The assistant's secret key: the HMAC key of `user-hash`. Never leaves the process.
     pub secret_key: Secret,
     pub gateway: Option<Gateway>,
     pub jwt: Option<Jwt>,
+    pub rails: Option<Rails>,
+    pub flask: Option<Flask>,
+    pub cookie_session: Option<CookieSession>,
     pub lookup: Option<Lookup>,
 }
 
@@ -134,15 +139,20 @@ pub(super) fn build(
     base_dir: &Path,
     trusted_proxies: &[ipnet::IpNet],
 ) -> Result<Identity, BuildError> {
-    if raw.gateway.is_none() && raw.jwt.is_none() && raw.lookup.is_none() {
+    let frameworks = [raw.rails.is_some(), raw.flask.is_some(), raw.cookie_session.is_some()];
+    if raw.gateway.is_none() && raw.jwt.is_none() && raw.lookup.is_none() && !frameworks.contains(&true) {
         let message = "say how visitors are recognised: `gateway` (headers an SSO gateway sets), `jwt` (a session \
-                       token), `lookup` (a page or endpoint of the app), or several";
+                       token), `rails`, `flask` or `cookie_session` (the framework's session cookie), `lookup` (a \
+                       page or endpoint of the app), or several";
         return Err(BuildError::new("identity", None, message));
     }
     let gateway = raw.gateway.map(|gateway| build_gateway(gateway, trusted_proxies)).transpose()?;
     let jwt = raw.jwt.map(|jwt| build_jwt(jwt, base_dir)).transpose()?;
+    let rails = raw.rails.map(frameworks::build_rails).transpose()?;
+    let flask = raw.flask.map(frameworks::build_flask);
+    let cookie_session = raw.cookie_session.map(frameworks::build_cookie_session).transpose()?;
     let lookup = raw.lookup.map(|lookup| build_lookup(lookup, upstream)).transpose()?;
-    Ok(Identity { secret_key: raw.secret_key, gateway, jwt, lookup })
+    Ok(Identity { secret_key: raw.secret_key, gateway, jwt, rails, flask, cookie_session, lookup })
 }
 
 fn build_gateway(
@@ -189,9 +199,7 @@ fn build_jwt(raw: serde_saphyr::Spanned<raw::RawJwt>, base_dir: &Path) -> Result
     let texts = |list: Option<raw::OneOrMany<value::Parsed<value::NonEmpty>>>| {
         list.map(raw::OneOrMany::into_vec).unwrap_or_default().into_iter().map(|v| v.0.0).collect()
     };
-    let required_claims = jwt
-        .required_claims
-        .map_or_else(|| vec![ClaimPath(vec!["exp".to_owned()])], |list| list.into_iter().map(|v| v.0).collect());
+    let required_claims = jwt.required_claims.unwrap_or_else(|| vec![ClaimPath(vec!["exp".to_owned()])]);
     Ok(Jwt {
         source,
         algorithms: key.algorithms,
@@ -201,7 +209,7 @@ fn build_jwt(raw: serde_saphyr::Spanned<raw::RawJwt>, base_dir: &Path) -> Result
         required_claims,
         leeway: jwt.leeway.map_or(Duration::from_secs(30), |v| v.0.0),
         inline_secret: jwt.secret.as_ref().is_some_and(|s| !s.value.from_env()),
-        claims: claims(jwt.claims, "sub"),
+        claims: claims(jwt.claims, ClaimPath(vec!["sub".to_owned()])),
         header_claims: jwt.header_claims.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0.0)).collect(),
     })
 }
@@ -251,7 +259,7 @@ fn build_lookup(raw: serde_saphyr::Spanned<raw::RawLookup>, upstream: &Upstream)
             user_name: select.user_name.map(pick),
             user_avatar: select.user_avatar.map(pick),
         }),
-        (claims_given, None) => LookupAnswer::Json(claims(claims_given, "id")),
+        (claims_given, None) => LookupAnswer::Json(claims(claims_given, ClaimPath(vec!["id".to_owned()]))),
     };
     let max_concurrent = match lookup.max_concurrent {
         None => 64,
@@ -278,14 +286,11 @@ fn pick(raw: raw::RawPick) -> Pick {
 }
 
 /// The claim paths, with `default_user_id` when `user_id` is not given.
-fn claims(raw: Option<RawClaims>, default_user_id: &str) -> Claims {
-    let default_user_id = || ClaimPath(vec![default_user_id.to_owned()]);
+pub(super) fn claims(raw: Option<RawClaims>, default_user_id: ClaimPath) -> Claims {
     match raw {
-        None => Claims { user_id: default_user_id(), user_name: None, user_avatar: None },
-        Some(c) => Claims {
-            user_id: c.user_id.map_or_else(default_user_id, |v| v.0),
-            user_name: c.user_name.map(|v| v.0),
-            user_avatar: c.user_avatar.map(|v| v.0),
-        },
+        None => Claims { user_id: default_user_id, user_name: None, user_avatar: None },
+        Some(c) => {
+            Claims { user_id: c.user_id.unwrap_or(default_user_id), user_name: c.user_name, user_avatar: c.user_avatar }
+        }
     }
 }

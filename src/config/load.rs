@@ -53,6 +53,18 @@ pub(crate) fn parse_raw(text: &str, file: &str) -> Result<RawConfig, ConfigError
         return Err(invalid(file, "", None, "the config is empty; `upstream` and `assistant` are required"));
     }
     check_variables(text, file)?;
+    let first = deserialize(text, file);
+    match first {
+        Err(_) => match quote_bare_references(text) {
+            // The file reads once its bare `${NAME}`s in flow collections are quoted.
+            Some(quoted) => deserialize(&quoted, file).or(first),
+            None => first,
+        },
+        read => read,
+    }
+}
+
+fn deserialize(text: &str, file: &str) -> Result<RawConfig, ConfigError> {
     let mut failed_key = String::new();
     let result = serde_saphyr::with_deserializer_from_str(text, |de| {
         serde_path_to_error::deserialize::<_, RawConfig>(de).map_err(|e| {
@@ -64,10 +76,43 @@ pub(crate) fn parse_raw(text: &str, file: &str) -> Result<RawConfig, ConfigError
         let location = e.location().map(|l| (l.line(), l.column()));
         let mut message = strip_location_suffix(&e.without_snippet().to_string());
         if message.starts_with("while parsing") || message.starts_with("mapping values are not allowed") {
-            message.push_str(" (check the indentation of this line and the one above)");
+            message.push_str(" (check the indentation of this line and the one above; inside [ ] or { }, quote a ${NAME}: \"${NAME}\")");
         }
         invalid(file, &failed_key, location, &message)
     })
+}
+
+/// A `${NAME}` written bare inside a flow collection (`keys: [${A}, ${B}]`) is not YAML:
+/// there a `{` opens a mapping. This quotes each `${NAME}` that stands alone as a value —
+/// after `[`, `,` or `:`, before `,`, `]`, `}`, a comment or the end of the line — for a
+/// second reading of a file the first could not read (quoting never changes what such a
+/// value means). `None` when there is nothing to quote.
+fn quote_bare_references(text: &str) -> Option<String> {
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut quoted_any = false;
+    for line in text.split_inclusive('\n') {
+        let code = strip_comment(line.trim_end_matches(['\n', '\r']));
+        let mut rest = code;
+        let mut written = String::new();
+        while let Some(start) = rest.find("${") {
+            let Some(end) = rest[start..].find('}').map(|e| start + e + 1) else { break };
+            let alone = is_env_name(&rest[start + 2..end - 1])
+                && (written.clone() + &rest[..start]).trim_end().ends_with(['[', ',', ':'])
+                && rest[end..].trim_start().chars().next().is_none_or(|c| matches!(c, ',' | ']' | '}'));
+            written.push_str(&rest[..start]);
+            if alone {
+                written.push_str(&format!("\"{}\"", &rest[start..end]));
+                quoted_any = true;
+            } else {
+                written.push_str(&rest[start..end]);
+            }
+            rest = &rest[end..];
+        }
+        written.push_str(rest);
+        out.push_str(&written);
+        out.push_str(&line[code.len()..]);
+    }
+    quoted_any.then_some(out)
 }
 
 fn invalid(file: &str, key: &str, location: Option<(u64, u64)>, message: &str) -> ConfigError {
@@ -146,6 +191,18 @@ mod tests {
         let text = "a: ${SET}\n# b: ${IN_COMMENT}\nc: ${ONE} ${TWO} # ${ALSO_COMMENT}\nd: ${ONE}\n";
         let unset = unset_variables(text, |name| name == "SET");
         assert_eq!(unset, [("ONE".to_owned(), 3), ("TWO".to_owned(), 3)]);
+    }
+
+    #[test]
+    fn bare_references_in_flow_collections_are_quoted_for_a_second_reading() {
+        let text = "keys: [${NEW}, ${OLD}] # ${COMMENT}\nb: { k: ${K} }\nc: ${C}\nd: [a${X}, \"${Q}\"]\n";
+        assert_eq!(
+            quote_bare_references(text).as_deref(),
+            Some(
+                "keys: [\"${NEW}\", \"${OLD}\"] # ${COMMENT}\nb: { k: \"${K}\" }\nc: \"${C}\"\nd: [a${X}, \"${Q}\"]\n"
+            )
+        );
+        assert_eq!(quote_bare_references("a: b\n"), None);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! what spans several keys and loads key material, so that a running proxy never
 //! discovers a bad setting on its first request.
 
+mod frameworks;
 mod identity;
 mod jwks;
 pub(crate) use jwks::signature_keys;
@@ -21,6 +22,7 @@ pub mod value;
 
 use std::path::Path;
 
+pub use frameworks::{CookieSession, Flask, RAILS_SECRET_MIN_CHARS, Rails};
 pub use identity::{Claims, Gateway, Identity, Jwt, Lookup, LookupAnswer, LookupTarget, Pick, Selection, TokenSource};
 pub use keys::{JwksUrl, JwtKey, KeySource, KeyUrl, VerificationKey};
 pub(crate) use load::BuildError;
@@ -28,7 +30,7 @@ pub use load::ConfigError;
 pub use process::{Admin, Limits, Log, Process, default_workers};
 pub use raw::{ClaimPath, UpstreamUrl};
 pub use site::{Assistant, Inject, PathGlobs, Site, Theme, Upstream};
-pub use value::{Appearance, HostHeader, LogFormat, Position, Secret};
+pub use value::{Appearance, HostHeader, LogFormat, Position, RailsCipher, RailsKeyDerivation, Secret};
 
 use raw::RawConfig;
 

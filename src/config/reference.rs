@@ -303,6 +303,9 @@ mod tests {
         assert!(text.contains("| `include_paths` | list of path globs |"), "{text}");
         assert!(text.contains("| `leeway` | duration | `30s` |"), "{text}");
         assert!(text.contains("## `log`\n\nHow the proxy logs"), "{text}");
-        assert!(text.contains("## `identity.jwt.claims`\n\nThe same block as `identity.lookup.claims`."), "{text}");
+        let claims = "## `identity.cookie_session.claims`\n\nThe same block as `identity.flask.claims`, \
+                      `identity.jwt.claims`, `identity.lookup.claims`, `identity.rails.claims`.";
+        assert!(text.contains(claims), "{text}");
+        assert!(text.contains("| `required_claims` | list of claim paths | `[exp]` |"), "{text}");
     }
 }

@@ -84,6 +84,7 @@ impl Site {
             if identity.jwt.as_ref().is_some_and(|jwt| jwt.inline_secret) {
                 warnings.push(inline_secret_warning("identity.jwt.secret"));
             }
+            warnings.extend(framework_secret_warnings(identity));
             let key_server = match identity.jwt.as_ref().map(|jwt| &jwt.keys) {
                 Some(KeySource::Url(jwks)) => Some(("jwks_url", &jwks.url)),
                 Some(KeySource::PerKid(key_url)) => Some(("key_url", &key_url.example)),
@@ -121,6 +122,59 @@ fn inline_secret_warning(key: &str) -> String {
     format!("{key} is written in the file: read it from the environment with ${{NAME}}")
 }
 
+/// A framework's secret written in the file: whoever reads the file can forge the app's
+/// sessions.
+fn framework_secret_warnings(identity: &Identity) -> Vec<String> {
+    let literal = |key: &str| {
+        format!(
+            "{key} is written in the file, and it can forge the app's sessions: read it from the environment with \
+             ${{NAME}} (set from a secret store or a mounted secret file)"
+        )
+    };
+    let mut warnings = Vec::new();
+    if identity.rails.as_ref().is_some_and(|rails| !rails.secret_key_base.from_env()) {
+        warnings.push(literal("identity.rails.secret_key_base"));
+    }
+    if identity.flask.as_ref().is_some_and(|flask| !flask.secret_key.from_env()) {
+        warnings.push(literal("identity.flask.secret_key"));
+    }
+    if identity.cookie_session.as_ref().is_some_and(|cs| cs.keys.iter().any(|key| !key.from_env())) {
+        warnings.push(literal("identity.cookie_session.keys"));
+    }
+    warnings
+}
+
+/// The framework sessions read in place, each with its claims.
+fn write_frameworks_summary(s: &mut String, identity: &Identity) {
+    if let Some(rails) = &identity.rails {
+        let _ = writeln!(
+            s,
+            "  rails:          cookie `{}`, secret_key_base set, cipher {}, key derivation {}",
+            rails.cookie, rails.cipher, rails.key_derivation
+        );
+        write_claims(s, &rails.claims);
+    }
+    if let Some(flask) = &identity.flask {
+        let _ = writeln!(
+            s,
+            "  flask:          cookie `{}`, secret key set, max age {}",
+            flask.cookie,
+            humantime::format_duration(flask.max_age)
+        );
+        write_claims(s, &flask.claims);
+    }
+    if let Some(cs) = &identity.cookie_session {
+        let _ = writeln!(
+            s,
+            "  cookie_session: cookies `{0}` and `{0}.sig`, {1} key{2} set",
+            cs.cookie,
+            cs.keys.len(),
+            if cs.keys.len() == 1 { "" } else { "s" }
+        );
+        write_claims(s, &cs.claims);
+    }
+}
+
 fn write_identity_summary(s: &mut String, identity: &Identity) {
     s.push_str("identity:         secret key set\n");
     if let Some(gateway) = &identity.gateway {
@@ -138,8 +192,12 @@ fn write_identity_summary(s: &mut String, identity: &Identity) {
     if let Some(jwt) = &identity.jwt {
         write_jwt_summary(s, jwt);
     }
+    write_frameworks_summary(s, identity);
     if let Some(lookup) = &identity.lookup {
-        let then = if identity.jwt.is_some() || identity.gateway.is_some() { "without a token, " } else { "" };
+        let earlier = [identity.jwt.is_some(), identity.gateway.is_some(), identity.rails.is_some()]
+            .into_iter()
+            .chain([identity.flask.is_some(), identity.cookie_session.is_some()]);
+        let then = if earlier.into_iter().any(|set| set) { "without a session, " } else { "" };
         let _ = writeln!(
             s,
             "  lookup:         {then}GET {} with cookies [{}] (timeout {}, answers kept {}, at most {}; after a \

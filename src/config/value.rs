@@ -21,9 +21,19 @@ where
 {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(deserializer)?;
-        let expanded = expand_env(&raw, env_var).map_err(de::Error::custom)?;
-        expanded.parse().map(Parsed).map_err(|e: T::Err| de::Error::custom(unexpanded(&e.to_string(), &raw, &expanded)))
+        parse_expanded(&raw).map(Parsed).map_err(de::Error::custom)
     }
+}
+
+/// `raw` with its `${NAME}` references expanded, parsed with [`FromStr`]; an error quotes
+/// the template, never what came from the environment.
+pub(crate) fn parse_expanded<T>(raw: &str) -> Result<T, String>
+where
+    T: FromStr,
+    T::Err: fmt::Display,
+{
+    let expanded = expand_env(raw, env_var)?;
+    expanded.parse().map_err(|e: T::Err| unexpanded(&e.to_string(), raw, &expanded))
 }
 
 /// How a value parsed from text shows in the config's JSON Schema: a string, or one of
@@ -310,6 +320,32 @@ config_enum! {
         Utf8 => "utf8",
         Base64 => "base64",
         Base64Url => "base64url",
+    }
+}
+
+config_enum! {
+    /// `identity.rails.cipher`: how the Rails app encrypts its cookies.
+    RailsCipher {
+        /// By the cookie's shape: three `--` parts are AES-256-GCM, two are AES-256-CBC
+        /// with HMAC-SHA1 (a GCM app reads both, as Rails does).
+        Auto => "auto",
+        /// Rails 5.2+ (`use_authenticated_cookie_encryption`).
+        Aes256Gcm => "aes-256-gcm",
+        /// Rails 4.0–5.1, or 5.2+ with authenticated encryption off.
+        Aes256Cbc => "aes-256-cbc",
+    }
+}
+
+config_enum! {
+    /// `identity.rails.key_derivation`: the digest of the PBKDF2 that derives the cookie
+    /// keys from `secret_key_base`.
+    RailsKeyDerivation {
+        /// SHA256, then SHA1: the first that authenticates the cookie.
+        Auto => "auto",
+        /// Rails up to 6.1, and later apps that kept it.
+        Sha1 => "sha1",
+        /// Rails 7.0+ (`key_generator_hash_digest_class`, `load_defaults 7.0`).
+        Sha256 => "sha256",
     }
 }
 

@@ -43,7 +43,8 @@ pub enum Found {
     Absent,
     /// The visitor; `cached`: known from an earlier request.
     Verified { visitor: Arc<Visitor>, cached: bool },
-    /// The session is not signed in (the lookup endpoint says so).
+    /// The session is not signed in: the lookup endpoint says so, or a framework session
+    /// verified and holds no user id.
     SignedOut { cached: bool },
     /// A session was there and does not identify anyone: no weaker source is asked.
     Rejected(Rejection),
