@@ -30,6 +30,12 @@ pub fn session_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     cookies(headers).find(|c| c.name() == name).map(|c| c.value().to_owned()).filter(|v| !v.is_empty())
 }
 
+/// The first cookie called `name`, if its value is not empty: where two cookies share a
+/// name (one set for a sub-path), Rails, Flask and cookie-session all take the first.
+pub(super) fn first_cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<cookie::Cookie<'h>> {
+    cookies(headers).find(|c| c.name() == name).filter(|c| !c.value().is_empty())
+}
+
 /// `name.0` + `name.1` + … joined, if `name.0` is there. Chunks with a gap, or adding up
 /// to more than a token may be, are a rejection.
 pub(super) fn chunked_cookie(headers: &HeaderMap, name: &str) -> Result<Option<String>, Rejection> {

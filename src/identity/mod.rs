@@ -2,7 +2,8 @@
 //! with. Each way of knowing a visitor is an [`IdentitySource`] in a file of its own; the
 //! [`Identifier`] runs the configured ones in their documented order — `gateway`
 //! ([`gateway`]), `jwt.header` ([`header`]), `jwt.cookie` ([`cookie`]), its chunks
-//! ([`chunks`]), `lookup` ([`lookup`]) —
+//! ([`chunks`]), the framework sessions `rails`, `flask` and `cookie_session`
+//! ([`frameworks`]), `lookup` ([`lookup`]) —
 //! and the first that finds a session decides: a session that is present and rejected
 //! does not fall through to a weaker source.
 //!
@@ -14,6 +15,7 @@ mod chunks;
 mod claims;
 mod cookie;
 mod cookies;
+mod frameworks;
 mod gateway;
 mod hash;
 mod header;
@@ -22,6 +24,7 @@ mod jwt;
 mod kid_keys;
 mod lookup;
 mod source;
+mod verified;
 
 use std::sync::Arc;
 
@@ -36,7 +39,8 @@ pub use source::{BoxFuture, Found, IdentitySource, RequestFacts};
 use crate::config;
 use hash::UserHasher;
 
-/// Tokens longer than this are rejected unread (spec: "longer than 8 KiB").
+/// Tokens longer than this are rejected unread (spec: "longer than 8 KiB"), and framework
+/// session cookies too.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
 /// Why identity could not be set up.
@@ -90,6 +94,15 @@ impl Identifier {
                     sources.push(Box::new(chunks::ChunkedCookieToken::new(name.clone(), verifier)));
                 }
             }
+        }
+        if let Some(config) = &identity.rails {
+            sources.push(Box::new(frameworks::RailsSession::new(config, hasher.clone())));
+        }
+        if let Some(config) = &identity.flask {
+            sources.push(Box::new(frameworks::FlaskSession::new(config, hasher.clone())));
+        }
+        if let Some(config) = &identity.cookie_session {
+            sources.push(Box::new(frameworks::CookieSessionSource::new(config, hasher.clone())));
         }
         if let Some(config) = &identity.lookup {
             sources.push(Box::new(lookup::Lookup::new(config, upstream, hasher)?));

@@ -1,33 +1,28 @@
 //! Session JWTs: the key a token names, signature and registered claims (jsonwebtoken),
-//! the required claims, issuer and JOSE header checked again here, and a bounded cache of
-//! tokens already verified so that a session's signature is checked once, not on every
-//! page. Tokens whose segments carry base64 padding (AWS ALB's) are read by [`padded`],
+//! the required claims, issuer and JOSE header checked again here; tokens already verified
+//! are remembered ([`super::verified`]) so that a session's signature is checked once, not
+//! on every page. Tokens whose segments carry base64 padding (AWS ALB's) are read by [`padded`],
 //! only with `key_url`.
 
 mod padded;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation};
-use moka::Expiry;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use super::claims;
 use super::jwks::{KeySet, Keys};
 use super::source::Found;
+use super::verified::{CACHE_LIFETIME, VerifiedCache, fingerprint};
 use super::{MAX_TOKEN_BYTES, StartError, UserHasher, Visitor};
 use crate::config::{self, ClaimPath, VerificationKey};
 use crate::outcome::Rejection;
 
 /// The registered claims jsonwebtoken checks itself when they are required.
 const SPEC_CLAIMS: [&str; 5] = ["exp", "nbf", "iss", "aud", "sub"];
-/// Tokens remembered as verified at once; at a few hundred bytes each, about 2 MiB.
-const CACHE_ENTRIES: u64 = 10_000;
-/// The longest a verified token is remembered, even if it expires later.
-const CACHE_LIFETIME: Duration = Duration::from_secs(600);
 
 /// Verifies session tokens against the configured keys and checks.
 pub(super) struct JwtVerifier {
@@ -50,7 +45,7 @@ pub(super) struct JwtVerifier {
     claims: config::Claims,
     leeway: Duration,
     hasher: UserHasher,
-    cache: moka::sync::Cache<[u8; 32], Verified>,
+    cache: VerifiedCache<Verified>,
 }
 
 /// A token that verified: who it names, with which keys, and for how long it may be reused.
@@ -59,15 +54,6 @@ struct Verified {
     visitor: Arc<Visitor>,
     generation: u64,
     lifetime: Duration,
-}
-
-/// Each cached token expires with the token (`exp` + leeway), or after [`CACHE_LIFETIME`].
-struct UntilTokenExpires;
-
-impl Expiry<[u8; 32], Verified> for UntilTokenExpires {
-    fn expire_after_create(&self, _: &[u8; 32], verified: &Verified, _: Instant) -> Option<Duration> {
-        Some(verified.lifetime)
-    }
 }
 
 impl JwtVerifier {
@@ -86,7 +72,7 @@ impl JwtVerifier {
             claims: jwt.claims.clone(),
             leeway: jwt.leeway,
             hasher,
-            cache: moka::sync::Cache::builder().max_capacity(CACHE_ENTRIES).expire_after(UntilTokenExpires).build(),
+            cache: VerifiedCache::new(),
         })
     }
 
@@ -108,7 +94,7 @@ impl JwtVerifier {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(Rejection::TooLarge);
         }
-        let fingerprint: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let fingerprint = fingerprint(&[token.as_bytes()]);
         let mut keys = self.keys.current();
         if let Some(hit) = self.cache.get(&fingerprint).filter(|hit| hit.generation == keys.generation) {
             return Ok((hit.visitor, true));
@@ -122,9 +108,8 @@ impl JwtVerifier {
             (_, other) => other,
         }?;
         let visitor = Arc::clone(&verified.visitor);
-        if !verified.lifetime.is_zero() {
-            self.cache.insert(fingerprint, verified);
-        }
+        let lifetime = verified.lifetime;
+        self.cache.insert(fingerprint, verified, lifetime);
         Ok((visitor, false))
     }
 
