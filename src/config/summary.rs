@@ -159,7 +159,11 @@ fn write_frameworks_summary(s: &mut String, identity: &Identity) {
             s,
             "  flask:          cookie `{}`, secret key set, max age {}",
             flask.cookie,
-            humantime::format_duration(flask.max_age)
+            match flask.max_age.as_secs() {
+                // humantime writes 31 days as "1month 13h 26m 24s".
+                secs if secs > 0 && secs % 86_400 == 0 => format!("{}d", secs / 86_400),
+                _ => humantime::format_duration(flask.max_age).to_string(),
+            }
         );
         write_claims(s, &flask.claims);
     }

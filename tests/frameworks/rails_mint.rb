@@ -57,7 +57,7 @@ parser = OptionParser.new do |o|
   o.on("--envelope KIND", %w[metadata bare data], "metadata: use_cookies_with_metadata = true (6.0+: _rails envelope with pur); bare: false (4.0-5.2); data: the 7.1+ _rails.data envelope, written with MessageEncryptor directly (needs --rails 7.2; the 7.1+ cookie jar itself never writes it)") { |v| opts[:envelope] = v }
   o.on("--serializer NAME", %w[json marshal hybrid json_allow_marshal], "cookies_serializer (default json)") { |v| opts[:serializer] = v }
   o.on("--user-id ID", Integer, "Devise/Warden user id: session['warden.user.user.key'] = [[ID], SALT] (default 1)") { |v| opts[:user_id] = v }
-  o.on("--no-user", "no warden key in the session (an anonymous session)") { opts[:user_id] = nil }
+  o.on("--no-user", "no warden key in the session (an anonymous session; Rails writes it only with --data)") { opts[:user_id] = nil }
   o.on("--user-name NAME", "also session['user_name'] = NAME") { |v| opts[:user_name] = v }
   o.on("--devise-salt SALT", "the authenticatable_salt stored beside the id") { |v| opts[:devise_salt] = v }
   o.on("--data JSON", "extra session keys (a JSON object), merged into the session") { |v| opts[:data] = JSON.parse(v) }
@@ -181,6 +181,8 @@ else
   env = Rack::MockRequest.env_for("http://www.example.test/login", { "REMOTE_ADDR" => "127.0.0.1" }.merge(env_config))
   _status, headers, _body = app.call(env)
   lines = headers["Set-Cookie"] || headers["set-cookie"]
+  # Rack writes no cookie for a session nothing was stored in (`--no-user` alone).
+  abort("Rails set no cookie: the session is empty (give --data with --no-user)") if lines.nil?
   lines = lines.split("\n") if lines.is_a?(String)
   set_cookie = lines.find { |l| l.start_with?("#{Rack::Utils.escape(name)}=") } or abort("no Set-Cookie for #{name}: #{lines.inspect}")
   value = Rack::Utils.unescape(set_cookie.split(";", 2).first.split("=", 2).last)

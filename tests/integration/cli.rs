@@ -15,11 +15,15 @@ fn repo() -> &'static str {
 }
 
 /// Environment the shipped configs expect.
-pub const CONFIG_ENV: [(&str, &str); 4] = [
+pub const CONFIG_ENV: [(&str, &str); 8] = [
     ("INVENT_SECRET_KEY", SECRET_KEY),
     ("SESSION_JWT_SECRET", JWT_SECRET),
     ("BLOG_SECRET_KEY", "sk_blog_example"),
     ("BLOG_JWT_SECRET", "blog-jwt-secret-0123456789abcdef"),
+    ("SECRET_KEY_BASE", "aaaabbbbccccddddeeeeffff00001111aaaabbbbccccddddeeeeffff00001111"),
+    ("FLASK_SECRET_KEY", "flask-example-secret-key"),
+    ("COOKIE_KEY_NEW", "cookie-example-key-new"),
+    ("COOKIE_KEY_OLD", "cookie-example-key-old"),
 ];
 
 fn invent_proxy(args: &[&str]) -> Output {
@@ -119,6 +123,59 @@ fn config_may_come_before_or_after_the_command_and_check_warns_about_examples() 
     assert!(printed.contains("warning: identity.secret_key is written in the file"), "{printed}");
     assert!(!printed.contains("identity.jwt.secret is written"), "{printed}");
     assert!(!printed.contains("sk_in_file"), "{printed}");
+}
+
+#[test]
+fn check_reads_the_framework_blocks_as_the_issue_writes_them_and_warns_on_literal_secrets() {
+    // Issue 22's block, as written (its bare `${NAME}`s in a flow list included).
+    let issue = TempPath::with_contents(
+        "upstream:\n  url: http://127.0.0.1:3000\nassistant:\n  id: ast_real\nidentity:\n  secret_key: ${INVENT_SECRET_KEY}
+  rails:
+    cookie: _shop_session
+    secret_key_base: ${SECRET_KEY_BASE}
+    # Rails 5.2+: aes-256-gcm; key derived with sha1 (Rails 5.2-6.1) or sha256 (7.0+ default).
+    # Rails 4.0-5.1: aes-256-cbc + HMAC. `auto` tries what the cookie's shape allows.
+    cipher: auto                      # auto | aes-256-gcm | aes-256-cbc
+    key_derivation: auto              # auto | sha1 | sha256
+    claims: { user_id: [warden.user.user.key, 0, 0], user_name: user_name }
+  flask:
+    cookie: session
+    secret_key: ${FLASK_SECRET_KEY}
+    max_age: 31d                      # the app's PERMANENT_SESSION_LIFETIME
+    claims: { user_id: _user_id }
+  cookie_session:                     # Express cookie-session (keygrip-signed)
+    cookie: session
+    keys: [${COOKIE_KEY_NEW}, ${COOKIE_KEY_OLD}]   # rotation: any key verifies
+    claims: { user_id: passport.user }
+",
+    );
+    let output = invent_proxy(&["check", "--config", issue.path()]);
+    let printed = stdout(&output);
+    assert!(output.status.success(), "{}{printed}", stderr(&output));
+    for line in [
+        "rails:          cookie `_shop_session`, secret_key_base set, cipher auto, key derivation auto",
+        "claims:         user_id=[warden.user.user.key, 0, 0] user_name=user_name user_avatar=-",
+        "flask:          cookie `session`, secret key set, max age 31d",
+        "cookie_session: cookies `session` and `session.sig`, 2 keys set",
+    ] {
+        assert!(printed.contains(line), "{line} in {printed}");
+    }
+    assert!(!printed.contains("written in the file"), "{printed}");
+    for (_, secret) in &CONFIG_ENV[4..] {
+        assert!(!printed.contains(secret), "{printed}");
+    }
+
+    let literal = TempPath::with_contents(
+        "upstream:\n  url: http://127.0.0.1:3000\nassistant:\n  id: ast_real\nidentity:\n  secret_key: ${INVENT_SECRET_KEY}\n  \
+         rails: { cookie: _s, secret_key_base: 0123456789abcdef0123456789abcdef }\n  flask: { secret_key: flask-literal }\n  \
+         cookie_session: { keys: [${COOKIE_KEY_NEW}, cs-literal] }\n",
+    );
+    let printed = stdout(&invent_proxy(&["check", "--config", literal.path()]));
+    for key in ["identity.rails.secret_key_base", "identity.flask.secret_key", "identity.cookie_session.keys"] {
+        let warning = format!("warning: {key} is written in the file, and it can forge the app's sessions");
+        assert!(printed.contains(&warning), "{warning} in {printed}");
+    }
+    assert!(!printed.contains("0123456789abcdef") && !printed.contains("literal"), "{printed}");
 }
 
 #[test]

@@ -13,6 +13,8 @@ mod compression;
 mod config_errors;
 mod csp;
 mod edge;
+#[cfg(feature = "framework-tests")]
+mod frameworks;
 mod gateway;
 mod http_versions;
 mod identity;

@@ -6,7 +6,7 @@ pub mod process;
 pub mod tokens;
 pub mod yaml;
 
-pub use yaml::{GatewayYaml, IdentityYaml, JwtYaml, LookupYaml, ProxyYaml, SiteYaml};
+pub use yaml::{FrameworkYaml, GatewayYaml, IdentityYaml, JwtYaml, LookupYaml, ProxyYaml, SiteYaml};
 
 use std::convert::Infallible;
 use std::future::Future;

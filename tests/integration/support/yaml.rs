@@ -1,5 +1,5 @@
 //! Test configs built key by key: [`ProxyYaml`] for the file, [`IdentityYaml`],
-//! [`JwtYaml`], [`LookupYaml`] and [`SiteYaml`] for its blocks.
+//! [`JwtYaml`], [`LookupYaml`], [`FrameworkYaml`] and [`SiteYaml`] for its blocks.
 //!
 //! Each key is written by one method, so a test names the keys it sets: a key the builder
 //! does not know is a compile error, and a raw block ([`ProxyYaml::extra`]) that repeats a
@@ -383,6 +383,106 @@ impl IdentityYaml {
     pub fn gateway(mut self, gateway: GatewayYaml) -> IdentityYaml {
         self.0.set(&["gateway"], Node::Map(gateway.0));
         self
+    }
+
+    /// `identity.rails`.
+    pub fn rails(mut self, rails: FrameworkYaml) -> IdentityYaml {
+        self.0.set(&["rails"], Node::Map(rails.0));
+        self
+    }
+
+    /// `identity.flask`.
+    pub fn flask(mut self, flask: FrameworkYaml) -> IdentityYaml {
+        self.0.set(&["flask"], Node::Map(flask.0));
+        self
+    }
+
+    /// `identity.cookie_session`.
+    pub fn cookie_session(mut self, cookie_session: FrameworkYaml) -> IdentityYaml {
+        self.0.set(&["cookie_session"], Node::Map(cookie_session.0));
+        self
+    }
+}
+
+/// A claim path written as a YAML list: each segment quoted, but whole numbers bare (array
+/// indexes as an operator writes them: `[warden.user.user.key, 0, 0]`).
+fn segments(path: &[&str]) -> Node {
+    let items: Vec<String> = path
+        .iter()
+        .map(|s| match s.bytes().all(|b| b.is_ascii_digit()) && !s.is_empty() {
+            true => (*s).to_owned(),
+            false => serde_json::to_string(s).unwrap(),
+        })
+        .collect();
+    Node::Value(format!("[{}]", items.join(", ")))
+}
+
+/// An `identity.rails`, `identity.flask` or `identity.cookie_session` block, made by the
+/// constructor of its framework; the keys of the others are a panic.
+#[derive(Debug, Clone)]
+pub struct FrameworkYaml(Map, &'static str);
+
+impl FrameworkYaml {
+    /// `rails.cookie` and `rails.secret_key_base`.
+    pub fn rails(cookie: &str, secret_key_base: &str) -> FrameworkYaml {
+        FrameworkYaml(Map::default(), "rails")
+            .set(&["cookie"], text(cookie))
+            .set(&["secret_key_base"], text(secret_key_base))
+    }
+
+    /// `flask.secret_key`.
+    pub fn flask(secret_key: &str) -> FrameworkYaml {
+        FrameworkYaml(Map::default(), "flask").set(&["secret_key"], text(secret_key))
+    }
+
+    /// `cookie_session.keys`.
+    pub fn cookie_session(keys: &[&str]) -> FrameworkYaml {
+        FrameworkYaml(Map::default(), "cookie_session").set(&["keys"], list(keys))
+    }
+
+    fn set(mut self, path: &[&'static str], node: Node) -> FrameworkYaml {
+        self.0.set(path, node);
+        self
+    }
+
+    fn only(self, framework: &str, key: &str) -> FrameworkYaml {
+        assert_eq!(self.1, framework, "`{key}` is a key of identity.{framework}, not of identity.{}", self.1);
+        self
+    }
+
+    /// `cookie` (any of the three).
+    pub fn cookie(self, name: &str) -> FrameworkYaml {
+        self.set(&["cookie"], text(name))
+    }
+
+    /// `rails.cipher`.
+    pub fn cipher(self, cipher: &str) -> FrameworkYaml {
+        self.only("rails", "cipher").set(&["cipher"], text(cipher))
+    }
+
+    /// `rails.key_derivation`.
+    pub fn key_derivation(self, digest: &str) -> FrameworkYaml {
+        self.only("rails", "key_derivation").set(&["key_derivation"], text(digest))
+    }
+
+    /// `flask.max_age`.
+    pub fn max_age(self, max_age: &str) -> FrameworkYaml {
+        self.only("flask", "max_age").set(&["max_age"], text(max_age))
+    }
+
+    /// `claims.user_id` as a dot path.
+    pub fn user_id_claim(self, path: &str) -> FrameworkYaml {
+        self.set(&["claims", "user_id"], text(path))
+    }
+
+    /// `claims.user_id` as a list of keys and indexes.
+    pub fn user_id_claim_list(self, path: &[&str]) -> FrameworkYaml {
+        self.set(&["claims", "user_id"], segments(path))
+    }
+
+    /// `claims.user_name` as a dot path.
+    pub fn user_name_claim(self, path: &str) -> FrameworkYaml {
+        self.set(&["claims", "user_name"], text(path))
     }
 }
 
@@ -853,6 +953,39 @@ mod tests {
         let name = selection.user_name.as_ref().unwrap();
         assert_eq!((name.css.as_str(), name.attribute.as_deref()), (".name", None));
         assert!(selection.user_avatar.is_none());
+    }
+
+    #[test]
+    fn framework_blocks_are_read_back_as_written() {
+        let skb = "s".repeat(64);
+        let rails = FrameworkYaml::rails("_shop_session", &skb)
+            .cipher("aes-256-cbc")
+            .key_derivation("sha1")
+            .user_id_claim_list(&["warden.user.user.key", "0", "0"])
+            .user_name_claim("user_name");
+        let flask = FrameworkYaml::flask("flask-key").cookie("app_session").max_age("1h").user_id_claim("uid");
+        let cookie_session = FrameworkYaml::cookie_session(&["new", "old"]).cookie("sess").user_id_claim("who.id");
+        let identity = IdentityYaml::default().rails(rails).flask(flask).cookie_session(cookie_session);
+        let config = config(ProxyYaml::new(address("127.0.0.1:3000")).identity(identity));
+        let identity = config.main_site().identity.as_ref().unwrap();
+        let rails = identity.rails.as_ref().unwrap();
+        assert_eq!((rails.cookie.as_str(), rails.secret_key_base.expose()), ("_shop_session", skb.as_str()));
+        assert_eq!((rails.cipher.to_string(), rails.key_derivation.to_string()), ("aes-256-cbc".into(), "sha1".into()));
+        assert_eq!(rails.claims.user_id.0, ["warden.user.user.key", "0", "0"]);
+        assert_eq!(rails.claims.user_name.as_ref().map(ToString::to_string).as_deref(), Some("user_name"));
+        let flask = identity.flask.as_ref().unwrap();
+        assert_eq!((flask.cookie.as_str(), flask.secret_key.expose()), ("app_session", "flask-key"));
+        assert_eq!((flask.max_age, flask.claims.user_id.to_string()), (Duration::from_secs(3600), "uid".into()));
+        let cookie_session = identity.cookie_session.as_ref().unwrap();
+        let keys: Vec<&str> = cookie_session.keys.iter().map(|k| k.expose()).collect();
+        assert_eq!((cookie_session.cookie.as_str(), keys), ("sess", vec!["new", "old"]));
+        assert_eq!(cookie_session.claims.user_id.to_string(), "who.id");
+    }
+
+    #[test]
+    #[should_panic(expected = "`max_age` is a key of identity.flask, not of identity.rails")]
+    fn a_framework_block_takes_only_its_own_keys() {
+        let _ = FrameworkYaml::rails("s", "k").max_age("1h");
     }
 
     #[test]
