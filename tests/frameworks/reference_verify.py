@@ -97,7 +97,7 @@ def b64_strict(s: str) -> bytes:
             raise ValueError
         return base64.b64decode(s, validate=True)
     except (ValueError, binascii.Error):
-        raise Rejected("bad_signature", "not strict base64")
+        raise Rejected("malformed", "not strict base64")
 
 
 def rails_keys(skb: str, digest: str) -> dict[str, bytes]:
@@ -117,33 +117,35 @@ def rails_decrypt(value: str, keys: dict[str, bytes], cipher: str) -> bytes:
     parts = value.split("--")
     if cipher == "aes-256-gcm":
         if len(parts) != 3:
-            raise Rejected("bad_signature", "GCM wants data--iv--tag")
+            raise Rejected("malformed", "GCM wants data--iv--tag")
         ct, iv, tag = (b64_strict(p) for p in parts)
         if len(iv) != 12 or len(tag) != 16:
-            raise Rejected("bad_signature", "iv must be 12 bytes, tag 16")
+            raise Rejected("malformed", "iv must be 12 bytes, tag 16")
         try:
             return AESGCM(keys["gcm"]).decrypt(iv, ct + tag, b"")
         except Exception:
             raise Rejected("bad_signature", "GCM tag mismatch")
     if len(parts) != 2:
-        raise Rejected("bad_signature", "CBC wants base64(blob)--hexdigest")
+        raise Rejected("malformed", "CBC wants base64(blob)--hexdigest")
     data, digest = parts
+    if not data or not re.fullmatch(r"[0-9a-f]{40}", digest):
+        raise Rejected("malformed", "CBC wants 40 lowercase hex digits of HMAC-SHA1")
     expected = hmac.new(keys["cbc_sign"], data.encode("ascii", "replace"), hashlib.sha1).hexdigest()
     if not hmac.compare_digest(expected.encode(), digest.encode("ascii", "replace")):
         raise Rejected("bad_signature", "HMAC mismatch")
     blob = b64_strict(data).decode("ascii", "replace").split("--")
     if len(blob) != 2:
-        raise Rejected("bad_signature", "CBC blob wants base64(ct)--base64(iv)")
+        raise Rejected("malformed", "CBC blob wants base64(ct)--base64(iv)")
     ct, iv = (b64_strict(p) for p in blob)
     if len(iv) != 16 or not ct or len(ct) % 16:
-        raise Rejected("bad_signature", "bad CBC lengths")
+        raise Rejected("malformed", "bad CBC lengths")
     dec = Cipher(algorithms.AES(keys["cbc"]), modes.CBC(iv)).decryptor()
     padded = dec.update(ct) + dec.finalize()
     unpadder = padding.PKCS7(128).unpadder()
     try:
         return unpadder.update(padded) + unpadder.finalize()
     except ValueError:
-        raise Rejected("bad_signature", "bad PKCS#7 padding")
+        raise Rejected("malformed", "bad PKCS#7 padding")
 
 
 def parse_iso8601(s: str) -> float:
@@ -164,13 +166,13 @@ def rails_unwrap(plain: bytes, cookie: str, now: float) -> tuple[bytes | object,
         return plain, "bare"
     meta = envelope["_rails"]
     if not isinstance(meta, dict):
-        raise Rejected("bad_payload", "_rails is not an object")
+        raise Rejected("malformed", "_rails is not an object")
     exp = meta.get("exp")
     if exp is not None:
         try:
             expires = parse_iso8601(exp)
         except (TypeError, ValueError):
-            raise Rejected("bad_payload", "unparseable exp")
+            raise Rejected("malformed", "unparseable exp")
         if now >= expires:
             raise Rejected("expired", f"exp {exp}")
     pur = meta.get("pur")
@@ -178,14 +180,14 @@ def rails_unwrap(plain: bytes, cookie: str, now: float) -> tuple[bytes | object,
         raise Rejected("wrong_purpose", f"pur {pur!r}")
     if "message" in meta:
         if not isinstance(meta["message"], str):
-            raise Rejected("bad_payload", "_rails.message is not a string")
+            raise Rejected("malformed", "_rails.message is not a string")
         try:
             return base64.b64decode(meta["message"], validate=True), "message"
         except (ValueError, binascii.Error):
-            raise Rejected("bad_payload", "_rails.message is not base64")
+            raise Rejected("malformed", "_rails.message is not base64")
     if "data" in meta:
         return meta["data"], "data"
-    raise Rejected("bad_payload", "_rails without message or data")
+    raise Rejected("malformed", "_rails without message or data")
 
 
 def rails_deserialize(serialized: bytes) -> object:
@@ -196,7 +198,7 @@ def rails_deserialize(serialized: bytes) -> object:
     try:
         return json.loads(serialized.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
-        raise Rejected("bad_payload", "not JSON")
+        raise Rejected("unsupported_serializer", "not JSON")
 
 
 def verify_rails(header: str, cookie: str, skb: str, cipher: str = "auto", kdf: str = "auto", now: float | None = None):
@@ -208,7 +210,7 @@ def verify_rails(header: str, cookie: str, skb: str, cipher: str = "auto", kdf: 
         raise Rejected("no_cookie")
     shape = "aes-256-gcm" if value.count("--") == 2 else "aes-256-cbc" if value.count("--") == 1 else None
     if shape is None or (cipher != "auto" and cipher != shape):
-        raise Rejected("bad_signature", "cookie shape does not fit the cipher")
+        raise Rejected("malformed", "cookie shape does not fit the cipher")
     last: Rejected | None = None
     for digest in (["sha256", "sha1"] if kdf == "auto" else [kdf]):
         try:
@@ -228,14 +230,14 @@ def verify_rails(header: str, cookie: str, skb: str, cipher: str = "auto", kdf: 
 # ---------------------------------------------------------------- Flask
 
 
-def b64url_lenient(s: bytes) -> bytes:
+def b64url_lenient(s: bytes, reason: str = "malformed") -> bytes:
     """itsdangerous.encoding.base64_decode: pad with `=`, urlsafe_b64decode (non-alphabet
     characters are discarded by Python's decoder)."""
     s = s + b"=" * (-len(s) % 4)
     try:
         return base64.urlsafe_b64decode(s)
     except (ValueError, binascii.Error):
-        raise Rejected("bad_signature", "bad base64")
+        raise Rejected(reason, "bad base64")
 
 
 FLASK_TAGS = {" t", " di", " b", " m", " u", " d"}
@@ -268,9 +270,9 @@ def verify_flask(header: str, secret_key: str, max_age: int = 31 * 86400, cookie
         raise Rejected("no_cookie")
     raw = value.encode("utf-8")
     if b"." not in raw:
-        raise Rejected("bad_signature", "no separator")
+        raise Rejected("malformed", "no separator")
     signed, sig_b64 = raw.rsplit(b".", 1)
-    sig = b64url_lenient(sig_b64)
+    sig = b64url_lenient(sig_b64, "bad_signature")
     for key in [secret_key, *reversed(list(fallbacks))]:
         derived = hmac.new(key.encode("utf-8"), b"cookie-session", hashlib.sha1).digest()
         if hmac.compare_digest(sig, hmac.new(derived, signed, hashlib.sha1).digest()):
@@ -278,11 +280,11 @@ def verify_flask(header: str, secret_key: str, max_age: int = 31 * 86400, cookie
     else:
         raise Rejected("bad_signature", "signature mismatch")
     if b"." not in signed:
-        raise Rejected("bad_signature", "timestamp missing")
+        raise Rejected("malformed", "timestamp missing")
     payload, ts_b64 = signed.rsplit(b".", 1)
     ts_bytes = b64url_lenient(ts_b64)
     if len(ts_bytes) > 8:
-        raise Rejected("bad_signature", "malformed timestamp")
+        raise Rejected("malformed", "malformed timestamp")
     ts = int.from_bytes(ts_bytes, "big")
     age = now - ts
     if age > max_age or age < 0:
@@ -293,11 +295,11 @@ def verify_flask(header: str, secret_key: str, max_age: int = 31 * 86400, cookie
         try:
             data = zlib.decompress(data)
         except zlib.error:
-            raise Rejected("bad_payload", "zlib")
+            raise Rejected("malformed", "zlib")
     try:
         session = flask_untag(json.loads(data.decode("utf-8")))
     except (UnicodeDecodeError, ValueError):
-        raise Rejected("bad_payload", "not JSON")
+        raise Rejected("unsupported_serializer", "not JSON")
     if not isinstance(session, dict):
         raise Rejected("not_an_object")
     return session, {"timestamp": ts, "compressed": compressed}
@@ -327,9 +329,12 @@ def verify_cookie_session(header: str, keys, cookie: str = "session"):
     s = value.replace("-", "+").replace("_", "/").rstrip("=")
     try:
         body = base64.b64decode(s + "=" * (-len(s) % 4), validate=True).decode("utf-8", "replace")
-        session = json.loads(body)
     except (ValueError, binascii.Error):
-        raise Rejected("bad_payload", "not base64 JSON")
+        raise Rejected("malformed", "not base64")
+    try:
+        session = json.loads(body)
+    except ValueError:
+        raise Rejected("unsupported_serializer", "not JSON")
     if not isinstance(session, dict):
         raise Rejected("not_an_object")
     return session, {"key_index": index}

@@ -136,8 +136,8 @@ fn inflate(compressed: &[u8]) -> Result<Vec<u8>, Rejection> {
 
 /// Flask's `TaggedJSONSerializer.loads` for what a session's identity needs, bottom-up as
 /// `_untag_scan`: a tuple (` t`) is an array, a tagged one-key dict (` di`) is that dict, a
-/// UUID (` u`) its `str()`, Markup (` m`) and a datetime (` d`) their text; bytes (` b`)
-/// stay tagged, fit for no claim.
+/// UUID (` u`) its `str()`, Markup (` m`) its text; bytes (` b`) and a datetime (` d`) stay
+/// tagged, fit for no claim.
 fn untag(value: Value) -> Value {
     match value {
         Value::Array(items) => Value::Array(items.into_iter().map(untag).collect()),
@@ -148,7 +148,7 @@ fn untag(value: Value) -> Value {
             }
             let Some((tag, inner)) = map.iter().next() else { return Value::Object(map) };
             match (tag.as_str(), inner) {
-                (" t", Value::Array(_)) | (" m", Value::String(_)) | (" d", Value::String(_)) => inner.clone(),
+                (" t", Value::Array(_)) | (" m", Value::String(_)) => inner.clone(),
                 (" u", Value::String(hex)) => uuid_text(hex).map_or_else(|| Value::Object(map.clone()), Value::String),
                 (" di", Value::Object(tagged)) if tagged.len() == 1 => {
                     let untagged = tagged
@@ -249,7 +249,7 @@ mod tests {
                 "_user_id": ["u", "12345678-1234-5678-1234-567812345678"],
                 "odd": {" t": 1},
                 "blob": {" b": "AAE="},
-                "when": "Thu, 01 Jan 2026 00:00:00 GMT",
+                "when": {" d": "Thu, 01 Jan 2026 00:00:00 GMT"},
                 "two": {" t": [1], "x": 2},
             })
         );
