@@ -43,6 +43,30 @@ fn malformed_values_name_their_key() {
 }
 
 #[test]
+fn a_value_of_the_wrong_kind_says_what_was_expected_and_what_is_there() {
+    assert_eq!(
+        error(&format!("{BASE}limits:\n  max_connections: lots\n")),
+        "proxy.yaml:6:20: limits.max_connections: expected a whole number, got \"lots\""
+    );
+    assert_eq!(
+        error(&format!("{BASE}limits: {{ max_connections: -3, workers: 2 }}\n")),
+        "proxy.yaml:5:28: limits.max_connections: expected a whole number, got \"-3\""
+    );
+    assert_eq!(
+        error(&format!("{BASE}limits:\n  max_connections: \"1.5\"  # quoted\n")),
+        "proxy.yaml:6:20: limits.max_connections: expected a whole number, got \"1.5\""
+    );
+    assert_eq!(
+        error(&format!("{BASE}limits:\n  workers: 99999999999999999999\n")),
+        "proxy.yaml:6:12: limits.workers: expected a whole number up to 18446744073709551615, got \"99999999999999999999\""
+    );
+    assert_eq!(
+        error(&format!("{BASE}underscores_in_headers: maybe\n")),
+        "proxy.yaml:5:25: underscores_in_headers: expected true or false, got \"maybe\""
+    );
+}
+
+#[test]
 fn an_unset_environment_variable_is_named() {
     let yaml = format!(
         "{BASE}identity:\n  secret_key: ${{INVENT_TEST_DEFINITELY_UNSET}}\n  jwt:\n    cookie: s\n    secret: x\n"
