@@ -67,10 +67,10 @@ pub fn secret_key(text: &str, file: &str, host: Option<&str>) -> Result<SiteSecr
 mod tests {
     use super::*;
 
-    const SITES: &str = "identity:\n  secret_key: top\n  jwt: { cookie: s, secret: ${INVENT_TEST_UNSET_SESSION} }\n\
+    const SITES: &str = "identity:\n  secret_key: top\n  jwt: { cookie: s, secret: \"${INVENT_TEST_UNSET_SESSION}\" }\n\
                          sites:\n  - hosts: [a.test]\n    upstream: { url: http://127.0.0.1:1 }\n\
-                         \x20 - hosts: [\"*.b.test\"]\n    identity: { secret_key: b-key, jwt: { secret: ${INVENT_TEST_UNSET_OTHER} } }\n\
-                         default_site: x.b.test\n";
+                         \x20 - hosts: [\"*.b.test\"]\n    identity: { secret_key: b-key, jwt: { secret: \"${INVENT_TEST_UNSET_OTHER}\" } }\n\
+                         default_site: \"*.b.test\"\n";
 
     fn key(text: &str, host: Option<&str>) -> Option<String> {
         secret_key(text, "t.yaml", host).unwrap().secret_key.map(|s| s.expose().to_owned())
