@@ -180,6 +180,16 @@ fn a_reader_that_goes_away_ends_a_command_quietly() {
     }
 }
 
+#[test]
+fn the_docs_show_the_nginx_snippet_ci_runs() {
+    let snippet = std::fs::read_to_string(std::path::Path::new(repo()).join("deploy/nginx/invent-proxy.conf")).unwrap();
+    let docs = std::fs::read_to_string(std::path::Path::new(repo()).join("docs/operations.md")).unwrap();
+    assert!(
+        docs.contains(&format!("```nginx\n{snippet}```")),
+        "docs/operations.md must show deploy/nginx/invent-proxy.conf as it is"
+    );
+}
+
 /// Every YAML file under `config/`.
 fn shipped_configs() -> Vec<std::path::PathBuf> {
     let mut files = vec![];

@@ -13,6 +13,8 @@ mod compression;
 mod config_errors;
 mod csp;
 mod edge;
+#[cfg(feature = "nginx-tests")]
+mod front_nginx;
 mod gateway;
 mod http_versions;
 mod identity;
