@@ -29,3 +29,4 @@ mod sites;
 mod streaming;
 mod support;
 mod tls;
+mod turbo;
