@@ -21,13 +21,15 @@ use crate::support::tokens::{self, claims};
 use crate::support::*;
 
 /// The widget's script at `assistant.script_url`: counts its runs, keeps every element it
-/// builds, and defines the element — a second run would throw (`NotSupportedError`) and
-/// show as a page error.
+/// shows (connected to the document: Turbo also clones the element, for its page cache and
+/// the old body, and clones of a defined element are constructed too, never shown), and
+/// defines the element — a second run would throw (`NotSupportedError`) and show as a
+/// page error.
 const WIDGET_JS: &str = r#"window.__inventLoads = (window.__inventLoads || 0) + 1;
-window.__inventBuilt = window.__inventBuilt || [];
+window.__inventShown = window.__inventShown || [];
 customElements.define('invent-assistant', class extends HTMLElement {
-  constructor() { super(); window.__inventBuilt.push(this); }
   connectedCallback() {
+    if (!window.__inventShown.includes(this)) window.__inventShown.push(this);
     Object.assign(this.style, { position: 'fixed', right: '24px', bottom: '24px', padding: '12px 18px',
       borderRadius: '24px', background: '#6366f1', color: '#fff', font: '15px/1.4 sans-serif' });
     this.textContent = 'Invent bubble · ' + (this.getAttribute('user-id') || 'anonymous');
@@ -116,6 +118,7 @@ async fn spawn_site() -> Upstream {
         };
         match (req.method(), first, rest) {
             (_, "widget.js", None) => no_store(respond(StatusCode::OK, "text/javascript", WIDGET_JS)),
+            (_, "favicon.ico", None) => respond(StatusCode::NO_CONTENT, "image/x-icon", ""),
             (_, "control.js", None) => no_store(respond(StatusCode::OK, "text/javascript", CONTROL_JS)),
             (_, script, None) if script.ends_with(".js") => {
                 respond(StatusCode::OK, "text/javascript", library_js(script.trim_end_matches(".js")))
@@ -176,7 +179,7 @@ async fn three_visits_keep_the_first_widget(browser: &Browser, base: &str, libra
     let name = library.name;
     browser.open(&format!("{base}/{name}/signin")).await;
     browser.until(&format!("return location.pathname === '/{name}/1'"), "signed in, on page 1").await;
-    browser.until("return window.__inventLoads === 1 && window.__inventBuilt.length === 1", name).await;
+    browser.until("return window.__inventLoads === 1 && window.__inventShown.length === 1", name).await;
     let first = widget_attributes(browser).await;
     let hash = hmac_sha256_hex(SECRET_KEY, "user_42");
     for (attribute, value) in [("user-id", "user_42"), ("user-hash", &hash), ("data-turbo-permanent", "")] {
@@ -195,20 +198,23 @@ async fn three_visits_keep_the_first_widget(browser: &Browser, base: &str, libra
         browser.click("#next").await;
         let arrived = format!(
             "return location.pathname === '/{name}/{page}' && document.querySelector('h1').textContent === \
-             'Page {page}' && window.__visits === {visit} && window.__controlRuns === {}",
+             'Page {page}' && window.__visits === {visit} && window.__controlRuns >= {}",
             visit + 1
         );
         let what = format!("{name}: visit {visit} to page {page}");
         browser.until(&arrived, &what).await;
         assert_eq!(browser.js("return window.__firstLoad === true").await, json!(true), "{what}: not a full load");
-        assert_eq!(scripts_created(browser, "/control.js").await, json!(visit), "{what}: the page's script re-run");
+        // At least once a visit: the page cached on the way out is shown first, as a preview,
+        // when it is visited again, and its scripts run for that render too.
+        let reruns = scripts_created(browser, "/control.js").await.as_i64().unwrap_or(0);
+        assert!(reruns >= visit, "{what}: the page's script re-run {reruns} times");
         assert_eq!(scripts_created(browser, "/widget.js").await, json!(0), "{what}: the widget's not re-run");
         let same = "return document.querySelectorAll('invent-assistant').length === 1 && \
                     document.querySelector('invent-assistant') === window.__first";
         assert_eq!(browser.js(same).await, json!(true), "{what}: one widget, the first page's element");
         assert_eq!(widget_attributes(browser).await, first, "{what}: the first page's attributes");
-        let ran = "return [window.__inventLoads, window.__inventBuilt.length]";
-        assert_eq!(browser.js(ran).await, json!([1, 1]), "{what}: the script ran once, one element built");
+        let ran = "return [window.__inventLoads, window.__inventShown.length]";
+        assert_eq!(browser.js(ran).await, json!([1, 1]), "{what}: the script ran once, one element shown");
         assert_no_errors(browser, &what).await;
     }
 }
@@ -229,9 +235,9 @@ async fn signing_out_by_a_turbo_form_replaces_it(browser: &Browser, library: &Li
     let attributes = widget_attributes(browser).await;
     assert_eq!(attributes["id"], json!("invent-assistant"), "{what}: {attributes}");
     assert!(attributes.get("user-id").is_none() && attributes.get("user-hash").is_none(), "{what}: {attributes}");
-    browser.until("return window.__inventBuilt.length === 2", &what).await;
-    let built = "return window.__inventBuilt[1] === document.querySelector('invent-assistant')";
-    assert_eq!(browser.js(built).await, json!(true), "{what}: the new element is the one built");
+    let shown = "return window.__inventShown.length === 2 && \
+                 window.__inventShown[1] === document.querySelector('invent-assistant')";
+    browser.until(shown, &format!("{what}: the new element is upgraded and shown")).await;
     assert_eq!(browser.js("return window.__inventLoads").await, json!(1), "{what}: the script still ran once");
     assert_eq!(scripts_created(browser, "/widget.js").await, json!(0), "{what}: the widget's not re-run");
     assert_no_errors(browser, &what).await;
