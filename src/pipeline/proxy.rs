@@ -58,7 +58,7 @@ impl Proxy {
             Some(identity) => Some(Identifier::start(identity, &site.upstream).await?),
             None => None,
         };
-        let widget = Arc::new(widget_of(&site.assistant));
+        let widget = Arc::new(widget_of(&site.assistant, &site.inject));
         Ok(Proxy { site, process, client, identifier, widget, metrics })
     }
 
@@ -284,7 +284,7 @@ impl Proxy {
 }
 
 /// The widget markup of `assistant`: its id, script and theme attributes.
-fn widget_of(assistant: &config::Assistant) -> Widget {
+fn widget_of(assistant: &config::Assistant, inject: &config::Inject) -> Widget {
     let theme = &assistant.theme;
     let appearance = theme.appearance.map(|a| a.to_string());
     let attributes: Vec<(&str, &str)> = [
@@ -295,7 +295,7 @@ fn widget_of(assistant: &config::Assistant) -> Widget {
     .into_iter()
     .filter_map(|(name, value)| Some((name, value?)))
     .collect();
-    Widget::new(&assistant.id, &assistant.script_url, &attributes)
+    Widget::new(&assistant.id, &assistant.script_url, &attributes).kept_across_visits(inject.turbo_permanent)
 }
 
 /// The decoder for a compressed page, and the encoder if the client accepts its coding.

@@ -15,7 +15,7 @@ const BASE: &str = "upstream:\n  url: http://127.0.0.1:3000\nassistant:\n  id: a
 fn unknown_keys_are_errors_with_line_and_column() {
     assert_eq!(
         error(&format!("{BASE}inject:\n  postion: head_end\n")),
-        "proxy.yaml:6:3: inject.postion: unknown field `postion`, expected one of position, include_paths, exclude_paths, csp_allow"
+        "proxy.yaml:6:3: inject.postion: unknown field `postion`, expected one of position, include_paths, exclude_paths, csp_allow, turbo_permanent"
     );
     assert!(error(&format!("{BASE}listn: 0.0.0.0:80\n")).starts_with("proxy.yaml:5:1: listn: unknown field `listn`"));
 }

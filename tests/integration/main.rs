@@ -31,3 +31,4 @@ mod sites;
 mod streaming;
 mod support;
 mod tls;
+mod turbo;
