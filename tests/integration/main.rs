@@ -13,6 +13,7 @@ mod compression;
 mod config_errors;
 mod csp;
 mod edge;
+mod explain;
 mod gateway;
 mod http_versions;
 mod identity;
