@@ -120,20 +120,16 @@ async fn exchange(sites: Arc<Sites>, target: &Target, peer: Peer) -> Result<Reco
         hyper::client::conn::http1::handshake(TokioIo::new(client_io)).await.map_err(|e| broken(&e))?;
     let client = tokio::spawn(connection);
     let request = target.request().map_err(|e| broken(&e))?;
+    // Read until the body ends or breaks (an upstream that broke off mid-page): either way
+    // the record says what happened.
     let read_to_end = async {
-        let response = sender.send_request(request).await?;
+        let Ok(response) = sender.send_request(request).await else { return };
         let mut body = response.into_body();
-        while let Some(frame) = body.frame().await {
-            frame?;
-        }
-        Ok::<_, hyper::Error>(())
+        while let Some(Ok(_)) = body.frame().await {}
     };
     let received = tokio::select! {
         record = &mut record => Some(record),
-        read = read_to_end => {
-            read.map_err(|e| broken(&e))?;
-            None
-        }
+        () = read_to_end => None,
     };
     // The connection goes, and with it anything of the response still held.
     client.abort();

@@ -13,7 +13,7 @@ use super::{Target, Verdict};
 use crate::config::{self, Config};
 use crate::metrics::PageOutcome;
 use crate::outcome::{Identified, Rejection, Skip};
-use crate::pipeline::{Peer, Record, Routed, Sites, Stage};
+use crate::pipeline::{Answer, Peer, Record, Routed, Sites, Stage};
 
 /// Everything the report is made from.
 pub(super) struct Report<'a> {
@@ -33,6 +33,7 @@ impl Display for Report<'_> {
         self.response(f)?;
         self.identity(f)?;
         self.widget(f)?;
+        self.error(f)?;
         self.headers_changed(f)?;
         self.warnings(f)?;
         self.result(f)
@@ -189,11 +190,23 @@ impl Report<'_> {
         }
     }
 
+    /// A failure after the upstream's head came (one before it is on the `response:` line).
+    fn error(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        match (&self.record.failure, &self.record.upstream) {
+            (Some(failure), Some(_)) => writeln!(f, "error: {}: {}", failure.kind.as_str(), failure.message),
+            _ => Ok(()),
+        }
+    }
+
     /// The response headers the proxy changed: `-` removed, `+` added, `~` changed.
     fn headers_changed(&self, f: &mut Formatter<'_>) -> fmt::Result {
         let Some((_, upstream)) = &self.record.upstream else {
             return writeln!(f, "headers changed: none (no upstream response)");
         };
+        if self.record.answer == Answer::OwnPage {
+            let status = self.record.response.0.as_u16();
+            return writeln!(f, "headers changed: all (the visitor gets the proxy's own {status} page instead)");
+        }
         let changes = changed_headers(upstream, &self.record.response.1);
         if changes.is_empty() {
             return writeln!(f, "headers changed: none");

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use http::{HeaderValue, Method};
 
-use super::record::{self, Facts, Recorder, Stage};
+use super::record::{self, Answer, Facts, Recorder, Stage};
 use crate::error::{Blame, ClientBodyFailure, ErrorKind, ProxyError, UpstreamFailure, error_chain};
 use crate::metrics::{Finished, Metrics, PageOutcome};
 use crate::outcome::{Identified, Skip};
@@ -124,10 +124,10 @@ impl Context {
 
     /// For the record: the response head as the client gets it. A body that is not
     /// rewritten has nothing more to tell, so its record is sent now.
-    pub(super) fn head_out(&mut self, status: http::StatusCode, headers: &http::HeaderMap, rewritten: bool) {
+    pub(super) fn head_out(&mut self, status: http::StatusCode, headers: &http::HeaderMap, answer: Answer) {
         let Some(recorder) = &mut self.recorder else { return };
-        recorder.response_head(status, headers);
-        if !rewritten {
+        recorder.response_head(status, headers, answer);
+        if answer != Answer::Rewritten {
             self.send_record(PageOutcome::Passed(self.skip), None);
         }
     }

@@ -18,7 +18,7 @@ mod upgrade;
 
 pub(crate) use context::Peer;
 pub(crate) use proxy::Proxy;
-pub(crate) use record::{Record, Recorder, Routed, Stage};
+pub(crate) use record::{Answer, Record, Recorder, Routed, Stage};
 pub(crate) use sites::{Live, Sites};
 
 /// Why a site could not be set up.

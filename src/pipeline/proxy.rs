@@ -15,7 +15,7 @@ use invent_rewrite::{Injection, RewriteBody, Sniffed, Transcode, Widget, csp};
 use super::SiteError;
 use super::body::{LoggedBody, ProxyBody};
 use super::context::{Context, Peer};
-use super::record::{Recorder, Stage};
+use super::record::{Answer, Recorder, Stage};
 use super::rules;
 use super::upgrade;
 use crate::codec::{Coding, Decoder, Encoder};
@@ -132,8 +132,12 @@ impl Proxy {
         });
         context.status = response.status().as_u16();
         response.headers_mut().insert(&headers::X_REQUEST_ID, context.request_id().clone());
-        let rewritten = matches!(response.body(), ProxyBody::Rewritten(_));
-        context.head_out(response.status(), response.headers(), rewritten);
+        let answer = match response.body() {
+            ProxyBody::Passthrough(_) => Answer::Passthrough,
+            ProxyBody::Rewritten(_) => Answer::Rewritten,
+            ProxyBody::Local(_) => Answer::OwnPage,
+        };
+        context.head_out(response.status(), response.headers(), answer);
         let stall_limit = self.process.limits.body_stall_timeout;
         let mut response = response.map(|body| LoggedBody::new(body, context, in_flight, stall_limit));
         // The client speaks to this proxy, not to the upstream: an HTTP/1.0 upstream must

@@ -34,6 +34,17 @@ pub(crate) enum Stage {
     Page,
 }
 
+/// What the response body is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// The upstream's body, untouched.
+    Passthrough,
+    /// The upstream's body through the rewriter.
+    Rewritten,
+    /// The proxy's own error page, in place of the upstream's response.
+    OwnPage,
+}
+
 /// A failure of the request, as its access line has it.
 #[derive(Debug, Clone)]
 pub(crate) struct Failure {
@@ -56,6 +67,7 @@ pub(crate) struct Record {
     /// The response head the client gets, as the proxy made it (the connection's own
     /// framing fields aside).
     pub response: (StatusCode, HeaderMap),
+    pub answer: Answer,
     /// Why the page got no widget, and which rules said so.
     pub skip: Option<(Skip, Stage)>,
     pub identified: Identified,
@@ -73,7 +85,7 @@ pub(crate) struct Recorder {
     sender: oneshot::Sender<Record>,
     site: Option<(usize, Routed)>,
     upstream: Option<(StatusCode, HeaderMap)>,
-    response: Option<(StatusCode, HeaderMap)>,
+    response: Option<(StatusCode, HeaderMap, Answer)>,
     stage: Option<Stage>,
 }
 
@@ -92,8 +104,8 @@ impl Recorder {
         self.upstream = Some((status, headers.clone()));
     }
 
-    pub(super) fn response_head(&mut self, status: StatusCode, headers: &HeaderMap) {
-        self.response = Some((status, headers.clone()));
+    pub(super) fn response_head(&mut self, status: StatusCode, headers: &HeaderMap, answer: Answer) {
+        self.response = Some((status, headers.clone(), answer));
     }
 
     /// Notes which rules the request's skip came from.
@@ -108,8 +120,10 @@ impl Recorder {
         let skip = skip.map(|skip| (skip, self.stage.unwrap_or(Stage::Page)));
         let (site, upstream) = (self.site, self.upstream);
         // Noted before the head went out, which comes before either time the record is sent.
-        let response = self.response.unwrap_or_else(|| (StatusCode::INTERNAL_SERVER_ERROR, HeaderMap::new()));
-        let record = Record { site, upstream, response, skip, identified, page, inserted, failure };
+        let (status, headers, answer) =
+            self.response.unwrap_or_else(|| (StatusCode::INTERNAL_SERVER_ERROR, HeaderMap::new(), Answer::OwnPage));
+        let response = (status, headers);
+        let record = Record { site, upstream, response, answer, skip, identified, page, inserted, failure };
         // The caller may have given up waiting: nothing to do then.
         let _ = self.sender.send(record);
     }

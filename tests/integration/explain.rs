@@ -259,6 +259,33 @@ async fn an_unreachable_upstream_is_an_error_of_its_own() {
 }
 
 #[tokio::test]
+async fn an_upstream_that_breaks_off_mid_page_is_a_failed_request() {
+    // The page's start, then the connection closes `length` bytes short.
+    let breaking = |length: usize| {
+        spawn_raw_upstream(move |mut socket| async move {
+            read_request(&mut socket).await;
+            let head = format!("HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {length}\r\n\r\n");
+            let _ = tokio::io::AsyncWriteExt::write_all(&mut socket, format!("{head}{PAGE}").as_bytes()).await;
+        })
+    };
+    // A small page is read whole before its head goes out: the visitor gets a 502.
+    let before_head = explain(&ProxyYaml::new(breaking(5000).await), &["http://shop.example/"]).await;
+    assert_eq!(before_head.code, Some(3), "{}", before_head.all());
+    assert_eq!(before_head.line("response: 200"), "response: 200 text/html");
+    assert!(before_head.line("error:").starts_with("error: upstream: "), "{}", before_head.stdout);
+    let own_page = "headers changed: all (the visitor gets the proxy's own 502 page instead)";
+    assert_eq!(before_head.line("headers changed:"), own_page);
+    assert_eq!(before_head.line("result:"), "result: the request failed: upstream (exit 3)");
+    // A large one goes out as it comes: the visitor's page is cut short.
+    let mid_body = explain(&ProxyYaml::new(breaking(100_000).await), &["http://shop.example/"]).await;
+    assert_eq!(mid_body.code, Some(3), "{}", mid_body.all());
+    assert_eq!(mid_body.line("response: q"), "response: qualifies");
+    assert!(mid_body.line("error:").starts_with("error: upstream_body: "), "{}", mid_body.stdout);
+    assert_eq!(mid_body.line("result:"), "result: the request failed: upstream_body (exit 3)");
+    assert!(mid_body.stderr.starts_with("invent-proxy: "), "the error on stderr too: {}", mid_body.stderr);
+}
+
+#[tokio::test]
 async fn what_stops_explain_itself_is_one_line_and_status_2() {
     let (addr, _held) = unreachable_address();
     let misspelt = ProxyYaml::new(addr).extra("limits:\n  wrokers: 2\n");
