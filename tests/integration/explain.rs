@@ -156,6 +156,28 @@ async fn an_excluded_path_and_an_xhr_are_skipped_by_the_request_rules() {
 }
 
 #[tokio::test]
+async fn a_compressed_page_is_explained_for_the_accept_encoding_sent() {
+    let upstream = spawn_upstream(|_| async {
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut gzip, PAGE.as_bytes()).unwrap();
+        let mut response = html(gzip.finish().unwrap());
+        response.headers_mut().insert(header::CONTENT_ENCODING, "gzip".parse().unwrap());
+        response
+    })
+    .await;
+    let yaml = ProxyYaml::new(upstream.addr);
+    let browser = explain(&yaml, &["http://shop.example/"]).await;
+    assert_eq!(browser.code, Some(0), "{}", browser.all());
+    assert_eq!(browser.line("widget:"), "widget: injected before </body>");
+    assert_eq!(browser.line("  + vary:"), "  + vary: Accept-Encoding");
+    assert!(!browser.stdout.contains("content-encoding"), "encoded again for a browser: {}", browser.stdout);
+    let plain = explain(&yaml, &["http://shop.example/", "--header", "Accept-Encoding: identity"]).await;
+    assert_eq!(plain.code, Some(0), "{}", plain.all());
+    assert_eq!(plain.line("  - content-encoding:"), "  - content-encoding: gzip");
+    assert_eq!(upstream.seen()[0].headers[header::ACCEPT_ENCODING], "gzip, deflate, br, zstd");
+}
+
+#[tokio::test]
 async fn a_fragment_is_skipped_by_the_page_itself() {
     let upstream = spawn_html_upstream("<li>one more item</li>").await;
     let explained = explain(&ProxyYaml::new(upstream.addr), &["http://shop.example/items?after=3"]).await;
