@@ -1,4 +1,4 @@
-//! The command line: `run` (the default), `check`, `hash` and `demo`.
+//! The command line: `run` (the default), `check`, `hash`, `explain`, `schema` and `demo`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
 use crate::pipeline::{Proxy, Sites};
-use crate::{demo, identity, listen, telemetry};
+use crate::{demo, explain, identity, listen, telemetry};
 
 /// A streaming reverse proxy that adds the Invent assistant to every HTML page of the
 /// site behind it, recognising signed-in visitors from their session JWT.
@@ -17,7 +17,7 @@ use crate::{demo, identity, listen, telemetry};
 pub struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
-    /// The YAML config file (for run, check and hash).
+    /// The YAML config file (for run, check, hash and explain).
     #[arg(
         long,
         short = 'c',
@@ -50,6 +50,31 @@ enum Command {
         #[arg(long, value_name = "HOST")]
         site: Option<String>,
     },
+    /// Send one request through the pipeline to the real upstream and say why the page does
+    /// or does not get the widget.
+    ///
+    /// Nothing listens: the request goes through the configured sites in memory, to the
+    /// real upstream. The report names the site, whether the request and the response
+    /// qualify (else the access line's skip reason), the identity outcome and its source,
+    /// the widget markup and where it goes, the CSP nonce, and the response headers the
+    /// proxy changes; never a cookie value, token or secret key.
+    ///
+    /// Exit status: 0 the page gets the widget, 1 it does not, 2 explain could not run
+    /// (the command line, the config, a site's set-up), 3 the request failed (the upstream
+    /// unreachable, too slow, broken).
+    Explain {
+        /// The page's absolute URL (http:// or https://). Its host chooses the site; the
+        /// request goes to that site's upstream, not to the URL's host.
+        #[arg(value_name = "URL")]
+        url: String,
+        /// A request header, 'Name: value' (repeatable). Those of a browser's navigation
+        /// (Accept, Sec-Fetch-*, …) are sent unless given.
+        #[arg(long = "header", value_name = "NAME: VALUE")]
+        headers: Vec<String>,
+        /// A cookie, 'name=value' (repeatable): all go in one Cookie header.
+        #[arg(long = "cookie", value_name = "NAME=VALUE")]
+        cookies: Vec<String>,
+    },
     /// Run a built-in sample legacy site with the proxy in front of it, for a first look.
     Demo {
         /// Where the proxy of the demo listens.
@@ -71,6 +96,7 @@ pub fn main() -> ExitCode {
         }
         Command::Hash { user_id, site } => hash(&cli.config, &user_id, site.as_deref()),
         Command::Demo { listen } => demo(listen),
+        Command::Explain { url, headers, cookies } => return explain(&cli.config, &url, &headers, &cookies),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -256,6 +282,30 @@ fn hash(path: &Path, user_id: &str, site: Option<&str>) -> CliResult {
         .ok_or_else(|| format!("{file}: identity is not configured, so there is no secret key to hash with"))?;
     say(format_args!("{}", identity::user_hash(key.expose(), user_id)));
     Ok(())
+}
+
+/// Prints the explanation of one request and exits with its verdict's status; what stops
+/// the explanation itself (a bad URL, header or cookie, the config, a site's set-up) is
+/// one line on stderr and status 2.
+fn explain(path: &Path, url: &str, headers: &[String], cookies: &[String]) -> ExitCode {
+    let explained = || -> Result<explain::Explanation, Box<dyn std::error::Error>> {
+        let target = explain::Target::new(url, headers, cookies)?;
+        let config = Config::load(path)?;
+        Ok(block_on(explain::explain(config, &target))??)
+    };
+    match explained() {
+        Ok(explanation) => {
+            say(format_args!("{}", explanation.report.trim_end_matches('\n')));
+            if let Some(error) = &explanation.error {
+                eprintln!("invent-proxy: {error}");
+            }
+            ExitCode::from(explanation.verdict.exit_code())
+        }
+        Err(reason) => {
+            eprintln!("invent-proxy: {reason}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 fn demo(listen: SocketAddr) -> CliResult {

@@ -1,5 +1,5 @@
 //! The command line, run as a user would: `--help`, `check`, `hash`, the default config
-//! path and `INVENT_PROXY_CONFIG`, and `demo`.
+//! path and `INVENT_PROXY_CONFIG`, and `demo` (`explain` has its own module).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
@@ -47,6 +47,7 @@ fn every_command_has_help() {
         (vec!["run", "--help"], "--config"),
         (vec!["check", "--help"], "--config"),
         (vec!["hash", "--help"], "--user-id"),
+        (vec!["explain", "--help"], "--cookie <NAME=VALUE>"),
         (vec!["demo", "--help"], "--listen"),
     ] {
         let output = invent_proxy(&args);

@@ -13,6 +13,7 @@ mod compression;
 mod config_errors;
 mod csp;
 mod edge;
+mod explain;
 #[cfg(feature = "nginx-tests")]
 mod front_nginx;
 mod gateway;
