@@ -6,6 +6,7 @@
 //! discovers a bad setting on its first request.
 
 mod frameworks;
+pub mod hash_key;
 mod identity;
 mod jwks;
 pub(crate) use jwks::signature_keys;

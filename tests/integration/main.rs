@@ -13,8 +13,11 @@ mod compression;
 mod config_errors;
 mod csp;
 mod edge;
+mod explain;
 #[cfg(feature = "framework-tests")]
 mod frameworks;
+#[cfg(feature = "nginx-tests")]
+mod front_nginx;
 mod gateway;
 mod http_versions;
 mod identity;
@@ -31,3 +34,4 @@ mod sites;
 mod streaming;
 mod support;
 mod tls;
+mod turbo;
