@@ -130,3 +130,49 @@ async fn an_xhtml_page_gets_the_attributes_with_values() {
     let page = get(&off, "/").await.text();
     assert!(page.contains("async=\"async\"") && !page.contains("data-turbo"), "{page}");
 }
+
+/// The page's own element is the page's: it gets the visitor's identity, but no `id` or
+/// `data-turbo-permanent` (the page decides whether it is kept); the script the proxy adds
+/// is still not evaluated again by a visit.
+#[tokio::test]
+async fn a_pages_own_element_gets_identity_but_no_turbo_attributes() {
+    const OWN: &str = "<!doctype html><html><body><invent-assistant assistant-id=\"ast_own\"></invent-assistant>\
+                       </body></html>";
+    let upstream = spawn_html_upstream(OWN).await;
+    let proxy = spawn_identity_proxy(&upstream).await;
+    let cookie = format!("session={}", tokens::hs256(&tokens::claims("user_42")));
+    let page = get_with(&proxy, "/", &[TURBO_8, &[("cookie", cookie.as_str())]].concat()).await.text();
+    assert_eq!(widget_attribute(&page, "user-id").as_deref(), Some("user_42"), "{page}");
+    assert_eq!(widget_attribute(&page, "assistant-id").as_deref(), Some("ast_own"), "{page}");
+    assert!(!page.contains("data-turbo-permanent") && widget_attribute(&page, "id").is_none(), "{page}");
+    assert!(page.ends_with(&format!("</invent-assistant>{WIDGET_SCRIPT}</body></html>")), "{page}");
+}
+
+/// A visit's page goes through the browser's HTTP cache like any `fetch`: signed in, it is
+/// as private as a navigation's.
+#[tokio::test]
+async fn a_signed_in_visit_is_not_for_shared_caches() {
+    let upstream = spawn_upstream(|_| async {
+        let mut response = html(PAGE);
+        response.headers_mut().insert(http::header::CACHE_CONTROL, "public, max-age=60".parse().unwrap());
+        response
+    })
+    .await;
+    let proxy = spawn_identity_proxy(&upstream).await;
+    let cookie = format!("session={}", tokens::hs256(&tokens::claims("user_42")));
+    let visit = get_with(&proxy, "/", &[TURBO_8, &[("cookie", cookie.as_str())]].concat()).await;
+    assert_eq!(widget_attribute(&visit.text(), "user-id").as_deref(), Some("user_42"));
+    assert_eq!(visit.headers[http::header::CACHE_CONTROL], "private, max-age=60");
+    assert!(visit.headers.get_all(http::header::VARY).iter().any(|v| v == "Cookie"), "{:?}", visit.headers);
+}
+
+/// With `head_end` a visit's page gets the widget where a navigation's does: an HTML parser
+/// moves it into the body, where Turbo finds permanent elements.
+#[tokio::test]
+async fn head_end_visits_get_the_same_markup() {
+    let upstream = spawn_html_upstream(PAGE).await;
+    let proxy = spawn_proxy(ProxyYaml::new(upstream.addr).inject_position("head_end")).await;
+    let expected = PAGE.replace("</head>", &format!("{WIDGET}</head>"));
+    assert_eq!(get(&proxy, "/").await.text(), expected);
+    assert_eq!(get_with(&proxy, "/", TURBO_8).await.text(), expected);
+}

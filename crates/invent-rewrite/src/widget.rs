@@ -171,7 +171,8 @@ impl Widget {
 /// The injected element's `id`: [`ELEMENT_ID`] for an anonymous visitor, and for a
 /// signed-in one `invent-assistant-` and 16 hex digits of an FNV-1a digest of the identity
 /// attributes (their values are in the page anyway). Equal ids mean equal identity
-/// attributes, so a Turbo visit keeps the element exactly when the visitor is unchanged.
+/// attributes (but for a 64-bit collision: a digest to notice a change, not to keep a
+/// secret), so a Turbo visit keeps the element exactly when the visitor is unchanged.
 /// A valid CSS identifier as it is: Turbo looks it up with `#id[data-turbo-permanent]`.
 pub fn element_id(visitor: Option<&Visitor>) -> String {
     if visitor.is_none() {
