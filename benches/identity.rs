@@ -42,8 +42,7 @@ fn case(name: &'static str, alg: Algorithm, key: EncodingKey, jwt_yaml: String) 
 
 /// A framework session of the committed vectors: its config block and its `Cookie` value.
 fn framework_case(name: &'static str, vector_id: &str, source_yaml: &str) -> Case {
-    let vectors: serde_json::Value =
-        serde_json::from_str(include_str!("../tests/frameworks/vectors.json")).unwrap();
+    let vectors: serde_json::Value = serde_json::from_str(include_str!("../tests/frameworks/vectors.json")).unwrap();
     let vector = vectors["vectors"].as_array().unwrap().iter().find(|v| v["id"] == vector_id).unwrap();
     let cookies = vector["cookie_header"].as_str().unwrap().to_owned();
     let skb = vectors["derived_keys"]["rails"]["secret_key_base"].as_str().unwrap();
