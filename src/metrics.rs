@@ -22,6 +22,12 @@ struct RequestLabels {
     status: &'static str,
 }
 
+/// A request's latency, by what became of its response.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DurationLabels {
+    outcome: &'static str,
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabels {
     kind: &'static str,
@@ -78,6 +84,22 @@ impl PageOutcome {
         };
         OutcomeLabels { outcome, reason }
     }
+
+    /// The latency histogram's `outcome`: `injected`, `completed`, `passed`, or `error` for
+    /// the proxy's own error pages (an upstream that failed, a request refused at the edge).
+    fn duration_outcome(self) -> &'static str {
+        match self {
+            PageOutcome::Injected => "injected",
+            PageOutcome::Completed => "completed",
+            PageOutcome::Passed(Some(_)) => "passed",
+            PageOutcome::Passed(None) => "error",
+        }
+    }
+}
+
+/// The latency buckets: 1 ms to 33 s, doubling.
+fn duration_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
 }
 
 /// What one finished request adds to the metrics.
@@ -96,7 +118,8 @@ pub(crate) struct Finished<'a> {
 pub(crate) struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
-    duration: Histogram,
+    duration: Family<DurationLabels, Histogram, fn() -> Histogram>,
+    keys_loaded: Gauge,
     bytes_sent: Counter,
     bytes_received: Counter,
     upstream_errors: Family<KindLabels, Counter>,
@@ -118,7 +141,8 @@ impl Metrics {
         let mut registry = Registry::with_prefix("invent_proxy");
         let metrics = Metrics {
             requests: Family::default(),
-            duration: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            duration: Family::new_with_constructor(duration_histogram as fn() -> Histogram),
+            keys_loaded: Gauge::default(),
             bytes_sent: Counter::<u64, AtomicU64>::default(),
             bytes_received: Counter::default(),
             upstream_errors: Family::default(),
@@ -132,7 +156,7 @@ impl Metrics {
         registry.register("requests", "Requests answered, by method and status class", metrics.requests.clone());
         registry.register(
             "request_duration_seconds",
-            "Time from a request's arrival to the end of its response",
+            "Time from a request's arrival to the end of its response, by what became of the response",
             metrics.duration.clone(),
         );
         registry.register("sent_bytes", "Response body bytes sent to clients", metrics.bytes_sent.clone());
@@ -154,6 +178,11 @@ impl Metrics {
         );
         registry.register("identity", "Identity outcomes of requests", metrics.identity.clone());
         registry.register("open_connections", "Client connections open now", metrics.open_connections.clone());
+        registry.register(
+            "identity_keys_loaded",
+            "1 when every key set the identity sources verify with (jwks_url, key_url) has loaded, else 0",
+            metrics.keys_loaded.clone(),
+        );
         registry.register("config_reloads", "Config reloads, by result", metrics.reloads.clone());
         registry.register("build", "The running build", Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]));
         Metrics { registry, ..metrics }
@@ -163,7 +192,8 @@ impl Metrics {
     pub(crate) fn finished(&self, request: &Finished<'_>) {
         let labels = RequestLabels { method: method_class(request.method), status: status_class(request.status) };
         self.requests.get_or_create(&labels).inc();
-        self.duration.observe(request.seconds);
+        let outcome = request.page.duration_outcome();
+        self.duration.get_or_create(&DurationLabels { outcome }).observe(request.seconds);
         self.bytes_sent.inc_by(request.bytes_sent);
         if let Some(failure) = request.upstream_failure {
             self.upstream_errors.get_or_create(&KindLabels { kind: failure.as_str() }).inc();
@@ -191,6 +221,11 @@ impl Metrics {
     /// Counts a config reload.
     pub(crate) fn reloaded(&self, ok: bool) {
         self.reloads.get_or_create(&ResultLabels { result: if ok { "success" } else { "failure" } }).inc();
+    }
+
+    /// Sets `identity_keys_loaded`, read when the metrics are scraped.
+    pub(crate) fn set_keys_loaded(&self, loaded: bool) {
+        self.keys_loaded.set(i64::from(loaded));
     }
 
     /// The Prometheus text exposition of every metric.
@@ -238,25 +273,39 @@ fn status_class(status: u16) -> &'static str {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_finished_request_shows_in_the_exposition_with_fixed_labels() {
-        let metrics = Metrics::new();
-        let method = http::Method::from_bytes(b"BREW").unwrap();
-        metrics.finished(&Finished {
-            method: &method,
+    fn finished(method: &http::Method) -> Finished<'_> {
+        Finished {
+            method,
             status: 502,
             seconds: 0.003,
             bytes_sent: 120,
             page: PageOutcome::Passed(Some(Skip::Status)),
             identity: Identified::None,
             upstream_failure: Some(UpstreamFailure::Connect),
-        });
+        }
+    }
+
+    #[test]
+    fn a_finished_request_shows_in_the_exposition_with_fixed_labels() {
+        let metrics = Metrics::new();
+        let method = http::Method::from_bytes(b"BREW").unwrap();
+        metrics.finished(&finished(&method));
         let text = metrics.encode();
         assert!(text.contains(r#"invent_proxy_requests_total{method="other",status="5xx"} 1"#), "{text}");
         assert!(text.contains(r#"invent_proxy_upstream_errors_total{kind="connect"} 1"#), "{text}");
         assert!(text.contains(r#"invent_proxy_responses_total{outcome="passed",reason="status"} 1"#), "{text}");
         assert!(text.contains("invent_proxy_sent_bytes_total 120"), "{text}");
-        assert!(text.contains("invent_proxy_request_duration_seconds_count 1"), "{text}");
+        assert!(text.contains(r#"invent_proxy_request_duration_seconds_count{outcome="passed"} 1"#), "{text}");
+        metrics.finished(&Finished { page: PageOutcome::Passed(None), ..finished(&method) });
+        metrics.finished(&Finished { page: PageOutcome::Injected, ..finished(&method) });
+        let text = metrics.encode();
+        for outcome in ["passed", "error", "injected"] {
+            let count = format!(r#"invent_proxy_request_duration_seconds_count{{outcome="{outcome}"}} 1"#);
+            assert!(text.contains(&count), "{count} in {text}");
+        }
+        assert!(text.contains("invent_proxy_identity_keys_loaded 0"), "{text}");
+        metrics.set_keys_loaded(true);
+        assert!(metrics.encode().contains("invent_proxy_identity_keys_loaded 1"));
         assert!(!text.contains("BREW"), "a method outside the fixed set is not a label value");
         let open = metrics.connection_opened();
         assert!(metrics.encode().contains("invent_proxy_open_connections 1"));

@@ -63,7 +63,7 @@ fn answer(req: &Request<Incoming>, live: &Live) -> Response<Full<Bytes>> {
             Some(reason) => text(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}\n")),
         },
         _ => {
-            let mut response = text(StatusCode::OK, live.metrics().encode());
+            let mut response = text(StatusCode::OK, live.metrics_text());
             response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static(METRICS_TYPE));
             response
         }

@@ -170,7 +170,7 @@ impl Context {
                     bytes,
                     duration_ms = format_args!("{:.1}", seconds * 1000.0),
                     injected,
-                    skip,
+                    skip = %skip,
                     identity = %self.identified,
                     identity_source = %source,
                     complete,

@@ -141,6 +141,12 @@ impl Live {
         &self.metrics
     }
 
+    /// The metrics' text exposition, with the gauges read at scrape time brought up to date.
+    pub(crate) fn metrics_text(&self) -> String {
+        self.metrics.set_keys_loaded(self.current().not_ready().is_none());
+        self.metrics.encode()
+    }
+
     /// Builds the sites of `config` exactly as start-up does (`invent-proxy check` runs the
     /// same steps) and swaps them in. On any error the running config keeps serving.
     /// (Listeners are the listener's: see [`crate::listen::RunningProxy::reload`].)

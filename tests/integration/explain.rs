@@ -350,11 +350,11 @@ async fn config_may_come_before_the_command_and_an_endless_stream_does_not_hold_
     assert_eq!(streams.lock().unwrap().len(), 1, "the stream was still open");
 }
 
-/// `skip=` of a request's access line in the real binary's log (a text field: quoted).
+/// `skip=` of a request's access line in the real binary's log (bare, as `identity=`).
 fn access_skip(proxy: &mut ProxyProcess, path: &str) -> String {
     let line = proxy.wait_for_log(&format!("path={path} "));
     let at = line.find("skip=").unwrap_or_else(|| panic!("{line}")) + "skip=".len();
-    line[at..].split_whitespace().next().unwrap().trim_matches('"').to_owned()
+    line[at..].split_whitespace().next().unwrap().to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -196,6 +196,7 @@ async fn an_unreachable_key_set_stops_start_up_unless_it_is_optional() {
     let (status, reason) = crate::operations::admin_get(admin, "/readyz").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "not ready without its keys");
     assert!(reason.contains("identity.jwt.jwks_url not loaded"), "{reason}");
+    crate::operations::scrape_until(admin, "invent_proxy_identity_keys_loaded 0").await;
     let page = get_as(&proxy, "/", &rsa_token("u1")).await;
     assert_eq!((page.status, widget_attribute(&page.text(), "user-id")), (StatusCode::OK, None), "anonymous meanwhile");
     jwks.serve(&["rsa-1"]);
@@ -204,6 +205,7 @@ async fn an_unreachable_key_set_stops_start_up_unless_it_is_optional() {
     })
     .await;
     assert_eq!(crate::operations::admin_get(admin, "/readyz").await.0, StatusCode::OK, "ready once the keys loaded");
+    crate::operations::scrape_until(admin, "invent_proxy_identity_keys_loaded 1").await;
 }
 
 #[tokio::test]

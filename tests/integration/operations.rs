@@ -68,7 +68,9 @@ async fn metrics_count_known_traffic_with_fixed_labels() {
         r#"invent_proxy_responses_total{outcome="passed",reason="status"} 1"#,
         r#"invent_proxy_responses_total{outcome="passed",reason="method"} 1"#,
         r#"invent_proxy_identity_total{outcome="none",source="",reason=""} 6"#,
-        "invent_proxy_request_duration_seconds_count 6",
+        r#"invent_proxy_request_duration_seconds_count{outcome="injected"} 3"#,
+        r#"invent_proxy_request_duration_seconds_count{outcome="passed"} 3"#,
+        "invent_proxy_identity_keys_loaded 1",
         "invent_proxy_received_bytes_total 20",
         r#"invent_proxy_build_info{version="0.1.0"} 1"#,
     ] {
