@@ -14,6 +14,7 @@ mod config_errors;
 mod csp;
 mod edge;
 mod explain;
+mod framework_vectors;
 #[cfg(feature = "framework-tests")]
 mod frameworks;
 #[cfg(feature = "nginx-tests")]
