@@ -60,7 +60,7 @@ async fn check_vectors(proxy: &RunningProxy, is_cookie_session: bool) {
         ("cs-second-key", "302"),
     ];
     for (id, user_id) in verified.into_iter().filter(|(id, _)| reads(id)) {
-        let page = get_with(&proxy, "/", &[("cookie", &vector(id).0)]).await;
+        let page = get_with(proxy, "/", &[("cookie", &vector(id).0)]).await;
         assert_eq!(page.widgets(), 1, "{id}");
         assert_eq!(widget_attribute(&page.text(), "user-id").as_deref(), Some(user_id), "{id}");
         assert_eq!(widget_attribute(&page.text(), "user-hash"), Some(user_hash(SECRET_KEY, user_id)), "{id}");
@@ -73,7 +73,7 @@ async fn check_vectors(proxy: &RunningProxy, is_cookie_session: bool) {
         ("cs-missing-sig", "cookie_session", "bad_signature"),
     ];
     for (id, source, reason) in rejected.into_iter().filter(|(id, ..)| reads(id)) {
-        let page = get_with(&proxy, "/", &[("cookie", &vector(id).0)]).await;
+        let page = get_with(proxy, "/", &[("cookie", &vector(id).0)]).await;
         assert_eq!((page.widgets(), widget_attribute(&page.text(), "user-id")), (1, None), "{id}: served, anonymous");
         let line =
             format!(r#"invent_proxy_identity_total{{outcome="rejected",source="{source}",reason="{reason}"}} 1"#);
