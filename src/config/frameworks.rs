@@ -13,10 +13,10 @@ use super::identity::{Claims, claims};
 use super::raw::{ClaimPath, CookieName, RawClaims};
 use super::value::{ConfigDuration, Parsed, RailsCipher, RailsKeyDerivation, Secret};
 
-/// The fewest characters a `secret_key_base` may have: ActiveSupport's minimum for a
-/// cookie secret (`LegacyKeyGenerator::SECRET_MIN_LENGTH`, Rails 4.0–5.2, whose error asks
-/// for "a secret_key_base of at least 30 characters"). Rails 5.2+ itself refuses only a
-/// blank one; `rails secret` makes 128.
+/// The fewest characters a `secret_key_base` may have here: ActiveSupport's minimum for a
+/// cookie secret (`LegacyKeyGenerator::SECRET_MIN_LENGTH`, Rails 4.0–5.2). Rails 5.2+
+/// itself refuses only a blank one, but a shorter secret is a placeholder, not an app's
+/// real one (`rails secret` makes 128), and would only make every session `bad_signature`.
 pub const RAILS_SECRET_MIN_CHARS: usize = 30;
 /// Flask's `PERMANENT_SESSION_LIFETIME` by default: 31 days.
 const FLASK_MAX_AGE: Duration = Duration::from_secs(31 * 24 * 3600);
@@ -129,8 +129,9 @@ pub(super) fn build_rails(raw: RawRails) -> Result<Rails, BuildError> {
     let blank = secret.expose().chars().all(char::is_whitespace);
     if blank || characters < RAILS_SECRET_MIN_CHARS {
         let message = format!(
-            "is {}: Rails' secret_key_base has at least {RAILS_SECRET_MIN_CHARS} characters (`bin/rails secret` \
-             makes 128); use the app's own, from `bin/rails credentials:show` or its SECRET_KEY_BASE",
+            "is {}: too short to be an app's secret_key_base (ActiveSupport's minimum for a cookie secret is \
+             {RAILS_SECRET_MIN_CHARS} characters; `bin/rails secret` makes 128); use the app's own, from \
+             `bin/rails credentials:show` or its SECRET_KEY_BASE",
             if blank { "blank".to_owned() } else { format!("{characters} characters") }
         );
         let location = Some(raw.secret_key_base.referenced);

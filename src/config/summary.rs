@@ -85,6 +85,7 @@ impl Site {
                 warnings.push(inline_secret_warning("identity.jwt.secret"));
             }
             warnings.extend(framework_secret_warnings(identity));
+            warnings.extend(shared_cookie_warning(identity));
             let key_server = match identity.jwt.as_ref().map(|jwt| &jwt.keys) {
                 Some(KeySource::Url(jwks)) => Some(("jwks_url", &jwks.url)),
                 Some(KeySource::PerKid(key_url)) => Some(("key_url", &key_url.example)),
@@ -144,6 +145,27 @@ fn framework_secret_warnings(identity: &Identity) -> Vec<String> {
         warnings.push(literal("identity.cookie_session.keys"));
     }
     warnings
+}
+
+/// Two sources reading one cookie (Flask and cookie-session both default to `session`):
+/// the first asked rejects the other's sessions, which then never reach it. Valid — a
+/// config may list both while the site moves from one app to the other — but only one of
+/// them can identify anyone.
+fn shared_cookie_warning(identity: &Identity) -> Option<String> {
+    let uses = [
+        ("identity.jwt.cookie", identity.jwt.as_ref().and_then(|jwt| jwt.source.cookie.as_deref())),
+        ("identity.rails.cookie", identity.rails.as_ref().map(|rails| rails.cookie.as_str())),
+        ("identity.flask.cookie", identity.flask.as_ref().map(|flask| flask.cookie.as_str())),
+        ("identity.cookie_session.cookie", identity.cookie_session.as_ref().map(|cs| cs.cookie.as_str())),
+    ];
+    let uses: Vec<(&str, &str)> = uses.into_iter().filter_map(|(key, cookie)| Some((key, cookie?))).collect();
+    uses.iter().enumerate().find_map(|(i, (later, name))| {
+        let (first, _) = uses[..i].iter().find(|(_, other)| other == name)?;
+        Some(format!(
+            "{first} and {later} are both `{name}`: {first} is asked first and rejects the other's sessions, so \
+             {later} identifies no one; set each `cookie` to the name its app really uses"
+        ))
+    })
 }
 
 /// The framework sessions read in place, each with its claims.

@@ -107,7 +107,7 @@ pub fn expand_env(input: &str, lookup: impl Fn(&str) -> Option<String>) -> Resul
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after.find('}').ok_or_else(|| format!("unterminated `${{` in {input:?}"))?;
+        let end = after.find('}').ok_or_else(|| "a `${` without its closing `}`".to_owned())?;
         let name = &after[..end];
         if !is_env_name(name) {
             return Err(format!("`${{{name}}}` is not a valid environment variable reference"));

@@ -153,6 +153,10 @@ fn check_reads_the_framework_blocks_as_the_issue_writes_them_and_warns_on_litera
     let output = invent_proxy(&["check", "--config", issue.path()]);
     let printed = stdout(&output);
     assert!(output.status.success(), "{}{printed}", stderr(&output));
+    let shared = "warning: identity.flask.cookie and identity.cookie_session.cookie are both `session`: \
+                  identity.flask.cookie is asked first and rejects the other's sessions, so \
+                  identity.cookie_session.cookie identifies no one";
+    assert!(printed.contains(shared), "{printed}");
     for line in [
         "rails:          cookie `_shop_session`, secret_key_base set, cipher auto, key derivation auto",
         "claims:         user_id=[warden.user.user.key, 0, 0] user_name=user_name user_avatar=-",
