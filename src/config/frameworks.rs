@@ -63,10 +63,12 @@ pub struct RawFlask {
     /// The app's `SECRET_KEY` (`app.secret_key`), as UTF-8 text. It can forge the app's
     /// sessions: write `${NAME}` so it comes from the environment (`check` warns on a literal).
     pub secret_key: Secret,
-    /// The app's `PERMANENT_SESSION_LIFETIME`, in whole seconds: a session signed longer ago
-    /// than this, or in the future, is `rejected:expired`, as Flask refuses it.
+    /// The app's `PERMANENT_SESSION_LIFETIME`, as a duration of at least a second (`31d`,
+    /// `12h`): a session signed longer ago than this, or in the future, is
+    /// `rejected:expired`, as Flask refuses it.
     /// Default: `31d` (Flask's).
-    pub max_age: Option<Parsed<ConfigDuration>>,
+    #[schemars(with = "Option<Parsed<ConfigDuration>>")]
+    pub max_age: Option<Spanned<Parsed<ConfigDuration>>>,
     /// Where the identity is in the session.
     /// Default: the user id at `_user_id` (Flask-Login), no name or avatar.
     pub claims: Option<RawClaims>,
@@ -148,14 +150,24 @@ pub(super) fn build_rails(raw: RawRails) -> Result<Rails, BuildError> {
 }
 
 /// Builds `identity.flask`.
-pub(super) fn build_flask(raw: RawFlask) -> Flask {
-    let max_age = raw.max_age.map_or(FLASK_MAX_AGE, |d| Duration::from_secs(d.0.0.as_secs()));
-    Flask {
+/// Builds `identity.flask`: a `max_age` under a second is an error (every session would be
+/// expired: itsdangerous counts whole seconds).
+pub(super) fn build_flask(raw: RawFlask) -> Result<Flask, BuildError> {
+    let max_age = match raw.max_age {
+        Some(max_age) if max_age.value.0.0.as_secs() == 0 => {
+            let message = "is under a second: every session would be rejected as expired; write the app's \
+                           PERMANENT_SESSION_LIFETIME, like 31d";
+            return Err(BuildError::new("identity.flask.max_age", Some(max_age.referenced), message));
+        }
+        Some(max_age) => Duration::from_secs(max_age.value.0.0.as_secs()),
+        None => FLASK_MAX_AGE,
+    };
+    Ok(Flask {
         cookie: raw.cookie.map_or_else(|| DEFAULT_SESSION_COOKIE.to_owned(), |c| c.0.0),
         secret_key: raw.secret_key,
         max_age,
         claims: claims(raw.claims, ClaimPath(vec!["_user_id".to_owned()])),
-    }
+    })
 }
 
 /// Builds `identity.cookie_session`: an empty `keys` is an error (cookie-session throws
@@ -199,6 +211,13 @@ mod tests {
         let cs = identity("  cookie_session: { keys: [k1, k2] }\n").unwrap().cookie_session.unwrap();
         assert_eq!((cs.cookie.as_str(), cs.keys.len()), ("session", 2));
         assert_eq!(cs.claims.user_id.to_string(), "passport.user");
+    }
+
+    #[test]
+    fn a_flask_max_age_under_a_second_is_an_error_naming_the_key_and_line() {
+        let err = identity("  flask:\n    secret_key: f\n    max_age: 0s\n").unwrap_err();
+        assert!(err.starts_with("t.yaml:7:") && err.contains("identity.flask.max_age"), "{err}");
+        assert!(identity("  flask:\n    secret_key: f\n    max_age: 1s\n").is_ok());
     }
 
     #[test]

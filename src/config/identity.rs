@@ -149,7 +149,7 @@ pub(super) fn build(
     let gateway = raw.gateway.map(|gateway| build_gateway(gateway, trusted_proxies)).transpose()?;
     let jwt = raw.jwt.map(|jwt| build_jwt(jwt, base_dir)).transpose()?;
     let rails = raw.rails.map(frameworks::build_rails).transpose()?;
-    let flask = raw.flask.map(frameworks::build_flask);
+    let flask = raw.flask.map(frameworks::build_flask).transpose()?;
     let cookie_session = raw.cookie_session.map(frameworks::build_cookie_session).transpose()?;
     let lookup = raw.lookup.map(|lookup| build_lookup(lookup, upstream)).transpose()?;
     Ok(Identity { secret_key: raw.secret_key, gateway, jwt, rails, flask, cookie_session, lookup })

@@ -144,6 +144,24 @@ fn framework_secret_warnings(identity: &Identity) -> Vec<String> {
     if identity.cookie_session.as_ref().is_some_and(|cs| cs.keys.iter().any(|key| !key.from_env())) {
         warnings.push(literal("identity.cookie_session.keys"));
     }
+    let assistant = identity.secret_key.expose();
+    let same = [
+        (
+            "identity.rails.secret_key_base",
+            identity.rails.as_ref().is_some_and(|r| r.secret_key_base.expose() == assistant),
+        ),
+        ("identity.flask.secret_key", identity.flask.as_ref().is_some_and(|f| f.secret_key.expose() == assistant)),
+        (
+            "identity.cookie_session.keys",
+            identity.cookie_session.as_ref().is_some_and(|cs| cs.keys.iter().any(|k| k.expose() == assistant)),
+        ),
+    ];
+    for (key, _) in same.into_iter().filter(|(_, same)| *same) {
+        warnings.push(format!(
+            "identity.secret_key is {key}: identity.secret_key is the assistant's secret key (from Invent, \
+             for user-hash), not the app's — the hashes will not match the assistant's"
+        ));
+    }
     warnings
 }
 

@@ -12,7 +12,7 @@ use invent_rewrite::{NonceSource, Place};
 use super::{Target, Verdict};
 use crate::config::{self, Config};
 use crate::metrics::PageOutcome;
-use crate::outcome::{Identified, Rejection, Skip};
+use crate::outcome::{Identified, Rejection, Skip, Source};
 use crate::pipeline::{Answer, Peer, Record, Routed, Sites, Stage};
 
 /// Everything the report is made from.
@@ -144,8 +144,8 @@ impl Report<'_> {
                 "sign in, then pass the session as the browser does: --cookie 'NAME=VALUE' (or --header)".to_owned()
             }
             Identified::Verified { .. } => return Ok(()),
-            Identified::SignedOut { .. } => "the lookup endpoint says this session is not signed in".to_owned(),
-            Identified::Rejected { reason, .. } => rejection_hint(reason),
+            Identified::SignedOut { source, .. } => signed_out_hint(source),
+            Identified::Rejected { reason, source } => rejection_hint(reason, source),
             Identified::Failed { .. } => {
                 "the lookup endpoint could not tell: the visitor is anonymous on this page".to_owned()
             }
@@ -292,9 +292,31 @@ fn skip_hint(skip: Skip) -> &'static str {
     }
 }
 
+/// What a session that names nobody means, by the source that read it.
+fn signed_out_hint(source: Source) -> String {
+    match source {
+        Source::Rails | Source::Flask | Source::CookieSession => format!(
+            "the session verified with the app's secret but holds no user id where identity.{}.claims.user_id \
+             points: the visitor is signed out, or the path is not where the app keeps the id (Devise: \
+             [warden.user.<scope>.key, 0, 0], Flask-Login: _user_id, Passport: passport.user)",
+            source.as_str()
+        ),
+        _ => "the lookup endpoint says this session is not signed in".to_owned(),
+    }
+}
+
 /// What a rejection means, and where to look.
-fn rejection_hint(reason: Rejection) -> String {
-    let hint = match reason {
+fn rejection_hint(reason: Rejection, source: Source) -> String {
+    let hint = match source {
+        Source::Rails | Source::Flask | Source::CookieSession => framework_rejection_hint(reason, source),
+        _ => token_rejection_hint(reason).to_owned(),
+    };
+    format!("{hint} — docs/troubleshooting.md and docs/identity.md list every reason")
+}
+
+/// A JWT's (or a lookup's) rejection.
+fn token_rejection_hint(reason: Rejection) -> &'static str {
+    match reason {
         Rejection::Expired => "the token has expired: sign in again (identity.jwt.leeway allows for clock skew)",
         Rejection::NotYetValid => "the token's nbf is in the future: check the clocks (identity.jwt.leeway)",
         Rejection::BadSignature => {
@@ -310,8 +332,51 @@ fn rejection_hint(reason: Rejection) -> String {
         }
         Rejection::Malformed => "the session is not a JWT (three base64url parts): is it the right cookie or header?",
         _ => "a session was there and did not identify the visitor",
+    }
+}
+
+/// A framework session's rejection: what the framework itself would say, and the key to check.
+fn framework_rejection_hint(reason: Rejection, source: Source) -> String {
+    let secret = match source {
+        Source::Rails => "identity.rails.secret_key_base (and key_derivation, if pinned)",
+        Source::Flask => "identity.flask.secret_key",
+        _ => "identity.cookie_session.keys",
     };
-    format!("{hint} — docs/troubleshooting.md lists every reason")
+    match reason {
+        Rejection::BadSignature if source == Source::CookieSession => format!(
+            "the cookie's .sig does not verify with any of {secret}, or the .sig cookie is missing (the app \
+             treats the session as empty too): are the keys the app's, all of them?"
+        ),
+        Rejection::BadSignature => format!(
+            "the cookie does not verify with {secret}: another app's secret, a rotated one, or a changed cookie"
+        ),
+        Rejection::Expired if source == Source::Flask => {
+            "signed longer ago than identity.flask.max_age (or in the future): the app refuses it too; \
+             max_age must be the app's PERMANENT_SESSION_LIFETIME"
+                .to_owned()
+        }
+        Rejection::Expired => "the session's own expiry (Rails' exp) has passed: the app refuses it too".to_owned(),
+        Rejection::WrongPurpose => {
+            "the cookie was made for another cookie name (Rails' pur): is identity.rails.cookie the session \
+             store's key?"
+                .to_owned()
+        }
+        Rejection::UnsupportedSerializer => {
+            "the session is not JSON (Rails' Marshal): set config.action_dispatch.cookies_serializer = :json \
+             (or :hybrid) in the app"
+                .to_owned()
+        }
+        Rejection::NotAnObject => "the session verified but is not a JSON object: not a session".to_owned(),
+        Rejection::Malformed => format!(
+            "the cookie is not in the framework's format: is identity.{}.cookie the app's session cookie?",
+            source.as_str()
+        ),
+        Rejection::TooLarge => "the cookies are over 8 KiB, or the session over 64 KiB inflated".to_owned(),
+        Rejection::NoUserId | Rejection::InvalidUserId => {
+            "the user id at claims.user_id is not a string or number".to_owned()
+        }
+        _ => "a session was there and did not identify the visitor".to_owned(),
+    }
 }
 
 /// The identity sources of `identity`, in the order they are asked, with what they read.
@@ -330,6 +395,16 @@ fn sources(identity: &config::Identity) -> Vec<String> {
                 sources.push(format!("jwt_chunks (cookies {name}.0, {name}.1, …)"));
             }
         }
+    }
+    if let Some(rails) = &identity.rails {
+        sources.push(format!("rails (cookie {})", rails.cookie));
+    }
+    if let Some(flask) = &identity.flask {
+        sources.push(format!("flask (cookie {})", flask.cookie));
+    }
+    if let Some(cookie_session) = &identity.cookie_session {
+        let name = &cookie_session.cookie;
+        sources.push(format!("cookie_session (cookies {name} and {name}.sig)"));
     }
     if let Some(lookup) = &identity.lookup {
         sources.push(format!("lookup (cookies {})", lookup.cookies.join(", ")));

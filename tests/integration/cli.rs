@@ -181,6 +181,14 @@ fn check_reads_the_framework_blocks_as_the_issue_writes_them_and_warns_on_litera
         assert!(printed.contains(&warning), "{warning} in {printed}");
     }
     assert!(!printed.contains("0123456789abcdef") && !printed.contains("literal"), "{printed}");
+
+    let mixed_up = TempPath::with_contents(
+        "upstream:\n  url: http://127.0.0.1:3000\nassistant:\n  id: ast_real\nidentity:\n  secret_key: ${INVENT_SECRET_KEY}\n  \
+         flask: { secret_key: ${INVENT_SECRET_KEY} }\n",
+    );
+    let printed = stdout(&invent_proxy(&["check", "--config", mixed_up.path()]));
+    let warning = "warning: identity.secret_key is identity.flask.secret_key: identity.secret_key is the assistant's";
+    assert!(printed.contains(warning), "{printed}");
 }
 
 #[test]

@@ -225,6 +225,30 @@ async fn a_signed_in_visitor_is_verified_and_a_bad_token_rejected_and_no_secret_
 }
 
 #[tokio::test]
+async fn framework_sessions_are_listed_and_their_rejections_say_what_to_change_in_the_app() {
+    use crate::framework_vectors::{rails_and_flask, vector};
+    let upstream = spawn_html_upstream(PAGE).await;
+    let yaml = ProxyYaml::new(upstream.addr).identity(rails_and_flask());
+    let anonymous = explain(&yaml, &["http://shop.example/"]).await;
+    let sources = "the sources, in order: rails (cookie _shop_session); flask (cookie session)";
+    assert_eq!(anonymous.line_after("identity:"), sources);
+
+    let (marshal, _) = vector("rails-marshal");
+    let rejected = explain(&yaml, &["http://shop.example/", "--cookie", &marshal]).await;
+    assert_eq!(rejected.line("identity:"), "identity: rejected:unsupported_serializer (rails)");
+    assert!(rejected.line_after("identity:").contains("cookies_serializer = :json"), "{}", rejected.stdout);
+    let (tampered, _) = vector("flask-tampered");
+    let rejected = explain(&yaml, &["http://shop.example/", "--cookie", &tampered]).await;
+    assert_eq!(rejected.line("identity:"), "identity: rejected:bad_signature (flask)");
+    assert!(rejected.line_after("identity:").contains("identity.flask.secret_key"), "{}", rejected.stdout);
+
+    let (signed_in, _) = vector("rails-gcm-sha256-envelope");
+    let verified = explain(&yaml, &["http://shop.example/", "--cookie", &signed_in]).await;
+    assert_eq!(verified.line("identity:"), "identity: verified (rails)");
+    assert_eq!(widget_attribute(verified.line_after("widget:"), "user-id").as_deref(), Some("102"));
+}
+
+#[tokio::test]
 async fn the_pages_own_widget_is_completed_with_the_identity() {
     let own =
         "<!DOCTYPE html><html><body><invent-assistant theme-appearance=\"dark\"></invent-assistant></body></html>";

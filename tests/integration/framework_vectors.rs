@@ -15,7 +15,7 @@ use crate::support::*;
 const PAGE: &str = "<!DOCTYPE html><html><body><p>Orders</p></body></html>";
 
 /// The vector named `id`: its `Cookie` header and the secret it was made with.
-fn vector(id: &str) -> (String, Value) {
+pub fn vector(id: &str) -> (String, Value) {
     let vectors: Value = serde_json::from_str(include_str!("../frameworks/vectors.json")).unwrap();
     let found = vectors["vectors"].as_array().unwrap().iter().find(|v| v["id"] == id).unwrap().clone();
     (found["cookie_header"].as_str().unwrap().to_owned(), found["config"].clone())
@@ -23,7 +23,7 @@ fn vector(id: &str) -> (String, Value) {
 
 /// `identity` with the Rails and Flask blocks, with the vectors' secrets (cookie-session
 /// and Flask both name their cookie `session`: a site has one or the other).
-fn rails_and_flask() -> IdentityYaml {
+pub fn rails_and_flask() -> IdentityYaml {
     let (_, rails) = vector("rails-gcm-sha256-envelope");
     let skb = rails["secret_key_base"].as_str().unwrap();
     IdentityYaml::default()
