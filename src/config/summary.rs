@@ -86,6 +86,7 @@ impl Site {
             }
             warnings.extend(framework_secret_warnings(identity));
             warnings.extend(shared_cookie_warning(identity));
+            warnings.extend(dotted_devise_path_warning(identity));
             let key_server = match identity.jwt.as_ref().map(|jwt| &jwt.keys) {
                 Some(KeySource::Url(jwks)) => Some(("jwks_url", &jwks.url)),
                 Some(KeySource::PerKid(key_url)) => Some(("key_url", &key_url.example)),
@@ -183,6 +184,19 @@ fn shared_cookie_warning(identity: &Identity) -> Option<String> {
             "{first} and {later} are both `{name}`: {first} is asked first and rejects the other's sessions, so \
              {later} identifies no one; set each `cookie` to the name its app really uses"
         ))
+    })
+}
+
+/// Devise's `warden.user.<scope>.key` written as a dotted path: the key itself holds the
+/// dots, so the path finds nothing and every signed-in visitor reads as `signed_out`.
+fn dotted_devise_path_warning(identity: &Identity) -> Option<String> {
+    let path = &identity.rails.as_ref()?.claims.user_id.0;
+    (path.len() > 1 && path[0] == "warden").then(|| {
+        format!(
+            "identity.rails.claims.user_id is the dotted path `{}`, but Devise's key holds the dots: write it as a \
+             list, [warden.user.user.key, 0, 0]",
+            path.join(".")
+        )
     })
 }
 

@@ -189,6 +189,16 @@ fn check_reads_the_framework_blocks_as_the_issue_writes_them_and_warns_on_litera
     let printed = stdout(&invent_proxy(&["check", "--config", mixed_up.path()]));
     let warning = "warning: identity.secret_key is identity.flask.secret_key: identity.secret_key is the assistant's";
     assert!(printed.contains(warning), "{printed}");
+
+    let dotted = TempPath::with_contents(
+        "upstream:\n  url: http://127.0.0.1:3000\nassistant:\n  id: ast_real\nidentity:\n  secret_key: ${INVENT_SECRET_KEY}\n  \
+         rails: { cookie: _s, secret_key_base: ${SECRET_KEY_BASE}, claims: { user_id: warden.user.user.key } }\n",
+    );
+    let printed = stdout(&invent_proxy(&["check", "--config", dotted.path()]));
+    assert!(
+        printed.contains("warning: identity.rails.claims.user_id is the dotted path `warden.user.user.key`"),
+        "{printed}"
+    );
 }
 
 #[test]
