@@ -24,6 +24,7 @@ mod http_versions;
 mod identity;
 mod injection;
 mod jwks;
+mod jwt_keys;
 mod keepalive;
 mod limits;
 mod logs;
