@@ -22,7 +22,7 @@
 //! metrics) and [`per_worker`] (what belongs to the worker thread running now).
 
 pub mod cli;
-mod codec;
+pub mod codec;
 pub mod config;
 pub mod demo;
 mod error;

@@ -17,7 +17,7 @@ use super::body::{LoggedBody, ProxyBody};
 use super::context::{Context, Peer};
 use super::rules;
 use super::upgrade;
-use crate::codec::{Coding, Decoder, Encoder};
+use crate::codec::{self, Coding};
 use crate::config::{self, Process, Site};
 use crate::error::{ClientBodyFailure, ProxyError};
 use crate::headers;
@@ -267,7 +267,7 @@ impl Proxy {
             max_memory: self.process.limits.rewriter_max_memory,
         };
         let transcode = transcode(document.coding, &plan.accept_encoding)?;
-        let reencoded = transcode.encoder.is_some();
+        let reencoded = matches!(transcode, Transcode::Recode(_));
         let mut body = RewriteBody::new(body, injection, transcode);
         if body.sniff().await.map_err(ProxyError::Upstream)? != Sniffed::NotPage {
             rules::rewrite_headers(&mut parts.headers, self.varies_by(), personalised);
@@ -298,16 +298,11 @@ fn widget_of(assistant: &config::Assistant) -> Widget {
     Widget::new(&assistant.id, &assistant.script_url, &attributes)
 }
 
-/// The decoder for a compressed page, and the encoder if the client accepts its coding.
+/// How a compressed page is decoded, and encoded again (spliced, for gzip and deflate) if
+/// the client accepts its coding.
 fn transcode(coding: Option<Coding>, request: &HeaderMap) -> Result<Transcode, ProxyError> {
     let Some(coding) = coding else { return Ok(Transcode::default()) };
-    let internal = |e: std::io::Error| ProxyError::Internal(e.into());
-    let decoder: Box<dyn invent_rewrite::Decode> = Box::new(Decoder::new(coding).map_err(internal)?);
-    let encoder = match headers::accepts_coding(request, coding) {
-        true => Some(Box::new(Encoder::new(coding).map_err(internal)?) as Box<dyn invent_rewrite::Encode>),
-        false => None,
-    };
-    Ok(Transcode { decoder: Some(decoder), encoder })
+    codec::transcode(coding, headers::accepts_coding(request, coding)).map_err(|e| ProxyError::Internal(e.into()))
 }
 
 /// A side task run [`alongside`] the main one: done, or still to be awaited.
