@@ -5,9 +5,8 @@ use std::io;
 
 use bytes::Bytes;
 
-use super::{Coding, DECODE_STEP};
 use super::scan::is_zlib_header as zlib_header;
-
+use super::{Coding, DECODE_STEP};
 
 type BrotliState = brotli_decompressor::BrotliState<
     brotli_decompressor::StandardAlloc,

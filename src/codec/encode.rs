@@ -79,7 +79,12 @@ impl Encoder {
 }
 
 /// Writes `input` (and flushes, if asked), and takes what the writer produced into its `Vec`.
-fn drain_after<W: Write>(writer: &mut W, input: &[u8], flush: bool, out: impl Fn(&mut W) -> &mut Out) -> io::Result<Bytes> {
+fn drain_after<W: Write>(
+    writer: &mut W,
+    input: &[u8],
+    flush: bool,
+    out: impl Fn(&mut W) -> &mut Out,
+) -> io::Result<Bytes> {
     writer.write_all(input)?;
     if flush {
         writer.flush()?;

@@ -27,7 +27,9 @@ enum Phase {
     Zlib,
     Deflate,
     /// A member's trailer of `len` bytes.
-    Trailer { len: usize },
+    Trailer {
+        len: usize,
+    },
     /// After a gzip member: another one, or the end.
     Between,
     /// Whatever comes after the end, ignored as browsers do.
@@ -42,13 +44,12 @@ pub(super) struct Decoded {
     pub(super) check_before: u32,
 }
 
-/// The running check value of a member's decoded bytes.
+/// The running check value of a member's decoded bytes: gzip's, or zlib's (which raw
+/// deflate gets too, when the splice sends it on zlib-wrapped).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Check {
     Crc32,
     Adler32,
-    /// Raw deflate has none.
-    None,
 }
 
 impl Check {
@@ -60,7 +61,6 @@ impl Check {
         match self {
             Check::Crc32 => zlib_rs::crc32::crc32(value, bytes),
             Check::Adler32 => zlib_rs::adler32::adler32(value, bytes),
-            Check::None => value,
         }
     }
 }
@@ -83,6 +83,8 @@ pub(super) struct Scan {
     keep: bool,
     seen_input: bool,
     step: usize,
+    /// Raw deflate: no wrapper, no trailer to check.
+    raw: bool,
 }
 
 impl Scan {
@@ -105,12 +107,23 @@ impl Scan {
             keep,
             seen_input: false,
             step,
+            raw: false,
         }
     }
 
     /// The check of this body's members.
     pub(super) fn check(&self) -> Check {
         self.check
+    }
+
+    /// The current member's check value over what has been decoded of it.
+    pub(super) fn value(&self) -> u32 {
+        self.value
+    }
+
+    /// Whether the body is raw deflate (known once its first two bytes are in).
+    pub(super) fn is_raw(&self) -> bool {
+        self.raw
     }
 
     /// Decodes from `input` onwards: how many of its bytes were taken (the rest must come
@@ -203,9 +216,9 @@ impl Scan {
         self.byte = self.inflate.bit().div_ceil(8);
         let pos = self.inflate.pos();
         self.phase = match self.check {
+            _ if self.raw => Phase::Ignoring,
             Check::Crc32 => Phase::Trailer { len: 8 },
             Check::Adler32 => Phase::Trailer { len: 4 },
-            Check::None => Phase::Ignoring,
         };
         self.marks.push(match self.phase {
             Phase::Trailer { len } => Mark::Trailer { byte: self.byte, len: len as u64, pos },
@@ -231,8 +244,7 @@ impl Scan {
             Phase::Sniff => match bytes {
                 [cmf, flg, ..] if is_zlib_header(*cmf, *flg) => Phase::Zlib,
                 [_, _, ..] => {
-                    self.check = Check::None;
-                    self.value = 0;
+                    self.raw = true;
                     self.start_deflate(0);
                     Phase::Deflate
                 }
@@ -421,15 +433,14 @@ impl GzipHeader {
     /// The first optional field from `flag` on that the header has.
     fn after(&mut self, flag: u8) -> Field {
         self.have = 0;
-        [FEXTRA, FNAME, FCOMMENT, FHCRC]
-            .into_iter()
-            .skip_while(|&f| f != flag)
-            .find(|&f| self.flags & f != 0)
-            .map_or(Field::Done, |f| match f {
+        [FEXTRA, FNAME, FCOMMENT, FHCRC].into_iter().skip_while(|&f| f != flag).find(|&f| self.flags & f != 0).map_or(
+            Field::Done,
+            |f| match f {
                 FEXTRA => Field::ExtraLength([0, 0]),
                 FNAME => Field::Name,
                 FCOMMENT => Field::Comment,
                 _ => Field::HeaderCrc([0, 0]),
-            })
+            },
+        )
     }
 }

@@ -99,7 +99,8 @@ impl Reader<'_> {
 /// the input runs short.
 pub(super) fn run(inflate: &mut Inflate, input: Input<'_>, limit: usize, marks: &mut Vec<Mark>) -> io::Result<Stop> {
     let tables = Arc::clone(&inflate.tables);
-    let mut reader = Reader { bytes: input.bytes, pos: (inflate.bit / 8 - input.base) as usize, bitbuf: 0, bitcount: 0 };
+    let mut reader =
+        Reader { bytes: input.bytes, pos: (inflate.bit / 8 - input.base) as usize, bitbuf: 0, bitcount: 0 };
     let skip = (inflate.bit % 8) as u32;
     if reader.fast() {
         reader.refill_fast();

@@ -51,7 +51,8 @@ const DIST_BASE: [u16; 30] = [
     1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025, 1537, 2049, 3073, 4097, 6145,
     8193, 12289, 16385, 24577,
 ];
-const DIST_EXTRA: [u8; 30] = [0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13];
+const DIST_EXTRA: [u8; 30] =
+    [0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13];
 
 /// Which alphabet a set of code lengths is for: zlib refuses an incomplete code-length
 /// code, but allows a literal/length or distance code of a single one-bit code.
@@ -133,9 +134,7 @@ fn symbol_entry(symbol: usize, alphabet: Alphabet) -> u32 {
         Alphabet::LitLen => match symbol {
             0..=255 => entry(symbol as u32, LITERAL, 0, 0),
             256 => entry(0, END_OF_BLOCK, 0, 0),
-            257..=285 => {
-                entry(u32::from(LENGTH_BASE[symbol - 257]), LENGTH, u32::from(LENGTH_EXTRA[symbol - 257]), 0)
-            }
+            257..=285 => entry(u32::from(LENGTH_BASE[symbol - 257]), LENGTH, u32::from(LENGTH_EXTRA[symbol - 257]), 0),
             _ => entry(0, INVALID, 0, 0),
         },
         Alphabet::Dist => match symbol {

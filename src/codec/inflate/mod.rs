@@ -350,7 +350,8 @@ fn dynamic_tables(bits: &mut Bits<'_>) -> io::Result<Option<Tables>> {
             0..=15 => (symbol as u8, 1),
             16 => {
                 let Some(extra) = bits.take(2) else { return Ok(None) };
-                let previous = n.checked_sub(1).map(|p| lengths[p]).ok_or_else(|| corrupt("invalid bit length repeat"))?;
+                let previous =
+                    n.checked_sub(1).map(|p| lengths[p]).ok_or_else(|| corrupt("invalid bit length repeat"))?;
                 (previous, 3 + extra as usize)
             }
             17 => match bits.take(3) {

@@ -251,8 +251,9 @@ fn a_gzip_header_with_every_field_is_read_and_checked() {
     header.extend_from_slice(b"page.html\0a comment\0");
     let crc = zlib_rs::crc32::crc32(0, &header) as u16;
     header.extend_from_slice(&crc.to_le_bytes());
-    let body = [&header[..], &deflated, &zlib_rs::crc32::crc32(0, &page).to_le_bytes(), &(page.len() as u32).to_le_bytes()]
-        .concat();
+    let body =
+        [&header[..], &deflated, &zlib_rs::crc32::crc32(0, &page).to_le_bytes(), &(page.len() as u32).to_le_bytes()]
+            .concat();
     assert_eq!(decoded_by_zlib(Coding::Gzip, &body).as_deref(), Some(&page[..]));
     assert_eq!(decoded_by_scan(Wrap::Gzip, &body, &[1]).as_deref(), Some(&page[..]));
     let mut bad = body.clone();

@@ -26,7 +26,6 @@ impl BitWriter {
         self.count
     }
 
-
     /// Appends the `n` low bits of `value`.
     pub(super) fn bits(&mut self, value: u64, n: u32) {
         debug_assert!(n <= 32 && value >> n == 0);
@@ -65,6 +64,12 @@ impl BitWriter {
         self.bits(0b011, 3);
         self.bits(0, 7);
         self.align();
+    }
+
+    /// Whole bytes of its own, at a byte boundary.
+    pub(super) fn bytes(&mut self, bytes: &[u8]) {
+        debug_assert_eq!(self.count, 0);
+        self.own.extend_from_slice(bytes);
     }
 
     /// Whole bytes shared with the upstream's, at a byte boundary: handed on as they are.

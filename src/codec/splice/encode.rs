@@ -62,11 +62,8 @@ impl Encoding {
         let trailer: Vec<u8> = match self.check {
             Check::Crc32 => [self.value.to_le_bytes(), (self.size as u32).to_le_bytes()].concat(),
             Check::Adler32 => self.value.to_be_bytes().to_vec(),
-            Check::None => Vec::new(),
         };
-        if !trailer.is_empty() {
-            out.push_back(Bytes::from(trailer));
-        }
+        out.push_back(Bytes::from(trailer));
         Ok(())
     }
 

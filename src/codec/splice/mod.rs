@@ -13,7 +13,8 @@
 //! `gzappend`, within a block rather than at a block's start). Every block the upstream
 //! marked final is handed on with its BFINAL bit cleared and the stream ends with a final
 //! block of the splice's own; the trailer's CRC-32 (or Adler-32) and length are those of
-//! the page as sent.
+//! the page as sent. Raw deflate (sent as "deflate" by servers that get it wrong) goes on
+//! zlib-wrapped, as it did when it was encoded again.
 
 mod bits;
 mod encode;
@@ -66,6 +67,8 @@ pub(crate) struct Splice {
     member_pos: u64,
     /// After the cut: the rest of the page, encoded.
     encoding: Option<Box<Encoding>>,
+    /// A zlib header has gone before a raw deflate stream.
+    wrapped_raw: bool,
 }
 
 impl Splice {
@@ -80,12 +83,18 @@ impl Splice {
             decoded: 0,
             member_pos: 0,
             encoding: None,
+            wrapped_raw: false,
         }
     }
 
     /// Decodes from `input` on (see [`invent_rewrite::Decode::step`]).
     fn step(&mut self, input: &[u8]) -> io::Result<(usize, Bytes)> {
         let (taken, decoded) = self.scan.step(input)?;
+        if self.scan.is_raw() && !self.wrapped_raw {
+            // A zlib header (deflate, 32 KiB window, default level) for the raw stream.
+            self.writer.bytes(&[0x78, 0x9c]);
+            self.wrapped_raw = true;
+        }
         if self.encoding.is_some() {
             self.scan.take_marks().for_each(drop);
         } else {
@@ -325,6 +334,9 @@ impl Splice {
         }
         if let Mark::Trailer { byte, len, .. } = self.here {
             self.copy_upstream((byte * 8, (byte + len) * 8), out);
+        }
+        if self.wrapped_raw {
+            self.writer.bytes(&self.scan.value().to_be_bytes());
         }
         debug_assert_eq!(self.writer.offset(), 0);
     }
