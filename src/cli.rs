@@ -1,4 +1,4 @@
-//! The command line: `run` (the default), `check`, `hash` and `demo`.
+//! The command line: `run` (the default), `check`, `hash`, `explain`, `schema` and `demo`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
 use crate::pipeline::{Proxy, Sites};
-use crate::{demo, identity, listen, telemetry};
+use crate::{demo, explain, identity, listen, telemetry};
 
 /// A streaming reverse proxy that adds the Invent assistant to every HTML page of the
 /// site behind it, recognising signed-in visitors from their session JWT.
@@ -17,7 +17,7 @@ use crate::{demo, identity, listen, telemetry};
 pub struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
-    /// The YAML config file (for run, check and hash).
+    /// The YAML config file (for run, check, hash and explain).
     #[arg(
         long,
         short = 'c',
@@ -50,6 +50,31 @@ enum Command {
         #[arg(long, value_name = "HOST")]
         site: Option<String>,
     },
+    /// Send one request through the pipeline to the real upstream and say why the page does
+    /// or does not get the widget.
+    ///
+    /// Nothing listens: the request goes through the configured sites in memory, to the
+    /// real upstream. The report names the site, whether the request and the response
+    /// qualify (else the access line's skip reason), the identity outcome and its source,
+    /// the widget markup and where it goes, the CSP nonce, and the response headers the
+    /// proxy changes; never a cookie value, token or secret key.
+    ///
+    /// Exit status: 0 the page gets the widget, 1 it does not, 2 explain could not run
+    /// (the command line, the config, a site's set-up), 3 the request failed (the upstream
+    /// unreachable, too slow, broken).
+    Explain {
+        /// The page's absolute URL (http:// or https://). Its host chooses the site; the
+        /// request goes to that site's upstream, not to the URL's host.
+        #[arg(value_name = "URL")]
+        url: String,
+        /// A request header, 'Name: value' (repeatable). Those of a browser's navigation
+        /// (Accept, Sec-Fetch-*, …) are sent unless given.
+        #[arg(long = "header", value_name = "NAME: VALUE")]
+        headers: Vec<String>,
+        /// A cookie, 'name=value' (repeatable): all go in one Cookie header.
+        #[arg(long = "cookie", value_name = "NAME=VALUE")]
+        cookies: Vec<String>,
+    },
     /// Run a built-in sample legacy site with the proxy in front of it, for a first look.
     Demo {
         /// Where the proxy of the demo listens.
@@ -66,11 +91,12 @@ pub fn main() -> ExitCode {
         Command::Run => run(&cli.config, cli.watch),
         Command::Check => check(&cli.config),
         Command::Schema => {
-            print!("{}", crate::config::json_schema());
+            say(format_args!("{}", crate::config::json_schema().trim_end()));
             Ok(())
         }
         Command::Hash { user_id, site } => hash(&cli.config, &user_id, site.as_deref()),
         Command::Demo { listen } => demo(listen),
+        Command::Explain { url, headers, cookies } => return explain(&cli.config, &url, &headers, &cookies),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -82,6 +108,20 @@ pub fn main() -> ExitCode {
 }
 
 type CliResult = Result<(), Box<dyn std::error::Error>>;
+
+/// Writes a line to standard output. When the reader has gone away (`invent-proxy check
+/// | head -1`), the process ends quietly, as `cat` would, instead of failing.
+fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(error) = writeln!(out, "{line}").and_then(|()| out.flush()) {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("invent-proxy: cannot write to standard output: {error}");
+        std::process::exit(1);
+    }
+}
 
 fn run(path: &Path, watch: bool) -> CliResult {
     // Read before the config is: a change in between is seen by `--watch`, not missed.
@@ -166,8 +206,8 @@ fn check(path: &Path) -> CliResult {
     let config = Config::load(path)?;
     let process = config.process.summary();
     let sites = block_on(Sites::start(config, std::sync::Arc::default()))??;
-    println!("{}: OK", path.display());
-    println!("{process}");
+    say(format_args!("{}: OK", path.display()));
+    say(format_args!("{process}"));
     for proxy in sites.iter() {
         report(proxy);
     }
@@ -179,19 +219,19 @@ fn report(proxy: &Proxy) {
     let site = proxy.site();
     if !site.hosts.is_empty() {
         let names: Vec<String> = site.hosts.iter().map(ToString::to_string).collect();
-        println!("site {}:", names.join(", "));
+        say(format_args!("site {}:", names.join(", ")));
     }
-    println!("{}", site.summary());
+    say(format_args!("{}", site.summary()));
     for warning in site.warnings() {
-        println!("warning: {warning}");
+        say(format_args!("warning: {warning}"));
     }
     if let Some(reason) = proxy.identity_keys_missing() {
-        println!(
+        say(format_args!(
             "warning: identity.jwt.jwks_url cannot be loaded now ({reason}); until it is, every session token is rejected"
-        );
+        ));
     }
     if let Err(reason) = probe_upstream_briefly(&site.upstream) {
-        println!("warning: upstream {reason}; until it answers, visitors get 502");
+        say(format_args!("warning: upstream {reason}; until it answers, visitors get 502"));
     }
 }
 
@@ -227,32 +267,45 @@ fn probe_upstream(upstream: &crate::config::Upstream) -> Result<(), String> {
     Err(last_error)
 }
 
+/// The user-hash of `user_id` with the secret key of the site that serves `site` (else the
+/// default site's): only `identity.secret_key` is read, so only its variable must be set.
 fn hash(path: &Path, user_id: &str, site: Option<&str>) -> CliResult {
-    let config = Config::load(path)?;
-    let chosen = match site {
-        Some(host) => {
-            let host = crate::config::sites::request_host(host);
-            let specificity = |s: &crate::config::Site| {
-                s.hosts.iter().filter(|h| h.matches(&host)).map(crate::config::sites::HostPattern::specificity).max()
-            };
-            let best = config.sites.iter().filter_map(|s| specificity(s).map(|rank| (rank, s))).max_by_key(|(r, _)| *r);
-            best.ok_or_else(|| format!("{}: no site serves {host}", path.display()))?.1
-        }
-        None => {
-            if config.sites.len() > 1 {
-                eprintln!(
-                    "note: {} has several sites; this is the default site's hash (choose one with --site HOST)",
-                    path.display()
-                );
-            }
-            config.main_site()
-        }
-    };
-    let identity = chosen.identity.as_ref().ok_or_else(|| {
-        format!("{}: identity is not configured, so there is no secret key to hash with", path.display())
-    })?;
-    println!("{}", identity::user_hash(identity.secret_key.expose(), user_id));
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| crate::config::ConfigError::Read { path: path.display().to_string(), source })?;
+    let file = path.display().to_string();
+    let chosen = crate::config::hash_key::secret_key(&text, &file, site)?;
+    if site.is_none() && chosen.sites > 1 {
+        eprintln!("note: {file} has several sites; this is the default site's hash (choose one with --site HOST)");
+    }
+    let key = chosen
+        .secret_key
+        .ok_or_else(|| format!("{file}: identity is not configured, so there is no secret key to hash with"))?;
+    say(format_args!("{}", identity::user_hash(key.expose(), user_id)));
     Ok(())
+}
+
+/// Prints the explanation of one request and exits with its verdict's status; what stops
+/// the explanation itself (a bad URL, header or cookie, the config, a site's set-up) is
+/// one line on stderr and status 2.
+fn explain(path: &Path, url: &str, headers: &[String], cookies: &[String]) -> ExitCode {
+    let explained = || -> Result<explain::Explanation, Box<dyn std::error::Error>> {
+        let target = explain::Target::new(url, headers, cookies)?;
+        let config = Config::load(path)?;
+        Ok(block_on(explain::explain(config, &target))??)
+    };
+    match explained() {
+        Ok(explanation) => {
+            say(format_args!("{}", explanation.report.trim_end_matches('\n')));
+            if let Some(error) = &explanation.error {
+                eprintln!("invent-proxy: {error}");
+            }
+            ExitCode::from(explanation.verdict.exit_code())
+        }
+        Err(reason) => {
+            eprintln!("invent-proxy: {reason}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 fn demo(listen: SocketAddr) -> CliResult {
@@ -264,7 +317,7 @@ fn demo(listen: SocketAddr) -> CliResult {
             }
             other => other.to_string(),
         })?;
-        println!("{}", running.instructions());
+        say(format_args!("{}", running.instructions()));
         listen::shutdown_signal().await;
         running.shutdown().await;
         Ok(())

@@ -149,6 +149,24 @@ pub(crate) fn is_navigation(headers: &HeaderMap) -> bool {
     dest_ok && !xhr && !headers.contains_key("hx-request")
 }
 
+/// Whether the request is a Turbo Drive or Turbolinks visit: the page the library fetches
+/// (`fetch`/XHR, so `Sec-Fetch-Dest: empty`) to swap in as the new `<body>`, which must
+/// carry the widget as a navigation's page does. Recognised by what each version sends:
+/// `X-Turbo-Request-Id` (Turbo 8), Turbo 7's exact `Accept` list (`text/html,
+/// application/xhtml+xml`, after `text/vnd.turbo-stream.html` for a form's), `VND.PREFETCH`
+/// (Turbo 7's preloads), `Turbolinks-Referrer` (Turbolinks 5). Not a Turbo Frame's request
+/// (`Turbo-Frame`), which renders one frame; not one marked as XHR or htmx.
+pub(crate) fn is_turbo_visit(headers: &HeaderMap) -> bool {
+    let marked = ["x-turbo-request-id", "turbolinks-referrer", "vnd.prefetch"].iter().any(|h| headers.contains_key(*h));
+    let accept: Vec<&str> = list_items(headers, header::ACCEPT).collect();
+    let turbo_7 =
+        |list: &[&str]| accept.len() == list.len() && accept.iter().zip(list).all(|(a, b)| a.eq_ignore_ascii_case(b));
+    let turbo_accept = turbo_7(&["text/html", "application/xhtml+xml"])
+        || turbo_7(&["text/vnd.turbo-stream.html", "text/html", "application/xhtml+xml"]);
+    let xhr = headers.get("x-requested-with").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"xmlhttprequest"));
+    (marked || turbo_accept) && !headers.contains_key("turbo-frame") && !xhr && !headers.contains_key("hx-request")
+}
+
 /// Whether the client asks for an HTML document (`Accept` names `text/html` or
 /// `application/xhtml+xml`), as browsers' navigations do.
 pub(crate) fn accepts_html(headers: &HeaderMap) -> bool {
@@ -359,6 +377,32 @@ mod tests {
         assert!(!is_navigation(&map(&[("sec-fetch-dest", "empty")])));
         assert!(!is_navigation(&map(&[("x-requested-with", "XMLHttpRequest")])));
         assert!(!is_navigation(&map(&[("hx-request", "true")])));
+    }
+
+    #[test]
+    fn turbo_and_turbolinks_visits_are_told_from_frames_and_other_fetches() {
+        let fetch = ("sec-fetch-dest", "empty");
+        for visit in [
+            map(&[fetch, ("x-turbo-request-id", "5d1c"), ("accept", "text/html, application/xhtml+xml")]),
+            map(&[fetch, ("accept", "text/html, application/xhtml+xml")]),
+            map(&[fetch, ("accept", "text/vnd.turbo-stream.html, text/html, application/xhtml+xml")]),
+            map(&[fetch, ("accept", "text/html"), ("vnd.prefetch", "true")]),
+            map(&[fetch, ("accept", "text/html, application/xhtml+xml"), ("turbolinks-referrer", "http://a/")]),
+        ] {
+            assert!(is_turbo_visit(&visit), "{visit:?}");
+        }
+        for other in [
+            map(&[fetch]),
+            map(&[fetch, ("accept", "*/*")]),
+            map(&[fetch, ("accept", "text/html")]),
+            map(&[fetch, ("accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8")]),
+            map(&[fetch, ("x-turbo-request-id", "5d1c"), ("turbo-frame", "cart")]),
+            map(&[fetch, ("accept", "text/html, application/xhtml+xml"), ("turbo-frame", "cart")]),
+            map(&[fetch, ("x-turbo-request-id", "5d1c"), ("x-requested-with", "XMLHttpRequest")]),
+            map(&[fetch, ("x-turbo-request-id", "5d1c"), ("hx-request", "true")]),
+        ] {
+            assert!(!is_turbo_visit(&other), "{other:?}");
+        }
     }
 
     #[test]

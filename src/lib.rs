@@ -14,9 +14,10 @@
 //! 3. the response body writes the request's one access line and counts it ([`metrics`]).
 //!
 //! Beside the path: [`config`] (YAML → typed config, process-wide and per site), [`cli`]
-//! (the commands), [`demo`] (a sample site behind the proxy).
+//! (the commands), [`demo`] (a sample site behind the proxy), [`explain`] (one request
+//! through the pipeline, and what it decided, in words).
 //!
-//! Layers, each importing only those below it: `cli`, `demo` → `listen` → `pipeline` →
+//! Layers, each importing only those below it: `cli`, `demo`, `explain` → `listen` → `pipeline` →
 //! `identity` → `upstream` → `config` → the leaves: [`error`], [`headers`], [`codec`],
 //! [`metrics`], [`telemetry`], [`outcome`] (the fixed words of the access line and the
 //! metrics) and [`per_worker`] (what belongs to the worker thread running now).
@@ -26,6 +27,7 @@ pub mod codec;
 pub mod config;
 pub mod demo;
 mod error;
+pub mod explain;
 mod headers;
 pub mod identity;
 pub mod listen;

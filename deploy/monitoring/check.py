@@ -16,7 +16,7 @@ real proxy, a real scrape and a real Prometheus.
 3. Sends traffic that makes every outcome the kit reads: pages injected, completed and
    passed (method, not_navigation, status, not_html, none), identity verified by token,
    cached token, lookup and cached lookup, signed out by lookup, rejected (bad_signature,
-   unknown_key), an upstream connect error, a 421; and three reloads by SIGHUP (changed
+   unknown_key), a failed lookup and one skipped after it (backoff), an upstream connect error, a 421; and three reloads by SIGHUP (changed
    file, rejected file, restored file).
 4. Scrapes /metrics and fails, naming each, on any metric the dashboard or the rules name
    (`invent_proxy_*`, suffixes as queried: `_total`, `_bucket`, `_sum`, `_count`, `_info`)
@@ -208,6 +208,8 @@ class Upstream(http.server.BaseHTTPRequestHandler):
         if path == "/whoami":
             if "sid=alice" in self.headers.get("Cookie", ""):
                 return self.send(200, "application/json", b'{"id": "alice", "name": "Alice"}')
+            if "sid=broken" in self.headers.get("Cookie", ""):
+                return self.send(500, "application/json", b'{"error": "database down"}')
             return self.send(401, "application/json", b"{}")
         if path == "/jwks.json":
             return self.send(404, "text/plain", b"no key set here\n")
@@ -427,6 +429,8 @@ def traffic(listen):
         ("verified:cached lookup", "app.test", "/", "GET", {**html, "Cookie": "sid=alice"}, None, 200),
         ("signed_out lookup", "app.test", "/", "GET", {**html, "Cookie": "sid=bob"}, None, 200),
         ("signed_out:cached lookup", "app.test", "/", "GET", {**html, "Cookie": "sid=bob"}, None, 200),
+        ("failed:lookup_status", "app.test", "/", "GET", {**html, "Cookie": "sid=broken"}, None, 200),
+        ("skipped:backoff (error_ttl)", "app.test", "/", "GET", {**html, "Cookie": "sid=broken"}, None, 200),
         ("completed (own widget)", "app.test", "/own-widget", "GET", html, None, 200),
         ("passed not_html", "app.test", "/data.json", "GET", html, None, 200),
         ("passed status", "app.test", "/missing", "GET", html, None, 404),

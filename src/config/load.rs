@@ -13,6 +13,8 @@ pub enum ConfigError {
     Read { path: String, source: std::io::Error },
     #[error("{}", format_invalid(.file, .key, .location, .message))]
     Invalid { file: String, key: String, location: Option<(u64, u64)>, message: String },
+    #[error("{file}: no site serves {host}")]
+    NoSite { file: String, host: String },
 }
 
 fn format_invalid(file: &str, key: &str, location: &Option<(u64, u64)>, message: &str) -> String {
@@ -53,20 +55,66 @@ pub(crate) fn parse_raw(text: &str, file: &str) -> Result<RawConfig, ConfigError
         return Err(invalid(file, "", None, "the config is empty; `upstream` and `assistant` are required"));
     }
     check_variables(text, file)?;
+    parse(text, file)
+}
+
+/// Parses config text into `T`, an error naming the key, the line and what is wrong.
+/// Variables are expanded by the types that read them; `T` may read a part of the file.
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(text: &str, file: &str) -> Result<T, ConfigError> {
     let mut failed_key = String::new();
     let result = serde_saphyr::with_deserializer_from_str(text, |de| {
-        serde_path_to_error::deserialize::<_, RawConfig>(de).map_err(|e| {
+        serde_path_to_error::deserialize::<_, T>(de).map_err(|e| {
             failed_key = display_key(&e.path().to_string());
             e.into_inner()
         })
     });
     result.map_err(|e| {
         let location = e.location().map(|l| (l.line(), l.column()));
+        if let Some(message) = wrong_scalar_message(e.without_snippet(), text) {
+            return invalid(file, &failed_key, location, &message);
+        }
         let mut message = strip_location_suffix(&e.without_snippet().to_string());
         if message.starts_with("while parsing") || message.starts_with("mapping values are not allowed") {
             message.push_str(" (check the indentation of this line and the one above)");
         }
         invalid(file, &failed_key, location, &message)
+    })
+}
+
+/// For a scalar that is not of the key's type, what was expected and what the file has
+/// (`expected a whole number, got "lots"`), where serde-saphyr says only `invalid u64`.
+fn wrong_scalar_message(error: &serde_saphyr::Error, text: &str) -> Option<String> {
+    let serde_saphyr::Error::InvalidScalar { ty, location } = error else {
+        return None;
+    };
+    let span = location.span();
+    let start = usize::try_from(span.byte_offset()?).ok()?;
+    let end = start.checked_add(usize::try_from(span.byte_len()?).ok()?)?;
+    let written = text.get(start..end)?;
+    let got = ['"', '\''].iter().find_map(|q| written.strip_prefix(*q)?.strip_suffix(*q)).unwrap_or(written);
+    let expected = match *ty {
+        "u8" | "u16" | "u32" | "u64" | "u128" | "usize" | "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => {
+            match unsigned_max(ty) {
+                // All digits, and still not one: too large.
+                Some(max) if got.bytes().all(|b| b.is_ascii_digit()) => format!("a whole number up to {max}"),
+                _ => "a whole number".to_owned(),
+            }
+        }
+        "f32" | "f64" => "a number".to_owned(),
+        "bool" | "boolean" => "true or false".to_owned(),
+        _ => return None,
+    };
+    Some(format!("expected {expected}, got {got:?}"))
+}
+
+fn unsigned_max(ty: &str) -> Option<String> {
+    Some(match ty {
+        "u8" => u8::MAX.to_string(),
+        "u16" => u16::MAX.to_string(),
+        "u32" => u32::MAX.to_string(),
+        "u64" => u64::MAX.to_string(),
+        "usize" => usize::MAX.to_string(),
+        _ => return None,
     })
 }
 

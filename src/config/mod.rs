@@ -5,6 +5,7 @@
 //! what spans several keys and loads key material, so that a running proxy never
 //! discovers a bad setting on its first request.
 
+pub mod hash_key;
 mod identity;
 mod jwks;
 pub(crate) use jwks::signature_keys;

@@ -536,6 +536,17 @@ pub struct RawInject {
     /// widened.
     /// Default: `[]`.
     pub csp_allow: Option<Vec<Parsed<CspSource>>>,
+    /// Keep one widget across Turbo Drive and Turbolinks visits, which replace `<body>` with
+    /// the next page's fetched in the background: the injected element carries an `id`
+    /// (`invent-assistant`; for a signed-in visitor `invent-assistant-` and a digest of the
+    /// identity attributes) and `data-turbo-permanent` and `data-turbolinks-permanent`, so
+    /// the element of the first page is kept while the visitor's identity stays the same;
+    /// the script tag carries `data-turbo-eval="false"` and `data-turbolinks-eval="false"`,
+    /// so it runs once per full page load; and a Turbo or Turbolinks visit's request (not
+    /// a Turbo Frame's) gets the widget as a navigation does. pjax needs none of it. `false`:
+    /// none of these.
+    /// Default: `true`.
+    pub turbo_permanent: Option<bool>,
 }
 
 /// An origin for `inject.csp_allow`: `https://host[:port]`, the host may start with `*.`.

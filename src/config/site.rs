@@ -62,6 +62,9 @@ pub struct Inject {
     pub exclude_paths: PathGlobs,
     /// Origins added to the governing directives of a page's `Content-Security-Policy`.
     pub csp_allow: Vec<String>,
+    /// Keep the widget across Turbo Drive and Turbolinks visits: the element is permanent,
+    /// the script is not evaluated again, and their page requests get the widget.
+    pub turbo_permanent: bool,
 }
 
 /// A compiled list of path globs.
@@ -146,9 +149,9 @@ fn build_upstream(raw: raw::RawUpstream, base_dir: &Path) -> Result<Upstream, Bu
 }
 
 fn build_inject(raw: Option<raw::RawInject>) -> Result<Inject, BuildError> {
-    let (position, include, exclude, csp_allow) = match raw {
-        None => (None, None, None, None),
-        Some(r) => (r.position, r.include_paths, r.exclude_paths, r.csp_allow),
+    let (position, include, exclude, csp_allow, turbo_permanent) = match raw {
+        None => (None, None, None, None, None),
+        Some(r) => (r.position, r.include_paths, r.exclude_paths, r.csp_allow, r.turbo_permanent),
     };
     let globs = |list: Option<Vec<value::Parsed<PathGlob>>>, default: &[&str], key: &'static str| {
         let globs = match list {
@@ -166,5 +169,6 @@ fn build_inject(raw: Option<raw::RawInject>) -> Result<Inject, BuildError> {
         include_paths: globs(include, &["/**"], "inject.include_paths")?,
         exclude_paths: globs(exclude, &[], "inject.exclude_paths")?,
         csp_allow: csp_allow.unwrap_or_default().into_iter().map(|origin| origin.0.0).collect(),
+        turbo_permanent: turbo_permanent.unwrap_or(true),
     })
 }

@@ -100,10 +100,12 @@ impl Site {
             if let Some(jwt) = &identity.jwt
                 && jwt.source.header.as_ref().is_some_and(|h| h != http::header::AUTHORIZATION)
                 && jwt.audience.is_empty()
+                && jwt.header_claims.is_empty()
             {
                 warnings.push(
-                    "identity.jwt.header is a gateway's assertion without identity.jwt.audience: a token the \
-                     gateway issued for another application would be accepted"
+                    "identity.jwt.header is a gateway's assertion without identity.jwt.audience (or \
+                     header_claims, such as an ALB's signer): a token the gateway issued for another \
+                     application would be accepted"
                         .to_owned(),
                 );
             }

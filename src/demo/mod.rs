@@ -78,6 +78,11 @@ impl RunningDemo {
              \x20    bubble now shows user-id {DEMO_USER_ID} ({DEMO_USER_NAME}) with its user-hash:\n\
              \x20    {hash}\n\
              \x20 3. Also try {url}/legacy (no </body>), {url}/api/status (JSON, untouched), {url}/logout.\n\n\
+             The demo's secrets (made up, for this demo only), to check the hash by hand:\n\
+             \x20 assistant secret key:  {DEMO_SECRET_KEY}\n\
+             \x20 session JWT secret:    {DEMO_SESSION_SECRET} (HS256, cookie {DEMO_SESSION_COOKIE})\n\
+             \x20 user-hash = hex(HMAC-SHA256(secret key, user id)):\n\
+             \x20   printf %s {DEMO_USER_ID} | openssl dgst -sha256 -hmac {DEMO_SECRET_KEY}\n\n\
              Press Ctrl-C to stop.",
             site = self.site.local_addr(),
             hash = identity::user_hash(DEMO_SECRET_KEY, DEMO_USER_ID),

@@ -38,6 +38,14 @@ impl ProxyBody {
         }
     }
 
+    /// What the rewriter put into the page, if it did.
+    fn inserted(&self) -> Option<invent_rewrite::Inserted> {
+        match self {
+            ProxyBody::Rewritten(body) => body.inserted(),
+            _ => None,
+        }
+    }
+
     /// What became of the page, and why it got no widget if it was set up for one.
     /// `complete`: the body was sent whole.
     fn page(&self, complete: bool) -> (PageOutcome, Option<Skip>) {
@@ -197,5 +205,9 @@ impl Drop for LoggedBody {
             page => page,
         };
         self.context.emit(self.bytes, page, complete);
+        if self.context.recording() {
+            let inserted = self.inner.inserted();
+            self.context.send_record(page, inserted);
+        }
     }
 }

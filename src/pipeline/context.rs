@@ -12,7 +12,8 @@ use std::time::Instant;
 
 use http::{HeaderValue, Method};
 
-use crate::error::{ClientBodyFailure, ErrorKind, ProxyError, UpstreamFailure, error_chain};
+use super::record::{self, Answer, Facts, Recorder, Stage};
+use crate::error::{Blame, ClientBodyFailure, ErrorKind, ProxyError, UpstreamFailure, error_chain};
 use crate::metrics::{Finished, Metrics, PageOutcome};
 use crate::outcome::{Identified, Skip};
 use crate::telemetry::ACCESS_TARGET;
@@ -38,6 +39,7 @@ struct Failure {
     /// The error and its causes, on one line.
     message: String,
     upstream: Option<UpstreamFailure>,
+    blame: Blame,
 }
 
 /// What one request did, gathered along the pipeline.
@@ -57,6 +59,9 @@ pub(super) struct Context {
     /// Set if the client's request body failed: a broken exchange is then the client's.
     pub(super) client_body: ClientBodyFailure,
     metrics: Arc<Metrics>,
+    /// Where the request's [`record::Record`] goes, for a caller that asked (`explain`);
+    /// sent once, and then gone.
+    recorder: Option<Box<Recorder>>,
 }
 
 impl Context {
@@ -64,7 +69,7 @@ impl Context {
         (method, path): (&Method, &str),
         peer: Peer,
         request_id: HeaderValue,
-        metrics: Arc<Metrics>,
+        (metrics, recorder): (Arc<Metrics>, Option<Recorder>),
     ) -> Self {
         Context {
             started: Instant::now(),
@@ -78,6 +83,7 @@ impl Context {
             failure: None,
             client_body: ClientBodyFailure::default(),
             metrics,
+            recorder: recorder.map(Box::new),
         }
     }
 
@@ -91,8 +97,51 @@ impl Context {
     pub(super) fn failed(&mut self, error: &ProxyError) {
         if self.failure.is_none() {
             let message = error_chain(error);
-            self.failure = Some(Failure { kind: error.kind(), message, upstream: error.upstream_failure() });
+            let (upstream, blame) = (error.upstream_failure(), error.blame());
+            self.failure = Some(Failure { kind: error.kind(), message, upstream, blame });
         }
+    }
+
+    /// Notes why the response gets no widget, and which rules said so.
+    pub(super) fn skipped(&mut self, skip: Skip, stage: Stage) {
+        self.skip = Some(skip);
+        if let Some(recorder) = &mut self.recorder {
+            recorder.skipped_at(stage);
+        }
+    }
+
+    /// Whether a caller asked for the request's record.
+    pub(super) fn recording(&self) -> bool {
+        self.recorder.is_some()
+    }
+
+    /// For the record: the upstream's response head, as it arrived.
+    pub(super) fn upstream_head(&mut self, status: http::StatusCode, headers: &http::HeaderMap) {
+        if let Some(recorder) = &mut self.recorder {
+            recorder.upstream_head(status, headers);
+        }
+    }
+
+    /// For the record: the response head as the client gets it. A body that is not
+    /// rewritten has nothing more to tell, so its record is sent now.
+    pub(super) fn head_out(&mut self, status: http::StatusCode, headers: &http::HeaderMap, answer: Answer) {
+        let Some(recorder) = &mut self.recorder else { return };
+        recorder.response_head(status, headers, answer);
+        if answer != Answer::Rewritten {
+            self.send_record(PageOutcome::Passed(self.skip), None);
+        }
+    }
+
+    /// Sends the record, if a caller asked for it and it has not been sent.
+    pub(super) fn send_record(&mut self, page: PageOutcome, inserted: Option<invent_rewrite::Inserted>) {
+        let Some(recorder) = self.recorder.take() else { return };
+        let failure = self.failure.as_ref().map(|f| record::Failure {
+            kind: f.kind,
+            message: f.message.clone(),
+            upstream: f.blame == Blame::Upstream,
+        });
+        let identified = self.identified;
+        recorder.finish(Facts { skip: self.skip, identified, page, inserted, failure });
     }
 
     /// Writes the access line and counts the request in the metrics. `complete`: the whole

@@ -15,6 +15,7 @@ use invent_rewrite::{Injection, RewriteBody, Sniffed, Transcode, Widget, csp};
 use super::SiteError;
 use super::body::{LoggedBody, ProxyBody};
 use super::context::{Context, Peer};
+use super::record::{Answer, Recorder, Stage};
 use super::rules;
 use super::upgrade;
 use crate::codec::{self, Coding};
@@ -58,7 +59,7 @@ impl Proxy {
             Some(identity) => Some(Identifier::start(identity, &site.upstream).await?),
             None => None,
         };
-        let widget = Arc::new(widget_of(&site.assistant));
+        let widget = Arc::new(widget_of(&site.assistant, &site.inject));
         Ok(Proxy { site, process, client, identifier, widget, metrics })
     }
 
@@ -80,14 +81,26 @@ impl Proxy {
     }
 
     /// Proxies one request. Never fails: upstream failures become 502/504 pages.
-    pub(super) async fn handle(&self, req: Request<Incoming>, peer: Peer) -> Response<LoggedBody> {
-        self.answer(req, peer, None).await
+    /// `recorder`: where what the pipeline decided goes, for a caller that asked.
+    pub(super) async fn handle(
+        &self,
+        req: Request<Incoming>,
+        peer: Peer,
+        recorder: Option<Recorder>,
+    ) -> Response<LoggedBody> {
+        self.answer(req, peer, None, recorder).await
     }
 
     /// Answers a request that is not proxied (a host no site serves: `421`; a request
     /// refused at the edge: `400`) with `error`'s page, logged and counted here.
-    pub(super) async fn refuse(&self, req: Request<Incoming>, peer: Peer, error: ProxyError) -> Response<LoggedBody> {
-        self.answer(req, peer, Some(error)).await
+    pub(super) async fn refuse(
+        &self,
+        req: Request<Incoming>,
+        peer: Peer,
+        error: ProxyError,
+        recorder: Option<Recorder>,
+    ) -> Response<LoggedBody> {
+        self.answer(req, peer, Some(error), recorder).await
     }
 
     async fn answer(
@@ -95,18 +108,19 @@ impl Proxy {
         mut req: Request<Incoming>,
         peer: Peer,
         refused: Option<ProxyError>,
+        recorder: Option<Recorder>,
     ) -> Response<LoggedBody> {
         let in_flight = self.client.response_started();
         let request_id = headers::request_id(req.headers());
         req.headers_mut().insert(&headers::X_REQUEST_ID, request_id.clone());
         let origin = (req.method(), req.uri().path());
-        let mut context = Context::start(origin, peer, request_id, Arc::clone(&self.metrics));
+        let mut context = Context::start(origin, peer, request_id, (Arc::clone(&self.metrics), recorder));
         let http1 = req.version() < http::Version::HTTP_2;
         let result = match refused {
             None => self.run(req, peer, &mut context).await,
             Some(error) => Err(error),
         };
-        let response = result.unwrap_or_else(|error| {
+        let mut response = result.unwrap_or_else(|error| {
             context.failed(&error);
             let mut page = error.to_response();
             // After a malformed request, what follows on the connection cannot be trusted
@@ -117,10 +131,15 @@ impl Proxy {
             page.map(ProxyBody::Local)
         });
         context.status = response.status().as_u16();
-        let request_id = context.request_id().clone();
+        response.headers_mut().insert(&headers::X_REQUEST_ID, context.request_id().clone());
+        let answer = match response.body() {
+            ProxyBody::Passthrough(_) => Answer::Passthrough,
+            ProxyBody::Rewritten(_) => Answer::Rewritten,
+            ProxyBody::Local(_) => Answer::OwnPage,
+        };
+        context.head_out(response.status(), response.headers(), answer);
         let stall_limit = self.process.limits.body_stall_timeout;
         let mut response = response.map(|body| LoggedBody::new(body, context, in_flight, stall_limit));
-        response.headers_mut().insert(&headers::X_REQUEST_ID, request_id);
         // The client speaks to this proxy, not to the upstream: an HTTP/1.0 upstream must
         // not turn the client's connection into HTTP/1.0 (hyper answers in the client's
         // own version on HTTP/2).
@@ -150,6 +169,7 @@ impl Proxy {
         let forward = self.forward(req, peer, context.client_body.clone());
         let (forwarded, identified) = alongside(forward, identify).await;
         let mut response = forwarded?;
+        context.upstream_head(response.status(), response.headers());
         if response.status() == http::StatusCode::SWITCHING_PROTOCOLS {
             if let Some(client) = client_upgrade {
                 crate::per_worker::spawn_here(upgrade::tunnel(client, hyper::upgrade::on(&mut response)));
@@ -249,7 +269,7 @@ impl Proxy {
         let (plan, document) = match qualified {
             Ok(qualified) => qualified,
             Err(skip) => {
-                context.skip = Some(skip);
+                context.skipped(skip, if plan.is_err() { Stage::Request } else { Stage::Response });
                 return Ok(response.map(ProxyBody::Passthrough));
             }
         };
@@ -284,7 +304,7 @@ impl Proxy {
 }
 
 /// The widget markup of `assistant`: its id, script and theme attributes.
-fn widget_of(assistant: &config::Assistant) -> Widget {
+fn widget_of(assistant: &config::Assistant, inject: &config::Inject) -> Widget {
     let theme = &assistant.theme;
     let appearance = theme.appearance.map(|a| a.to_string());
     let attributes: Vec<(&str, &str)> = [
@@ -295,7 +315,7 @@ fn widget_of(assistant: &config::Assistant) -> Widget {
     .into_iter()
     .filter_map(|(name, value)| Some((name, value?)))
     .collect();
-    Widget::new(&assistant.id, &assistant.script_url, &attributes)
+    Widget::new(&assistant.id, &assistant.script_url, &attributes).kept_across_visits(inject.turbo_permanent)
 }
 
 /// How a compressed page is decoded, and encoded again (spliced, for gzip and deflate) if

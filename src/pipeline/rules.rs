@@ -15,7 +15,7 @@ use crate::headers;
 use crate::outcome::Skip;
 
 /// The request rules: `GET`, a path in `include_paths` and not in `exclude_paths`, and a
-/// top-level navigation.
+/// top-level navigation (or, with `turbo_permanent`, a Turbo or Turbolinks visit).
 pub(super) fn request_qualifies(
     method: &Method,
     path: &str,
@@ -29,7 +29,10 @@ pub(super) fn request_qualifies(
     if !rules.include_paths.matches(&path) || rules.exclude_paths.matches(&path) {
         return Err(Skip::Path);
     }
-    if !headers::is_navigation(headers) {
+    // A Turbo visit's page becomes the next page's body: without the widget, Turbo would
+    // drop the permanent element the current page has.
+    let turbo_visit = rules.turbo_permanent && headers::is_turbo_visit(headers);
+    if !headers::is_navigation(headers) && !turbo_visit {
         return Err(Skip::NotNavigation);
     }
     Ok(())

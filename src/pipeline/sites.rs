@@ -15,6 +15,7 @@ use super::body::LoggedBody;
 use super::context::Peer;
 use super::edge;
 use super::proxy::Proxy;
+use super::record::{Recorder, Routed};
 use crate::config::Config;
 use crate::config::sites::request_host;
 use crate::error::ProxyError;
@@ -37,40 +38,69 @@ impl Sites {
         Ok(Sites { sites, default: config.default_site })
     }
 
-    /// The site that serves `host` (a request's `Host`, port and case ignored).
-    fn route(&self, host: Option<&str>) -> Option<&Proxy> {
+    /// The site that serves `host` (a request's `Host`, port and case ignored): its index,
+    /// and how it was chosen.
+    fn route(&self, host: Option<&str>) -> Option<(usize, Routed)> {
         if let [only] = self.sites.as_slice()
             && only.site().hosts.is_empty()
         {
-            return Some(only);
+            return Some((0, Routed::Only));
         }
         let host = host.map(request_host);
         // An exact name wins over any wildcard, and a longer wildcard over a shorter one.
         let best = host.and_then(|host| {
             self.sites
                 .iter()
-                .flat_map(|proxy| {
+                .enumerate()
+                .flat_map(|(index, proxy)| {
                     let hosts = proxy.site().hosts.iter();
-                    hosts.filter(|h| h.matches(&host)).map(move |h| (h.specificity(), proxy))
+                    hosts.filter(|h| h.matches(&host)).map(move |h| (h.specificity(), index))
                 })
                 .max_by_key(|(specificity, _)| *specificity)
-                .map(|(_, proxy)| proxy)
+                .map(|(_, index)| (index, Routed::Host))
         });
-        best.or_else(|| self.default.and_then(|i| self.sites.get(i)))
+        best.or_else(|| self.default.map(|index| (index, Routed::Default)))
     }
 
     /// Proxies a request through its site's proxy. The request is checked at the edge
     /// first ([`edge::admit`]: a refusal is a 400, or 501); its one authority — the
     /// target's (HTTP/2, absolute-form HTTP/1.1), else `Host` — chooses the site, and a
     /// host no site serves gets `421`. `fragment`: the client's request line had one.
-    pub(crate) async fn handle(&self, mut req: Request<Incoming>, peer: Peer, fragment: bool) -> Response<LoggedBody> {
+    pub(crate) async fn handle(&self, req: Request<Incoming>, peer: Peer, fragment: bool) -> Response<LoggedBody> {
+        self.dispatch(req, peer, fragment, None).await
+    }
+
+    /// [`Sites::handle`], with what the pipeline decides sent to `recorder` (for
+    /// `explain`): the same code, the same decisions, told.
+    pub(crate) async fn handle_recorded(
+        &self,
+        req: Request<Incoming>,
+        peer: Peer,
+        recorder: Recorder,
+    ) -> Response<LoggedBody> {
+        self.dispatch(req, peer, false, Some(recorder)).await
+    }
+
+    async fn dispatch(
+        &self,
+        mut req: Request<Incoming>,
+        peer: Peer,
+        fragment: bool,
+        mut recorder: Option<Recorder>,
+    ) -> Response<LoggedBody> {
         let host = match edge::admit(&mut req, fragment) {
             Ok(host) => host,
-            Err(refusal) => return self.first().refuse(req, peer, refusal.into()).await,
+            Err(refusal) => return self.first().refuse(req, peer, refusal.into(), recorder).await,
         };
-        match self.route(host.as_ref().and_then(|h| h.to_str().ok())) {
-            Some(proxy) => proxy.handle(req, peer).await,
-            None => self.first().refuse(req, peer, ProxyError::UnknownHost).await,
+        let routed = self.route(host.as_ref().and_then(|h| h.to_str().ok()));
+        match routed.and_then(|(index, how)| Some((index, how, self.sites.get(index)?))) {
+            Some((index, how, proxy)) => {
+                if let Some(recorder) = &mut recorder {
+                    recorder.routed(index, how);
+                }
+                proxy.handle(req, peer, recorder).await
+            }
+            None => self.first().refuse(req, peer, ProxyError::UnknownHost, recorder).await,
         }
     }
 

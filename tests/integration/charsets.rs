@@ -27,9 +27,16 @@ async fn a_windows_1252_page_keeps_its_bytes_and_gets_escaped_identity() {
     let proxy = spawn_identity_proxy(&upstream).await;
     let token = tokens::hs256(&tokens::with(tokens::claims("zoe"), "name", "Zoë €"));
     let page = get_as(&proxy, "/", &token).await;
+    let hash = invent_proxy::identity::user_hash(SECRET_KEY, "zoe");
+    let zoe = invent_rewrite::Visitor {
+        user_id: "zoe".into(),
+        user_hash: hash.clone(),
+        user_name: Some("Zoë €".into()),
+        user_avatar: None,
+    };
     let widget = format!(
-        "<invent-assistant assistant-id=\"ast_test\" user-id=\"zoe\" user-hash=\"{}\" user-name=\"Zo&#xeb; &#x20ac;\"></invent-assistant>{WIDGET_SCRIPT}",
-        invent_proxy::identity::user_hash(SECRET_KEY, "zoe")
+        "<invent-assistant {} assistant-id=\"ast_test\" user-id=\"zoe\" user-hash=\"{hash}\" user-name=\"Zo&#xeb; &#x20ac;\"></invent-assistant>{WIDGET_SCRIPT}",
+        turbo_attributes(&zoe)
     );
     assert_eq!(page.body, with_widget(&before, &widget, &after));
 }
@@ -42,7 +49,7 @@ async fn a_shift_jis_page_keeps_every_byte() {
     let after = b"</body></html>".to_vec();
     let upstream = serve("text/html; charset=Shift_JIS", [&before[..], &after[..]].concat()).await;
     let proxy = spawn_default_proxy(upstream.addr).await;
-    let widget = format!("<invent-assistant assistant-id=\"ast_test\"></invent-assistant>{WIDGET_SCRIPT}");
+    let widget = WIDGET.to_owned();
     assert_eq!(get(&proxy, "/").await.body, with_widget(&before, &widget, &after));
 }
 
@@ -57,7 +64,7 @@ async fn a_meta_charset_decides_when_the_header_does_not() {
         let after = b"</body></html>".to_vec();
         let upstream = serve("text/html", [&before[..], &after[..]].concat()).await;
         let proxy = spawn_default_proxy(upstream.addr).await;
-        let widget = format!("<invent-assistant assistant-id=\"ast_test\"></invent-assistant>{WIDGET_SCRIPT}");
+        let widget = WIDGET.to_owned();
         assert_eq!(get(&proxy, "/").await.body, with_widget(&before, &widget, &after), "{meta}");
     }
 }
@@ -68,7 +75,7 @@ async fn a_utf8_bom_page_is_rewritten() {
     let after = b"</body></html>".to_vec();
     let upstream = serve("text/html", [&before[..], &after[..]].concat()).await;
     let proxy = spawn_default_proxy(upstream.addr).await;
-    let widget = format!("<invent-assistant assistant-id=\"ast_test\"></invent-assistant>{WIDGET_SCRIPT}");
+    let widget = WIDGET.to_owned();
     assert_eq!(get(&proxy, "/").await.body, with_widget(&before, &widget, &after));
 }
 

@@ -1,5 +1,5 @@
 //! The command line, run as a user would: `--help`, `check`, `hash`, the default config
-//! path and `INVENT_PROXY_CONFIG`, and `demo`.
+//! path and `INVENT_PROXY_CONFIG`, and `demo` (`explain` has its own module).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
@@ -47,6 +47,7 @@ fn every_command_has_help() {
         (vec!["run", "--help"], "--config"),
         (vec!["check", "--help"], "--config"),
         (vec!["hash", "--help"], "--user-id"),
+        (vec!["explain", "--help"], "--cookie <NAME=VALUE>"),
         (vec!["demo", "--help"], "--listen"),
     ] {
         let output = invent_proxy(&args);
@@ -129,6 +130,67 @@ fn hash_prints_the_user_hash_of_the_spec_vectors() {
     assert_eq!(stdout(&output).trim(), "04a33c483382739aca1dc954e79aac17831e5595be959c9dbe91cec509dcc2b5");
 }
 
+#[test]
+fn hash_needs_only_the_secret_keys_variable() {
+    let output = Command::new(binary())
+        .args(["hash", "--config", "config/invent-proxy.yaml", "--user-id", "user_42"])
+        .current_dir(repo())
+        .env_clear()
+        .env("INVENT_SECRET_KEY", SECRET_KEY)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "SESSION_JWT_SECRET is not needed to hash: {}", stderr(&output));
+    assert_eq!(stdout(&output).trim(), user_hash(SECRET_KEY, "user_42"));
+    let without = Command::new(binary())
+        .args(["hash", "--config", "config/invent-proxy.yaml", "--user-id", "user_42"])
+        .current_dir(repo())
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(!without.status.success());
+    assert!(stderr(&without).contains("identity.secret_key: environment variable `INVENT_SECRET_KEY` is not set"));
+    let blog = invent_proxy(&[
+        "hash",
+        "--config",
+        "config/examples/many-sites.yaml",
+        "--site",
+        "x.blog.example.com",
+        "--user-id",
+        "7",
+    ]);
+    assert_eq!(stdout(&blog).trim(), user_hash("sk_blog_example", "7"), "{}", stderr(&blog));
+}
+
+#[test]
+fn a_reader_that_goes_away_ends_a_command_quietly() {
+    for args in [&["check", "--config", "config/examples/anonymous.yaml"][..], &["schema"], &["hash", "--user-id", "1"]]
+    {
+        // A pipe whose reader is gone before the command writes: every write fails (EPIPE).
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let output = Command::new(binary())
+            .args(args)
+            .current_dir(repo())
+            .envs(CONFIG_ENV)
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{args:?}: {:?} {}", output.status, stderr(&output));
+        assert_eq!(stderr(&output), "", "{args:?}: nothing to say about it");
+    }
+}
+
+#[test]
+fn the_docs_show_the_nginx_snippet_ci_runs() {
+    let snippet = std::fs::read_to_string(std::path::Path::new(repo()).join("deploy/nginx/invent-proxy.conf")).unwrap();
+    let docs = std::fs::read_to_string(std::path::Path::new(repo()).join("docs/operations.md")).unwrap();
+    assert!(
+        docs.contains(&format!("```nginx\n{snippet}```")),
+        "docs/operations.md must show deploy/nginx/invent-proxy.conf as it is"
+    );
+}
+
 /// Every YAML file under `config/`.
 fn shipped_configs() -> Vec<std::path::PathBuf> {
     let mut files = vec![];
@@ -173,6 +235,14 @@ async fn the_demo_shows_the_widget_and_a_verified_identity_after_login() {
                 .map(str::to_owned)
         })
         .expect("the demo prints where to open it");
+    let rest: Vec<String> =
+        lines.by_ref().map_while(Result::ok).take_while(|l| !l.starts_with("Press Ctrl-C")).collect();
+    let rest = rest.join("\n");
+    assert!(
+        rest.contains(&format!("assistant secret key:  {DEMO_SECRET_KEY}")),
+        "the demo's secrets are shown:\n{rest}"
+    );
+    assert!(rest.contains(invent_proxy::demo::DEMO_SESSION_SECRET), "{rest}");
     std::thread::spawn(move || for _ in lines {});
     let http = client();
     let fetch = |path: &str, cookie: Option<&str>| {

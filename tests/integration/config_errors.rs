@@ -15,7 +15,7 @@ const BASE: &str = "upstream:\n  url: http://127.0.0.1:3000\nassistant:\n  id: a
 fn unknown_keys_are_errors_with_line_and_column() {
     assert_eq!(
         error(&format!("{BASE}inject:\n  postion: head_end\n")),
-        "proxy.yaml:6:3: inject.postion: unknown field `postion`, expected one of position, include_paths, exclude_paths, csp_allow"
+        "proxy.yaml:6:3: inject.postion: unknown field `postion`, expected one of position, include_paths, exclude_paths, csp_allow, turbo_permanent"
     );
     assert!(error(&format!("{BASE}listn: 0.0.0.0:80\n")).starts_with("proxy.yaml:5:1: listn: unknown field `listn`"));
 }
@@ -40,6 +40,30 @@ fn malformed_values_name_their_key() {
     assert!(empty_id.contains("assistant.id: must not be empty"), "{empty_id}");
     assert!(error("upstream:\n  url: http://x\n").contains("missing field `assistant`"));
     assert!(error("").contains("the config is empty"));
+}
+
+#[test]
+fn a_value_of_the_wrong_kind_says_what_was_expected_and_what_is_there() {
+    assert_eq!(
+        error(&format!("{BASE}limits:\n  max_connections: lots\n")),
+        "proxy.yaml:6:20: limits.max_connections: expected a whole number, got \"lots\""
+    );
+    assert_eq!(
+        error(&format!("{BASE}limits: {{ max_connections: -3, workers: 2 }}\n")),
+        "proxy.yaml:5:28: limits.max_connections: expected a whole number, got \"-3\""
+    );
+    assert_eq!(
+        error(&format!("{BASE}limits:\n  max_connections: \"1.5\"  # quoted\n")),
+        "proxy.yaml:6:20: limits.max_connections: expected a whole number, got \"1.5\""
+    );
+    assert_eq!(
+        error(&format!("{BASE}limits:\n  workers: 99999999999999999999\n")),
+        "proxy.yaml:6:12: limits.workers: expected a whole number up to 18446744073709551615, got \"99999999999999999999\""
+    );
+    assert_eq!(
+        error(&format!("{BASE}underscores_in_headers: maybe\n")),
+        "proxy.yaml:5:25: underscores_in_headers: expected true or false, got \"maybe\""
+    );
 }
 
 #[test]

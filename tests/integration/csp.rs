@@ -36,7 +36,8 @@ async fn the_script_carries_the_nonce_of_the_directive_that_governs_scripts() {
     ] {
         let page = page_with_policy("content-security-policy", policy, &[]).await;
         let expected = format!(
-            "<script nonce=\"{nonce}\" type=\"text/javascript\" src=\"https://www.useinvent.com/button.js\" async defer>"
+            "<script nonce=\"{nonce}\" type=\"text/javascript\" src=\"https://www.useinvent.com/button.js\" \
+             data-turbo-eval=\"false\" data-turbolinks-eval=\"false\" async defer>"
         );
         assert_eq!(script_tag(&page.text()), expected, "{policy}");
         assert_eq!(page.headers[header::CONTENT_SECURITY_POLICY], policy, "the policy itself is not changed");

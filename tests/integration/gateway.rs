@@ -281,4 +281,7 @@ fn check_warns_about_a_gateway_assertion_without_audience() {
     let config = config(ProxyYaml::new("127.0.0.1:9".parse().unwrap()).identity(IdentityYaml::default().jwt(jwt)));
     let warnings = config.main_site().warnings();
     assert!(warnings.iter().any(|w| w.contains("without identity.jwt.audience")), "{warnings:?}");
+    let alb = crate::support::config(alb_yaml("127.0.0.1:9".parse().unwrap(), "127.0.0.1:10".parse().unwrap()));
+    let warnings = alb.main_site().warnings();
+    assert!(!warnings.iter().any(|w| w.contains("audience")), "the ALB's signer binds it: {warnings:?}");
 }

@@ -13,6 +13,9 @@ mod compression;
 mod config_errors;
 mod csp;
 mod edge;
+mod explain;
+#[cfg(feature = "nginx-tests")]
+mod front_nginx;
 mod gateway;
 mod http_versions;
 mod identity;
@@ -29,3 +32,4 @@ mod sites;
 mod streaming;
 mod support;
 mod tls;
+mod turbo;

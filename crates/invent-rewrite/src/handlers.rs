@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use lol_html::html_content::{ContentType, DocumentEnd, EndTag};
 use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::sync::LazyLock;
 
 use lol_html::send::{Element, ElementContentHandlers, Settings};
@@ -52,6 +53,57 @@ pub(super) struct PageState {
     pub(super) bailed_out: AtomicBool,
     /// The script nonce of a `<meta http-equiv="Content-Security-Policy">` in the page.
     pub(super) meta_nonce: Mutex<Option<String>>,
+    /// What went into the page and where, once it has.
+    pub(super) inserted: Mutex<Option<Inserted>>,
+    /// The page's own `invent-assistant` start tag, as it went out.
+    pub(super) own_element: Mutex<Option<String>>,
+}
+
+/// Where in a page the widget's markup went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// Before `</head>` (`inject.position: head_end`).
+    BeforeHeadEnd,
+    /// Before `</body>`.
+    BeforeBodyEnd,
+    /// At the end of a page that never closed its `<body>` (or `<head>`, for `head_end`).
+    DocumentEnd,
+}
+
+/// Where a script nonce came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NonceSource {
+    /// The response's `Content-Security-Policy` header.
+    Header,
+    /// A `<meta http-equiv="Content-Security-Policy">` in the page.
+    Meta,
+}
+
+/// What the rewriter put into a page, for a caller that explains it (`explain`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inserted {
+    pub place: Place,
+    /// The markup inserted there: the element unless the page has its own, the script tag
+    /// unless the page loads the widget's script itself (empty when it has both).
+    pub markup: String,
+    /// The nonce on the inserted script tag, and where it was found.
+    pub nonce: Option<(String, NonceSource)>,
+    /// The page's own `invent-assistant` start tag as it went out (with the identity
+    /// attributes), when the page has one.
+    pub own_element: Option<String>,
+}
+
+/// The markup due at some place in the page, and the nonce its script tag carries.
+struct Due {
+    markup: String,
+    nonce: Option<(String, NonceSource)>,
+}
+
+/// Inserts `due` with `insert`, then notes it in `state` as inserted at `place`.
+fn insert_due(state: &PageState, place: Place, due: Due, insert: impl FnOnce(&str)) {
+    insert(&due.markup);
+    let inserted = Inserted { place, markup: due.markup, nonce: due.nonce, own_element: None };
+    *state.inserted.lock().unwrap_or_else(PoisonError::into_inner) = Some(inserted);
 }
 
 impl PageState {
@@ -64,7 +116,7 @@ impl PageState {
     }
 
     /// The widget's markup if it is due now, marking it inserted.
-    fn take_markup(&self, injection: &Injection) -> Option<String> {
+    fn take_markup(&self, injection: &Injection) -> Option<Due> {
         if !Self::flag(&self.page) || self.injected.swap(true, Ordering::Relaxed) {
             return None;
         }
@@ -77,8 +129,22 @@ impl PageState {
             Self::set(&self.added_script);
         }
         let meta_nonce = self.meta_nonce.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        let nonce = injection.nonce.as_deref().or(meta_nonce.as_deref());
-        Some(injection.widget.markup(injection.visitor.as_deref(), injection.syntax, nonce, element, script))
+        let nonce = match (&injection.nonce, meta_nonce) {
+            _ if !script => None,
+            (Some(header), _) => Some((header.clone(), NonceSource::Header)),
+            (None, meta) => meta.map(|meta| (meta, NonceSource::Meta)),
+        };
+        let nonce_value = nonce.as_ref().map(|(value, _)| value.as_str());
+        let markup =
+            injection.widget.markup(injection.visitor.as_deref(), injection.syntax, nonce_value, element, script);
+        Some(Due { markup, nonce })
+    }
+
+    /// What went into the page so far, with the page's own element.
+    pub(super) fn inserted(&self) -> Option<Inserted> {
+        let mut inserted = self.inserted.lock().unwrap_or_else(PoisonError::into_inner).clone()?;
+        inserted.own_element = self.own_element.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        Some(inserted)
     }
 }
 
@@ -145,8 +211,8 @@ pub(super) fn settings(
         .append_element_content_handler(on(&SELECTORS.meta, on_meta(Arc::clone(&state))))
         .append_element_content_handler(on(&SELECTORS.script, on_script(Arc::clone(&injection), Arc::clone(&state))))
         .append_document_content_handler(end!(move |end: &mut DocumentEnd<'_>| {
-            if let Some(markup) = state.take_markup(&injection) {
-                end.append(&markup, ContentType::Html);
+            if let Some(due) = state.take_markup(&injection) {
+                insert_due(&state, Place::DocumentEnd, due, |markup| end.append(markup, ContentType::Html));
             }
             Ok(())
         }))
@@ -164,18 +230,18 @@ pub(super) fn settings(
         )
 }
 
-/// Inserts the widget before an end tag (`</head>` or `</body>`) if it is due.
+/// Inserts the widget before an end tag (`</head>` or `</body>`: `place`) if it is due.
 fn insert_before_end_tag(
     el: &mut Element<'_, '_>,
-    injection: Arc<Injection>,
-    state: Arc<PageState>,
+    (injection, state): (Arc<Injection>, Arc<PageState>),
+    place: Place,
 ) -> lol_html::HandlerResult {
     if !el.can_have_content() {
         return Ok(());
     }
     el.on_end_tag(end_tag!(move |end: &mut EndTag<'_>| {
-        if let Some(markup) = state.take_markup(&injection) {
-            end.before(&markup, ContentType::Html);
+        if let Some(due) = state.take_markup(&injection) {
+            insert_due(&state, place, due, |markup| end.before(markup, ContentType::Html));
         }
         Ok(())
     }))
@@ -187,7 +253,7 @@ fn on_head(
 ) -> impl FnMut(&mut Element<'_, '_>) -> lol_html::HandlerResult + Send + 'static {
     move |el| {
         if injection.position == Position::HeadEnd {
-            insert_before_end_tag(el, Arc::clone(&injection), Arc::clone(&state))?;
+            insert_before_end_tag(el, (Arc::clone(&injection), Arc::clone(&state)), Place::BeforeHeadEnd)?;
         }
         Ok(())
     }
@@ -200,7 +266,7 @@ fn on_body(
     move |el| {
         PageState::set(&state.page);
         // Also the fallback for `head_end` when the page has no `</head>`.
-        insert_before_end_tag(el, Arc::clone(&injection), Arc::clone(&state))
+        insert_before_end_tag(el, (Arc::clone(&injection), Arc::clone(&state)), Place::BeforeBodyEnd)
     }
 }
 
@@ -231,8 +297,19 @@ fn on_existing_element(
         for (name, value) in identity_attributes(injection.visitor.as_deref()) {
             set_escaped(el, name, value)?;
         }
+        *state.own_element.lock().unwrap_or_else(PoisonError::into_inner) = Some(start_tag(el));
         Ok(())
     }
+}
+
+/// An element's start tag as it goes out, attribute values as the page writes them.
+fn start_tag(el: &Element<'_, '_>) -> String {
+    let mut tag = format!("<{}", el.tag_name());
+    for attribute in el.attributes() {
+        let _ = write!(tag, " {}=\"{}\"", attribute.name(), attribute.value());
+    }
+    tag.push('>');
+    tag
 }
 
 /// A `<script src>` for the widget's own script: noted so it is not added twice, or

@@ -37,8 +37,9 @@ impl Body for Chunks {
     }
 }
 
+/// The widget as the proxy makes it by default: kept across Turbo visits.
 fn widget() -> Arc<Widget> {
-    Arc::new(Widget::new("ast_test", "https://www.useinvent.com/button.js", &[]))
+    Arc::new(Widget::new("ast_test", "https://www.useinvent.com/button.js", &[]).kept_across_visits(true))
 }
 
 fn visitor() -> Visitor {

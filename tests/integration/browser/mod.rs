@@ -5,6 +5,7 @@
 
 mod driver;
 mod site;
+mod turbo;
 
 use std::process::Stdio;
 

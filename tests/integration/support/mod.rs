@@ -231,12 +231,23 @@ pub async fn spawn_paused_upstream(first: &'static str, rest: &'static str) -> (
     (upstream, gate)
 }
 
-/// The widget the test config's proxy injects for an anonymous visitor.
-pub const WIDGET: &str = "<invent-assistant assistant-id=\"ast_test\"></invent-assistant>\
-<script type=\"text/javascript\" src=\"https://www.useinvent.com/button.js\" async defer></script>";
+/// The widget the test config's proxy injects for an anonymous visitor: with the `id` and
+/// the Turbo attributes of `inject.turbo_permanent`, on by default.
+pub const WIDGET: &str = "<invent-assistant id=\"invent-assistant\" data-turbo-permanent=\"\" \
+data-turbolinks-permanent=\"\" assistant-id=\"ast_test\"></invent-assistant><script type=\"text/javascript\" \
+src=\"https://www.useinvent.com/button.js\" data-turbo-eval=\"false\" data-turbolinks-eval=\"false\" async defer></script>";
+/// Its element alone.
+pub const WIDGET_ELEMENT: &str = "<invent-assistant id=\"invent-assistant\" data-turbo-permanent=\"\" \
+data-turbolinks-permanent=\"\" assistant-id=\"ast_test\"></invent-assistant>";
 /// Its script tag alone.
-pub const WIDGET_SCRIPT: &str =
-    "<script type=\"text/javascript\" src=\"https://www.useinvent.com/button.js\" async defer></script>";
+pub const WIDGET_SCRIPT: &str = "<script type=\"text/javascript\" src=\"https://www.useinvent.com/button.js\" \
+data-turbo-eval=\"false\" data-turbolinks-eval=\"false\" async defer></script>";
+/// What `inject.turbo_permanent` adds to a signed-in visitor's element, before
+/// `assistant-id`: its `id` follows the identity attributes.
+pub fn turbo_attributes(visitor: &invent_rewrite::Visitor) -> String {
+    let id = invent_rewrite::element_id(Some(visitor));
+    format!("id=\"{id}\" data-turbo-permanent=\"\" data-turbolinks-permanent=\"\"")
+}
 
 /// The proxy of [`ProxyYaml::new`], in front of `upstream`.
 pub async fn spawn_default_proxy(upstream: SocketAddr) -> RunningProxy {

@@ -304,6 +304,11 @@ impl ProxyYaml {
         self.set(&["inject", "csp_allow"], list(origins))
     }
 
+    /// `inject.turbo_permanent`.
+    pub fn turbo_permanent(self, on: bool) -> ProxyYaml {
+        self.set(&["inject", "turbo_permanent"], flag(on))
+    }
+
     /// One more entry of `sites`.
     pub fn site(mut self, site: SiteYaml) -> ProxyYaml {
         assert!(!self.extra_keys.iter().any(|k| k == "sites"), "`sites` is set twice: by site() and by extra()");
@@ -709,7 +714,8 @@ mod tests {
             .inject_position("head_end")
             .include_paths(&["/**"])
             .exclude_paths(&["/admin/**", "/*.partial"])
-            .csp_allow(&["https://www.useinvent.com"]);
+            .csp_allow(&["https://www.useinvent.com"])
+            .turbo_permanent(false);
         let config = config(&yaml);
 
         let process = &config.process;
@@ -746,6 +752,9 @@ mod tests {
         assert_eq!(site.inject.include_paths.patterns(), ["/**"]);
         assert_eq!(site.inject.exclude_paths.patterns(), ["/admin/**", "/*.partial"]);
         assert_eq!(site.inject.csp_allow, ["https://www.useinvent.com"]);
+        assert!(!site.inject.turbo_permanent);
+        let default = crate::support::config(ProxyYaml::new(address("127.0.0.1:3000")));
+        assert!(default.main_site().inject.turbo_permanent, "on by default");
     }
 
     #[test]

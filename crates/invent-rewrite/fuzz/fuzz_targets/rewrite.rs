@@ -38,7 +38,8 @@ fn injection(position: Position, signed_in: bool) -> Injection {
         user_avatar: None,
     };
     Injection {
-        widget: Arc::new(Widget::new("ast_fuzz", SCRIPT, &[])),
+        // Kept across Turbo visits, as the proxy makes it by default.
+        widget: Arc::new(Widget::new("ast_fuzz", SCRIPT, &[]).kept_across_visits(true)),
         visitor: signed_in.then(|| Arc::new(visitor)),
         position,
         syntax: Syntax::Html,

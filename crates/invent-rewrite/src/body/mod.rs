@@ -21,7 +21,7 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use lol_html::send::HtmlRewriter;
 
-use crate::handlers::{Injection, PageState};
+use crate::handlers::{Injection, Inserted, PageState};
 use crate::output::{SharedOutput, Sink, lock};
 use crate::transcode::{Decode, Encode, Transcode};
 use crate::{doctype, skim};
@@ -165,6 +165,12 @@ impl<B> RewriteBody<B> {
     /// in place of a second widget.
     pub fn completed_own_widget(&self) -> bool {
         self.injected() && PageState::flag(&self.state.has_element) && !PageState::flag(&self.state.added_element)
+    }
+
+    /// What the widget's insertion put into the page and where, once it has (see
+    /// [`Inserted`]), with the page's own `invent-assistant` if it has one.
+    pub fn inserted(&self) -> Option<Inserted> {
+        self.state.inserted()
     }
 
     /// How many bytes the upstream has sent so far (the output may lag behind them: the
