@@ -22,6 +22,8 @@
 //! [`metrics`], [`telemetry`], [`outcome`] (the fixed words of the access line and the
 //! metrics) and [`per_worker`] (what belongs to the worker thread running now).
 
+#![forbid(unsafe_code)]
+
 pub mod cli;
 pub mod codec;
 pub mod config;

@@ -16,8 +16,7 @@
 //! the page as sent. Raw deflate (sent as "deflate" by servers that get it wrong) goes on
 //! zlib-wrapped, as it did when it was encoded again.
 
-mod bits;
-mod encode;
+mod output;
 #[cfg(test)]
 mod tests;
 
@@ -29,8 +28,7 @@ use bytes::Bytes;
 use super::DECODE_STEP;
 use super::inflate::{Mark, WINDOW, boundary_before};
 use super::scan::{Check, Scan, Wrap};
-use bits::BitWriter;
-use encode::Encoding;
+use output::{BitWriter, Encoding};
 
 /// Decoded bytes of the page, kept to compare the rewritten page with and to prime the
 /// deflater with.
@@ -152,7 +150,7 @@ impl Splice {
             self.cut(&[], out)?;
         }
         match self.encoding.take() {
-            Some(encoding) => encoding.finish(out),
+            Some(encoding) => (*encoding).finish(out),
             None => {
                 self.forward_to_end(out);
                 self.writer.hand_on(out);
@@ -235,18 +233,17 @@ impl Splice {
     /// The last place at or before decoded position `at` where the stream can be cut: the
     /// mark's index (as [`Splice::candidate`]'s) and the bit and decoded position there.
     fn cut_point(&self, at: u64) -> io::Result<(usize, (u64, u64))> {
-        let index = (0..=self.marks.len())
+        let (index, mark) = (0..=self.marks.len())
             .rev()
-            .find(|&i| self.candidate(i).is_some_and(|m| Self::cuttable(m) && m.pos() <= at))
+            .find_map(|i| self.candidate(i).filter(|m| Self::cuttable(m) && m.pos() <= at).map(|m| (i, m)))
             .ok_or_else(|| io::Error::other("the splice found no place to cut the stream"))?;
-        let target = match self.candidate(index) {
-            Some(Mark::Symbols { bit, pos, tables }) => boundary_before(self.scan.held(), (*bit, *pos), tables, at)?,
-            Some(Mark::Stored { data, len, pos, .. }) => {
+        let target = match mark {
+            Mark::Symbols { bit, pos, tables } => boundary_before(self.scan.held(), (*bit, *pos), tables, at)?,
+            Mark::Stored { data, len, pos, .. } => {
                 let end = at.min(pos + u64::from(*len));
                 (data * 8 + (end - pos) * 8, end)
             }
-            Some(mark) => (mark.bit(), mark.pos()),
-            None => unreachable!("found above"),
+            mark => (mark.bit(), mark.pos()),
         };
         Ok((index, target))
     }
