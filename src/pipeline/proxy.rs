@@ -166,7 +166,9 @@ impl Proxy {
         // A page's visitor is identified while the upstream prepares the page: a lookup
         // then costs the page no time of its own unless it is the slower of the two.
         let identify = std::pin::pin!(self.identify(plan.as_ref().ok()));
-        let forward = self.forward(req, peer, context.client_body.clone());
+        // Boxed: the upstream exchange's future is kilobytes, and this one would carry it
+        // (twice, in `alongside`), copied whole at every `.await` up to hyper's.
+        let forward = Box::pin(self.forward(req, peer, context.client_body.clone()));
         let (forwarded, identified) = alongside(forward, identify).await;
         let mut response = forwarded?;
         context.upstream_head(response.status(), response.headers());
@@ -178,7 +180,7 @@ impl Proxy {
         }
         let response = self.respond(response, &plan, identified, context).await?;
         if let Some(identifier) = self.identifier.as_ref().filter(|_| !noted.is_empty()) {
-            identifier.after_response(&noted, response.headers()).await;
+            Box::pin(identifier.after_response(&noted, response.headers())).await;
         }
         Ok(response)
     }
@@ -245,7 +247,9 @@ impl Proxy {
     /// Who the visitor of a request that may get the widget is.
     async fn identify(&self, plan: Option<&Plan>) -> Identification {
         match (&self.identifier, plan.and_then(|plan| plan.identity.as_ref())) {
-            (Some(identifier), Some(facts)) => identifier.identify(facts).await,
+            // Boxed: identity's futures are kilobytes, and every request's future (moved
+            // whole at each `.await` that starts it) would carry them otherwise.
+            (Some(identifier), Some(facts)) => Box::pin(identifier.identify(facts)).await,
             _ => (None, Identified::None),
         }
     }
@@ -343,8 +347,10 @@ impl<F: Future> Pending<'_, F> {
 
 /// Runs `main` to completion while also driving `side`; `side` is left half-done if
 /// `main` finishes first (and is dropped unawaited if its output is not needed).
-async fn alongside<'a, M: Future, F: Future>(main: M, mut side: Pin<&'a mut F>) -> (M::Output, Pending<'a, F>) {
-    let mut main = std::pin::pin!(main);
+async fn alongside<'a, M: Future + Unpin, F: Future>(
+    mut main: M,
+    mut side: Pin<&'a mut F>,
+) -> (M::Output, Pending<'a, F>) {
     let mut done = None;
     loop {
         tokio::select! {
