@@ -348,7 +348,9 @@ async fn a_page_of_many_blocks_keeps_the_upstream_compressed_bytes() {
     assert_eq!(decoded, page.replace("</body>", &format!("{WIDGET}</body>")));
     let same = received.body.iter().zip(&gzipped).take_while(|(a, b)| a == b).count();
     assert!(same > gzipped.len() * 9 / 10, "{same} of {} upstream bytes sent as they were", gzipped.len());
-    assert!(received.body.len() <= gzipped.len() + WIDGET.len(), "{} bytes for {}", received.body.len(), gzipped.len());
+    // Within 2% of the upstream's bytes and the widget's.
+    let bound = (gzipped.len() + WIDGET.len()) * 102 / 100;
+    assert!(received.body.len() <= bound, "{} bytes for {}", received.body.len(), gzipped.len());
 }
 
 /// Several gzip members are one page: the client that takes gzip decodes the page with the

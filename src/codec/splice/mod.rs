@@ -207,7 +207,7 @@ impl Splice {
         let dictionary = self.decoded_bytes(from.saturating_sub(WINDOW as u64).max(member_pos), from);
         let check = self.scan.check();
         let value = self.check_at(at, member_pos, check);
-        let mut encoding = Box::new(Encoding::new(&dictionary, check, value, at - member_pos)?);
+        let mut encoding = Box::new(Encoding::new(dictionary, check, value, at - member_pos));
         encoding.encode(&self.decoded_bytes(from, to), out)?;
         encoding.push(rest, out)?;
         self.encoding = Some(encoding);

@@ -12,6 +12,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use flate2::{Compress, Compression, FlushCompress, Status};
 
 use super::super::FLATE_LEVEL;
+use super::super::inflate::WINDOW;
 use super::super::scan::Check;
 
 /// Pieces shorter than this are copied rather than handed on as a frame of their own.
@@ -73,6 +74,21 @@ impl BitWriter {
         self.align();
     }
 
+    /// A block of `bytes` as literals with the fixed codes (RFC 1951 §3.2.6), `last` or
+    /// not: codes 8 bits long for bytes up to 143, 9 bits after, then end-of-block's 7
+    /// zero bits. Huffman codes go most significant bit first, hence the reversal.
+    pub(super) fn literal_block(&mut self, bytes: &[u8], last: bool) {
+        self.bits(u64::from(last) | 0b01 << 1, 3);
+        for &byte in bytes {
+            let (code, len) = match byte {
+                0..=143 => (0x30 + u32::from(byte), 8),
+                _ => (0x190 + u32::from(byte) - 144, 9),
+            };
+            self.bits(u64::from(code.reverse_bits() >> (32 - len)), len);
+        }
+        self.bits(0, 7);
+    }
+
     /// Whole bytes of its own, at a byte boundary.
     pub(super) fn bytes(&mut self, bytes: &[u8]) {
         debug_assert_eq!(self.count, 0);
@@ -97,9 +113,17 @@ impl BitWriter {
     }
 }
 
+/// Up to this many bytes after the cut are written as literals with the fixed codes; past
+/// it, the rest is deflated. A deflater primed with 32 KiB costs about a million
+/// instructions to set up (half a megabyte of tables zeroed, the dictionary hashed): ten
+/// times the rest of a spliced page when what follows the cut is the widget and
+/// `</body></html>`. Literals cost 8-9 bits a byte, so this bounds what the shortcut can
+/// add to the page sent (about 300 bytes here, the widget's own bytes aside).
+const LITERAL_LIMIT: usize = 512;
+
 /// Encodes the page from the cut on.
 pub(super) struct Encoding {
-    deflate: Compress,
+    mode: Mode,
     check: Check,
     /// The member's check value and length so far, for its trailer.
     value: u32,
@@ -108,43 +132,90 @@ pub(super) struct Encoding {
     unflushed: bool,
 }
 
+enum Mode {
+    /// No deflater yet: the page's last [`WINDOW`] bytes before what is held, and the
+    /// bytes taken and not written yet (at most [`LITERAL_LIMIT`]).
+    Literal {
+        dictionary: Vec<u8>,
+        held: Vec<u8>,
+    },
+    Deflate(Box<Compress>),
+}
+
 impl Encoding {
-    /// A deflater that continues a member whose last decoded bytes are `dictionary`,
+    /// An encoder that continues a member whose last decoded bytes are `dictionary`,
     /// whose check value so far is `value` over `size` bytes.
-    pub(super) fn new(dictionary: &[u8], check: Check, value: u32, size: u64) -> io::Result<Encoding> {
-        let mut deflate = Compress::new(Compression::new(FLATE_LEVEL), false);
-        if !dictionary.is_empty() {
-            deflate.set_dictionary(dictionary).map_err(io::Error::other)?;
-        }
-        Ok(Encoding { deflate, check, value, size, unflushed: false })
+    pub(super) fn new(dictionary: Vec<u8>, check: Check, value: u32, size: u64) -> Encoding {
+        let mode = Mode::Literal { dictionary, held: Vec::new() };
+        Encoding { mode, check, value, size, unflushed: false }
     }
 
     /// Encodes page bytes already counted in the check value.
     pub(super) fn encode(&mut self, bytes: &[u8], out: &mut VecDeque<Bytes>) -> io::Result<()> {
-        self.unflushed |= !bytes.is_empty();
-        self.run(bytes, FlushCompress::None, out)
+        self.take(bytes, out)
     }
 
     /// Encodes the page's next bytes.
     pub(super) fn push(&mut self, bytes: &[u8], out: &mut VecDeque<Bytes>) -> io::Result<()> {
         self.value = self.check.update(self.value, bytes);
         self.size += bytes.len() as u64;
-        self.unflushed |= !bytes.is_empty();
-        self.run(bytes, FlushCompress::None, out)
+        self.take(bytes, out)
     }
 
-    /// Makes everything taken so far decodable by the client (a sync flush).
+    fn take(&mut self, bytes: &[u8], out: &mut VecDeque<Bytes>) -> io::Result<()> {
+        self.unflushed |= !bytes.is_empty();
+        match &mut self.mode {
+            Mode::Deflate(deflate) => run(deflate, bytes, FlushCompress::None, out),
+            Mode::Literal { dictionary, held } => {
+                held.extend_from_slice(bytes);
+                if held.len() <= LITERAL_LIMIT {
+                    return Ok(());
+                }
+                // The stream is at a byte boundary here: the cut and every literal
+                // flush leave it so.
+                let mut deflate = Box::new(Compress::new(Compression::new(FLATE_LEVEL), false));
+                if !dictionary.is_empty() {
+                    deflate.set_dictionary(dictionary).map_err(io::Error::other)?;
+                }
+                run(&mut deflate, held, FlushCompress::None, out)?;
+                self.mode = Mode::Deflate(deflate);
+                Ok(())
+            }
+        }
+    }
+
+    /// Makes everything taken so far decodable by the client (a sync flush, or the held
+    /// literals in a block of their own and an empty stored block to align the stream).
     pub(super) fn flush(&mut self, out: &mut VecDeque<Bytes>) -> io::Result<()> {
-        if !self.unflushed {
+        if !std::mem::take(&mut self.unflushed) {
             return Ok(());
         }
-        self.unflushed = false;
-        self.run(&[], FlushCompress::Sync, out)
+        match &mut self.mode {
+            Mode::Deflate(deflate) => run(deflate, &[], FlushCompress::Sync, out),
+            Mode::Literal { dictionary, held } => {
+                let mut bits = BitWriter::default();
+                bits.literal_block(held, false);
+                bits.empty_stored_block();
+                bits.hand_on(out);
+                dictionary.append(held);
+                let excess = dictionary.len().saturating_sub(WINDOW);
+                dictionary.drain(..excess);
+                Ok(())
+            }
+        }
     }
 
     /// Ends the deflate stream and writes the member's trailer.
     pub(super) fn finish(mut self, out: &mut VecDeque<Bytes>) -> io::Result<()> {
-        self.run(&[], FlushCompress::Finish, out)?;
+        match &mut self.mode {
+            Mode::Deflate(deflate) => run(deflate, &[], FlushCompress::Finish, out)?,
+            Mode::Literal { held, .. } => {
+                let mut bits = BitWriter::default();
+                bits.literal_block(held, true);
+                bits.align();
+                bits.hand_on(out);
+            }
+        }
         let trailer: Vec<u8> = match self.check {
             Check::Crc32 => [self.value.to_le_bytes(), (self.size as u32).to_le_bytes()].concat(),
             Check::Adler32 => self.value.to_be_bytes().to_vec(),
@@ -152,28 +223,28 @@ impl Encoding {
         out.push_back(Bytes::from(trailer));
         Ok(())
     }
+}
 
-    /// Runs the deflater over `input` with `flush`, handing on what it writes.
-    fn run(&mut self, mut input: &[u8], flush: FlushCompress, out: &mut VecDeque<Bytes>) -> io::Result<()> {
-        let mut buf = Vec::with_capacity(input.len() / 2 + 256);
-        loop {
-            if buf.capacity() - buf.len() < 64 {
-                buf.reserve(buf.capacity().max(256));
-            }
-            let before = self.deflate.total_in();
-            let status = self.deflate.compress_vec(input, &mut buf, flush).map_err(io::Error::other)?;
-            input = &input[(self.deflate.total_in() - before) as usize..];
-            let full = buf.len() == buf.capacity();
-            match (flush, status) {
-                (FlushCompress::Finish, Status::StreamEnd) => break,
-                (FlushCompress::Finish, _) => continue,
-                _ if input.is_empty() && !full => break,
-                _ => {}
-            }
+/// Runs the deflater over `input` with `flush`, handing on what it writes.
+fn run(deflate: &mut Compress, mut input: &[u8], flush: FlushCompress, out: &mut VecDeque<Bytes>) -> io::Result<()> {
+    let mut buf = Vec::with_capacity(input.len() / 2 + 256);
+    loop {
+        if buf.capacity() - buf.len() < 64 {
+            buf.reserve(buf.capacity().max(256));
         }
-        if !buf.is_empty() {
-            out.push_back(Bytes::from(buf));
+        let before = deflate.total_in();
+        let status = deflate.compress_vec(input, &mut buf, flush).map_err(io::Error::other)?;
+        input = &input[(deflate.total_in() - before) as usize..];
+        let full = buf.len() == buf.capacity();
+        match (flush, status) {
+            (FlushCompress::Finish, Status::StreamEnd) => break,
+            (FlushCompress::Finish, _) => continue,
+            _ if input.is_empty() && !full => break,
+            _ => {}
         }
-        Ok(())
     }
+    if !buf.is_empty() {
+        out.push_back(Bytes::from(buf));
+    }
+    Ok(())
 }

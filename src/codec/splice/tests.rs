@@ -168,8 +168,10 @@ fn a_page_in_one_block_keeps_nearly_all_of_the_upstream_bits() {
     let (spliced, _) = rewrite(chunked(&body, &[4096], 0), Position::BodyEnd, transcode(Coding::Gzip, true).unwrap());
     let decoded = client_decodes("gzip", &spliced);
     assert_eq!(decoded.len(), page.len() + WIDGET_LEN);
-    // The widget's bytes, compressed on their own at level 1, are the most it may add.
-    assert!(spliced.len() <= body.len() + WIDGET_LEN, "{} bytes sent for the upstream's {}", spliced.len(), body.len());
+    // Within 2% of the upstream's bytes and the widget's: the widget and the page's end
+    // go as literals (8-9 bits a byte), with a few bytes of block framing.
+    let bound = (body.len() + WIDGET_LEN) * 102 / 100;
+    assert!(spliced.len() <= bound, "{} bytes sent for the upstream's {}", spliced.len(), body.len());
     // The same bytes but for the block's BFINAL bit (the first bit after the header).
     let same = spliced
         .iter()
