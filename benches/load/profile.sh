@@ -80,6 +80,8 @@ assistant:
   script_url: https://www.useinvent.com/button.js
 inject:
   exclude_paths: ["/pass/**"]
+  # The markup sub_filter inserts: no Turbo id and attributes.
+  turbo_permanent: false
 limits:
   workers: 1
 EOF

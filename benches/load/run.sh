@@ -391,9 +391,11 @@ check_scenarios() {
   [[ $SCENARIOS == all ]] && SCENARIOS=$ALL_SCENARIOS
   # shellcheck disable=SC2086 # word splitting: one space between names
   SCENARIOS=" $(echo ${SCENARIOS//,/ }) "
-  local s
+  local s all
+  # shellcheck disable=SC2086 # word splitting: the list spans lines
+  all=" $(echo $ALL_SCENARIOS) "
   for s in $SCENARIOS; do
-    [[ " $ALL_SCENARIOS " == *" $s "* ]] || die "unknown scenario '$s' (known: $ALL_SCENARIOS)"
+    [[ $all == *" $s "* ]] || die "unknown scenario '$s' (known: $ALL_SCENARIOS)"
   done
 }
 

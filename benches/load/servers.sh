@@ -121,6 +121,8 @@ assistant:
   script_url: https://www.useinvent.com/button.js
 inject:
   exclude_paths: ["/pass/**"]
+  # The markup sub_filter inserts: no Turbo id and attributes.
+  turbo_permanent: false
 EOF
   [[ ${4:-} == identity ]] && cat >>"$TMP/$1.yaml" <<'EOF'
 identity:
