@@ -22,8 +22,10 @@
 //! [`metrics`], [`telemetry`], [`outcome`] (the fixed words of the access line and the
 //! metrics) and [`per_worker`] (what belongs to the worker thread running now).
 
+#![forbid(unsafe_code)]
+
 pub mod cli;
-mod codec;
+pub mod codec;
 pub mod config;
 pub mod demo;
 mod error;

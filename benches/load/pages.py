@@ -3,12 +3,15 @@
 
     pages.py OUT_DIR
 
-writes html-10k.html, html-100k.html, html-1m.html (real-looking pages: doctype, a head
-with meta/title/link/style/script, a nav, many articles of nested divs, paragraphs, links,
-inline SVG icons and comments, a footer, </body></html>) and json-200k.json. The same seed
-gives the same bytes on every run, so runs are comparable.
+writes html-10k.html, html-30k.html, html-100k.html, html-1m.html (real-looking pages:
+doctype, a head with meta/title/link/style/script, a nav, many articles of nested divs,
+paragraphs, links, inline SVG icons and comments, a footer, </body></html>), json-200k.json,
+and html-30k.html.gz, html-100k.html.gz: the same pages gzip-compressed at level 6 (zlib's
+default, what `gzip -6` and most origins use), for nginx's gzip_static. The same seed gives
+the same bytes on every run, so runs are comparable.
 """
 
+import gzip
 import json
 import os
 import random
@@ -166,6 +169,7 @@ def main():
     os.makedirs(out, exist_ok=True)
     files = {
         "html-10k.html": html_page(10 * 1024, 10),
+        "html-30k.html": html_page(30 * 1024, 30),
         "html-100k.html": html_page(100 * 1024, 100),
         "html-1m.html": html_page(1024 * 1024, 1000),
         "json-200k.json": json_doc(200 * 1024, 200),
@@ -173,6 +177,10 @@ def main():
     for name, text in files.items():
         with open(os.path.join(out, name), "w", encoding="utf-8") as f:
             f.write(text)
+    for name in ("html-30k.html", "html-100k.html"):
+        data = files[name].encode("utf-8")
+        with open(os.path.join(out, name + ".gz"), "wb") as f:
+            f.write(gzip.compress(data, compresslevel=6, mtime=0))
 
 
 if __name__ == "__main__":

@@ -2,8 +2,10 @@
 """Number crunching for benches/load/run.sh.
 
     report.py record --wrk FILE --scenario S --target T --label L --repeat N --cpu-ticks D \
-                     --clk-tck HZ --hwm-kb K --other-ticks D --wall-ns NS --cpus N
+                     --clk-tck HZ --hwm-kb K --other-ticks D --wall-ns NS --cpus N --body-bytes B
         parses one wrk --latency output, prints one JSON line (appended to results.jsonl)
+    report.py decode gzip|br FILE
+        writes FILE's decoded bytes to stdout (br: with the brotli command)
     report.py memory --wrk FILE --target T --idle-kb K --max-kb K --after-kb K --connections N
         one JSON line of the memory run (appended to rss.jsonl)
     report.py injected ORIGINAL REWRITTEN
@@ -17,7 +19,9 @@ import argparse
 import json
 import os
 import re
+import gzip
 import statistics
+import subprocess
 import sys
 
 UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
@@ -53,8 +57,19 @@ def cmd_record(a):
     capacity = a.wall_ns / 1e9 * a.cpus * a.clk_tck
     row.update(scenario=a.scenario, target=a.target, label=a.label, repeat=a.repeat,
                cpu_s=cpu_s, hwm_kb=a.hwm_kb, other_pct=max(0.0, 100 * a.other_ticks / capacity),
+               body_bytes=a.body_bytes,
                cpu_us_per_req=cpu_s * 1e6 / row["requests"] if row["requests"] else None)
     print(json.dumps(row))
+
+
+def cmd_decode(a):
+    with open(a.file, "rb") as f:
+        data = f.read()
+    if a.coding == "gzip":
+        out = gzip.decompress(data)
+    else:
+        out = subprocess.run(["brotli", "-d", "-c"], input=data, capture_output=True, check=True).stdout
+    sys.stdout.buffer.write(out)
 
 
 def cmd_injected(a):
@@ -111,33 +126,61 @@ def errors(rows):
     return ", ".join(parts) if parts else "0"
 
 
-TARGET_ORDER = ["origin", "invent-proxy", "nginx"]
+TARGET_ORDER = ["origin", "invent-proxy", "passthrough", "nginx"]
+
+
+def by_target(results, s):
+    """Medians of one scenario's rows, per target, in TARGET_ORDER."""
+    out = {}
+    for t in TARGET_ORDER:
+        rows = [r for r in results if r["scenario"] == s and r["target"] == t]
+        if rows:
+            out[t] = dict(
+                label=rows[0]["label"], n=len(rows),
+                rps=med([r["rps"] for r in rows]),
+                p50=med([r["p50_ms"] for r in rows]), p99=med([r["p99_ms"] for r in rows]),
+                cpu=med([r["cpu_us_per_req"] for r in rows]),
+                bytes=med([r.get("body_bytes") for r in rows]),
+                rss=max(r["hwm_kb"] for r in rows) / 1024, errors=errors(rows),
+                other=max(r["other_pct"] for r in rows))
+    return out
 
 
 def throughput_table(results):
     lines = [
-        "| scenario | target | req/s | req/s vs nginx | p50 ms | p99 ms | CPU µs/req | CPU vs nginx | peak RSS MB | errors | other load |",
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|---|--:|",
+        "| scenario | target | req/s | req/s vs nginx | p50 ms | p99 ms | CPU µs/req | CPU vs nginx "
+        "| body bytes | peak RSS MB | errors | other load |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|",
     ]
-    scenarios = list(dict.fromkeys(r["scenario"] for r in results))
-    for s in scenarios:
-        by_target = {}
-        for t in TARGET_ORDER:
-            rows = [r for r in results if r["scenario"] == s and r["target"] == t]
-            if rows:
-                by_target[t] = dict(
-                    label=rows[0]["label"], n=len(rows),
-                    rps=med([r["rps"] for r in rows]),
-                    p50=med([r["p50_ms"] for r in rows]), p99=med([r["p99_ms"] for r in rows]),
-                    cpu=med([r["cpu_us_per_req"] for r in rows]),
-                    rss=max(r["hwm_kb"] for r in rows) / 1024, errors=errors(rows),
-                    other=max(r["other_pct"] for r in rows))
-        base = by_target.get("nginx", {})
-        for t, m in by_target.items():
+    for s in dict.fromkeys(r["scenario"] for r in results):
+        targets = by_target(results, s)
+        base = targets.get("nginx", {})
+        for m in targets.values():
             lines.append(
                 f"| {s} | {m['label']} | {fmt(m['rps'], 0)} | {ratio(m['rps'], base.get('rps'))} "
                 f"| {fmt(m['p50'], 2)} | {fmt(m['p99'], 2)} | {fmt(m['cpu'], 0)} "
-                f"| {ratio(m['cpu'], base.get('cpu'))} | {fmt(m['rss'], 1)} | {m['errors']} | {m['other']:.0f}% |")
+                f"| {ratio(m['cpu'], base.get('cpu'))} | {fmt(m['bytes'], 0)} | {fmt(m['rss'], 1)} "
+                f"| {m['errors']} | {m['other']:.0f}% |")
+    return lines
+
+
+def summary_table(results):
+    """invent-proxy's CPU per request against nginx's and against its own passthrough of
+    the same bytes, and the bytes each sent (compressed scenarios), one line a scenario."""
+    lines = [
+        "| scenario | invent-proxy µs | nginx µs | ÷ nginx | passthrough µs | rewrite ÷ passthrough "
+        "| bytes: invent-proxy | nginx | origin | invent-proxy ÷ origin |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for s in dict.fromkeys(r["scenario"] for r in results):
+        t = by_target(results, s)
+        inv, ngx, pas, org = (t.get(k, {}) for k in ("invent-proxy", "nginx", "passthrough", "origin"))
+        compressed = not s.startswith(("html-", "json-"))
+        b = (lambda m: fmt(m.get("bytes"), 0)) if compressed else (lambda m: "")
+        lines.append(
+            f"| {s} | {fmt(inv.get('cpu'), 0)} | {fmt(ngx.get('cpu'), 0)} | {ratio(inv.get('cpu'), ngx.get('cpu'))} "
+            f"| {fmt(pas.get('cpu'), 0)} | {ratio(inv.get('cpu'), pas.get('cpu'))} "
+            f"| {b(inv)} | {b(ngx)} | {b(org)} | {ratio(inv.get('bytes'), org.get('bytes')) if compressed else ''} |")
     return lines
 
 
@@ -185,9 +228,16 @@ def cmd_render(a):
                 "Other load: the highest share of the machine's CPU, over the repeats, taken by anything but "
                 "the target, the origin and wrk (another build, say): rows with more than a few % are skewed.", ""]
         out += throughput_table(results)
+        out += ["", "## Summary: CPU per request side by side, and bytes sent", "",
+                "Medians of the rows above. \"rewrite ÷ passthrough\": invent-proxy rewriting the page "
+                "against invent-proxy passing the same bytes through untouched (the page under "
+                "`inject.exclude_paths`). Bytes: the body one request gets, as sent (compressed "
+                "scenarios only).", ""]
+        out += summary_table(results)
     ttfb = load_jsonl(os.path.join(d, "ttfb.jsonl"))
     if ttfb:
-        out += ["", "## Time to first byte (slow origin: head + first 2 KiB, 2 s pause, the rest of a 100 KB page)", ""]
+        out += ["", "## Time to first byte (slow origin: head + first 2 KiB, 2 s pause, the rest of a 100 KB page; "
+                "gzip: the same, compressed as it streams, with a sync flush after the first 2 KiB)", ""]
         out += ttfb_table(ttfb)
     rss = load_jsonl(os.path.join(d, "rss.jsonl"))
     if rss:
@@ -219,6 +269,10 @@ def main():
     r.add_argument("--other-ticks", type=int, required=True)
     r.add_argument("--wall-ns", type=int, required=True)
     r.add_argument("--cpus", type=int, required=True)
+    r.add_argument("--body-bytes", type=int, required=True)
+    c = sub.add_parser("decode")
+    c.add_argument("coding", choices=["gzip", "br"])
+    c.add_argument("file")
     m = sub.add_parser("memory")
     m.add_argument("--wrk", required=True)
     m.add_argument("--target", required=True)
@@ -232,7 +286,7 @@ def main():
     d = sub.add_parser("render")
     d.add_argument("dir")
     a = p.parse_args()
-    {"record": cmd_record, "memory": cmd_memory, "injected": cmd_injected,
+    {"record": cmd_record, "memory": cmd_memory, "injected": cmd_injected, "decode": cmd_decode,
      "render": cmd_render}[a.cmd](a)
 
 

@@ -11,22 +11,29 @@
 #   CONNECTIONS       wrk connections (default 32; wrk uses 2 threads)
 #   WARMUP            seconds of warm-up before each measured run (default 1)
 #   SCENARIOS         subset, space- or comma-separated (default: all of)
-#                     html-10k html-100k html-1m json-200k html-100k-session
-#                     html-1m-session ttfb rss
+#                     html-10k html-30k html-100k html-1m gzip-30k gzip-100k br-30k
+#                     br-100k json-200k html-100k-session html-1m-session ttfb rss
 #   INVENT_PROXY_BIN  use this binary instead of `cargo build --release --locked`
 #   INVENT_LOG        RUST_LOG for invent-proxy (default warn: no access lines, as
 #                     nginx runs with access_log off; `info` to have them)
 #   RSS_CONNECTIONS   connections of the memory run (default 1000), RSS_DURATION (10)
-#   PORT_BASE         first of the 9 loopback ports used (default 18080)
+#   PORT_BASE         first of the 10 loopback ports used (default 18080)
 #   OTHER_LOAD_MAX    a measured run during which other processes took more than this %
 #                     of the machine's CPU is run once more (default 10), at most
 #   RETRY_BUDGET      times in all (default 12); the report shows each row's other load
 #
 # Targets: "origin" (nginx serving the files), "invent-proxy" in front of it, and nginx in
-# front of it doing the same job (sub_filter; +njs for identity; plain proxy_pass for JSON).
+# front of it doing the same job (sub_filter; +njs for identity; plain proxy_pass for JSON;
+# for compressed pages sub_filter on the identity page, then gzip level 1 or brotli); page
+# scenarios also measure "passthrough": invent-proxy passing the same bytes through
+# untouched (the page under an inject.exclude_paths glob). gzip-*/br-* scenarios: the
+# client accepts that coding and the origin serves the page pre-compressed (gzip level 6,
+# brotli quality 6); the report gives the body bytes each target sent.
 # All traffic stays on 127.0.0.1; everything lives in a temp dir removed at exit, with
 # every process started here. Report: target/load/report.md (also printed).
-# Needs: nginx (+ libnginx-mod-http-js), wrk, python3, curl, procps; installed if missing.
+# Needs: nginx (+ libnginx-mod-http-js), wrk, python3, curl, procps; installed if missing,
+# with libnginx-mod-http-brotli-filter/-static and brotli if the system has them (else the
+# br-* scenarios are left out, with a note).
 
 set -euo pipefail
 
@@ -47,6 +54,8 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 OUT_DIR=$REPO/target/load
 NJS_MODULE=/usr/lib/nginx/modules/ngx_http_js_module.so
+BROTLI_FILTER_MODULE=/usr/lib/nginx/modules/ngx_http_brotli_filter_module.so
+BROTLI_STATIC_MODULE=/usr/lib/nginx/modules/ngx_http_brotli_static_module.so
 SESSION_SECRET=bench-session-secret
 SECRET_KEY=bench-secret-key
 STARTED_AT=$SECONDS
@@ -61,8 +70,10 @@ P_NJS=$((PORT_BASE + 5))          # nginx sub_filter + njs identity proxy
 P_INVENT_SLOW=$((PORT_BASE + 6))  # invent-proxy in front of the slow origin
 P_NGINX_SLOW=$((PORT_BASE + 7))   # nginx (proxy_buffering on, the default) in front of the slow origin
 P_NGINX_SLOW_NB=$((PORT_BASE + 8)) # the same with proxy_buffering off
+P_NGINX_GZ=$((PORT_BASE + 9))     # nginx sub_filter + gzip/brotli for compressed pages
 
-ALL_SCENARIOS="html-10k html-100k html-1m json-200k html-100k-session html-1m-session ttfb rss"
+ALL_SCENARIOS="html-10k html-30k html-100k html-1m gzip-30k gzip-100k br-30k br-100k json-200k
+  html-100k-session html-1m-session ttfb rss"
 
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 die() {
@@ -95,11 +106,17 @@ install_deps() {
   command -v python3 >/dev/null || missing+=(python3)
   command -v curl >/dev/null || missing+=(curl)
   command -v pgrep >/dev/null || missing+=(procps)
-  ((${#missing[@]} == 0)) && return
-  log "installing ${missing[*]}"
   local sudo=""; ((EUID == 0)) || sudo=sudo
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  if ((${#missing[@]})); then
+    log "installing ${missing[*]}"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+  # Brotli is optional: Debian's modules for its nginx, and the command for the files.
+  have_brotli && return
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq libnginx-mod-http-brotli-filter \
+    libnginx-mod-http-brotli-static brotli >/dev/null 2>&1 \
+    || log "the brotli modules for nginx do not install here: the br-* scenarios are left out"
 }
 
 build_proxy() {
@@ -117,7 +134,7 @@ port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 check_ports() {
   local p
-  for p in $(seq "$PORT_BASE" $((PORT_BASE + 8))); do
+  for p in $(seq "$PORT_BASE" $((PORT_BASE + 9))); do
     port_in_use "$p" && die "port $p is in use (set PORT_BASE)"
   done
   return 0
@@ -179,191 +196,34 @@ reset_hwm() {
   for pid in "$@"; do echo 5 >"/proc/$pid/clear_refs" 2>/dev/null || true; done
 }
 
-# ---------------------------------------------------------------------------- servers
-
-# nginx_conf NAME PORT MAIN_EXTRA SERVER_BODY [HTTP_EXTRA]: a minimal nginx instance.
-nginx_conf() {
-  local dir=$TMP/$1
-  mkdir -p "$dir"
-  cat >"$dir/nginx.conf" <<EOF
-$3
-worker_processes auto;
-worker_rlimit_nofile $(ulimit -n);
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events { worker_connections 8192; }
-http {
-  types { text/html html; application/json json; }
-  default_type application/octet-stream;
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  keepalive_timeout 65;
-  keepalive_requests 100000;
-  client_body_temp_path $dir/body;
-  proxy_temp_path $dir/proxy;
-  ${5:-}
-  server {
-    listen 127.0.0.1:$2;
-    $4
-  }
-}
-EOF
-}
-
-# start_nginx NAME PORT: runs it in the foreground of a background job; sets LAST_PID.
-start_nginx() {
-  local dir=$TMP/$1
-  nginx -t -q -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" || die "bad nginx config $1: $(cat "$dir/error.log")"
-  nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" -g 'daemon off;' 2>>"$dir/error.log" &
-  LAST_PID=$!
-  PIDS+=("$LAST_PID")
-  wait_port "$2" "$LAST_PID"
-}
-
-# The widget markup invent-proxy injects (checked against its output below).
-SCRIPT_TAG='<script type="text/javascript" src="https://www.useinvent.com/button.js" async defer></script>'
-PROXY_TO_ORIGIN="
-    proxy_http_version 1.1;
-    proxy_set_header Connection \"\";
-    proxy_set_header Accept-Encoding \"\";"
-
-start_origin() {
-  mkdir -p "$TMP/www"
-  python3 "$HERE/pages.py" "$TMP/www"
-  chmod -R a+rX "$TMP/www"
-  nginx_conf origin "$P_ORIGIN" "" "root $TMP/www; charset utf-8;"
-  start_nginx origin "$P_ORIGIN"
-  ORIGIN_PIDS=$(nginx_pids "$LAST_PID")
-}
-
-start_nginx_proxies() {
-  local upstream="upstream origin { server 127.0.0.1:$P_ORIGIN; keepalive 64; }"
-  nginx_conf nginx "$P_NGINX" "" "
-    location / {
-      proxy_pass http://origin; $PROXY_TO_ORIGIN
-      sub_filter '</body>' '<invent-assistant assistant-id=\"ast_bench\"></invent-assistant>$SCRIPT_TAG</body>';
-      sub_filter_once on;
-    }" "$upstream"
-  start_nginx nginx "$P_NGINX"
-  NGINX_PIDS=$(nginx_pids "$LAST_PID")
-
-  nginx_conf njs "$P_NJS" "load_module $NJS_MODULE;" "
-    set \$invent_session_secret $SESSION_SECRET;
-    set \$invent_secret_key $SECRET_KEY;
-    location / {
-      proxy_pass http://origin; $PROXY_TO_ORIGIN
-      sub_filter '</body>' '<invent-assistant assistant-id=\"ast_bench\"\$invent_identity_attrs></invent-assistant>$SCRIPT_TAG</body>';
-      sub_filter_once on;
-    }" "$upstream
-  js_path $HERE;
-  js_import identity from identity.js;
-  js_set \$invent_identity_attrs identity.attrs;"
-  start_nginx njs "$P_NJS"
-  NJS_PIDS=$(nginx_pids "$LAST_PID")
-}
-
-# invent_config NAME PORT UPSTREAM_PORT [identity]
-invent_config() {
-  cat >"$TMP/$1.yaml" <<EOF
-listen: 127.0.0.1:$2
-upstream:
-  url: http://127.0.0.1:$3
-assistant:
-  id: ast_bench
-  script_url: https://www.useinvent.com/button.js
-EOF
-  [[ ${4:-} == identity ]] && cat >>"$TMP/$1.yaml" <<'EOF'
-identity:
-  secret_key: ${BENCH_SECRET_KEY}
-  jwt:
-    cookie: session
-    algorithms: [HS256]
-    secret: ${BENCH_SESSION_SECRET}
-    claims: { user_id: sub, user_name: name }
-EOF
-  BENCH_SECRET_KEY=$SECRET_KEY BENCH_SESSION_SECRET=$SESSION_SECRET \
-    "$BIN" check --config "$TMP/$1.yaml" >"$TMP/$1.check" 2>&1 || die "invent-proxy check $1 failed: $(cat "$TMP/$1.check")"
-}
-
-# start_invent NAME PORT: sets LAST_PID; stderr (logs) to $TMP/NAME.log.
-start_invent() {
-  BENCH_SECRET_KEY=$SECRET_KEY BENCH_SESSION_SECRET=$SESSION_SECRET RUST_LOG=$INVENT_LOG \
-    "$BIN" run --config "$TMP/$1.yaml" 2>"$TMP/$1.log" &
-  LAST_PID=$!
-  PIDS+=("$LAST_PID")
-  wait_port "$2" "$LAST_PID"
-}
-
-start_slow_origin() {
-  python3 "$HERE/slow_origin.py" "$P_SLOW" "$TMP/www/html-100k.html" 2 &
-  PIDS+=("$!")
-  wait_port "$P_SLOW" "$!"
-}
-
-# --------------------------------------------------------------------------- checks
-
-fetch() { curl -sS --max-time 10 -o "$1" -w '%{http_code}' "${@:2}"; }
-
-# Each proxy must inject the widget into pages, and pass JSON through unchanged.
-verify_injection() {
-  local name_port name port code page
-  for name_port in invent-proxy:$P_INVENT nginx:$P_NGINX; do
-    name=${name_port%%:*} port=${name_port##*:}
-    for page in html-1m html-10k html-100k; do # html-100k last: kept for the comparison below
-      code=$(fetch "$TMP/check-$name.html" "http://127.0.0.1:$port/$page.html")
-      [[ $code == 200 ]] || die "$name answered $code for /$page.html"
-      [[ $(grep -c '<invent-assistant' "$TMP/check-$name.html") == 1 ]] \
-        || die "$name did not inject <invent-assistant> (once) into /$page.html"
-    done
-    fetch "$TMP/check-$name.json" "http://127.0.0.1:$port/json-200k.json" >/dev/null
-    cmp -s "$TMP/check-$name.json" "$TMP/www/json-200k.json" || die "$name changed /json-200k.json"
-  done
-  {
-    echo "invent-proxy, anonymous:"
-    python3 "$HERE/report.py" injected "$TMP/www/html-100k.html" "$TMP/check-invent-proxy.html"
-    echo "nginx sub_filter, anonymous:"
-    python3 "$HERE/report.py" injected "$TMP/www/html-100k.html" "$TMP/check-nginx.html"
-  } >>"$TMP/injected.txt"
-  cmp -s "$TMP/check-invent-proxy.html" "$TMP/check-nginx.html" \
-    && echo "anonymous pages from invent-proxy and nginx sub_filter are byte-identical" >>"$TMP/notes.txt" \
-    || echo "WARNING: anonymous pages from invent-proxy and nginx sub_filter differ" >>"$TMP/notes.txt"
-}
-
-# Both identity proxies must inject the same, correct user-hash for the same token.
-verify_identity() {
-  local token=$1 want name_port name port code got
-  want=$(BENCH_SECRET_KEY=$SECRET_KEY BENCH_SESSION_SECRET=$SESSION_SECRET "$BIN" hash --config "$TMP/invent-id.yaml" --user-id user-1)
-  for name_port in invent-proxy:$P_INVENT_ID nginx-njs:$P_NJS; do
-    name=${name_port%%:*} port=${name_port##*:}
-    code=$(fetch "$TMP/check-id-$name.html" -H "Cookie: session=$token" "http://127.0.0.1:$port/html-100k.html")
-    [[ $code == 200 ]] || die "$name answered $code for /html-100k.html with a session"
-    got=$(grep -o 'user-hash="[0-9a-f]*"' "$TMP/check-id-$name.html" | head -1)
-    [[ $got == "user-hash=\"$want\"" ]] || die "$name injected '${got:-no user-hash}', want user-hash=\"$want\" (invent-proxy hash)"
-    fetch "$TMP/check-bad-$name.html" -H "Cookie: session=${token%?}x" "http://127.0.0.1:$port/html-100k.html" >/dev/null
-    grep -q 'user-hash=' "$TMP/check-bad-$name.html" && die "$name accepted a token with a bad signature"
-    grep -q '<invent-assistant' "$TMP/check-bad-$name.html" || die "$name did not inject for an anonymous visitor"
-  done
-  {
-    echo "invent-proxy, signed in (token of user-1):"
-    python3 "$HERE/report.py" injected "$TMP/www/html-100k.html" "$TMP/check-id-invent-proxy.html"
-    echo "nginx+njs, signed in (token of user-1):"
-    python3 "$HERE/report.py" injected "$TMP/www/html-100k.html" "$TMP/check-id-nginx-njs.html"
-  } >>"$TMP/injected.txt"
-  cmp -s "$TMP/check-id-invent-proxy.html" "$TMP/check-id-nginx-njs.html" \
-    && echo "signed-in pages from invent-proxy and nginx+njs are byte-identical (same user-hash: $want)" >>"$TMP/notes.txt" \
-    || echo "WARNING: signed-in pages from invent-proxy and nginx+njs differ" >>"$TMP/notes.txt"
-}
+# Servers (origin, nginx peers, invent-proxy) and the checks before measuring.
+# shellcheck source=benches/load/servers.sh
+source "$HERE/servers.sh"
 
 # ---------------------------------------------------------------------- measurement
 
-# run_wrk OUT_FILE SECONDS CONNS URL [session]: one bounded wrk run.
+# The request headers of a MODE: gzip and br accept that coding; session and plain, none.
+mode_headers() {
+  case ${1:-} in
+    gzip | br) echo "Accept-Encoding: $1" ;;
+  esac
+}
+
+# run_wrk OUT_FILE SECONDS CONNS URL [MODE]: one bounded wrk run (MODE: session, gzip, br).
 run_wrk() {
-  local out=$1 secs=$2 conns=$3 url=$4 lua=()
-  [[ ${5:-} == session ]] && lua=(-s "$HERE/session.lua" "$url" -- "$TMP/tokens.txt")
-  ((${#lua[@]})) || lua=("$url")
-  timeout $((secs + 60)) wrk -t2 -c"$conns" -d"${secs}s" --timeout 10s --latency "${lua[@]}" >"$out" 2>&1 \
+  local out=$1 secs=$2 conns=$3 url=$4 args=() header
+  header=$(mode_headers "${5:-}")
+  [[ -n $header ]] && args+=(-H "$header")
+  if [[ ${5:-} == session ]]; then args+=(-s "$HERE/session.lua" "$url" -- "$TMP/tokens.txt"); else args+=("$url"); fi
+  timeout $((secs + 60)) wrk -t2 -c"$conns" -d"${secs}s" --timeout 10s --latency "${args[@]}" >"$out" 2>&1 \
     || die "wrk failed against $url: $(tail -3 "$out")"
+}
+
+# body_bytes URL [MODE]: the length of the body one request gets, as sent (compressed).
+body_bytes() {
+  local header
+  header=$(mode_headers "${2:-}")
+  curl -sS --max-time 10 -o /dev/null -w '%{size_download}' ${header:+-H "$header"} "$1"
 }
 
 # snapshot VAR "PIDS": sets VAR to "target-ticks origin-ticks machine-busy-ticks
@@ -378,7 +238,7 @@ snapshot() {
   printf -v "$1" '%s %s %s %s %s' "$(cpu_ticks $2)" "$(cpu_ticks $ORIGIN_PIDS)" "$busy" "$wrk" "$(date +%s%N)"
 }
 
-# measure_once SCENARIO TARGET LABEL REPEAT URL "PIDS" [session]: warm-up, then one
+# measure_once SCENARIO TARGET LABEL REPEAT URL "PIDS" [MODE]: warm-up, then one
 # measured run; its JSON line goes to $TMP/record.json, its other load (%) to OTHER_PCT.
 measure_once() {
   local scenario=$1 target=$2 label=$3 repeat=$4 url=$5 pids=$6 mode=${7:-}
@@ -399,7 +259,7 @@ measure_once() {
   python3 "$HERE/report.py" record --wrk "$out" --scenario "$scenario" --target "$target" \
     --label "$label" --repeat "$repeat" --cpu-ticks "$target_ticks" --clk-tck "$CLK_TCK" \
     --other-ticks "$other" --wall-ns "$wall_ns" --cpus "$(nproc)" \
-    --hwm-kb "$(mem_kb VmHWM $pids)" >"$TMP/record.json"
+    --hwm-kb "$(mem_kb VmHWM $pids)" --body-bytes "$(body_bytes "$url" "$mode")" >"$TMP/record.json"
   log "  $scenario #$repeat $label: $(awk '/Requests\/sec/ { print $2 " req/s" }' "$out"), other load $OTHER_PCT%"
 }
 
@@ -415,15 +275,20 @@ measure() {
   cat "$TMP/record.json" >>"$TMP/results.jsonl"
 }
 
-# scenario NAME PATH INVENT_PORT INVENT_PIDS NGINX_LABEL NGINX_PORT NGINX_PIDS [session]
+# scenario NAME PATH INVENT_PORT INVENT_PIDS NGINX_LABEL NGINX_PORT NGINX_PIDS [MODE]:
+# origin, invent-proxy, its passthrough of the same bytes (pages: html-*, gzip-*, br-*;
+# anonymous) and nginx, interleaved.
 scenario() {
-  local name=$1 path=$2 repeat
+  local name=$1 path=$2 mode=${8:-} repeat pass=""
   wants "$name" || return 0
+  [[ $name =~ ^(html|gzip|br)- && $mode != session ]] && pass=yes
   log "scenario $name"
   for repeat in $(seq "$REPEATS"); do
-    measure "$name" origin "origin (nginx static)" "$repeat" "http://127.0.0.1:$P_ORIGIN$path" "$ORIGIN_PIDS" "${8:-}"
-    measure "$name" invent-proxy invent-proxy "$repeat" "http://127.0.0.1:$3$path" "$4" "${8:-}"
-    measure "$name" nginx "$5" "$repeat" "http://127.0.0.1:$6$path" "$7" "${8:-}"
+    measure "$name" origin "origin (nginx static)" "$repeat" "http://127.0.0.1:$P_ORIGIN$path" "$ORIGIN_PIDS" "$mode"
+    measure "$name" invent-proxy invent-proxy "$repeat" "http://127.0.0.1:$3$path" "$4" "$mode"
+    [[ -n $pass ]] && measure "$name" passthrough "invent-proxy passthrough" "$repeat" \
+      "http://127.0.0.1:$3/pass$path" "$4" "$mode"
+    measure "$name" nginx "$5" "$repeat" "http://127.0.0.1:$6$path" "$7" "$mode"
   done
 }
 
@@ -449,6 +314,9 @@ measure_ttfb() {
   python3 "$HERE/ttfb.py" invent-proxy "http://127.0.0.1:$P_INVENT_SLOW/" $n >>"$TMP/ttfb.jsonl"
   python3 "$HERE/ttfb.py" "nginx sub_filter (proxy_buffering on, default)" "http://127.0.0.1:$P_NGINX_SLOW/" $n >>"$TMP/ttfb.jsonl"
   python3 "$HERE/ttfb.py" "nginx sub_filter, proxy_buffering off" "http://127.0.0.1:$P_NGINX_SLOW_NB/" $n >>"$TMP/ttfb.jsonl"
+  # The same page gzip-compressed as it streams (a sync flush after the first 2 KiB).
+  python3 "$HERE/ttfb.py" "direct, gzip" "http://127.0.0.1:$P_SLOW/" $n gzip >>"$TMP/ttfb.jsonl"
+  python3 "$HERE/ttfb.py" "invent-proxy, gzip" "http://127.0.0.1:$P_INVENT_SLOW/" $n gzip >>"$TMP/ttfb.jsonl"
 }
 
 # rss_run NAME PORT "PIDS": max VmRSS while RSS_CONNECTIONS clients fetch the 1 MB page.
@@ -521,10 +389,13 @@ write_meta() {
 # SCENARIOS as " a b c ", every name checked.
 check_scenarios() {
   [[ $SCENARIOS == all ]] && SCENARIOS=$ALL_SCENARIOS
-  SCENARIOS=" ${SCENARIOS//,/ } "
-  local s
+  # shellcheck disable=SC2086 # word splitting: one space between names
+  SCENARIOS=" $(echo ${SCENARIOS//,/ }) "
+  local s all
+  # shellcheck disable=SC2086 # word splitting: the list spans lines
+  all=" $(echo $ALL_SCENARIOS) "
   for s in $SCENARIOS; do
-    [[ " $ALL_SCENARIOS " == *" $s "* ]] || die "unknown scenario '$s' (known: $ALL_SCENARIOS)"
+    [[ $all == *" $s "* ]] || die "unknown scenario '$s' (known: $ALL_SCENARIOS)"
   done
 }
 
@@ -559,10 +430,24 @@ main() {
   verify_injection
   verify_identity "$(head -1 "$TMP/tokens.txt")"
 
-  local sub="nginx sub_filter" njs="nginx+njs" id=$P_INVENT_ID
-  scenario html-10k /html-10k.html "$P_INVENT" "$INVENT_PIDS" "$sub" "$P_NGINX" "$NGINX_PIDS"
-  scenario html-100k /html-100k.html "$P_INVENT" "$INVENT_PIDS" "$sub" "$P_NGINX" "$NGINX_PIDS"
-  scenario html-1m /html-1m.html "$P_INVENT" "$INVENT_PIDS" "$sub" "$P_NGINX" "$NGINX_PIDS"
+  verify_compressed
+
+  local sub="nginx sub_filter" njs="nginx+njs" id=$P_INVENT_ID coding size
+  local gz="nginx sub_filter + gzip 1" br="nginx sub_filter + brotli 6"
+  for size in 10k 30k 100k 1m; do
+    scenario "html-$size" "/html-$size.html" "$P_INVENT" "$INVENT_PIDS" "$sub" "$P_NGINX" "$NGINX_PIDS"
+  done
+  for coding in gzip br; do
+    if [[ $coding == br ]] && ! have_brotli; then
+      wants br-30k || wants br-100k && echo "br-* scenarios left out: no brotli modules for nginx here" >>"$TMP/notes.txt"
+      continue
+    fi
+    local label=$gz
+    [[ $coding == br ]] && label=$br
+    for size in 30k 100k; do
+      scenario "$coding-$size" "/html-$size.html" "$P_INVENT" "$INVENT_PIDS" "$label" "$P_NGINX_GZ" "$NGINX_GZ_PIDS" "$coding"
+    done
+  done
   scenario json-200k /json-200k.json "$P_INVENT" "$INVENT_PIDS" "nginx proxy_pass" "$P_NGINX" "$NGINX_PIDS"
   scenario html-100k-session /html-100k.html "$id" "$INVENT_ID_PIDS" "$njs" "$P_NJS" "$NJS_PIDS" session
   scenario html-1m-session /html-1m.html "$id" "$INVENT_ID_PIDS" "$njs" "$P_NJS" "$NJS_PIDS" session

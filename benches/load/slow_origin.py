@@ -5,11 +5,14 @@
 
 Listens on 127.0.0.1:PORT. For every request it sends the response head
 (text/html, chunked), the first 2 KiB of PAGE as one chunk, waits DELAY_S seconds
-(default 2), then the rest and the last chunk. Keeps connections alive.
+(default 2), then the rest and the last chunk. Keeps connections alive. To a request
+that accepts gzip the page goes gzip-compressed (level 6) as it streams: the first 2 KiB
+end with a sync flush, so they can be decoded before the rest arrives.
 """
 
 import asyncio
 import sys
+import zlib
 
 FIRST = 2048
 
@@ -25,16 +28,23 @@ async def serve(reader, writer, page: bytes, delay: float):
             if not head:
                 break
             close = b"connection: close" in head.lower()
+            gzip = b"gzip" in b"".join(l for l in head.lower().split(b"\r\n") if l.startswith(b"accept-encoding:"))
             writer.write(
                 b"HTTP/1.1 200 OK\r\n"
                 b"Content-Type: text/html; charset=utf-8\r\n"
                 b"Transfer-Encoding: chunked\r\n"
-                b"Cache-Control: no-store\r\n" + (b"Connection: close\r\n" if close else b"") + b"\r\n"
+                + (b"Content-Encoding: gzip\r\n" if gzip else b"")
+                + b"Cache-Control: no-store\r\n" + (b"Connection: close\r\n" if close else b"") + b"\r\n"
             )
-            writer.write(chunk(page[:FIRST]))
+            first, rest = page[:FIRST], page[FIRST:]
+            if gzip:
+                z = zlib.compressobj(6, zlib.DEFLATED, 31)
+                first = z.compress(first) + z.flush(zlib.Z_SYNC_FLUSH)
+                rest = z.compress(rest) + z.flush()
+            writer.write(chunk(first))
             await writer.drain()
             await asyncio.sleep(delay)
-            writer.write(chunk(page[FIRST:]) + b"0\r\n\r\n")
+            writer.write(chunk(rest) + b"0\r\n\r\n")
             await writer.drain()
             if close:
                 break

@@ -242,7 +242,9 @@ where
         let fragment = req.version() != http::Version::HTTP_2 && requests.had_fragment(req.method(), req.uri());
         let in_flight = requests.request();
         async move {
-            let response = sites.handle(req, peer, fragment).await;
+            // Boxed: hyper moves the service's future (into its slot for the request in
+            // flight), and the pipeline's is kilobytes.
+            let response = Box::pin(sites.handle(req, peer, fragment)).await;
             Ok::<_, Infallible>(response.map(|body| {
                 body.map_frame(move |frame| {
                     let _in_flight = &in_flight;

@@ -158,7 +158,6 @@ impl Context {
             upstream_failure: self.failure.as_ref().and_then(|f| f.upstream),
         });
         let injected = matches!(page, PageOutcome::Injected | PageOutcome::Completed);
-        let skip = self.skip.map_or_else(|| "-".to_owned(), |s| s.to_string());
         let source = self.identified.source().map_or("-", crate::outcome::Source::as_str);
         macro_rules! access {
             ($level:ident $(, $field:ident = $value:expr)*) => {
@@ -170,7 +169,7 @@ impl Context {
                     bytes,
                     duration_ms = format_args!("{:.1}", seconds * 1000.0),
                     injected,
-                    skip = %skip,
+                    skip = %OrDash(self.skip),
                     identity = %self.identified,
                     identity_source = %source,
                     complete,
@@ -184,6 +183,19 @@ impl Context {
             Some(failure) => access!(warn, error_kind = failure.kind.as_str(), error = failure.message.as_str()),
             None if self.status >= 500 => access!(warn),
             None => access!(info),
+        }
+    }
+}
+
+/// An optional field of the access line: its value, or `-`. Written only if the line is
+/// (a `String` made up front cost every request an allocation, logged or not).
+struct OrDash<T>(Option<T>);
+
+impl<T: std::fmt::Display> std::fmt::Display for OrDash<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(value) => value.fmt(f),
+            None => f.write_str("-"),
         }
     }
 }

@@ -18,7 +18,7 @@ use super::context::{Context, Peer};
 use super::record::{Answer, Recorder, Stage};
 use super::rules;
 use super::upgrade;
-use crate::codec::{Coding, Decoder, Encoder};
+use crate::codec::{self, Coding};
 use crate::config::{self, Process, Site};
 use crate::error::{ClientBodyFailure, ProxyError};
 use crate::headers;
@@ -166,7 +166,9 @@ impl Proxy {
         // A page's visitor is identified while the upstream prepares the page: a lookup
         // then costs the page no time of its own unless it is the slower of the two.
         let identify = std::pin::pin!(self.identify(plan.as_ref().ok()));
-        let forward = self.forward(req, peer, context.client_body.clone());
+        // Boxed: the upstream exchange's future is kilobytes, and this one would carry it
+        // (twice, in `alongside`), copied whole at every `.await` up to hyper's.
+        let forward = Box::pin(self.forward(req, peer, context.client_body.clone()));
         let (forwarded, identified) = alongside(forward, identify).await;
         let mut response = forwarded?;
         context.upstream_head(response.status(), response.headers());
@@ -178,7 +180,7 @@ impl Proxy {
         }
         let response = self.respond(response, &plan, identified, context).await?;
         if let Some(identifier) = self.identifier.as_ref().filter(|_| !noted.is_empty()) {
-            identifier.after_response(&noted, response.headers()).await;
+            Box::pin(identifier.after_response(&noted, response.headers())).await;
         }
         Ok(response)
     }
@@ -245,7 +247,9 @@ impl Proxy {
     /// Who the visitor of a request that may get the widget is.
     async fn identify(&self, plan: Option<&Plan>) -> Identification {
         match (&self.identifier, plan.and_then(|plan| plan.identity.as_ref())) {
-            (Some(identifier), Some(facts)) => identifier.identify(facts).await,
+            // Boxed: identity's futures are kilobytes, and every request's future (moved
+            // whole at each `.await` that starts it) would carry them otherwise.
+            (Some(identifier), Some(facts)) => Box::pin(identifier.identify(facts)).await,
             _ => (None, Identified::None),
         }
     }
@@ -287,7 +291,7 @@ impl Proxy {
             max_memory: self.process.limits.rewriter_max_memory,
         };
         let transcode = transcode(document.coding, &plan.accept_encoding)?;
-        let reencoded = transcode.encoder.is_some();
+        let reencoded = matches!(transcode, Transcode::Recode(_));
         let mut body = RewriteBody::new(body, injection, transcode);
         if body.sniff().await.map_err(ProxyError::Upstream)? != Sniffed::NotPage {
             rules::rewrite_headers(&mut parts.headers, self.varies_by(), personalised);
@@ -318,16 +322,11 @@ fn widget_of(assistant: &config::Assistant, inject: &config::Inject) -> Widget {
     Widget::new(&assistant.id, &assistant.script_url, &attributes).kept_across_visits(inject.turbo_permanent)
 }
 
-/// The decoder for a compressed page, and the encoder if the client accepts its coding.
+/// How a compressed page is decoded, and encoded again (spliced, for gzip and deflate) if
+/// the client accepts its coding.
 fn transcode(coding: Option<Coding>, request: &HeaderMap) -> Result<Transcode, ProxyError> {
     let Some(coding) = coding else { return Ok(Transcode::default()) };
-    let internal = |e: std::io::Error| ProxyError::Internal(e.into());
-    let decoder: Box<dyn invent_rewrite::Decode> = Box::new(Decoder::new(coding).map_err(internal)?);
-    let encoder = match headers::accepts_coding(request, coding) {
-        true => Some(Box::new(Encoder::new(coding).map_err(internal)?) as Box<dyn invent_rewrite::Encode>),
-        false => None,
-    };
-    Ok(Transcode { decoder: Some(decoder), encoder })
+    codec::transcode(coding, headers::accepts_coding(request, coding)).map_err(|e| ProxyError::Internal(e.into()))
 }
 
 /// A side task run [`alongside`] the main one: done, or still to be awaited.
@@ -348,8 +347,10 @@ impl<F: Future> Pending<'_, F> {
 
 /// Runs `main` to completion while also driving `side`; `side` is left half-done if
 /// `main` finishes first (and is dropped unawaited if its output is not needed).
-async fn alongside<'a, M: Future, F: Future>(main: M, mut side: Pin<&'a mut F>) -> (M::Output, Pending<'a, F>) {
-    let mut main = std::pin::pin!(main);
+async fn alongside<'a, M: Future + Unpin, F: Future>(
+    mut main: M,
+    mut side: Pin<&'a mut F>,
+) -> (M::Output, Pending<'a, F>) {
     let mut done = None;
     loop {
         tokio::select! {

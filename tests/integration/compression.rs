@@ -326,3 +326,84 @@ async fn a_large_compressed_page_read_in_one_go_is_still_a_page() {
     }
     assert_eq!(connections.load(Ordering::SeqCst), 1, "one warm upstream connection");
 }
+
+/// `page` gzip-compressed at level 6, as origins compress pages ahead.
+fn gzip6(page: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+    encoder.write_all(page).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// A page of many deflate blocks goes to a client that takes gzip with the upstream's own
+/// compressed bytes up to the widget: only the end is encoded by the proxy.
+#[tokio::test]
+async fn a_page_of_many_blocks_keeps_the_upstream_compressed_bytes() {
+    let page = large_page();
+    let gzipped = gzip6(page.as_bytes());
+    let upstream = compressed_upstream("text/html", "gzip", gzipped.clone()).await;
+    let proxy = spawn_default_proxy(upstream.addr).await;
+    let received = get_with(&proxy, "/", &[("accept-encoding", "gzip")]).await;
+    assert_eq!(received.headers[header::CONTENT_ENCODING], "gzip");
+    let decoded = String::from_utf8(decode("gzip", &received.body)).unwrap();
+    assert_eq!(decoded, page.replace("</body>", &format!("{WIDGET}</body>")));
+    let same = received.body.iter().zip(&gzipped).take_while(|(a, b)| a == b).count();
+    assert!(same > gzipped.len() * 9 / 10, "{same} of {} upstream bytes sent as they were", gzipped.len());
+    // Within 2% of the upstream's bytes and the widget's.
+    let bound = (gzipped.len() + WIDGET.len()) * 102 / 100;
+    assert!(received.body.len() <= bound, "{} bytes for {}", received.body.len(), gzipped.len());
+}
+
+/// Several gzip members are one page: the client that takes gzip decodes the page with the
+/// widget, once.
+#[tokio::test]
+async fn a_page_in_several_gzip_members_is_one_page_for_a_client_that_takes_gzip() {
+    let (first, second) = ("<!DOCTYPE html><html><body><p>one</p>", "<p>two</p></body></html>");
+    let body = [gzip6(first.as_bytes()), gzip6(second.as_bytes()), gzip6(b"")].concat();
+    let upstream = compressed_upstream("text/html", "gzip", body).await;
+    let proxy = spawn_default_proxy(upstream.addr).await;
+    let received = get_with(&proxy, "/", &[("accept-encoding", "gzip")]).await;
+    let mut decoded = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::MultiGzDecoder::new(&received.body[..]), &mut decoded).unwrap();
+    assert_eq!(decoded, format!("<!DOCTYPE html><html><body><p>one</p><p>two</p>{WIDGET}</body></html>"));
+}
+
+/// zlib-wrapped deflate, as RFC 9110 means "deflate": the Adler-32 trailer is the page's
+/// as sent; raw deflate from servers that get it wrong goes on zlib-wrapped.
+#[tokio::test]
+async fn a_deflate_page_keeps_its_zlib_wrapper_with_the_adler_32_of_the_page_sent() {
+    let page = large_page();
+    for coding in ["deflate", "raw-deflate"] {
+        let upstream = compressed_upstream("text/html", "deflate", encode(coding, page.as_bytes())).await;
+        let proxy = spawn_default_proxy(upstream.addr).await;
+        let received = get_with(&proxy, "/", &[("accept-encoding", "deflate")]).await;
+        assert_eq!(received.headers[header::CONTENT_ENCODING], "deflate", "{coding}");
+        let decoded = String::from_utf8(decode("deflate", &received.body)).unwrap();
+        assert_eq!(decoded, page.replace("</body>", &format!("{WIDGET}</body>")), "{coding}");
+    }
+}
+
+/// What follows a gzip page's end is dropped, as before; a page whose end is missing fails
+/// after its head went out, and never looks complete.
+#[tokio::test]
+async fn bytes_after_the_end_are_dropped_and_a_missing_end_fails_the_page() {
+    let page = large_page();
+    let gzipped = gzip6(page.as_bytes());
+    let trailing = [&gzipped[..], b"\0\0 trailing bytes, not a gzip member"].concat();
+    let upstream = compressed_upstream("text/html", "gzip", trailing).await;
+    let proxy = spawn_default_proxy(upstream.addr).await;
+    let received = get_with(&proxy, "/", &[("accept-encoding", "gzip")]).await;
+    assert_eq!(String::from_utf8(decode("gzip", &received.body)).unwrap().matches("<invent-assistant").count(), 1);
+    assert!(!received.body.ends_with(b"not a gzip member"));
+
+    let cut = gzipped[..gzipped.len() - 4].to_vec();
+    let upstream = compressed_upstream("text/html", "gzip", cut).await;
+    let proxy = spawn_default_proxy(upstream.addr).await;
+    let uri = format!("http://{}/", proxy.local_addr());
+    let request = http::Request::get(uri)
+        .header("accept-encoding", "gzip")
+        .body(http_body_util::Full::new(Bytes::new()))
+        .unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(10), client().request(request)).await.unwrap().unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "a large page's head goes out before its end is read");
+    assert!(response.into_body().collect().await.is_err(), "a page whose end is missing must not look complete");
+}

@@ -28,5 +28,5 @@ mod widget;
 
 pub use body::{BoxError, RewriteBody, SNIFF_DEADLINE, SNIFF_LIMIT, SNIFF_RAW_LIMIT, Sniffed};
 pub use handlers::{Injection, Inserted, NonceSource, Place, REWRITER_MAX_MEMORY, selectors_ready};
-pub use transcode::{Decode, Encode, Transcode};
+pub use transcode::{Decode, Encode, Recode, Transcode};
 pub use widget::{ELEMENT_ID, Position, Syntax, Visitor, Widget, element_id, escape_attribute};

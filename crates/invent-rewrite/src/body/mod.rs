@@ -13,7 +13,7 @@ mod tests;
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::HeaderMap;
@@ -84,10 +84,13 @@ pub struct RewriteBody<B> {
     refused_charset: Option<&'static str>,
     /// Upstream trailers, held until the rewriter's last bytes are out.
     trailers: Option<HeaderMap>,
-    /// Decodes a compressed page before it is rewritten.
-    decoder: Option<Box<dyn Decode>>,
-    /// Encodes the rewritten page for a client that accepts the page's coding.
-    encoder: Option<Box<dyn Encode>>,
+    /// Decodes a compressed page before it is rewritten, and encodes the rewritten page
+    /// for a client that accepts the page's coding.
+    codec: Transcode,
+    /// The codec decodes, and its input has not ended yet.
+    decoding: bool,
+    /// The codec encodes, and has not ended the encoded page yet.
+    encoding: bool,
     /// Compressed bytes received but not decoded yet: decoding goes in bounded steps.
     remainder: Bytes,
     /// The upstream body has ended (what remains is in `remainder` or the decoder).
@@ -122,8 +125,9 @@ impl<B> RewriteBody<B> {
             pending: VecDeque::new(),
             refused_charset: None,
             trailers: None,
-            decoder: transcode.decoder,
-            encoder: transcode.encoder,
+            decoding: !matches!(transcode, Transcode::Identity),
+            encoding: matches!(transcode, Transcode::Recode(_)),
+            codec: transcode,
             remainder: Bytes::new(),
             input_ended: false,
             received: 0,
@@ -187,7 +191,7 @@ impl<B> RewriteBody<B> {
 
     /// The exact length of the body, when sniffing already read all of it.
     pub fn complete_len(&self) -> Option<u64> {
-        let done = matches!(self.stage, Stage::Finished) && self.trailers.is_none() && self.encoder.is_none();
+        let done = matches!(self.stage, Stage::Finished) && self.trailers.is_none() && !self.encoding;
         done.then(|| self.pending.iter().map(|b| b.len() as u64).sum())
     }
 
@@ -195,12 +199,11 @@ impl<B> RewriteBody<B> {
     /// compressed.
     fn queue_output(&mut self) -> Result<(), BoxError> {
         let parts = lock(&self.output).take();
-        match &mut self.encoder {
-            Some(encoder) => {
-                for part in parts {
-                    self.pending.push_back(encoder.push(&part)?);
-                }
-            }
+        if parts.is_empty() {
+            return Ok(());
+        }
+        match encoder_of(&mut self.codec, self.encoding) {
+            Some(encoder) => encoder.push(parts, &mut self.pending)?,
             None => self.pending.extend(parts),
         }
         Ok(())
@@ -208,13 +211,18 @@ impl<B> RewriteBody<B> {
 
     /// Moves the last output to the bytes to send, with the end of the encoded stream.
     fn queue_final(&mut self) -> Result<(), BoxError> {
-        let Some(mut encoder) = self.encoder.take() else { return self.queue_output() };
-        let mut parts = lock(&self.output).take();
-        let last = parts.pop().unwrap_or_default();
-        for part in parts {
-            self.pending.push_back(encoder.push(&part)?);
+        let Some(encoder) = encoder_of(&mut self.codec, self.encoding) else { return self.queue_output() };
+        let parts = lock(&self.output).take();
+        encoder.finish(parts, &mut self.pending)?;
+        self.encoding = false;
+        Ok(())
+    }
+
+    /// The upstream paused: what the page has produced goes out decodable.
+    fn flush_encoded(&mut self) -> Result<(), BoxError> {
+        if let Some(encoder) = encoder_of(&mut self.codec, self.encoding) {
+            encoder.flush(&mut self.pending)?;
         }
-        self.pending.push_back(encoder.finish(&last)?);
         Ok(())
     }
 
@@ -225,7 +233,7 @@ impl<B> RewriteBody<B> {
 
     /// Takes an upstream chunk: kept for bounded decoding if compressed, else fed on.
     fn accept(&mut self, data: Bytes) {
-        if self.decoder.is_some() {
+        if self.decoding {
             self.remainder = data;
         } else {
             self.feed(&data);
@@ -235,7 +243,7 @@ impl<B> RewriteBody<B> {
     /// Does one bounded unit of work on what the upstream has sent: a decoding step of at
     /// most a bounded step's worth of bytes ([`Decode::step`]), or the end of the page.
     fn pump(&mut self) -> Result<Pump, BoxError> {
-        if let Some(decoder) = &mut self.decoder {
+        if let Some(decoder) = decoder_of(&mut self.codec, self.decoding) {
             if self.remainder.is_empty() && !self.input_ended {
                 return Ok(Pump::NeedInput);
             }
@@ -246,9 +254,8 @@ impl<B> RewriteBody<B> {
                 return Ok(Pump::Worked);
             }
             // The input has ended and the decoder holds nothing more.
-            if let Some(decoder) = self.decoder.take() {
-                decoder.finish()?;
-            }
+            decoder.finish()?;
+            self.decoding = false;
         }
         if !self.input_ended {
             return Ok(Pump::NeedInput);
@@ -267,6 +274,23 @@ impl<B> RewriteBody<B> {
             Some(bytes) => Some(Frame::data(bytes)),
             None => self.trailers.take().map(Frame::trailers),
         })
+    }
+}
+
+/// The codec's decoder, while it `decoding`.
+fn decoder_of(codec: &mut Transcode, decoding: bool) -> Option<&mut dyn Decode> {
+    match codec {
+        Transcode::Decode(decoder) if decoding => Some(decoder.as_mut()),
+        Transcode::Recode(codec) if decoding => Some(codec.as_mut()),
+        _ => None,
+    }
+}
+
+/// The codec's encoder, while it is `encoding`.
+fn encoder_of(codec: &mut Transcode, encoding: bool) -> Option<&mut dyn Encode> {
+    match codec {
+        Transcode::Recode(codec) if encoding => Some(codec.as_mut()),
+        _ => None,
     }
 }
 
@@ -320,7 +344,7 @@ where
             }
         }
         if self.is_page() {
-            let done = matches!(self.stage, Stage::Finished) && self.decoder.is_none();
+            let done = matches!(self.stage, Stage::Finished) && !self.decoding;
             if done {
                 self.queue_final()?
             } else {
@@ -331,8 +355,9 @@ where
         // Not a page: what was read goes out exactly as it came (still compressed, if it
         // was), and the rest unparsed.
         lock(&self.output).clear();
-        self.decoder = None;
-        self.encoder = None;
+        self.codec = Transcode::Identity;
+        self.decoding = false;
+        self.encoding = false;
         self.remainder = Bytes::new();
         if !matches!(self.stage, Stage::Finished) {
             self.stage = Stage::PassingThrough;
@@ -365,7 +390,17 @@ where
                 },
                 Ok(Pump::NeedInput) => {}
             }
-            let data = match ready!(Pin::new(&mut this.upstream).poll_frame(cx)) {
+            let Poll::Ready(frame) = Pin::new(&mut this.upstream).poll_frame(cx) else {
+                // The upstream paused: the client gets what it can decode of the page so far.
+                if let Err(e) = this.flush_encoded() {
+                    return Poll::Ready(Some(Err(e)));
+                }
+                return match this.next_pending() {
+                    Some(bytes) => Poll::Ready(Some(Ok(Frame::data(bytes)))),
+                    None => Poll::Pending,
+                };
+            };
+            let data = match frame {
                 None => {
                     this.input_ended = true;
                     continue;
@@ -381,7 +416,7 @@ where
             };
             this.received += data.len() as u64;
             // Passing through with nothing to decode or encode: the chunk as it is.
-            if matches!(this.stage, Stage::PassingThrough) && this.decoder.is_none() && this.encoder.is_none() {
+            if matches!(this.stage, Stage::PassingThrough) && !this.decoding && !this.encoding {
                 return Poll::Ready(Some(Ok(Frame::data(data))));
             }
             this.accept(data);
@@ -393,8 +428,8 @@ where
 
     fn is_end_stream(&self) -> bool {
         matches!(self.stage, Stage::Finished)
-            && self.decoder.is_none()
-            && self.encoder.is_none()
+            && !self.decoding
+            && !self.encoding
             && self.pending.iter().all(Bytes::is_empty)
             && self.trailers.is_none()
             && lock(&self.output).is_empty()

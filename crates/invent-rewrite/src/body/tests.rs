@@ -44,7 +44,7 @@ impl Decode for Gunzip {
         Ok(((self.0.total_in() - before) as usize, Bytes::from(out)))
     }
 
-    fn finish(self: Box<Self>) -> std::io::Result<()> {
+    fn finish(&mut self) -> std::io::Result<()> {
         Ok(())
     }
 }
@@ -67,7 +67,7 @@ fn sniff_gzip(chunks: Vec<Bytes>) -> (Sniffed, usize, Bytes) {
     let taken = Arc::new(AtomicUsize::new(0));
     let body = Chunks { chunks: chunks.into(), taken: Arc::clone(&taken) };
     let decoder = Box::new(Gunzip(flate2::Decompress::new_gzip(15)));
-    let mut body = RewriteBody::new(body, injection(), Transcode { decoder: Some(decoder), encoder: None });
+    let mut body = RewriteBody::new(body, injection(), Transcode::Decode(decoder));
     let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("runtime");
     runtime.block_on(async {
         let sniffed = body.sniff().await.expect("sniff");

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Instructions per page of compressed pages through the rewrite (benches/codec.rs), counted
+# by callgrind: unlike wall-clock times on a shared machine, the counts are the same on
+# every run of the same binary.
+#
+#   benches/count.sh                    # every variant and page size
+#   VARIANTS="splice plain" SIZES=30KB benches/count.sh
+#   RUNS=5 benches/count.sh             # runs per count (default 10)
+#
+# Builds the criterion bench (release), then for each variant and size runs it with
+# CODEC_COUNT=VARIANT,SIZE,RUNS under `valgrind --tool=callgrind`, counting only inside its
+# `measured` function. Prints a markdown table; also target/count/codec.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-10}
+VARIANTS=${VARIANTS:-splice decoded plain inflate_zlib inflate_splice}
+SIZES=${SIZES:-10KB 30KB 100KB}
+command -v valgrind >/dev/null || {
+  sudo=""; ((EUID == 0)) || sudo=sudo
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq valgrind >/dev/null
+}
+bench=$(cargo bench --bench codec --no-run --message-format=json 2>/dev/null |
+  python3 -c 'import json,sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "codec" and m.get("executable"):
+        print(m["executable"])')
+[[ -x $bench ]] || { echo "no bench binary" >&2; exit 1; }
+out=target/count
+mkdir -p "$out"
+count() { # VARIANT SIZE -> instructions per run
+  CODEC_COUNT="$1,$2,$RUNS" valgrind --tool=callgrind --toggle-collect='*measured*' \
+    --callgrind-out-file="$out/callgrind.codec.$1.$2" "$bench" >"$out/run.codec.$1.$2" 2>"$out/valgrind.codec.$1.$2.log"
+  awk '/^summary:|^totals:/{print int($2 / '"$RUNS"'); exit}' "$out/callgrind.codec.$1.$2"
+}
+{
+  # shellcheck disable=SC2086
+  echo "| page | $(echo $VARIANTS | sed 's/ / | /g') |"
+  # shellcheck disable=SC2086
+  echo "|---|$(printf -- '--:|%.0s' $VARIANTS)"
+  for size in $SIZES; do
+    row="| $size |"
+    for variant in $VARIANTS; do
+      row="$row $(count "$variant" "$size" | awk '{ printf "%.3f M", $1 / 1e6 }') |"
+    done
+    echo "$row"
+  done
+} | tee "$out/codec.md"
