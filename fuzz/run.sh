@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every fuzz target (or those named) for SECONDS each, from the committed seeds: the
-# proxy's (fuzz/: config, cookie) and the page rewriter's (crates/invent-rewrite/fuzz/:
+# proxy's (fuzz/: config, cookie, splice) and the page rewriter's (crates/invent-rewrite/fuzz/:
 # rewrite).
 #   fuzz/run.sh 60                 # each target for a minute (what CI does)
 #   fuzz/run.sh 3600 rewrite       # one target for an hour
@@ -13,7 +13,7 @@ root=$PWD
 seconds=${1:?usage: fuzz/run.sh SECONDS [TARGET...]}
 shift
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(config cookie rewrite)
+[ ${#targets[@]} -gt 0 ] || targets=(config cookie splice rewrite)
 # Pinned: a newer cargo-fuzz may pass sanitizer flags this toolchain does not take.
 CARGO_FUZZ_VERSION=0.13.2
 if [[ $(cargo fuzz --version 2>/dev/null) != "cargo-fuzz $CARGO_FUZZ_VERSION" ]]; then
