@@ -279,7 +279,23 @@ mod tests {
             (" =\">\"x>", Some((TagEnd::Plain, 4))),
             (" \"q>", Some((TagEnd::Plain, 4))),
             (" a=b\"c>", Some((TagEnd::Plain, 7))),
+            // An unquoted value: a `/` in it or at its end is a byte of the value, and only
+            // whitespace (not `\x0B`) or `>` ends it, however long it is.
+            (" a=b/c>", Some((TagEnd::Plain, 7))),
+            (" a=b/>", Some((TagEnd::Plain, 6))),
+            (" a=b\x0B/>", Some((TagEnd::Plain, 7))),
+            (" a=b/ />", Some((TagEnd::SelfClosing, 8))),
+            (" a=https://example.com/a/b?c=d&e=<f>x", Some((TagEnd::Plain, 36))),
+            (" a=0123456789abcdef/0123456789/ b>", Some((TagEnd::Plain, 34))),
+            // A name: `/`, `=`, `>` and whitespace end it; `<`, `?`, `!`, `\x0B` do not.
+            (" abcdefghijklmnop/>", Some((TagEnd::SelfClosing, 19))),
+            (" abcdefg<?!\x0Bhijk/x>", Some((TagEnd::Plain, 19))),
+            (" abcdefghijklmno<=p>", Some((TagEnd::Plain, 20))),
+            (" abcdefghijklmno>", Some((TagEnd::Plain, 17))),
+            (" abcdefghijklmnopqrstuvw\x0C/>", Some((TagEnd::SelfClosing, 27))),
             (" a='>", None),
+            (" abcdefghijklmnopqrstuvwxyz", None),
+            (" a=bcdefghijklmnopqrstuvwxyz/", None),
             (" a", None),
             ("/", None),
         ];
