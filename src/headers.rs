@@ -352,12 +352,13 @@ fn new_request_id() -> HeaderValue {
         };
         (half(0), half(1))
     });
-    let mut hex = [0u8; 32];
-    for (i, nibble) in (0..32).map(|i| ((u128::from(high) << 64 | u128::from(low)) >> (124 - 4 * i)) & 0xf).enumerate()
-    {
-        hex[i] = b"0123456789abcdef"[nibble as usize];
+    let id = (u128::from(high) << 64 | u128::from(low)).to_be_bytes();
+    let mut text = [0u8; 32];
+    // 16 bytes always fit 32 hex digits, which are always a valid header value.
+    match hex::encode_to_slice(id, &mut text) {
+        Ok(()) => HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static("-")),
+        Err(_) => HeaderValue::from_static("-"),
     }
-    HeaderValue::from_bytes(&hex).unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
 
 #[cfg(test)]
