@@ -15,24 +15,13 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-10}
 VARIANTS=${VARIANTS:-splice decoded plain inflate_zlib inflate_splice}
 SIZES=${SIZES:-10KB 30KB 100KB}
-command -v valgrind >/dev/null || {
-  sudo=""; ((EUID == 0)) || sudo=sudo
-  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq valgrind >/dev/null
-}
-bench=$(cargo bench --bench codec --no-run --message-format=json 2>/dev/null |
-  python3 -c 'import json,sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "codec" and m.get("executable"):
-        print(m["executable"])')
-[[ -x $bench ]] || { echo "no bench binary" >&2; exit 1; }
+# shellcheck source=benches/callgrind.sh
+source benches/callgrind.sh
+ensure_valgrind
+bench=$(bench_executable codec)
 out=target/count
 mkdir -p "$out"
-count() { # VARIANT SIZE -> instructions per run
-  CODEC_COUNT="$1,$2,$RUNS" valgrind --tool=callgrind --toggle-collect='*measured*' \
-    --callgrind-out-file="$out/callgrind.codec.$1.$2" "$bench" >"$out/run.codec.$1.$2" 2>"$out/valgrind.codec.$1.$2.log"
-  awk '/^summary:|^totals:/{print int($2 / '"$RUNS"'); exit}' "$out/callgrind.codec.$1.$2"
-}
+count() { count_instructions CODEC_COUNT "$bench" "$out" codec. "$1" "$2"; } # VARIANT SIZE
 {
   # shellcheck disable=SC2086
   echo "| page | $(echo $VARIANTS | sed 's/ / | /g') |"

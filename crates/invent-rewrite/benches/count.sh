@@ -12,24 +12,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 RUNS=${RUNS:-10}
-command -v valgrind >/dev/null || {
-  sudo=""; ((EUID == 0)) || sudo=sudo
-  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq valgrind >/dev/null
-}
-bench=$(cargo bench -p invent-rewrite --bench rewrite --no-run --message-format=json 2>/dev/null |
-  python3 -c 'import json,sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "rewrite" and m.get("executable"):
-        print(m["executable"])')
-[[ -x $bench ]] || { echo "no bench binary" >&2; exit 1; }
+# shellcheck source=benches/callgrind.sh
+source benches/callgrind.sh
+ensure_valgrind
+bench=$(bench_executable rewrite -p invent-rewrite)
 out=target/count
 mkdir -p "$out"
-count() { # VARIANT SIZE -> instructions per run
-  REWRITE_COUNT="$1,$2,$RUNS" valgrind --tool=callgrind --toggle-collect='*measured*' \
-    --callgrind-out-file="$out/callgrind.$1.$2" "$bench" >"$out/run.$1.$2" 2>"$out/valgrind.$1.$2.log"
-  awk '/^summary:|^totals:/{print int($2 / '"$RUNS"'); exit}' "$out/callgrind.$1.$2"
-}
+count() { count_instructions REWRITE_COUNT "$bench" "$out" "" "$1" "$2"; } # VARIANT SIZE
 {
   echo "| page | pipeline | without fast path | raw lol_html | pipeline ÷ lol_html |"
   echo "|---|--:|--:|--:|--:|"
