@@ -156,20 +156,7 @@ async fn the_clients_address_and_scheme_reach_the_site_through_trusted_proxies()
 async fn a_websocket_is_upgraded_through_nginx_and_the_proxy() {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let site = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut socket = tokio_tungstenite::accept_async(stream).await.unwrap();
-                while let Some(Ok(message)) = socket.next().await {
-                    if message.is_text() || message.is_binary() {
-                        socket.send(message).await.unwrap();
-                    }
-                }
-            });
-        }
-    });
+    let site = spawn_websocket_echo().await;
     let proxy = spawn_proxy(ProxyYaml::new(site).trusted_proxies(&["127.0.0.1"])).await;
     let nginx = Nginx::start(proxy.local_addr()).await;
     let stream = nginx.connect(&[b"http/1.1"]).await;

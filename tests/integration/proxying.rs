@@ -422,20 +422,7 @@ async fn a_stalled_upload_still_times_out() {
 async fn a_websocket_echoes_through_the_proxy() {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let upstream = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut socket = tokio_tungstenite::accept_async(stream).await.unwrap();
-                while let Some(Ok(message)) = socket.next().await {
-                    if message.is_text() || message.is_binary() {
-                        socket.send(message).await.unwrap();
-                    }
-                }
-            });
-        }
-    });
+    let upstream = spawn_websocket_echo().await;
     let proxy = spawn_default_proxy(upstream).await;
     let url = format!("ws://{}/chat", proxy.local_addr());
     let (mut socket, response) = tokio_tungstenite::connect_async(url).await.unwrap();

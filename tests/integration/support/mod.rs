@@ -109,6 +109,27 @@ where
     Upstream { addr, seen, connections, task }
 }
 
+/// A WebSocket server on a loopback port the OS picks that echoes every text and binary
+/// message back.
+pub async fn spawn_websocket_echo() -> SocketAddr {
+    use futures_util::{SinkExt, StreamExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut socket = tokio_tungstenite::accept_async(stream).await.unwrap();
+                while let Some(Ok(message)) = socket.next().await {
+                    if message.is_text() || message.is_binary() {
+                        socket.send(message).await.unwrap();
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
 /// An upstream that serves one fixed HTML page on every path.
 pub async fn spawn_html_upstream(page: &'static str) -> Upstream {
     spawn_upstream(move |_| async move { html(page) }).await
