@@ -10,6 +10,13 @@ use http_body_util::BodyExt;
 
 use crate::support::*;
 
+/// A GET of `path` through `proxy` from a client that accepts gzip, for a test that reads
+/// the response as it streams.
+fn gzip_request(proxy: &invent_proxy::RunningProxy, path: &str) -> http::Request<http_body_util::Full<Bytes>> {
+    let uri = format!("http://{}{path}", proxy.local_addr());
+    http::Request::get(uri).header("accept-encoding", "gzip").body(http_body_util::Full::new(Bytes::new())).unwrap()
+}
+
 const PAGE: &str = "<!DOCTYPE html><html><head><title>Shop</title></head><body><h1>Caf\u{e9}</h1></body></html>";
 
 fn rewritten() -> String {
@@ -143,11 +150,7 @@ async fn corrupt_compressed_input_ends_that_response_and_the_proxy_keeps_serving
     let proxy = spawn_default_proxy(upstream.addr).await;
     let early = get_with(&proxy, "/early", &[("accept-encoding", "gzip")]).await;
     assert_eq!(early.status, StatusCode::BAD_GATEWAY, "corrupt before anything was sent");
-    let uri = format!("http://{}/late", proxy.local_addr());
-    let request = http::Request::get(uri)
-        .header("accept-encoding", "gzip")
-        .body(http_body_util::Full::new(Bytes::new()))
-        .unwrap();
+    let request = gzip_request(&proxy, "/late");
     let late = tokio::time::timeout(Duration::from_secs(10), client().request(request)).await.unwrap().unwrap();
     assert_eq!(late.status(), StatusCode::OK);
     gate.open();
@@ -178,11 +181,7 @@ async fn the_first_bytes_of_a_compressed_page_are_not_held_back() {
     })
     .await;
     let proxy = spawn_default_proxy(upstream.addr).await;
-    let uri = format!("http://{}/", proxy.local_addr());
-    let request = http::Request::get(uri)
-        .header("accept-encoding", "gzip")
-        .body(http_body_util::Full::new(Bytes::new()))
-        .unwrap();
+    let request = gzip_request(&proxy, "/");
     let mut body = client().request(request).await.unwrap().into_body();
     let mut decoder = flate2::write::GzDecoder::new(Vec::new());
     let first =
@@ -398,11 +397,7 @@ async fn bytes_after_the_end_are_dropped_and_a_missing_end_fails_the_page() {
     let cut = gzipped[..gzipped.len() - 4].to_vec();
     let upstream = compressed_upstream("text/html", "gzip", cut).await;
     let proxy = spawn_default_proxy(upstream.addr).await;
-    let uri = format!("http://{}/", proxy.local_addr());
-    let request = http::Request::get(uri)
-        .header("accept-encoding", "gzip")
-        .body(http_body_util::Full::new(Bytes::new()))
-        .unwrap();
+    let request = gzip_request(&proxy, "/");
     let response = tokio::time::timeout(Duration::from_secs(10), client().request(request)).await.unwrap().unwrap();
     assert_eq!(response.status(), StatusCode::OK, "a large page's head goes out before its end is read");
     assert!(response.into_body().collect().await.is_err(), "a page whose end is missing must not look complete");
